@@ -1,0 +1,47 @@
+"""Publishing the routing part of a loaded config to Redis, so API replicas need nothing but the Redis URL.
+
+Every process started with `--config` publishes at start and after each valid reload; the documents are
+deterministic, so several publishers of the same file write the same bytes. Secrets are never published.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+
+import orjson
+
+from shared.config_model import Config, PoolConfig
+from shared.store import Store
+
+
+def pool_routing_doc(config: Config, pool: PoolConfig) -> dict:
+    """What a decision and a scoring step need to know about one pool."""
+    mode = config.mode
+    return {
+        "name": pool.name,
+        "partition": pool.partition,
+        "engine_type": pool.engine_type,
+        "pool_fallback": pool.fallback.pool_fallback,
+        "member_running_req_threshold": pool.fallback.member_running_req_threshold,
+        "member_waiting_queue_threshold": pool.fallback.member_waiting_queue_threshold,
+        "stale_after": config.scheduler.effective_stale_after,
+        "mode": mode.name if mode else None,
+        "weights": mode.weights() if mode else None,
+    }
+
+
+def routing_docs(config: Config) -> dict[str, dict]:
+    return {pool.key: pool_routing_doc(config, pool) for pool in config.pools}
+
+
+def config_version(docs: dict[str, dict]) -> str:
+    return hashlib.sha256(orjson.dumps(docs, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def publish_config(store: Store, config: Config, publisher: str) -> str:
+    """Write the config's pools to Redis; returns the published version."""
+    docs = routing_docs(config)
+    version = config_version(docs)
+    store.publish_pools(docs, version, config.source, f"{publisher}@{socket.gethostname()}:{os.getpid()}")
+    return version

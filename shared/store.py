@@ -1,0 +1,169 @@
+"""Reading and writing llmsched's state in Redis: every process goes through this module.
+
+Values are JSON strings or hashes of JSON strings, readable with redis-cli; nothing is pickled. Each write that
+readers must see whole (a pool's membership, a pool's score snapshot) is one SET of one key, so no reader ever sees
+half of it. A decision reads everything it needs in one pipelined round trip (`decision_inputs`).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+import redis
+
+from shared.errors import StoreError
+from shared.keys import Keys
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def loads(raw: bytes | str | None) -> Any:
+    return None if raw is None else orjson.loads(raw)
+
+
+def connect(url: str, socket_timeout: float = 0.05, connect_timeout: float | None = None) -> redis.Redis:
+    """A client with short timeouts: a decision must answer `none` quickly rather than wait on Redis."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout if connect_timeout is not None else socket_timeout,
+        health_check_interval=0,
+        retry_on_timeout=False,
+    )
+
+
+class Store:
+    """llmsched's state in one Redis (or Sentinel-managed master), under one namespace."""
+
+    def __init__(self, client: redis.Redis, namespace: str = "llmsched") -> None:
+        self.client = client
+        self.keys = Keys(namespace)
+
+    # --- health ------------------------------------------------------------------------------------------
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False
+
+    # --- configuration ------------------------------------------------------------------------------------
+    def publish_pools(self, pool_docs: Mapping[str, dict], version: str, source: str, publisher: str) -> None:
+        """Make `pool_docs` (pool key -> routing config) the configured pools; forget pools no longer listed."""
+        k = self.keys
+        old = set(self.pool_keys())
+        pipe = self.client.pipeline(transaction=False)
+        for pool_key, doc in pool_docs.items():
+            pipe.set(k.pool_config(pool_key), dumps(doc))
+        for gone in old - set(pool_docs):
+            pipe.delete(*k.pool_all(gone))
+        pipe.set(k.pools, dumps(list(pool_docs)))
+        pipe.hset(k.config_meta, mapping={"version": version, "published_at": repr(time.time()),
+                                           "source": source, "publisher": publisher})
+        self._execute(pipe)
+
+    def config_version(self) -> str | None:
+        raw = self._call(self.client.hget, self.keys.config_meta, "version")
+        return raw.decode() if raw else None
+
+    def pool_keys(self) -> list[str]:
+        return loads(self._call(self.client.get, self.keys.pools)) or []
+
+    def pool_config(self, pool_key: str) -> dict | None:
+        return loads(self._call(self.client.get, self.keys.pool_config(pool_key)))
+
+    # --- membership (poller) ------------------------------------------------------------------------------
+    def set_members(self, pool_key: str, doc: dict) -> None:
+        self._call(self.client.set, self.keys.pool_members(pool_key), dumps(doc))
+
+    def members(self, pool_key: str) -> dict | None:
+        return loads(self._call(self.client.get, self.keys.pool_members(pool_key)))
+
+    # --- metrics (scraper) --------------------------------------------------------------------------------
+    def set_metrics(self, pool_key: str, by_member: Mapping[str, dict], keep: Iterable[str] | None = None) -> None:
+        """Record a scrape's results; with `keep`, drop metrics of members no longer in the pool."""
+        key = self.keys.pool_metrics(pool_key)
+        pipe = self.client.pipeline(transaction=True)
+        if by_member:
+            pipe.hset(key, mapping={mid: dumps(doc) for mid, doc in by_member.items()})
+        if keep is not None:
+            pipe.eval(_DROP_OTHER_FIELDS, 1, key, *keep)
+        # A fresh scrape resets herd-control counters of the members it measured.
+        if by_member:
+            pipe.hdel(self.keys.pool_dispatch(pool_key), *by_member)
+        self._execute(pipe)
+
+    def metrics(self, pool_key: str) -> dict[str, dict]:
+        raw = self._call(self.client.hgetall, self.keys.pool_metrics(pool_key))
+        return {f.decode(): loads(v) for f, v in raw.items()}
+
+    def scoring_inputs(self, pool_key: str) -> tuple[dict | None, dict | None, dict[str, dict]]:
+        """(routing config, membership, metrics by member) of one pool, in one round trip."""
+        k = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(k.pool_config(pool_key))
+        pipe.get(k.pool_members(pool_key))
+        pipe.hgetall(k.pool_metrics(pool_key))
+        cfg, members, metrics = self._execute(pipe)
+        return loads(cfg), loads(members), {f.decode(): loads(v) for f, v in metrics.items()}
+
+    # --- scores (scoring step) ----------------------------------------------------------------------------
+    def set_scores(self, pool_key: str, snapshot: dict) -> None:
+        self._call(self.client.set, self.keys.pool_scores(pool_key), dumps(snapshot))
+
+    def scores(self, pool_key: str) -> dict | None:
+        return loads(self._call(self.client.get, self.keys.pool_scores(pool_key)))
+
+    # --- decisions (api) ----------------------------------------------------------------------------------
+    def decision_inputs(self, pool_key: str) -> tuple[dict | None, dict | None, dict[str, int]]:
+        """(routing config, score snapshot, dispatch counters) of one pool: one round trip, one hash slot."""
+        k = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(k.pool_config(pool_key))
+        pipe.get(k.pool_scores(pool_key))
+        pipe.hgetall(k.pool_dispatch(pool_key))
+        cfg, scores, dispatch = self._execute(pipe)
+        return loads(cfg), loads(scores), {f.decode(): int(v) for f, v in dispatch.items()}
+
+    def record_dispatch(self, pool_key: str, member_id: str) -> None:
+        self._call(self.client.hincrby, self.keys.pool_dispatch(pool_key), member_id, 1)
+
+    def status_inputs(self, pool_keys: list[str]) -> list[tuple[dict | None, dict | None, dict | None]]:
+        """(routing config, score snapshot, membership) for each pool, in one round trip."""
+        k = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        for pool_key in pool_keys:
+            pipe.get(k.pool_config(pool_key))
+            pipe.get(k.pool_scores(pool_key))
+            pipe.get(k.pool_members(pool_key))
+        raw = self._execute(pipe)
+        return [(loads(raw[i]), loads(raw[i + 1]), loads(raw[i + 2])) for i in range(0, len(raw), 3)]
+
+    # --- plumbing -----------------------------------------------------------------------------------------
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreError(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    def _execute(self, pipe) -> list:
+        try:
+            return pipe.execute()
+        except redis.RedisError as exc:
+            raise StoreError(f"redis: {type(exc).__name__}: {exc}") from exc
+
+
+# HDEL every field of KEYS[1] not listed in ARGV (members that left the pool); one call, no race with HSET.
+_DROP_OTHER_FIELDS = """
+local keep = {}
+for _, f in ipairs(ARGV) do keep[f] = true end
+local gone = {}
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if not keep[f] then table.insert(gone, f) end
+end
+if #gone > 0 then redis.call('HDEL', KEYS[1], unpack(gone)) end
+return #gone
+"""
