@@ -1,0 +1,74 @@
+"""The scoring step: a pool's membership and metrics in Redis -> the pool's score snapshot in Redis.
+
+Rule for members without usable metrics (docs/reliability.md repeats it): a member is scored only when its last
+scrape succeeded (`status: ok`), is younger than the pool's `stale_after`, and carries the metrics the mode needs.
+Any other member gets `score: null`, and the decision filters never pick a member whose score is null. The
+original instead kept a dead member's last score and kept sending it traffic (spec section 11, item 1).
+"""
+from __future__ import annotations
+
+import time
+
+from loguru import logger
+
+from scorer.modes import compute_scores
+from shared.members import member_key
+from shared.store import Store
+
+
+def usable_metrics(doc: dict | None, now: float, stale_after: float) -> dict | None:
+    if not doc or doc.get("status") != "ok":
+        return None
+    if (doc.get("scraped_at") or 0.0) < now - stale_after:
+        return None
+    return doc.get("metrics") or None
+
+
+def build_snapshot(config: dict, membership: dict | None, metrics: dict[str, dict], now: float) -> dict:
+    """Score every member of one pool; pure, so tests and the routing simulator call it directly."""
+    members = (membership or {}).get("members", [])
+    stale_after = float(config.get("stale_after") or 0.0)
+    usable = [usable_metrics(metrics.get(f"{m['address']}:{m['port']}"), now, stale_after) for m in members]
+    scored_at = [i for i, u in enumerate(usable) if u is not None]
+    scores: list[float | None] = [None] * len(members)
+    if config.get("mode") and scored_at:
+        results = compute_scores(config["mode"], [usable[i] for i in scored_at], config.get("weights") or {})
+        for i, score in zip(scored_at, results):
+            scores[i] = score
+    out = []
+    for member, score in zip(members, scores):
+        mid = f"{member['address']}:{member['port']}"
+        scrape = metrics.get(mid) or {}
+        out.append({
+            "id": mid,
+            "key": member_key(member["address"], member["port"]),
+            "address": member["address"],
+            "port": member["port"],
+            "status": member.get("status", "enabled"),
+            "ratio": member.get("ratio", 1),
+            "score": score,
+            "metrics": scrape.get("metrics") or {},
+            "scraped_at": scrape.get("scraped_at"),
+            "scrape_status": scrape.get("status", "never"),
+            "detected_variant": scrape.get("detected_variant"),
+        })
+    return {
+        "pool": config.get("name"),
+        "partition": config.get("partition"),
+        "engine_type": config.get("engine_type"),
+        "mode": config.get("mode"),
+        "computed_at": now,
+        "members_fetched_at": (membership or {}).get("fetched_at"),
+        "members": out,
+    }
+
+
+def score_pool(store: Store, pool_key: str, now: float | None = None) -> dict | None:
+    """Recompute and store one pool's snapshot; None when the pool is not configured."""
+    config, membership, metrics = store.scoring_inputs(pool_key)
+    if config is None:
+        logger.debug("scoring skipped: pool {} is not configured", pool_key)
+        return None
+    snapshot = build_snapshot(config, membership, metrics, time.time() if now is None else now)
+    store.set_scores(pool_key, snapshot)
+    return snapshot

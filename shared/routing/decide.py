@@ -1,0 +1,89 @@
+"""One decision: the pool's routing config + its score snapshot + BIG-IP's candidates -> an answer.
+
+The answer is what the iRule understands: a member in the string form BIG-IP sent it, `none` (BIG-IP balances
+with its own method) or `fallback` (the pool's fallback pool). Pure: time and randomness come in as arguments.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from shared.members import member_key, parse_candidate
+from shared.routing import filters
+from shared.routing.picker import pick_weighted
+
+NONE = "none"
+FALLBACK = "fallback"
+
+
+@dataclass
+class Eligible:
+    """The members a pick may choose from, each with the candidate string BIG-IP used for it."""
+
+    answers: list[str] = field(default_factory=list)
+    members: list[dict] = field(default_factory=list)
+    reason: str = ""                # why the list is empty, when it is
+
+    @property
+    def weights(self) -> list[float]:
+        return [m["score"] for m in self.members]
+
+
+@dataclass(frozen=True)
+class Decision:
+    answer: str                     # ip:port as BIG-IP sent it, "none" or "fallback"
+    reason: str                     # "picked", "fallback", "unknown pool", "no fresh member", ...
+    member_id: str | None = None    # our id of the chosen member (for dispatch accounting)
+
+
+def candidate_index(candidates: Sequence[str]) -> dict[str, str]:
+    """member key -> the candidate string BIG-IP sent (first spelling wins); unparsable entries skipped."""
+    index: dict[str, str] = {}
+    for text in candidates:
+        parsed = parse_candidate(text)
+        if parsed is not None:
+            index.setdefault(member_key(*parsed), text)
+    return index
+
+
+def eligible(config: dict | None, snapshot: dict | None, candidates: Sequence[str], now: float) -> Eligible:
+    """Filter the pool's members down to those a pick may choose (fallback is not handled here)."""
+    if config is None:
+        return Eligible(reason="unknown pool")
+    if snapshot is None:
+        return Eligible(reason="pool not fetched or scored yet")
+    index = candidate_index(candidates)
+    if not index:
+        return Eligible(reason="no valid candidate")
+    offered = [m for m in snapshot.get("members", ()) if m.get("key") in index]
+    if not offered:
+        return Eligible(reason="no candidate is a known pool member")
+    stages = (
+        ("no candidate enabled on BIG-IP", filters.enabled_on_bigip),
+        ("no candidate has usable metrics", filters.scored),
+        ("every candidate's metrics are stale", filters.fresh(now, float(config.get("stale_after") or 0.0))),
+        ("every candidate is above the thresholds",
+         filters.under_thresholds(config.get("member_running_req_threshold"),
+                                  config.get("member_waiting_queue_threshold"))),
+        ("no candidate has a positive score", filters.positive_score),
+    )
+    members = offered
+    for reason, keep in stages:
+        members = keep(members)
+        if not members:
+            return Eligible(reason=reason)
+    return Eligible(answers=[index[m["key"]] for m in members], members=members)
+
+
+def decide(config: dict | None, snapshot: dict | None, candidates: Sequence[str], now: float,
+           rng: random.Random) -> Decision:
+    if config is not None and config.get("pool_fallback"):
+        return Decision(FALLBACK, "pool_fallback is set")
+    pool = eligible(config, snapshot, candidates, now)
+    if not pool.members:
+        return Decision(NONE, pool.reason)
+    position = pick_weighted(range(len(pool.members)), pool.weights, rng)
+    if position is None:
+        return Decision(NONE, "no candidate has a positive score")
+    return Decision(pool.answers[position], "picked", pool.members[position]["id"])
