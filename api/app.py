@@ -1,0 +1,54 @@
+"""Flask app factory: wires the Redis store, the blueprints and JSON error handling.
+
+A replica needs only where Redis is: `create_app(store)` in tests, or the environment (`REDIS_URL`,
+`LLMSCHED_NAMESPACE`, `LLMSCHED_REDIS_TIMEOUT`) under gunicorn (`api.wsgi:app`). It keeps no state of its own.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from api.decisions import decisions
+from api.health import health
+from api.pools import pools
+from api.responses import json_response
+from api.validation import RequestError
+from shared.store import Store, connect
+
+MAX_BODY_BYTES = 1 << 20
+
+
+def store_from_env(env: dict | None = None) -> Store:
+    env = os.environ if env is None else env
+    url = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    timeout = float(env.get("LLMSCHED_REDIS_TIMEOUT") or 0.05)
+    return Store(connect(url, socket_timeout=timeout), env.get("LLMSCHED_NAMESPACE") or "llmsched")
+
+
+def create_app(store: Store | None = None, rng: random.Random | None = None) -> Flask:
+    app = Flask("llmsched")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["llmsched.store"] = store if store is not None else store_from_env()
+    app.extensions["llmsched.rng"] = rng if rng is not None else random.Random()
+    app.register_blueprint(decisions)
+    app.register_blueprint(pools)
+    app.register_blueprint(health)
+
+    @app.errorhandler(RequestError)
+    def request_error(exc: RequestError):
+        return json_response({"detail": exc.detail}, exc.status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return json_response({"detail": exc.name}, exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        from loguru import logger
+        logger.opt(exception=exc).error("unexpected error serving a request")
+        return json_response({"detail": "Internal Server Error"}, 500)
+
+    return app

@@ -1,0 +1,67 @@
+"""The data-plane endpoint `POST /scheduler/select` and its what-if twins `simulate` and `analyze`.
+
+`select` makes one pipelined Redis read and answers in plain text. If Redis cannot answer in time it answers
+`none`: the iRule then lets BIG-IP balance, which is always a safe answer.
+"""
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, request
+from loguru import logger
+
+from api import analysis
+from api.responses import json_response, rng, store, text_response
+from api.validation import RequestError, parse_iterations, parse_schedule_request
+from shared.errors import StoreError
+from shared.routing.decide import NONE, decide, eligible
+
+decisions = Blueprint("decisions", __name__)
+
+
+@decisions.post("/scheduler/select")
+def select():
+    req = parse_schedule_request(request.get_data(cache=False))
+    try:
+        config, snapshot, _dispatch = store().decision_inputs(req.pool_key)
+    except StoreError as exc:
+        logger.warning("select {}: answering none, Redis unavailable: {}", req.pool_key, exc)
+        return text_response(NONE)
+    decision = decide(config, snapshot, req.members, time.time(), rng())
+    logger.debug("select {} -> {} ({})", req.pool_key, decision.answer, decision.reason)
+    return text_response(decision.answer)
+
+
+def _inputs(pool_name: str, partition: str):
+    req = parse_schedule_request(request.get_data(cache=False))
+    try:
+        config, snapshot, _ = store().decision_inputs(f"{pool_name}:{partition}")
+    except StoreError as exc:
+        raise RequestError(503, f"Redis unavailable: {exc}") from None
+    return req, config, snapshot
+
+
+@decisions.post("/pools/<pool_name>/<partition>/simulate")
+def simulate(pool_name: str, partition: str):
+    """Pick `iterations` times from one read of the pool (the original bypasses pool_fallback here too)."""
+    iterations = parse_iterations(request.args.get("iterations"), 100)
+    req, config, snapshot = _inputs(pool_name, partition)
+    pool = eligible(config, snapshot, req.members, time.time())
+    return json_response({"results": analysis.simulate(pool, iterations, rng()), "iterations": iterations})
+
+
+@decisions.post("/pools/<pool_name>/<partition>/analyze")
+def analyze(pool_name: str, partition: str):
+    iterations = parse_iterations(request.args.get("iterations"), 1000)
+    req, config, snapshot = _inputs(pool_name, partition)
+    key = f"{pool_name}:{partition}"
+    if config is None:
+        return json_response({"error": f"Pool not found: {key}"})
+    pool = eligible(config, snapshot, req.members, time.time())
+    if not pool.members:
+        return json_response({"error": f"No eligible member: {pool.reason}"})
+    report = analysis.analyze(pool, iterations, rng(), time.time)
+    report["pool_info"] = {"pool_name": pool_name, "partition": partition,
+                           "total_members": len((snapshot or {}).get("members", [])),
+                           "candidates": len(req.members), "eligible_members": len(pool.members)}
+    return json_response(report)

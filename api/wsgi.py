@@ -1,0 +1,9 @@
+"""The WSGI entry point for gunicorn (`gunicorn -c deploy/gunicorn.conf.py api.wsgi:app`)."""
+import os
+
+from api.app import create_app
+from shared.logging import setup_logging
+
+setup_logging("api", os.environ.get("LLMSCHED_LOG_LEVEL", "INFO"), os.environ.get("LLMSCHED_LOG_FORMAT", "text"),
+              intercept_stdlib=False)
+app = create_app()
