@@ -1,0 +1,44 @@
+# llmsched: `make run` starts the whole stack with emulators; `make test` runs the test suite.
+# Both install what a fresh Debian machine lacks (redis-server, python3-venv) and a virtualenv in .venv.
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+LLMSCHED  := $(VENV)/bin/llmsched
+APT       := DEBIAN_FRONTEND=noninteractive apt-get -y -qq
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help install system-deps run test test-faults bench-api bench-routing lint clean
+
+help:
+	@echo "make run         the whole stack on this machine: private Redis, emulated BIG-IP and engines, demo traffic"
+	@echo "make test        the test suite (starts its own Redis)"
+	@echo "make bench-api   decision API throughput and latency (connection per request, like the iRule)"
+
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; $(SUDO) apt-get update -qq && $(SUDO) $(APT) install $$missing; fi
+
+$(VENV)/.installed: setup.cfg setup.py
+	@$(MAKE) --no-print-directory system-deps
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(LLMSCHED) demo
+
+test: install
+	$(PY) -m pytest -q
+
+bench-api: install
+	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) $(APT) install wrk)
+	$(PY) -m bench.api_bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,155 @@
+"""`make bench-api`: throughput and latency of POST /scheduler/select on this machine.
+
+Starts a private redis-server and the API under gunicorn (as `llmsched api` does), seeds a pool, then drives it with
+wrk: first one new TCP connection per request (the iRule's pattern: HTTP/1.0-style `Connection: close`), then
+keep-alive. Prints req/s, p50, p99 and errors for each, and a cProfile breakdown of one decision in-process.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MEMBERS = [f"10.0.0.{i}:8000" for i in range(1, 9)]
+PAYLOAD = ('{"pool_name":"bench_pool","partition":"Common","members":[%s]}'
+           % ",".join(f'"{m}"' for m in MEMBERS))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not listen on {port}")
+
+
+def wrk_script(close: bool) -> str:
+    body = PAYLOAD.replace('"', '\\"')
+    lines = ['wrk.method = "POST"', f'wrk.body = "{body}"', 'wrk.headers["Content-Type"] = "application/json"']
+    if close:
+        lines.append('wrk.headers["Connection"] = "close"')
+    return "\n".join(lines) + "\n"
+
+
+def run_wrk(port: int, close: bool, seconds: int, connections: int, threads: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(wrk_script(close))
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name,
+           f"http://127.0.0.1:{port}/scheduler/select"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    os.unlink(f.name)
+    return parse_wrk(out) | {"command": " ".join(cmd[:-3] + ["-s", "select.lua", cmd[-1]])}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    value, unit = match.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_wrk(out: str) -> dict:
+    p50 = re.search(r"50%\s+(\S+)", out).group(1)
+    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = 0
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(x) for x in m.groups())
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(m.group(1))
+    return {"rps": rps, "p50_ms": _ms(p50), "p99_ms": _ms(p99), "requests": total, "errors": errors}
+
+
+def profile_decisions(redis_url: str, n: int = 5000) -> str:
+    """Where one decision's time goes, in-process through the WSGI app (no network, no gunicorn)."""
+    from api.app import create_app
+    from shared.store import Store, connect
+    client = create_app(Store(connect(redis_url, socket_timeout=1.0))).test_client()
+    body = PAYLOAD.encode()
+    headers = {"Content-Type": "application/json"}
+    prof = cProfile.Profile()
+    start = time.perf_counter()
+    prof.enable()
+    for _ in range(n):
+        client.post("/scheduler/select", data=body, headers=headers)
+    prof.disable()
+    per_call = (time.perf_counter() - start) / n * 1e6
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(18)
+    return f"in-process: {per_call:.0f} us per decision (with profiler overhead)\n" + buf.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    ap.add_argument("--profile", action="store_true", help="also print a cProfile breakdown of one decision")
+    args = ap.parse_args(argv)
+    if not shutil.which("wrk") or not shutil.which("redis-server"):
+        raise SystemExit("needs wrk and redis-server (make bench-api installs them)")
+
+    from scorer import step  # noqa: F401  (fail early if the project is not installed)
+    from tests.helpers import make_store, seed
+
+    workdir = tempfile.mkdtemp(prefix="llmsched-bench-")
+    redis_port, api_port = free_port(), free_port()
+    redis_proc = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                   "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL)
+    api_proc = None
+    try:
+        wait_port(redis_port, redis_proc, "redis-server")
+        url = f"redis://127.0.0.1:{redis_port}/0"
+        seed(make_store(url), {m: {"waiting_queue": float(i), "cache_usage": 0.1 * i, "running_req": 2.0 * i}
+                               for i, m in enumerate(MEMBERS)}, pool="bench_pool", stale_after=3600.0)
+        env = {**os.environ, "LLMSCHED_LOG_LEVEL": "warning"}
+        api_proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--redis-url", url, "--bind",
+                                     f"127.0.0.1:{api_port}", "--workers", str(args.workers)], env=env, cwd=REPO)
+        wait_port(api_port, api_proc, "API")
+        print(f"llmsched bench-api: {len(MEMBERS)}-member pool, gunicorn {args.workers} sync workers, "
+              f"wrk {args.threads} threads x {args.connections} connections, {args.seconds} s per run, "
+              f"{os.cpu_count()} cores shared by wrk, redis-server and the API")
+        for label, close in (("connection per request (iRule pattern)", True), ("keep-alive", False)):
+            run_wrk(api_port, close, 2, args.connections, args.threads)     # warm-up
+            r = run_wrk(api_port, close, args.seconds, args.connections, args.threads)
+            print(f"{label:40s} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   "
+                  f"errors {r['errors']}   ({r['requests']} requests)")
+            print(f"    {r['command']}")
+        if args.profile:
+            print(profile_decisions(url))
+    finally:
+        for proc in (api_proc, redis_proc):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
