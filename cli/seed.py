@@ -16,6 +16,9 @@ from shared.publish import publish_config
 from shared.store import Store, connect
 
 
+HELP = "write a scored example pool into Redis, to try the API by hand"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--namespace", default="llmsched")

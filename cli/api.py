@@ -1,0 +1,46 @@
+"""`llmsched api`: serve the decision API with gunicorn; it needs only Redis (from the flag, env or config)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+GUNICORN_CONF = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
+HELP = "serve the decision API with gunicorn (needs only Redis)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="read redis.* and global.api_host/api_port from this config file")
+    parser.add_argument("--redis-url", help="Redis URL (default: $REDIS_URL, else the config's redis.url)")
+    parser.add_argument("--bind", help="host:port to listen on (default: the config's api_host:api_port)")
+    parser.add_argument("--workers", type=int, help="gunicorn worker processes (default: one per core, at least 2)")
+
+
+def api_environment(args: argparse.Namespace, env: dict[str, str]) -> dict[str, str]:
+    """The environment a gunicorn API process gets: where Redis is, and where to listen."""
+    env = dict(env)
+    host, port = "0.0.0.0", 8080
+    if args.config:
+        from shared.config import load_config
+        config = load_config(args.config)
+        host, port = config.global_.api_host, config.global_.api_port
+        if config.redis.url:
+            env.setdefault("REDIS_URL", str(config.redis.url))
+        env.setdefault("LLMSCHED_NAMESPACE", config.redis.namespace)
+        env.setdefault("LLMSCHED_REDIS_TIMEOUT", str(config.redis.socket_timeout))
+        env.setdefault("LLMSCHED_LOG_LEVEL", config.global_.log_level)
+        env.setdefault("LLMSCHED_LOG_FORMAT", config.global_.log_format)
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
+    env["LLMSCHED_API_BIND"] = args.bind or env.get("LLMSCHED_API_BIND") or f"{host}:{port}"
+    if args.workers:
+        env["LLMSCHED_API_WORKERS"] = str(args.workers)
+    return env
+
+
+def run(args: argparse.Namespace) -> int:
+    env = api_environment(args, dict(os.environ))
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "api.wsgi:app"]
+    os.execve(sys.executable, argv, env)
+    return 0  # not reached: exec replaces this process
