@@ -61,5 +61,10 @@ class Keys:
         """Hash: member id -> decisions sent to it since its last scrape (herd control)."""
         return self._pool(pool_key, "dispatch")
 
+    def pool_scoring_pending(self, pool_key: str) -> str:
+        """String with a TTL: set while a scoring job for the pool is queued, so bursts enqueue one job."""
+        return self._pool(pool_key, "scoring-pending")
+
     def pool_all(self, pool_key: str) -> tuple[str, ...]:
-        return tuple(self._pool(pool_key, s) for s in ("config", "members", "metrics", "scores", "dispatch"))
+        return tuple(self._pool(pool_key, s) for s in ("config", "members", "metrics", "scores", "dispatch",
+                                                        "scoring-pending"))
