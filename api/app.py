@@ -12,6 +12,7 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from api.decisions import decisions
+from api.fastpath import SelectFastPath
 from api.health import health
 from api.pools import pools
 from api.responses import json_response
@@ -33,6 +34,8 @@ def create_app(store: Store | None = None, rng: random.Random | None = None) -> 
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["llmsched.store"] = store if store is not None else store_from_env()
     app.extensions["llmsched.rng"] = rng if rng is not None else random.Random()
+    app.wsgi_app = SelectFastPath(app.wsgi_app, app.extensions["llmsched.store"], app.extensions["llmsched.rng"],
+                                  MAX_BODY_BYTES)
     app.register_blueprint(decisions)
     app.register_blueprint(pools)
     app.register_blueprint(health)

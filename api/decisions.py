@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import random
 import time
 
 from flask import Blueprint, request
@@ -14,22 +15,30 @@ from api import analysis
 from api.responses import json_response, rng, store, text_response
 from api.validation import RequestError, parse_iterations, parse_schedule_request
 from shared.errors import StoreError
+from shared.store import Store
 from shared.routing.decide import NONE, decide, eligible
 
 decisions = Blueprint("decisions", __name__)
 
 
-@decisions.post("/scheduler/select")
-def select():
-    req = parse_schedule_request(request.get_data(cache=False))
+def answer_select(raw_body: bytes, store_: Store, rng_: random.Random) -> str:
+    """The answer to one select request; raises RequestError for a bad body (400/422)."""
+    req = parse_schedule_request(raw_body)
     try:
-        config, snapshot, _dispatch = store().decision_inputs(req.pool_key)
+        config, snapshot, _dispatch = store_.decision_inputs(req.pool_key)
     except StoreError as exc:
         logger.warning("select {}: answering none, Redis unavailable: {}", req.pool_key, exc)
-        return text_response(NONE)
-    decision = decide(config, snapshot, req.members, time.time(), rng())
+        return NONE
+    decision = decide(config, snapshot, req.members, time.time(), rng_)
     logger.debug("select {} -> {} ({})", req.pool_key, decision.answer, decision.reason)
-    return text_response(decision.answer)
+    return decision.answer
+
+
+@decisions.post("/scheduler/select")
+def select():
+    # Normally answered by api.fastpath before Flask routes it; kept so the route, its 405 and a Flask-only
+    # deployment (fast path off) behave the same.
+    return text_response(answer_select(request.get_data(cache=False), store(), rng()))
 
 
 def _inputs(pool_name: str, partition: str):
