@@ -1,0 +1,1 @@
+"""Collectors: the BIG-IP poller and the engine scraper."""

@@ -1,0 +1,196 @@
+"""Engine metric maps: which Prometheus names give a member's waiting queue, KV-cache usage and running requests,
+and how the series of one endpoint combine into one value each. Pure functions: exposition text + engine config
+-> the engine fields of a metrics document (docs/scraper.md explains every rule).
+
+Names tried, per base engine and metric type, in this order (the original's order): the keys of the user
+variants of `engines_metrics_keys` whose name starts with that engine, in YAML order, then the built-in keys.
+The first name with at least one finite sample is used. Built-ins:
+
+| engine | waiting_queue | cache_usage | running_req |
+|---|---|---|---|
+| vllm | `vllm:num_requests_waiting` | `vllm:kv_cache_usage_perc`, then `vllm:gpu_cache_usage_perc` | `vllm:num_requests_running` |
+| sglang | `sglang:num_queue_reqs` / `sglang_num_queue_reqs` | `sglang:token_usage` / `sglang_token_usage` | `sglang:num_running_reqs` / `sglang_num_running_reqs` |
+
+Combining series of one name (data parallel, several models, SGLang TP copies):
+* series that differ only in a replica label (`tp_rank`, `pp_rank`, `moe_ep_rank`, `pid`) are copies of one
+  scheduler's state (SGLang `--enable-metrics-for-all-schedulers`): they count once, with their largest value;
+* every other distinct label set (vLLM `engine`, SGLang `dp_rank`, `model_name`, ...) is its own source:
+  waiting and running are SUMMED over sources, KV usage is AVERAGED (as vLLM's own aggregate log line) and its
+  maximum is kept as `kv_cache_max` (the fullest engine is the one that preempts).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from collectors.prom import Exposition, Sample, finite, parse_exposition
+from shared.config_model import EngineVariant
+
+METRIC_TYPES: tuple[str, ...] = ("waiting_queue", "cache_usage", "running_req")
+BASE_ENGINES: tuple[str, ...] = ("vllm", "sglang")
+BUILTIN_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
+    "vllm": {
+        "waiting_queue": ("vllm:num_requests_waiting",),
+        # renamed in vLLM 0.9.2 (both names until 0.11, old one removed in 0.12): the new name first
+        "cache_usage": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
+        "running_req": ("vllm:num_requests_running",),
+    },
+    "sglang": {
+        # `sglang:` or `sglang_` depending on the server's prometheus_client and content negotiation
+        "waiting_queue": ("sglang:num_queue_reqs", "sglang_num_queue_reqs"),
+        "cache_usage": ("sglang:token_usage", "sglang_token_usage"),
+        "running_req": ("sglang:num_running_reqs", "sglang_num_running_reqs"),
+    },
+}
+ALL_BUILTIN_KEYS = frozenset(k for table in BUILTIN_KEYS.values() for keys in table.values() for k in keys)
+REPLICA_LABELS = frozenset({"tp_rank", "pp_rank", "moe_ep_rank", "pid"})
+STATUSES = ("ok", "partial", "failed", "degraded")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    key: str
+    owner: str      # the variant a hit on this key reveals: a user variant, or the base engine for built-in keys
+
+
+@dataclass(frozen=True)
+class EngineMap:
+    engine: str
+    candidates: Mapping[str, tuple[Candidate, ...]]     # metric type -> names in trial order
+    variant_order: tuple[str, ...] = ()                 # this engine's user variants, YAML order
+    names: frozenset[str] = frozenset()
+
+    def describe(self) -> str:
+        return ", ".join(c.key for t in METRIC_TYPES for c in self.candidates[t])
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one body says about one member; `error` set means the scrape must be recorded as failed."""
+
+    engine: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    kv_cache_max: float | None = None
+    detected_variant: str | None = None
+    detection_status: str = "failed"
+    error: str | None = None
+    keys: dict[str, str] = field(default_factory=dict)      # metric type -> name used (for logs)
+
+    def doc_fields(self) -> dict:
+        return {"metrics": dict(self.metrics), "kv_cache_max": self.kv_cache_max, "engine": self.engine,
+                "detected_variant": self.detected_variant, "detection_status": self.detection_status}
+
+
+def build_engine_maps(variants: Sequence[EngineVariant] = ()) -> dict[str, EngineMap]:
+    """Candidate names per base engine: user variant keys (YAML order, deduplicated), then the built-ins.
+
+    A key owns a variant name only if no built-in lists it: a variant that repeats standard keys (the README's
+    `vllm_ascend`) must not relabel a plain vLLM server (the original's quirk, spec 11.6)."""
+    maps: dict[str, EngineMap] = {}
+    for engine in BASE_ENGINES:
+        user = [v for v in variants if v.base_engine == engine]
+        owner: dict[str, str] = {}
+        for v in user:
+            for t in METRIC_TYPES:
+                key = getattr(v, t)
+                if key and key not in ALL_BUILTIN_KEYS:
+                    owner.setdefault(key, v.name)
+        candidates: dict[str, tuple[Candidate, ...]] = {}
+        for t in METRIC_TYPES:
+            keys = [getattr(v, t) for v in user if getattr(v, t)] + list(BUILTIN_KEYS[engine][t])
+            unique = list(dict.fromkeys(keys))
+            candidates[t] = tuple(Candidate(k, owner.get(k, engine)) for k in unique)
+        names = frozenset(c.key for cs in candidates.values() for c in cs)
+        maps[engine] = EngineMap(engine, candidates, tuple(v.name for v in user), names)
+    return maps
+
+
+def combine(samples: Sequence[Sample]) -> list[float]:
+    """One value per source: series that differ only in replica labels are copies, counted once (their max)."""
+    by_source: dict[tuple[tuple[str, str], ...], float] = {}
+    for s in samples:
+        source = tuple(sorted((k, v) for k, v in s.labels.items() if k not in REPLICA_LABELS))
+        prev = by_source.get(source)
+        by_source[source] = s.value if prev is None else max(prev, s.value)
+    return list(by_source.values())
+
+
+@dataclass
+class _Extraction:
+    engine: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    kv_cache_max: float | None = None
+    used: dict[str, Candidate] = field(default_factory=dict)
+    malformed: str | None = None
+
+
+def _extract(expo: Exposition, emap: EngineMap) -> _Extraction:
+    out = _Extraction(emap.engine)
+    bad = {b.name: b for b in reversed(expo.bad_lines)}     # first bad line per name
+    for t in METRIC_TYPES:
+        for cand in emap.candidates[t]:
+            if cand.key in bad:
+                # A broken line of a name we would read may hide a series: a sum without it would look healthy.
+                b = bad[cand.key]
+                out.malformed = out.malformed or f"malformed line {b.number} of {cand.key}: {b.reason}"
+                break
+            values = combine(finite(expo.get(cand.key)))
+            if not values:
+                continue        # absent, or only NaN/Inf: try the next name
+            out.used[t] = cand
+            if t == "cache_usage":
+                out.metrics[t] = sum(values) / len(values)
+                out.kv_cache_max = max(values)
+            else:
+                out.metrics[t] = float(sum(values))
+            break
+    return out
+
+
+def detection_status(found: int, was_ok: bool) -> str:
+    """ok: all three metrics; partial: some; degraded: some, after this member had all three; failed: none."""
+    if found == len(METRIC_TYPES):
+        return "ok"
+    if found == 0:
+        return "failed"
+    return "degraded" if was_ok else "partial"
+
+
+def _variant(ext: _Extraction, emap: EngineMap) -> str:
+    owners = {c.owner for c in ext.used.values()} - {emap.engine}
+    for name in emap.variant_order:     # deterministic: the earliest variant in YAML order wins
+        if name in owners:
+            return name
+    return emap.engine
+
+
+def read_engine(text: str, engine_type: str, maps: Mapping[str, EngineMap], was_ok: bool = False) -> Reading:
+    """The engine fields of one member's metrics document from its `/metrics` body.
+
+    `engine_type` is vllm, sglang or auto (both tried; the engine with more metrics found wins, vLLM on a tie);
+    `was_ok` says this member had all three metrics before, which turns a partial reading into `degraded`."""
+    engines = BASE_ENGINES if engine_type == "auto" else (engine_type,)
+    unknown = [e for e in engines if e not in maps]
+    if unknown:
+        raise ValueError(f"engine_type {engine_type!r}: no metric map for {', '.join(unknown)}")
+    names = frozenset().union(*(maps[e].names for e in engines))
+    expo = parse_exposition(text, names)
+    fixed = None if engine_type == "auto" else engine_type
+    if expo.truncated:
+        return Reading(fixed, error=f"truncated body: line {expo.lines} has no final line feed")
+    results = [_extract(expo, maps[e]) for e in engines]
+    best = max(results, key=lambda r: (len(r.metrics), r.malformed is None, -engines.index(r.engine)))
+    if best.malformed:
+        return Reading(fixed or best.engine, error=best.malformed)
+    if not best.metrics:
+        looked = "; ".join(maps[e].describe() for e in engines)
+        return Reading(fixed, error=f"no engine metric found (looked for {looked})")
+    emap = maps[best.engine]
+    return Reading(
+        engine=best.engine,
+        metrics=best.metrics,
+        kv_cache_max=best.kv_cache_max,
+        detected_variant=_variant(best, emap),
+        detection_status=detection_status(len(best.metrics), was_ok),
+        keys={t: c.key for t, c in best.used.items()},
+    )
