@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 
 from flask import Blueprint, request
 from loguru import logger
@@ -21,24 +22,48 @@ from shared.routing.decide import NONE, decide, eligible
 decisions = Blueprint("decisions", __name__)
 
 
-def answer_select(raw_body: bytes, store_: Store, rng_: random.Random) -> str:
+@dataclass(frozen=True)
+class Outcome:
+    answer: str
+    pool_key: str = ""
+    member_id: str | None = None        # set when a member was picked and herd control wants it counted
+    count_ttl: float = 0.0
+
+
+def answer_select(raw_body: bytes, store_: Store, rng_: random.Random) -> Outcome:
     """The answer to one select request; raises RequestError for a bad body (400/422)."""
     req = parse_schedule_request(raw_body)
     try:
-        config, snapshot, _dispatch = store_.decision_inputs(req.pool_key)
+        config, snapshot, dispatch = store_.decision_inputs(req.pool_key)
     except StoreError as exc:
         logger.warning("select {}: answering none, Redis unavailable: {}", req.pool_key, exc)
-        return NONE
-    decision = decide(config, snapshot, req.members, time.time(), rng_)
+        return Outcome(NONE)
+    decision = decide(config, snapshot, req.members, time.time(), rng_, dispatch)
     logger.debug("select {} -> {} ({})", req.pool_key, decision.answer, decision.reason)
-    return decision.answer
+    if decision.member_id is None or not config.get("herd_control"):
+        return Outcome(decision.answer)
+    return Outcome(decision.answer, req.pool_key, decision.member_id, float(config.get("stale_after") or 60.0))
+
+
+def record_outcome(outcome: Outcome, store_: Store) -> None:
+    """Count the decision for herd control; called after the answer is sent, so it never delays BIG-IP."""
+    if outcome.member_id is None:
+        return
+    try:
+        store_.record_dispatch(outcome.pool_key, outcome.member_id, outcome.count_ttl)
+    except StoreError as exc:
+        logger.debug("dispatch of {} not counted: {}", outcome.pool_key, exc)
 
 
 @decisions.post("/scheduler/select")
 def select():
     # Normally answered by api.fastpath before Flask routes it; kept so the route, its 405 and a Flask-only
     # deployment (fast path off) behave the same.
-    return text_response(answer_select(request.get_data(cache=False), store(), rng()))
+    outcome = answer_select(request.get_data(cache=False), store(), rng())
+    response = text_response(outcome.answer)
+    store_ = store()
+    response.call_on_close(lambda: record_outcome(outcome, store_))
+    return response
 
 
 def _inputs(pool_name: str, partition: str):

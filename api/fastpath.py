@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 import orjson
 from loguru import logger
 
-from api.decisions import answer_select
+from api.decisions import Outcome, answer_select, record_outcome
 from api.responses import TEXT
 from api.validation import RequestError
 from shared.store import Store
@@ -40,9 +40,10 @@ class SelectFastPath:
         if length < 0 or length > self.max_body:
             # Unknown or excessive length: let Flask/werkzeug apply its limits and error pages.
             return self.flask_wsgi(environ, start_response)
+        outcome = None
         try:
-            status, mime, body = 200, TEXT, answer_select(environ["wsgi.input"].read(length), self.store,
-                                                          self.rng).encode()
+            outcome = answer_select(environ["wsgi.input"].read(length), self.store, self.rng)
+            status, mime, body = 200, TEXT, outcome.answer.encode()
         except RequestError as exc:
             status, mime, body = exc.status, "application/json", orjson.dumps({"detail": exc.detail})
         except Exception as exc:  # noqa: BLE001 — same contract as the Flask handler: JSON 500, logged
@@ -50,4 +51,18 @@ class SelectFastPath:
             status, mime, body = 500, "application/json", b'{"detail":"Internal Server Error"}'
         start_response(_REASONS.get(status, f"{status} ERROR"),
                        [("Content-Type", mime), ("Content-Length", str(len(body)))])
-        return [body]
+        return _Body(body, outcome, self.store)
+
+
+class _Body:
+    """The response body; the WSGI server calls close() after sending it, and only then is the dispatch counted."""
+
+    def __init__(self, body: bytes, outcome: Outcome | None, store: Store) -> None:
+        self.body, self.outcome, self.store = body, outcome, store
+
+    def __iter__(self):
+        yield self.body
+
+    def close(self) -> None:
+        if self.outcome is not None:
+            record_outcome(self.outcome, self.store)

@@ -33,15 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stale-after", type=float, default=3600.0,
                         help="seconds the seeded metrics stay fresh (default: an hour, for trying things by hand)")
     parser.add_argument("--fallback", action="store_true", help="set pool_fallback")
+    parser.add_argument("--no-herd-control", dest="herd_control", action="store_false",
+                        help="picks follow the scores exactly (no accounting of decisions since the last scrape)")
     parser.add_argument("--seed", type=int, default=None, help="random seed for generated metrics")
 
 
 def seed_pool(store: Store, pool: PoolConfig, mode: ModeConfig, members: list[Member],
-              metrics: list[dict], stale_after: float, now: float | None = None) -> dict:
+              metrics: list[dict], stale_after: float, now: float | None = None, herd_control: bool = True) -> dict:
     """Publish one pool, its members and their metrics, then score it; returns the snapshot."""
     now = time.time() if now is None else now
-    config = Config(pools=(pool,), modes=(mode,), scheduler=SchedulerConfig(stale_after=stale_after),
-                    source="llmsched seed")
+    config = Config(pools=(pool,), modes=(mode,), source="llmsched seed",
+                    scheduler=SchedulerConfig(stale_after=stale_after, herd_control=herd_control))
     publish_config(store, config, "seed")
     store.set_members(pool.key, {"fetched_at": now, "members": [m.to_dict() for m in members], "error": None})
     store.set_metrics(pool.key, {m.id: {"scraped_at": now, "status": "ok", "metrics": values,
@@ -78,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     pool = PoolConfig(name=args.pool, partition=args.partition, engine_type=args.engine_type,
                       fallback=FallbackConfig(pool_fallback=args.fallback))
     metrics = parse_metrics(args.metrics, len(members), random.Random(args.seed))
-    snapshot = seed_pool(store, pool, ModeConfig(name=args.mode), members, metrics, args.stale_after)
+    snapshot = seed_pool(store, pool, ModeConfig(name=args.mode), members, metrics, args.stale_after,
+                         herd_control=args.herd_control)
     for m in snapshot["members"]:
         print(f"{m['id']}\tscore={m['score']}\t{m['metrics']}")
     print(f"seeded pool {pool.key} ({args.mode}) in {args.redis_url} namespace {args.namespace}")

@@ -56,6 +56,7 @@ class SchedulerConfig:
     metrics_fetch_interval: int = 5000      # ms (original's unit)
     stale_after: float | None = None        # s; None -> 3 x metrics_fetch_interval (at least 3 s)
     scrape_concurrency: int = 64
+    herd_control: bool = True               # account for decisions sent since each member's last scrape
 
     @property
     def effective_stale_after(self) -> float:

@@ -130,6 +130,7 @@ class SchedulerSchema(Section):
     metrics_fetch_interval = Int(validate=greater_than(0))
     stale_after = Num(allow_none=True, validate=greater_than(0))
     scrape_concurrency = Int(validate=at_least(1))
+    herd_control = Bool()
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> SchedulerConfig:

@@ -26,6 +26,7 @@ def pool_routing_doc(config: Config, pool: PoolConfig) -> dict:
         "member_running_req_threshold": pool.fallback.member_running_req_threshold,
         "member_waiting_queue_threshold": pool.fallback.member_waiting_queue_threshold,
         "stale_after": config.scheduler.effective_stale_after,
+        "herd_control": config.scheduler.herd_control,
         "mode": mode.name if mode else None,
         "weights": mode.weights() if mode else None,
     }

@@ -128,8 +128,13 @@ class Store:
         counts = {dispatch[i].decode(): int(dispatch[i + 1]) for i in range(0, len(dispatch), 2)}
         return loads(cfg or None), loads(scores or None), counts
 
-    def record_dispatch(self, pool_key: str, member_id: str) -> None:
-        self._call(self.client.hincrby, self.keys.pool_dispatch(pool_key), member_id, 1)
+    def record_dispatch(self, pool_key: str, member_id: str, ttl_s: float) -> None:
+        """Count one decision for `member_id`; the whole hash expires if no decision refreshes it for `ttl_s`."""
+        key = self.keys.pool_dispatch(pool_key)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(key, member_id, 1)
+        pipe.expire(key, max(1, int(ttl_s + 0.999)))
+        self._execute(pipe)
 
     def status_inputs(self, pool_keys: list[str]) -> list[tuple[dict | None, dict | None, dict | None]]:
         """(routing config, score snapshot, membership) for each pool, in one round trip."""

@@ -15,7 +15,7 @@ def make_store(url: str, namespace: str = "llmsched") -> Store:
 
 def seed(store: Store, members: dict[str, dict], pool: str = "p1", partition: str = "Common",
          mode: str = "s1", fallback: FallbackConfig | None = None, stale_after: float = 60.0,
-         now: float | None = None, **member_fields) -> dict:
+         now: float | None = None, herd_control: bool = True, **member_fields) -> dict:
     """Seed one pool: `members` maps "ip:port" to its metrics dict."""
     ms = []
     for text in members:
@@ -23,4 +23,4 @@ def seed(store: Store, members: dict[str, dict], pool: str = "p1", partition: st
         ms.append(Member(address=address, port=int(port), name=text, **member_fields))
     cfg = PoolConfig(name=pool, partition=partition, engine_type="vllm", fallback=fallback or FallbackConfig())
     return seed_pool(store, cfg, ModeConfig(name=mode, w_a=0.5, w_b=0.5), ms, list(members.values()),
-                     stale_after, time.time() if now is None else now)
+                     stale_after, time.time() if now is None else now, herd_control)

@@ -6,11 +6,12 @@ with its own method) or `fallback` (the pool's fallback pool). Pure: time and ra
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from shared.members import member_key, parse_candidate
 from shared.routing import filters
+from shared.routing.herd import herd_weight
 from shared.routing.picker import pick_weighted
 
 NONE = "none"
@@ -76,14 +77,22 @@ def eligible(config: dict | None, snapshot: dict | None, candidates: Sequence[st
     return Eligible(answers=[index[m["key"]] for m in members], members=members)
 
 
+def pick_weights(config: dict, members: list[dict], dispatch: Mapping[str, int] | None) -> list[float]:
+    """Scores, lowered by herd control for members that already got decisions since their last scrape."""
+    if not dispatch or not config.get("herd_control"):
+        return [m["score"] for m in members]
+    return [herd_weight(m["score"], dispatch.get(m["id"], 0), m.get("slack")) for m in members]
+
+
 def decide(config: dict | None, snapshot: dict | None, candidates: Sequence[str], now: float,
-           rng: random.Random) -> Decision:
+           rng: random.Random, dispatch: Mapping[str, int] | None = None) -> Decision:
+    """`dispatch`: decisions sent to each member id since its last scrape (all replicas, from Redis)."""
     if config is not None and config.get("pool_fallback"):
         return Decision(FALLBACK, "pool_fallback is set")
     pool = eligible(config, snapshot, candidates, now)
     if not pool.members:
         return Decision(NONE, pool.reason)
-    position = pick_weighted(range(len(pool.members)), pool.weights, rng)
+    position = pick_weighted(range(len(pool.members)), pick_weights(config, pool.members, dispatch), rng)
     if position is None:
         return Decision(NONE, "no candidate has a positive score")
     return Decision(pool.answers[position], "picked", pool.members[position]["id"])

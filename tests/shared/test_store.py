@@ -45,8 +45,8 @@ def test_namespaces_keep_two_deployments_apart(redis_url):
 def test_metrics_of_members_that_left_the_pool_are_dropped_and_fresh_scrapes_reset_dispatch(redis_url):
     store = make_store(redis_url)
     store.set_metrics("p:C", {"m1": {"status": "ok"}, "m2": {"status": "ok"}})
-    store.record_dispatch("p:C", "m1")
-    store.record_dispatch("p:C", "m2")
+    store.record_dispatch("p:C", "m1", 60)
+    store.record_dispatch("p:C", "m2", 60)
     store.set_metrics("p:C", {"m1": {"status": "ok"}}, keep=["m1"])
     assert set(store.metrics("p:C")) == {"m1"}
     assert store.decision_inputs("p:C")[2] == {"m2": 1}
