@@ -14,6 +14,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("check-config", "cli.check_config_cmd"),
     ("api", "cli.api"),
     ("seed", "cli.seed"),
+    ("poller", "cli.poller"),
 )
 
 
