@@ -15,6 +15,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("api", "cli.api"),
     ("seed", "cli.seed"),
     ("poller", "cli.poller"),
+    ("scraper", "cli.scraper"),
 )
 
 

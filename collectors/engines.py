@@ -4,12 +4,10 @@ and how the series of one endpoint combine into one value each. Pure functions: 
 
 Names tried, per base engine and metric type, in this order (the original's order): the keys of the user
 variants of `engines_metrics_keys` whose name starts with that engine, in YAML order, then the built-in keys.
-The first name with at least one finite sample is used. Built-ins:
-
-| engine | waiting_queue | cache_usage | running_req |
-|---|---|---|---|
-| vllm | `vllm:num_requests_waiting` | `vllm:kv_cache_usage_perc`, then `vllm:gpu_cache_usage_perc` | `vllm:num_requests_running` |
-| sglang | `sglang:num_queue_reqs` / `sglang_num_queue_reqs` | `sglang:token_usage` / `sglang_token_usage` | `sglang:num_running_reqs` / `sglang_num_running_reqs` |
+The first name with at least one finite sample is used. Built-ins (`BUILTIN_KEYS`):
+* vllm: `vllm:num_requests_waiting`; `vllm:kv_cache_usage_perc`, then the pre-0.12 `vllm:gpu_cache_usage_perc`;
+  `vllm:num_requests_running`;
+* sglang: `num_queue_reqs`, `token_usage`, `num_running_reqs`, each with the `sglang:` and the `sglang_` prefix.
 
 Combining series of one name (data parallel, several models, SGLang TP copies):
 * series that differ only in a replica label (`tp_rank`, `pp_rank`, `moe_ep_rank`, `pid`) are copies of one

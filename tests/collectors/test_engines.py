@@ -112,8 +112,9 @@ def test_a_malformed_series_of_a_read_metric_fails_the_scrape_rather_than_underc
 
 
 def test_a_broken_line_of_an_unread_metric_does_not_matter():
-    text = VLLM_NEW.replace("vllm:num_preemptions_total{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 3.0",
-                            "vllm:num_preemptions_total{engine=\"0\" oops")
+    line = 'vllm:num_preemptions_total{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"} 3.0'
+    assert line in VLLM_NEW
+    text = VLLM_NEW.replace(line, 'vllm:num_preemptions_total{engine="0" oops')
     assert read_engine(text, "vllm", MAPS).detection_status == "ok"
 
 

@@ -1,0 +1,99 @@
+"""One HTTP GET of an engine's `/metrics` over the scraper's long-lived aiohttp session.
+
+Each pool's `metrics` settings give the per-request timeout (float seconds), the auth (Bearer `APIkey`, else
+Basic `metric_user` + password) and TLS verification (`verify`, `ca_bundle`; verification is on by default,
+unlike the original). Every failure becomes a `ScrapeError` with a short text that never holds a credential:
+the URL carries none, and headers are never quoted.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+
+import aiohttp
+
+from shared.config_model import MetricsConfig
+from shared.errors import ScrapeError
+
+MAX_BODY = 16 * 1024 * 1024     # a /metrics body is tens of KiB; a runaway one must not eat the scraper's memory
+ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"    # the classic text format, not OpenMetrics
+MAX_ERROR = 200
+
+
+def short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
+
+
+def auth_header(metrics: MetricsConfig) -> str | None:
+    if metrics.api_key:
+        return f"Bearer {metrics.api_key.reveal()}"
+    if metrics.metric_user and metrics.metric_pwd:
+        pair = f"{metrics.metric_user}:{metrics.metric_pwd.reveal()}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+    return None
+
+
+class Fetcher:
+    """GETs metrics bodies; TLS contexts are built once per (verify, ca_bundle) and reused."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self._contexts: dict[str | None, ssl.SSLContext] = {}
+
+    def ssl_for(self, metrics: MetricsConfig) -> ssl.SSLContext | bool:
+        if metrics.schema != "https":
+            return True     # aiohttp's default; unused for http
+        if not metrics.verify:
+            return False
+        ctx = self._contexts.get(metrics.ca_bundle)
+        if ctx is None:
+            try:
+                ctx = ssl.create_default_context(cafile=metrics.ca_bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise ScrapeError(short(f"cannot load ca_bundle {metrics.ca_bundle}: {exc}")) from None
+            self._contexts[metrics.ca_bundle] = ctx
+        return ctx
+
+    async def fetch(self, url: str, metrics: MetricsConfig) -> str:
+        """The body of `url` as text; raises ScrapeError on any failure (timeout, refused, non-200, too big)."""
+        headers = {"Accept": ACCEPT}
+        auth = auth_header(metrics)
+        if auth:
+            headers["Authorization"] = auth
+        try:
+            async with self.session.get(url, headers=headers, ssl=self.ssl_for(metrics), allow_redirects=False,
+                                        timeout=aiohttp.ClientTimeout(total=metrics.timeout)) as resp:
+                if resp.status != 200:
+                    raise ScrapeError(_status_text(resp.status, resp.reason))
+                if resp.content_length is not None and resp.content_length > MAX_BODY:
+                    raise ScrapeError(f"body of {resp.content_length} bytes is larger than {MAX_BODY}")
+                body = await resp.content.read(MAX_BODY + 1)
+                if len(body) > MAX_BODY:
+                    raise ScrapeError(f"body is larger than {MAX_BODY} bytes")
+                return body.decode(resp.charset or "utf-8", errors="replace")
+        except asyncio.TimeoutError:
+            raise ScrapeError(f"timeout after {metrics.timeout:g} s") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise ScrapeError(short(f"TLS certificate not trusted: {exc.certificate_error}")) from None
+        except aiohttp.ClientSSLError as exc:
+            raise ScrapeError(short(f"TLS error: {exc}")) from None
+        except aiohttp.ClientConnectorError as exc:
+            reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else str(exc)
+            raise ScrapeError(short(f"cannot connect: {reason}")) from None
+        except aiohttp.ClientPayloadError as exc:
+            raise ScrapeError(short(f"incomplete body: {exc}")) from None
+        except aiohttp.ClientError as exc:
+            raise ScrapeError(short(f"{type(exc).__name__}: {exc}")) from None
+        except LookupError:     # unknown charset in Content-Type
+            raise ScrapeError("unknown charset in Content-Type") from None
+
+
+def _status_text(status: int, reason: str | None) -> str:
+    text = f"HTTP {status}" + (f" {reason}" if reason else "")
+    if status in (401, 403):
+        text += " (check the pool's metrics.APIkey or metric_user/metric_pwd_env)"
+    elif 300 <= status < 400:
+        text += " (redirects are not followed)"
+    return short(text)

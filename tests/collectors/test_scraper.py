@@ -1,0 +1,448 @@
+"""The scraper against engine emulators over real HTTP(S) on 127.0.0.1 (and ::1) and a real Redis."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis
+from aiohttp import web
+from loguru import logger
+from rq import Queue
+
+from collectors.scrape_plan import metrics_url, plan_targets
+from collectors.scraper import Scraper
+from emulators.engine import build_engine_app, serve_engine
+from emulators.engine import bound_port as engine_port
+from emulators.engine_state import EngineSpec
+from emulators.tls import CertFiles, generate_self_signed
+from scorer.step import score_pool
+from shared.config_model import (Config, EngineVariant, FallbackConfig, MetricsConfig, PoolConfig, RedisConfig,
+                                 SchedulerConfig)
+from shared.jobs import SCORING_JOB
+from shared.members import Member
+from shared.secrets import Secret
+from shared.store import Store, connect
+from tests.conftest import free_port
+from tests.helpers import make_store
+
+REPO = Path(__file__).resolve().parents[2]
+POOL = "vllm_pool:Common"
+
+
+@dataclass
+class Engine:
+    runner: web.AppRunner
+    host: str
+    port: int
+    session: aiohttp.ClientSession
+    scheme: str = "http"
+
+    @property
+    def base(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    async def admin(self, path: str, body: dict) -> dict:
+        async with self.session.post(f"{self.base}/_emulator{path}", json=body) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.json()
+
+    async def force(self, **values: float) -> None:
+        await self.admin("/metrics", values)
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+@dataclass
+class Harness:
+    store: Store
+    session: aiohttp.ClientSession       # the scraper's session
+    admin_session: aiohttp.ClientSession
+    certs: list[CertFiles] = field(default_factory=list)
+    engines: list[Engine] = field(default_factory=list)
+
+    async def engine(self, host: str = "127.0.0.1", tls: bool = False, **spec: object) -> Engine:
+        """Start an engine emulator; with `tls`, serve it over HTTPS with a fresh self-signed certificate."""
+        runner = web.AppRunner(build_engine_app(EngineSpec(**spec)), access_log=None,  # type: ignore[arg-type]
+                               shutdown_timeout=1.0)
+        await runner.setup()
+        ctx = None
+        if tls:
+            self.certs.append(generate_self_signed())
+            ctx = self.certs[-1].server_context()
+        await web.TCPSite(runner, host, 0, ssl_context=ctx).start()
+        engine = Engine(runner, host, engine_port(runner), self.admin_session, "https" if tls else "http")
+        self.engines.append(engine)
+        return engine
+
+    def members(self, pool_key: str, *addresses: tuple[str, int]) -> list[Member]:
+        ms = [Member(address=a, port=p, name=f"{a}:{p}") for a, p in addresses]
+        self.store.set_members(pool_key, {"fetched_at": time.time(), "members": [m.to_dict() for m in ms],
+                                          "error": None, "error_at": None})
+        return ms
+
+    def scraper(self, *pools: PoolConfig, variants: tuple[EngineVariant, ...] = (), interval_ms: int = 1000,
+                store: Store | None = None) -> Scraper:
+        return Scraper(config(*pools, variants=variants, interval_ms=interval_ms), store or self.store, self.session)
+
+
+def config(*pools: PoolConfig, variants: tuple[EngineVariant, ...] = (), interval_ms: int = 1000) -> Config:
+    return Config(pools=pools, engines_metrics_keys=variants, source="test",
+                  scheduler=SchedulerConfig(metrics_fetch_interval=interval_ms, stale_after=60.0))
+
+
+def pool(engine_type: str = "vllm", name: str = "vllm_pool", **metrics: object) -> PoolConfig:
+    return PoolConfig(name=name, engine_type=engine_type, metrics=MetricsConfig(**metrics))  # type: ignore[arg-type]
+
+
+@pytest.fixture()
+async def h(redis_url: str) -> AsyncIterator[Harness]:
+    async with aiohttp.ClientSession() as session, aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=False)) as admin_session:
+        harness = Harness(make_store(redis_url), session, admin_session)
+        yield harness
+        for engine in harness.engines:
+            await engine.stop()
+        for cert in harness.certs:
+            cert.remove()
+
+
+@pytest.fixture()
+def log_lines() -> Iterator[list[str]]:
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="DEBUG", format="{level} {message}")
+    yield lines
+    logger.remove(sink)
+
+
+def member_id(engine: Engine) -> str:
+    return f"{engine.host}:{engine.port}"
+
+
+# --- engines and metric names ------------------------------------------------------------------------------
+async def test_old_and_new_vllm_kv_names_are_both_read(h: Harness):
+    old, new = await h.engine(kv_name="old"), await h.engine(kv_name="new")
+    for e in (old, new):
+        await e.force(waiting=3, running=2, kv=0.25)
+    h.members(POOL, (old.host, old.port), (new.host, new.port))
+    docs = await h.scraper(pool()).scrape_pool(pool())
+    for e in (old, new):
+        doc = docs[member_id(e)]
+        assert doc["status"] == "ok", doc
+        assert doc["metrics"] == {"waiting_queue": 3.0, "cache_usage": 0.25, "running_req": 2.0}
+        assert (doc["engine"], doc["detected_variant"], doc["detection_status"]) == ("vllm", "vllm", "ok")
+    assert h.store.metrics(POOL) == docs
+
+
+async def test_data_parallel_engines_are_summed_and_kv_averaged(h: Harness):
+    e = await h.engine(dp=2)
+    await e.admin("/metrics", {"engine": 0, "waiting": 2, "running": 3, "kv": 0.41})
+    await e.admin("/metrics", {"engine": 1, "waiting": 5, "running": 4, "kv": 0.87})
+    h.members(POOL, (e.host, e.port))
+    doc = (await h.scraper(pool()).scrape_pool(pool()))[member_id(e)]
+    assert doc["metrics"]["waiting_queue"] == 7.0 and doc["metrics"]["running_req"] == 7.0
+    assert doc["metrics"]["cache_usage"] == pytest.approx(0.64)
+    assert doc["kv_cache_max"] == 0.87
+
+
+async def test_sglang_underscore_prefix_with_tp_copies_is_detected_in_auto_mode(h: Harness):
+    e = await h.engine(engine="sglang", sglang_prefix="underscore", dp=2, tp=2, all_schedulers=True)
+    await e.admin("/metrics", {"engine": 0, "waiting": 3, "running": 12, "kv": 0.5})
+    await e.admin("/metrics", {"engine": 1, "waiting": 4, "running": 10, "kv": 0.7})
+    h.members(POOL, (e.host, e.port))
+    doc = (await h.scraper(pool("auto")).scrape_pool(pool("auto")))[member_id(e)]
+    assert (doc["engine"], doc["detection_status"]) == ("sglang", "ok")
+    assert doc["metrics"]["waiting_queue"] == 7.0 and doc["metrics"]["running_req"] == 22.0
+    assert doc["metrics"]["cache_usage"] == pytest.approx(0.6)
+
+
+async def test_partial_metrics_become_degraded_after_a_full_reading(h: Harness):
+    e = await h.engine()
+    h.members(POOL, (e.host, e.port))
+    scraper = h.scraper(pool())
+    assert (await scraper.scrape_pool(pool()))[member_id(e)]["detection_status"] == "ok"
+    await e.admin("/mode", {"mode": "partial"})
+    doc = (await scraper.scrape_pool(pool()))[member_id(e)]
+    assert doc["status"] == "ok" and set(doc["metrics"]) == {"running_req"}
+    assert doc["detection_status"] == "degraded"
+
+
+# --- auth and TLS ------------------------------------------------------------------------------------------
+async def test_bearer_api_key_is_sent_and_a_wrong_key_is_an_error_without_the_key(h: Harness, log_lines):
+    e = await h.engine(api_key="engine-key-123")
+    h.members(POOL, (e.host, e.port))
+    good, bad = pool(api_key=Secret("engine-key-123")), pool(api_key=Secret("wrong-key-456"))
+    assert (await h.scraper(good).scrape_pool(good))[member_id(e)]["status"] == "ok"
+    doc = (await h.scraper(bad).scrape_pool(bad))[member_id(e)]
+    assert doc["status"] == "error" and doc["error"].startswith("HTTP 401")
+    stored = str(h.store.client.hgetall(h.store.keys.pool_metrics(POOL)))
+    assert "wrong-key-456" not in stored and not any("wrong-key-456" in line for line in log_lines)
+
+
+async def test_basic_auth_is_sent_and_a_wrong_password_is_an_error(h: Harness, log_lines):
+    e = await h.engine(basic_auth=("metrics", "pw-good"))
+    h.members(POOL, (e.host, e.port))
+    good = pool(metric_user="metrics", metric_pwd=Secret("pw-good"))
+    bad = pool(metric_user="metrics", metric_pwd=Secret("pw-bad-789"))
+    assert (await h.scraper(good).scrape_pool(good))[member_id(e)]["status"] == "ok"
+    doc = (await h.scraper(bad).scrape_pool(bad))[member_id(e)]
+    assert doc["status"] == "error" and "HTTP 401" in doc["error"]
+    assert not any("pw-bad-789" in line for line in log_lines)
+
+
+async def test_https_is_verified_against_the_configured_ca(h: Harness):
+    e = await h.engine(tls=True)
+    h.members(POOL, (e.host, e.port))
+    cert = h.certs[-1].cert_path
+    trusted = pool(schema="https", ca_bundle=cert)
+    doc = (await h.scraper(trusted).scrape_pool(trusted))[member_id(e)]
+    assert doc["status"] == "ok", doc
+    untrusted = pool(schema="https")        # system CAs only: the self-signed certificate is refused
+    doc = (await h.scraper(untrusted).scrape_pool(untrusted))[member_id(e)]
+    assert doc["status"] == "error" and doc["error"].startswith("TLS certificate not trusted")
+    unverified = pool(schema="https", verify=False)
+    assert (await h.scraper(unverified).scrape_pool(unverified))[member_id(e)]["status"] == "ok"
+
+
+# --- failures ----------------------------------------------------------------------------------------------
+async def test_a_down_engine_is_an_error_and_its_score_becomes_none_after_rescoring(h: Harness):
+    up, doomed = await h.engine(), await h.engine()
+    for e in (up, doomed):
+        await e.force(waiting=1, running=1, kv=0.2)
+    h.members(POOL, (up.host, up.port), (doomed.host, doomed.port))
+    scraper = h.scraper(pool())
+    await scraper.run_cycle()                   # publishes the config, scrapes, stores
+    before = {m["id"]: m["score"] for m in score_pool(h.store, POOL)["members"]}
+    assert before[member_id(doomed)] is not None
+    await doomed.stop()
+    h.engines.remove(doomed)
+    await scraper.run_cycle()
+    doc = h.store.metrics(POOL)[member_id(doomed)]
+    assert doc["status"] == "error" and doc["error"].startswith("cannot connect")
+    assert doc["metrics"] == {} and doc["engine"] == "vllm" and doc["detection_status"] == "failed"
+    after = {m["id"]: m["score"] for m in score_pool(h.store, POOL)["members"]}
+    assert after[member_id(doomed)] is None and after[member_id(up)] is not None
+
+
+async def test_a_hanging_engine_times_out(h: Harness):
+    e = await h.engine()
+    await e.admin("/mode", {"mode": "hang"})
+    h.members(POOL, (e.host, e.port))
+    p = pool(timeout=0.3)
+    doc = (await h.scraper(p).scrape_pool(p))[member_id(e)]
+    assert doc["status"] == "error" and doc["error"] == "timeout after 0.3 s"
+
+
+@pytest.mark.parametrize("mode,error", [("error", "HTTP 500"), ("garbage", "malformed line 3"),
+                                        ("truncated", "truncated body")])
+async def test_broken_metrics_responses_are_errors(h: Harness, mode: str, error: str):
+    e = await h.engine()
+    await e.admin("/mode", {"mode": mode})
+    h.members(POOL, (e.host, e.port))
+    doc = (await h.scraper(pool()).scrape_pool(pool()))[member_id(e)]
+    assert doc["status"] == "error" and doc["error"].startswith(error), doc
+
+
+async def test_a_body_with_no_engine_metric_is_an_error(h: Harness):
+    e = await h.engine(engine="sglang")
+    h.members(POOL, (e.host, e.port))
+    doc = (await h.scraper(pool("vllm")).scrape_pool(pool("vllm")))[member_id(e)]
+    assert doc["status"] == "error" and doc["error"].startswith("no engine metric found")
+
+
+# --- identity: metrics.port, members leaving, IPv6 ---------------------------------------------------------
+async def test_metrics_port_override_scrapes_shared_address_once_and_stores_each_member(h: Harness, log_lines):
+    e = await h.engine()
+    await e.force(waiting=4, running=1, kv=0.5)
+    h.members(POOL, ("127.0.0.1", 8001), ("127.0.0.1", 8002))
+    p = pool(port=e.port)
+    scraper = h.scraper(p)
+    docs = await scraper.scrape_pool(p)
+    assert set(docs) == {"127.0.0.1:8001", "127.0.0.1:8002"}
+    a, b = docs["127.0.0.1:8001"], docs["127.0.0.1:8002"]
+    assert a["shared_with"] == ["127.0.0.1:8002"] and b["shared_with"] == ["127.0.0.1:8001"]
+    # One scrape, one result: same instant, same duration.
+    assert (a["scraped_at"], a["duration"], a["metrics"]) == (b["scraped_at"], b["duration"], b["metrics"])
+    await scraper.scrape_pool(p)
+    warnings = [line for line in log_lines if "cannot be told apart" in line]
+    assert len(warnings) == 1 and "127.0.0.1:8001, 127.0.0.1:8002" in warnings[0]
+
+
+async def test_metrics_of_members_that_left_the_pool_are_dropped(h: Harness):
+    a, b = await h.engine(), await h.engine()
+    h.members(POOL, (a.host, a.port), (b.host, b.port))
+    scraper = h.scraper(pool())
+    await scraper.scrape_pool(pool())
+    h.members(POOL, (a.host, a.port))
+    await scraper.scrape_pool(pool())
+    assert set(h.store.metrics(POOL)) == {member_id(a)}
+
+
+def test_metrics_url_brackets_ipv6_strips_route_domains_and_honours_port_and_path():
+    m = MetricsConfig()
+    assert metrics_url(m, Member("2001:db8::1", 80)) == "http://[2001:db8::1]:80/metrics"
+    assert metrics_url(m, Member("fe80:0:0:0:0:0:0:12%3", 8000)) == "http://[fe80::12]:8000/metrics"
+    assert metrics_url(m, Member("10.0.0.1%2", 8000)) == "http://10.0.0.1:8000/metrics"
+    assert metrics_url(m, Member("vllm-1.example.com", 8000)) == "http://vllm-1.example.com:8000/metrics"
+    custom = MetricsConfig(schema="https", port=9100, path="/prom/metrics")
+    assert metrics_url(custom, Member("2001:db8::1", 80)) == "https://[2001:db8::1]:9100/prom/metrics"
+
+
+def test_plan_groups_members_by_url_only_when_the_url_is_the_same():
+    members = [Member("10.0.0.1", 8001), Member("10.0.0.1%2", 8002), Member("10.0.0.2", 8001)]
+    assert [t.member_ids for t in plan_targets(MetricsConfig(), members)] == [
+        ("10.0.0.1:8001",), ("10.0.0.1%2:8002",), ("10.0.0.2:8001",)]
+    shared = plan_targets(MetricsConfig(port=9000), members)
+    assert [t.member_ids for t in shared] == [("10.0.0.1:8001", "10.0.0.1%2:8002"), ("10.0.0.2:8001",)]
+
+
+def _ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback (::1) on this host")
+async def test_an_ipv6_member_is_scraped_over_ipv6(h: Harness):
+    e = await h.engine(host="::1")
+    await e.force(waiting=2, running=1, kv=0.1)
+    h.members(POOL, ("::1", e.port))
+    doc = (await h.scraper(pool()).scrape_pool(pool()))[f"::1:{e.port}"]
+    assert doc["status"] == "ok" and doc["metrics"]["waiting_queue"] == 2.0
+
+
+# --- Redis, scoring jobs, config ---------------------------------------------------------------------------
+async def test_a_scoring_job_is_enqueued_after_a_pool_is_scraped(h: Harness):
+    e = await h.engine()
+    h.members(POOL, (e.host, e.port))
+    await h.scraper(pool()).scrape_pool(pool())
+    queue = Queue(h.store.keys.scoring_queue, connection=h.store.client)
+    jobs = [queue.fetch_job(job_id) for job_id in queue.job_ids]
+    assert [(j.func_name, j.args[0], j.args[2]) for j in jobs] == [(SCORING_JOB, POOL, "scrape")]
+
+
+async def test_no_membership_yet_means_nothing_scraped_and_no_error(h: Harness):
+    assert await h.scraper(pool()).scrape_pool(pool()) is None
+    assert h.store.metrics(POOL) == {}
+
+
+async def test_redis_down_is_logged_once_and_never_raises(h: Harness, log_lines):
+    dead = Store(connect(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.2), "llmsched")
+    scraper = h.scraper(pool(), store=dead)
+    await scraper.run_cycle()
+    await scraper.run_cycle()
+    assert not scraper.published and scraper.cycles == 2
+    assert len([line for line in log_lines if "Redis unavailable" in line]) == 1
+
+
+async def test_a_new_config_is_applied_at_the_next_cycle_and_published(h: Harness):
+    e = await h.engine()
+    h.members(POOL, (e.host, e.port))
+    scraper = h.scraper(pool(path="/nope"))
+    await scraper.run_cycle()
+    assert h.store.metrics(POOL)[member_id(e)]["error"].startswith("HTTP 404")
+    assert h.store.pool_config(POOL)["pool_fallback"] is False
+    fixed = replace(pool(), fallback=FallbackConfig(pool_fallback=True))
+    scraper.apply_config(config(fixed))
+    assert scraper.config.pool(POOL).metrics.path == "/nope"     # not before the next cycle
+    await scraper.run_cycle()
+    assert h.store.metrics(POOL)[member_id(e)]["status"] == "ok"
+    assert h.store.pool_config(POOL)["pool_fallback"] is True
+
+
+async def test_run_repeats_cycles_until_stopped(h: Harness):
+    e = await h.engine()
+    h.members(POOL, (e.host, e.port))
+    scraper = h.scraper(pool(), interval_ms=20)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scraper.run(stop))
+    for _ in range(500):
+        if scraper.cycles >= 3:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert scraper.cycles >= 3
+
+
+async def test_stop_cancels_a_cycle_stuck_on_a_hanging_engine(h: Harness):
+    e = await h.engine()
+    await e.admin("/mode", {"mode": "hang"})
+    h.members(POOL, (e.host, e.port))
+    scraper = h.scraper(pool(timeout=60))
+    stop = asyncio.Event()
+    task = asyncio.create_task(scraper.run(stop))
+    await asyncio.sleep(0.2)
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert scraper.cycles == 0
+
+
+# --- the process -------------------------------------------------------------------------------------------
+CONFIG_YAML = """\
+global: {{interval: 0.2, log_level: DEBUG}}
+f5: {{host: 127.0.0.1, password_env: LLMSCHED_TEST_F5_PW}}
+redis: {{url: "{url}", namespace: scrapertest}}
+scheduler: {{metrics_fetch_interval: 100}}
+pools:
+  - name: vllm_pool
+    engine_type: vllm
+    fallback: {{pool_fallback: {fallback}}}
+    metrics: {{timeout: 60, APIkey: proc-key-xyz}}
+"""
+RUNNER = ("import argparse, sys; import cli.scraper as s; p = argparse.ArgumentParser(); s.add_arguments(p); "
+          "sys.exit(s.run(p.parse_args(sys.argv[1:])))")
+
+
+async def _until(predicate, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_process_scrapes_reloads_and_exits_0_on_sigterm_mid_scrape(h: Harness, redis_url: str):
+    e = await h.engine(api_key="proc-key-xyz")
+    store = Store(h.store.client, "scrapertest")
+    ms = [Member(e.host, e.port)]
+    store.set_members(POOL, {"fetched_at": time.time(), "members": [m.to_dict() for m in ms], "error": None})
+    workdir = Path(tempfile.mkdtemp(prefix="llmsched-scraper-test-"))
+    cfg = workdir / "scheduler-config.yaml"
+    cfg.write_text(CONFIG_YAML.format(url=redis_url, fallback="false"))
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["LLMSCHED_TEST_F5_PW"] = "f5-pw-not-used"
+    errlog = open(workdir / "stderr.log", "wb")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", RUNNER, "--config", str(cfg), cwd=REPO,
+                                                env=env, stdout=errlog, stderr=errlog)
+    try:
+        await _until(lambda: store.metrics(POOL).get(member_id(e), {}).get("status") == "ok", "a scrape")
+        assert (store.pool_config(POOL) or {}).get("pool_fallback") is False
+        cfg.write_text(CONFIG_YAML.format(url=redis_url, fallback="true"))
+        await _until(lambda: (store.pool_config(POOL) or {}).get("pool_fallback") is True, "the reload")
+        await e.admin("/mode", {"mode": "hang"})
+        await asyncio.sleep(0.3)        # let a cycle start and hang on the 60 s timeout
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), timeout=5) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        errlog.close()
+    log = (workdir / "stderr.log").read_text()
+    assert "scraper stopped" in log and "proc-key-xyz" not in log
