@@ -65,8 +65,6 @@ class Scraper:
         if new is None:
             return
         old = self.config
-        if new.redis != old.redis:
-            logger.warning("redis settings changed in {}: they take effect after a restart", new.source)
         if new.engines_metrics_keys != old.engines_metrics_keys:
             self.maps = build_engine_maps(new.engines_metrics_keys)
             self._was_ok.clear()        # detection starts over with the new names (as the original)
