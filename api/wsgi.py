@@ -1,4 +1,4 @@
-"""The WSGI entry point for gunicorn (`gunicorn -c deploy/gunicorn.conf.py api.wsgi:app`)."""
+"""The WSGI entry point for gunicorn (`gunicorn -c python:api.gunicorn_conf api.wsgi:app`)."""
 import os
 
 from api.app import create_app

@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
-GUNICORN_CONF = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
+GUNICORN_CONF = "python:api.gunicorn_conf"     # a module of the package, so an installed copy finds it
 HELP = "serve the decision API with gunicorn (needs only Redis)"
 
 
@@ -41,6 +40,6 @@ def api_environment(args: argparse.Namespace, env: dict[str, str]) -> dict[str, 
 
 def run(args: argparse.Namespace) -> int:
     env = api_environment(args, dict(os.environ))
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "api.wsgi:app"]
+    argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "api.wsgi:app"]
     os.execve(sys.executable, argv, env)
     return 0  # not reached: exec replaces this process

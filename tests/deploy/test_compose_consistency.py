@@ -226,7 +226,7 @@ def test_all_llmsched_services_build_from_deploy_dockerfile(compose):
 def test_dockerignore_keeps_everything_the_image_build_copies():
     ignored = [line for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
                if line and not line.startswith("#")]
-    needed = ["setup.py", "setup.cfg", "config/scheduler-config.yaml", "deploy/gunicorn.conf.py", "cli/main.py",
+    needed = ["setup.py", "setup.cfg", "config/scheduler-config.yaml", "api/gunicorn_conf.py", "cli/main.py",
               "shared/config.py", "api/app.py"]
     for path in needed:
         assert (ROOT / path).exists(), path
