@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from scorer import normalizers as nz
+from scorer import saturation
 from scorer import weights as wt
-from shared.config_model import MODE_NAMES
+from shared.config_model import MODE_NAMES, ORIGINAL_MODE_NAMES
 
 __all__ = ["MODE_NAMES", "compute_scores"]
 
@@ -178,7 +179,7 @@ _MODES: dict[str, ModeFn] = {
     "s2_advanced": _s2_advanced,
     "s2_dynamic_waiting": _s2_dynamic_waiting,
 }
-assert tuple(_MODES) == MODE_NAMES, "every configurable mode needs exactly one implementation"
+assert tuple(_MODES) == ORIGINAL_MODE_NAMES, "every original mode needs exactly one implementation"
 
 _UNCLAMPED = frozenset({"s1_ratio"})
 
@@ -203,6 +204,8 @@ def _weight(weights: Mapping[str, object], key: str) -> float:
 
 def compute_scores(mode: str, members: list[dict], weights: dict) -> list[float | None]:
     """Score each member with the named mode; None for members the mode cannot score. Order follows members."""
+    if mode == saturation.NAME:     # llmsched's own mode reads the member dicts itself (docs/routing.md)
+        return saturation.compute_scores(members, weights)
     fn = _MODES.get(mode)
     if fn is None:
         raise ValueError(f"unknown scoring mode {mode!r}; valid modes: {', '.join(MODE_NAMES)}")

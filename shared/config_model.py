@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 
 from shared.secrets import Secret
 
-MODE_NAMES: tuple[str, ...] = (
+ORIGINAL_MODE_NAMES: tuple[str, ...] = (
     "s1", "s1_enhanced", "s1_adaptive", "s1_ratio", "s1_precise", "s1_nonlinear", "s1_balanced",
     "s1_adaptive_distribution", "s1_advanced", "s1_dynamic_waiting",
     "s2", "s2_enhanced", "s2_nonlinear", "s2_adaptive", "s2_advanced", "s2_dynamic_waiting",
 )
+DEFAULT_MODE = "saturation"     # llmsched's own mode (scorer/saturation.py); used when a config has no `modes`
+MODE_NAMES: tuple[str, ...] = ORIGINAL_MODE_NAMES + (DEFAULT_MODE,)
 ENGINE_TYPES: tuple[str, ...] = ("vllm", "sglang", "auto")
 
 
@@ -132,7 +134,7 @@ class Config:
     f5: F5Config = field(default_factory=F5Config)
     redis: RedisConfig = field(default_factory=RedisConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    modes: tuple[ModeConfig, ...] = (ModeConfig(),)
+    modes: tuple[ModeConfig, ...] = (ModeConfig(name=DEFAULT_MODE),)
     pools: tuple[PoolConfig, ...] = ()
     engines_metrics_keys: tuple[EngineVariant, ...] = ()
     source: str = ""                # path the config was read from, for messages

@@ -19,8 +19,8 @@ from shared.config_fields import (
     valid_namespace,
 )
 from shared.config_model import (
-    ENGINE_TYPES, MODE_NAMES, Config, EngineVariant, F5Config, FallbackConfig, GlobalConfig, MetricsConfig,
-    ModeConfig, PoolConfig, RedisConfig, SchedulerConfig,
+    DEFAULT_MODE, ENGINE_TYPES, MODE_NAMES, Config, EngineVariant, F5Config, FallbackConfig, GlobalConfig,
+    MetricsConfig, ModeConfig, PoolConfig, RedisConfig, SchedulerConfig,
 )
 from shared.secrets import Secret
 
@@ -314,7 +314,7 @@ class ConfigSchema(Section):
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> Config:
         # `source` and `warnings` are filled in by shared.config, which knows the file and reads the raw mapping.
-        modes = tuple(data["modes"]) if "modes" in data else (ModeConfig(),)
+        modes = tuple(data["modes"]) if "modes" in data else (ModeConfig(name=DEFAULT_MODE),)
         return Config(
             global_=data["global_"], f5=data["f5"], redis=data["redis"], scheduler=data["scheduler"],
             modes=modes, pools=tuple(data["pools"]),

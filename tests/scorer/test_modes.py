@@ -11,6 +11,7 @@ import math
 import pytest
 
 from scorer import MODE_NAMES, compute_scores
+from shared.config_model import ORIGINAL_MODE_NAMES
 from scorer import weights as wt
 from shared import config_model
 
@@ -40,9 +41,10 @@ def close(values: list[float]) -> object:
 
 # --- structure of the interface -----------------------------------------------------------------------------------
 
-def test_mode_names_are_the_sixteen_configurable_modes_in_config_order() -> None:
+def test_mode_names_are_the_sixteen_original_modes_in_config_order_then_saturation() -> None:
     assert MODE_NAMES == config_model.MODE_NAMES
-    assert len(MODE_NAMES) == 16
+    assert MODE_NAMES == ORIGINAL_MODE_NAMES + ("saturation",)
+    assert len(ORIGINAL_MODE_NAMES) == 16
 
 
 def test_unknown_mode_raises_value_error_naming_it_and_the_valid_modes() -> None:
@@ -83,13 +85,13 @@ ALL_EQUAL = dict(
 )
 
 
-@pytest.mark.parametrize("mode", MODE_NAMES)
+@pytest.mark.parametrize("mode", ORIGINAL_MODE_NAMES)
 def test_a_single_member_gets_the_documented_structural_score(mode: str) -> None:
     weights = S2 if mode.startswith("s2") else S1
     assert scores(mode, [m(7, 0.6, 9)], weights) == close([SINGLE[mode]])
 
 
-@pytest.mark.parametrize("mode", MODE_NAMES)
+@pytest.mark.parametrize("mode", ORIGINAL_MODE_NAMES)
 def test_all_equal_members_get_equal_documented_scores(mode: str) -> None:
     weights = S2 if mode.startswith("s2") else S1
     assert scores(mode, [m(2, 0.3, 4), m(2, 0.3, 4)], weights) == close([ALL_EQUAL[mode]] * 2)
@@ -314,7 +316,7 @@ def test_no_valid_member_gives_all_none_and_no_member_gives_empty() -> None:
     assert scores("s1", [], S1) == []
 
 
-@pytest.mark.parametrize("mode", MODE_NAMES)
+@pytest.mark.parametrize("mode", ORIGINAL_MODE_NAMES)
 def test_every_mode_returns_one_score_per_member_in_order(mode: str) -> None:
     got = scores(mode, [m(1, 0.2, 3), {}, m(5, 0.7, 1), m(2, 0.4, 8)], S2 if mode.startswith("s2") else S1)
     assert len(got) == 4 and got[1] is None and all(isinstance(v, float) for i, v in enumerate(got) if i != 1)

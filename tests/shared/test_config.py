@@ -93,7 +93,7 @@ def test_minimal_config_takes_parse_defaults() -> None:
     assert c.global_.interval == 60 and c.global_.api_port == 8080 and c.global_.log_level == "INFO"
     assert c.f5.port == 443 and c.f5.username == "admin"
     assert c.scheduler.metrics_fetch_interval == 5000 and c.scheduler.pool_fetch_interval == 10
-    assert c.modes == (ModeConfig(),)
+    assert c.modes == (ModeConfig(name="saturation"),)   # no `modes` key: llmsched's default mode
     p = c.pools[0]
     assert p.partition == "Common" and p.fallback.pool_fallback is False
     assert (p.metrics.schema, p.metrics.path, p.metrics.timeout, p.metrics.port) == ("http", "/metrics", 3.0, None)

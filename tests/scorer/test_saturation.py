@@ -1,0 +1,89 @@
+"""The `saturation` mode: absolute headroom scores, a floor for healthy members, 0 only over the hard limit."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from scorer import compute_scores, saturation
+from scorer.capacity import estimate_slack
+from shared.routing.decide import decide
+
+
+def m(waiting: float, cache: float, running: float, **extra: object) -> dict:
+    return {"waiting_queue": waiting, "cache_usage": cache, "running_req": running, **extra}
+
+
+def scores(members: list[dict]) -> list[float | None]:
+    return compute_scores("saturation", members, {})
+
+
+def test_the_mode_is_reachable_through_compute_scores_and_ignores_weights() -> None:
+    members = [m(0, 0.2, 10), m(0, 0.5, 30)]
+    assert compute_scores("saturation", members, {"w_a": 9}) == compute_scores("saturation", members, {})
+
+
+def test_the_roomiest_member_scores_1_and_the_others_in_proportion_to_their_slack() -> None:
+    members = [m(0, 0.3, 30), m(0, 0.6, 40)]
+    slack = [estimate_slack(x, 1) for x in members]
+    got = scores(members)
+    assert got[0] == 1.0
+    assert got[1] == pytest.approx((slack[1] / slack[0]) ** saturation.POWER)
+
+
+def test_nearly_equal_members_get_nearly_equal_scores_unlike_relative_normalisation() -> None:
+    # the original's s1_enhanced gives 0.85 vs 0.87 cache the full [0.2, 1.0] range
+    got = scores([m(0, 0.50, 60), m(0, 0.52, 62)])
+    assert got[0] == 1.0 and got[1] == pytest.approx(1.0, rel=0.15)
+
+
+def test_a_saturated_member_scores_low_but_above_zero_under_the_hard_limit() -> None:
+    got = scores([m(0, 0.3, 30), m(3, 0.9, 40)])
+    assert got[1] == saturation.SATURATED
+    assert 0.0 < got[1] < got[0]
+
+
+def test_over_the_hard_limit_a_member_scores_exactly_zero() -> None:
+    too_long = saturation.HARD_QUEUE_MIN + saturation.HARD_QUEUE_PER_RUNNING * 40 + 1
+    got = scores([m(0, 0.3, 30), m(too_long, 0.9, 40), m(2, saturation.KV_FULL, 40)])
+    assert got[1] == 0.0 and got[2] == 0.0 and got[0] == 1.0
+
+
+def test_a_healthy_member_with_little_room_keeps_the_floor() -> None:
+    got = scores([m(0, 0.0, 0), m(0, 0.89, 100)])   # slack 256 vs ~1
+    assert got[1] == saturation.FLOOR
+
+
+def test_bigip_ratio_scales_the_capacity_assumed_for_a_member() -> None:
+    got = scores([m(0, 0.0, 0, ratio=4), m(0, 0.0, 0, ratio=1)])
+    assert got[0] == 1.0
+    assert got[1] == pytest.approx(0.25 ** saturation.POWER)
+
+
+def test_a_member_missing_a_metric_is_not_scored() -> None:
+    assert scores([m(0, 0.2, 10), {"waiting_queue": 0, "cache_usage": 0.2}]) == [1.0, None]
+
+
+def snapshot(member_metrics: list[dict], now: float) -> dict:
+    members = []
+    for i, metrics in enumerate(member_metrics):
+        mid = f"10.0.0.{i + 1}:8000"
+        members.append({"id": mid, "key": mid, "address": f"10.0.0.{i + 1}", "port": 8000, "status": "enabled",
+                        "ratio": 1, "score": None, "metrics": metrics, "scraped_at": now, "scrape_status": "ok"})
+    for member, score in zip(members, scores(member_metrics)):
+        member["score"] = score
+    return {"members": members}
+
+
+def test_when_every_candidate_is_over_the_hard_limit_the_decision_fails_open_with_none() -> None:
+    config = {"mode": "saturation", "stale_after": 10.0}
+    snap = snapshot([m(100, 0.99, 50), m(90, 0.99, 60)], now=100.0)
+    decision = decide(config, snap, ["10.0.0.1:8000", "10.0.0.2:8000"], 100.0, random.Random(1))
+    assert decision.answer == "none"
+
+
+def test_a_member_under_the_hard_limit_is_still_picked_when_the_others_are_over_it() -> None:
+    config = {"mode": "saturation", "stale_after": 10.0}
+    snap = snapshot([m(100, 0.99, 50), m(2, 0.95, 60)], now=100.0)
+    decision = decide(config, snap, ["10.0.0.1:8000", "10.0.0.2:8000"], 100.0, random.Random(1))
+    assert decision.answer == "10.0.0.2:8000"
