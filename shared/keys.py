@@ -24,18 +24,23 @@ class Keys:
         """Hash: version (sha256 of the published config), published_at, source, publisher."""
         return f"{self.namespace}:config"
 
-    def lease(self, role: str) -> str:
-        """String holding the owner id of a collector role's lease, with a TTL."""
-        return f"{self.namespace}:lease:{role}"
-
-    def heartbeat(self, process: str) -> str:
-        """String, JSON {pid, host, started_at, seen_at} of a running process, with a TTL."""
-        return f"{self.namespace}:process:{process}"
-
     @property
     def scoring_queue(self) -> str:
         """Name of the rq queue of scoring jobs (rq spells its own keys `rq:queue:<name>` etc.)."""
         return f"{self.namespace}-scoring"
+
+    @property
+    def scoring_latency(self) -> str:
+        """Hash of running totals of the enqueue -> snapshot-written latency of scoring jobs, per job reason:
+        `<reason>:count`, `<reason>:sum` and `<reason>:max` (seconds) and cumulative histogram buckets
+        `<reason>:le:<bound>` (`+Inf` included), Prometheus-style; written by the scoring worker."""
+        return f"{self.namespace}:scoring:latency"
+
+    @property
+    def scoring_latency_recent(self) -> str:
+        """List, newest first, capped (a few thousand): JSON {pool, reason, latency, at} of recent scoring jobs,
+        for percentiles (`llmsched scorer --report`)."""
+        return f"{self.namespace}:scoring:latency:recent"
 
     # --- per-pool keys -------------------------------------------------------------------------------------
     def _pool(self, pool_key: str, suffix: str) -> str:
