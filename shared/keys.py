@@ -24,6 +24,14 @@ class Keys:
         """Hash: version (sha256 of the published config), published_at, source, publisher."""
         return f"{self.namespace}:config"
 
+    def lease(self, role: str) -> str:
+        """String holding the owner id of a collector role's lease, with a TTL."""
+        return f"{self.namespace}:lease:{role}"
+
+    def heartbeat(self, process: str) -> str:
+        """String, JSON {pid, host, started_at, seen_at} of a running process, with a TTL."""
+        return f"{self.namespace}:process:{process}"
+
     @property
     def scoring_queue(self) -> str:
         """Name of the rq queue of scoring jobs (rq spells its own keys `rq:queue:<name>` etc.)."""
