@@ -16,6 +16,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("seed", "cli.seed"),
     ("poller", "cli.poller"),
     ("scraper", "cli.scraper"),
+    ("bench", "cli.bench"),
 )
 
 

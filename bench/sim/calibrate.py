@@ -1,0 +1,111 @@
+"""Single-engine measurements with the simulator itself: capacity, background load, and the anchor benchmark.
+
+* capacity: requests per second an engine completes when it is never short of work (the best closed loop of
+  max_seqs / 8 to 2 x max_seqs clients), the reference for a scenario's `load`;
+* background: requests per second a closed loop of N clients alone gets from an engine;
+* anchor: N ShareGPT requests sent at once (vLLM `benchmark_serving.py --request-rate inf`), to compare with
+  published runs. `python -m bench.sim.calibrate` prints all three for every preset (docs/routing.md).
+"""
+from __future__ import annotations
+
+import random
+import statistics
+from functools import lru_cache
+
+from bench.sim.engine import Engine, Request
+from bench.sim.profiles import PRESETS, EngineProfile
+from bench.sim.workload import Workload
+
+
+class _ClosedLoop:
+    """One engine, `clients` clients that send a new request as soon as theirs finishes (or all at t=0 only)."""
+
+    def __init__(self, prof: EngineProfile, workload: Workload, clients: int, seed: int, refill: bool) -> None:
+        self.rng = random.Random(seed)
+        self.workload = workload
+        self.refill = refill
+        self.engine = Engine(0, "e", prof, self)
+        self.done: list[Request] = []
+        self.next_id = 0
+        for _ in range(clients):
+            self._send(0.0)
+
+    def _send(self, now: float) -> None:
+        p, o = self.workload.draw(self.rng)
+        self.next_id += 1
+        self.engine.submit(Request(self.next_id, p, o, now), now)
+
+    def first_token(self, req: Request, now: float) -> None:
+        pass
+
+    def finished(self, req: Request, now: float) -> None:
+        self.done.append(req)
+        if self.refill:
+            self._send(now)
+
+    def failed(self, req: Request, now: float) -> None:     # engines never fail here
+        raise AssertionError("calibration engine failed")
+
+    def run(self, until: float) -> float:
+        now = 0.0
+        while now < until:
+            step = self.engine.start_step(now)
+            if step is None:
+                return now
+            now += step
+            self.engine.end_step(now)
+        return now
+
+
+@lru_cache(maxsize=64)
+def capacity(prof: EngineProfile, workload: Workload, seed: int = 7, horizon: float = 240.0) -> float:
+    """Saturated throughput in requests/s: the best of closed loops of max_seqs / 8 ... 2 x max_seqs clients
+    (a KV-bound engine does best before it thrashes on preemptions), measured after a quarter of the horizon."""
+    return max(background_rate(prof, workload, max(1, int(prof.max_seqs * f)), seed, horizon)
+               for f in (0.125, 0.25, 0.5, 1.0, 2.0))
+
+
+@lru_cache(maxsize=64)
+def background_rate(prof: EngineProfile, workload: Workload, clients: int, seed: int = 11,
+                    horizon: float = 240.0) -> float:
+    """Requests/s that `clients` closed-loop clients alone get from the engine."""
+    loop = _ClosedLoop(prof, workload, clients, seed, refill=True)
+    loop.run(horizon)
+    start = horizon / 4
+    return sum(1 for r in loop.done if r.finished >= start) / (horizon - start)
+
+
+def anchor(prof: EngineProfile, workload: Workload, prompts: int = 1000, seed: int = 0) -> dict:
+    """vLLM's serving benchmark with every prompt sent at t=0: throughput, mean TTFT, mean TPOT, mean ITL."""
+    loop = _ClosedLoop(prof, workload, prompts, seed, refill=False)
+    end = loop.run(10_000.0)
+    done = loop.done
+    tpots = [r.tpot for r in done if r.tpot is not None]
+    return {"requests": len(done), "duration": end, "throughput_rps": len(done) / end,
+            "output_tok_s": sum(r.output for r in done) / end,
+            "ttft_mean": statistics.fmean(r.first_token for r in done),
+            "tpot_mean": statistics.fmean(tpots)}
+
+
+def idle_latency(prof: EngineProfile, prompt: int, output: int) -> tuple[float, float]:
+    """(TTFT, TPOT) of one request alone on an idle engine."""
+    loop = _ClosedLoop(prof, Workload(), 0, 0, refill=False)
+    loop.engine.submit(Request(1, prompt, output, 0.0), 0.0)
+    loop.run(10_000.0)
+    req = loop.done[0]
+    return req.first_token, req.tpot or 0.0
+
+
+def main() -> None:
+    wl = Workload()
+    print(f"{'preset':<22} {'capacity':>9} {'idle TTFT':>10} {'idle TPOT':>10} "
+          f"{'anchor rps':>10} {'anchor tok/s':>12} {'anchor TPOT':>11}")
+    for name, prof in PRESETS.items():
+        ttft, tpot = idle_latency(prof, 230, 203)
+        a = anchor(prof.with_overrides({"max_seqs": 256}), wl)
+        print(f"{name:<22} {capacity(prof, wl):>8.2f}/s {ttft * 1000:>8.1f}ms {tpot * 1000:>8.1f}ms "
+              f"{a['throughput_rps']:>10.2f} {a['output_tok_s']:>12.0f} {a['tpot_mean'] * 1000:>9.1f}ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Routing policies: who picks the engine for each request.
+
+* `random`, `round_robin`, `least_conn`: BIG-IP's own load balancing methods. `least_conn` counts the
+  connections BIG-IP itself holds open to each member, exactly and instantly; it cannot see load that does not
+  pass through it (background traffic). Ties go to the next member after the last pick.
+* every llmsched scoring mode (`s1`, ..., `default`): the iRule asks a decision API replica, which runs the real
+  `shared.routing.decide.decide` on the snapshot the real scoring step built (bench/sim/pipeline.py). An answer
+  of `none` (or `fallback`, which no scenario sets) makes BIG-IP balance that request itself with
+  least connections. With herd control, every decision is counted in the shared dispatch counters.
+* `oracle`: perfect, instant knowledge of every engine's exact state; picks the least predicted TTFT.
+Only members BIG-IP considers up are offered (the iRule sends `active_members`).
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import random
+import zlib
+from dataclasses import dataclass
+
+from bench.sim.engine import Engine, Request
+from bench.sim.pipeline import Pipeline
+from shared.routing.decide import decide
+
+
+# The original's suggested weights per mode (spec original.md 5.3); dynamic modes keep transition_point 30,
+# steepness 1.0.
+ORIGINAL_WEIGHTS: dict[str, dict[str, float]] = {
+    "s1": {"w_a": 0.1, "w_b": 0.9},
+    "s1_enhanced": {"w_a": 0.2, "w_b": 0.8},
+    "s1_ratio": {"w_a": 0.2, "w_b": 0.8},
+    "s1_precise": {"w_a": 0.1, "w_b": 0.9},
+    "s1_nonlinear": {"w_a": 0.2, "w_b": 0.8},
+    "s1_balanced": {"w_a": 0.3, "w_b": 0.7},
+    "s1_adaptive_distribution": {"w_a": 0.2, "w_b": 0.8},
+    "s1_advanced": {"w_a": 0.6, "w_b": 0.4},
+    "s1_dynamic_waiting": {"w_a": 0.3, "w_b": 0.7, "transition_point": 30.0, "steepness": 1.0},
+    "s2": {"w_a": 0.6, "w_b": 0.2, "w_g": 0.2},
+    "s2_enhanced": {"w_a": 0.4, "w_b": 0.4, "w_g": 0.2},
+    "s2_nonlinear": {"w_a": 0.4, "w_b": 0.4, "w_g": 0.2},
+    "s2_advanced": {"w_a": 0.5, "w_b": 0.3, "w_g": 0.2},
+    "s2_dynamic_waiting": {"w_a": 0.4, "w_b": 0.3, "w_g": 0.3, "transition_point": 30.0, "steepness": 1.0},
+}
+
+
+@dataclass
+class View:
+    """What a policy may look at: BIG-IP's view (monitor state, open connections) and the engines' truth."""
+    engines: list[Engine]
+    up: list[bool]
+    conns: list[int]
+    pipeline: Pipeline
+    none_answers: int = 0
+    decisions: int = 0
+
+
+class Policy:
+    name = ""
+
+    def choose(self, now: float, req: Request, view: View) -> int | None:
+        raise NotImplementedError
+
+
+class RandomPolicy(Policy):
+    name = "random"
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def choose(self, now: float, req: Request, view: View) -> int | None:
+        up = [i for i, ok in enumerate(view.up) if ok]
+        return self.rng.choice(up) if up else None
+
+
+class RoundRobin(Policy):
+    name = "round_robin"
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def choose(self, now: float, req: Request, view: View) -> int | None:
+        n = len(view.up)
+        for k in range(n):
+            i = (self.next + k) % n
+            if view.up[i]:
+                self.next = i + 1
+                return i
+        return None
+
+
+class LeastConn(Policy):
+    name = "least_conn"
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def choose(self, now: float, req: Request, view: View) -> int | None:
+        n = len(view.up)
+        best, best_conns = None, math.inf
+        for k in range(n):
+            i = (self.next + k) % n
+            if view.up[i] and view.conns[i] < best_conns:
+                best, best_conns = i, view.conns[i]
+        if best is not None:
+            self.next = best + 1
+        return best
+
+
+class Oracle(Policy):
+    name = "oracle"
+
+    def choose(self, now: float, req: Request, view: View) -> int | None:
+        best, best_t = None, math.inf
+        for i, engine in enumerate(view.engines):
+            if view.up[i]:
+                t = engine.predict_ttft(req.prompt, now)
+                if t < best_t:
+                    best, best_t = i, t
+        return best
+
+
+def _decide_takes_dispatch() -> bool:
+    return "dispatch" in inspect.signature(decide).parameters
+
+
+class ModePolicy(Policy):
+    """A scoring mode through the real pipeline, answered by one of `replicas` independent API replicas."""
+
+    def __init__(self, name: str, herd: bool, replicas: int, seed: int) -> None:
+        self.name = name
+        self.herd = herd
+        self.replicas = replicas
+        base = zlib.crc32(name.encode()) ^ seed
+        self.rngs = [random.Random(base * 1000 + r) for r in range(replicas)]
+        self.pick_replica = random.Random(base)
+        self.with_dispatch = herd and _decide_takes_dispatch()
+        self.fallback = LeastConn()
+        self.index: dict[str, int] = {}
+
+    def choose(self, now: float, req: Request, view: View) -> int | None:
+        pipe = view.pipeline
+        if not self.index:
+            self.index = {mid: i for i, mid in enumerate(pipe.ids)}
+        candidates = [mid for mid, up in zip(pipe.ids, view.up) if up]
+        if not candidates:
+            return None
+        rng = self.rngs[self.pick_replica.randrange(self.replicas)]
+        view.decisions += 1
+        if self.with_dispatch:
+            decision = decide(pipe.config, pipe.snapshot, candidates, now, rng,
+                              dispatch=pipe.dispatch_counts(now))
+        else:
+            decision = decide(pipe.config, pipe.snapshot, candidates, now, rng)
+        chosen = self.index.get(decision.answer)
+        if chosen is None:              # none / fallback: BIG-IP balances with least connections
+            view.none_answers += 1
+            return self.fallback.choose(now, req, view)
+        if self.herd and decision.member_id is not None:
+            pipe.record_dispatch(now, decision.member_id)
+        return chosen

@@ -1,0 +1,231 @@
+"""The discrete-event loop: one scenario, one policy -> per-request timings -> one result row.
+
+Every policy of a scenario sees the same client requests (same arrival instants and lengths, drawn once from
+the seed), so differences between rows come from routing alone. Events: client arrivals, engine steps, scrape
+cycles (read, then write), scoring jobs, poller fetches, BIG-IP monitor probes, failures and recoveries.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from dataclasses import dataclass
+
+from bench.sim import calibrate
+from bench.sim.engine import Engine, Request
+from bench.sim.pipeline import SCRAPER_JITTER_FRACTION, SCRAPER_JITTER_MAX, Pipeline
+from bench.sim.policies import ORIGINAL_WEIGHTS, LeastConn, ModePolicy, Oracle, Policy, RandomPolicy, RoundRobin, View
+from bench.sim.scenario import Scenario
+from bench.sim.stats import Result, summarize
+
+DEFAULT_MODE = "saturation"
+BACKGROUND_RETRY = 1.0      # s before a background client whose engine is down tries again
+
+ARRIVE, STEP, SCRAPE, WRITE, SCORE, POLL, PROBE, MARK_DOWN, FAIL, RECOVER, BG_RETRY = range(11)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A scenario with its client requests drawn and its arrival rate resolved."""
+    scenario: Scenario
+    seed: int
+    rate: float
+    capacity: tuple[float, ...]
+    background: tuple[float, ...]
+    requests: tuple[tuple[float, int, int], ...]       # (arrival, prompt tokens, output tokens)
+
+
+def prepare(scenario: Scenario, seed: int | None = None) -> Prepared:
+    seed = scenario.seed if seed is None else seed
+    caps = tuple(calibrate.capacity(e.profile, scenario.workload) for e in scenario.engines)
+    bg = [0.0] * len(scenario.engines)
+    for b in scenario.background:
+        i = scenario.engine_index(b.engine)
+        bg[i] += calibrate.background_rate(scenario.engines[i].profile, scenario.workload, b.concurrency)
+    available = max(0.0, sum(caps) - sum(bg))
+    rate = scenario.load * available
+    times_rng, lengths_rng = random.Random(seed * 7919 + 1), random.Random(seed * 7919 + 2)
+    requests = tuple((t, *scenario.workload.draw(lengths_rng))
+                     for t in scenario.arrivals.times(rate, 0.0, scenario.duration, times_rng))
+    return Prepared(scenario, seed, rate, caps, tuple(bg), requests)
+
+
+def config_doc(scenario: Scenario, mode: str, weights: dict, herd: bool) -> dict:
+    """The pool's routing document, as shared/publish.py writes it."""
+    return {"name": "sim_pool", "partition": "Common", "engine_type": "vllm", "pool_fallback": False,
+            "member_running_req_threshold": None, "member_waiting_queue_threshold": None,
+            "stale_after": scenario.pipeline.effective_stale_after, "herd_control": herd,
+            "mode": mode, "weights": weights}
+
+
+def make_policy(name: str, prepared: Prepared) -> tuple[Policy, dict | None]:
+    """The policy and, for scoring modes, the pool's routing config."""
+    sc, seed = prepared.scenario, prepared.seed
+    replicas = sc.pipeline.replicas
+    if name == "random":
+        return RandomPolicy(random.Random(seed)), None
+    if name == "round_robin":
+        return RoundRobin(), None
+    if name == "least_conn":
+        return LeastConn(), None
+    if name == "oracle":
+        return Oracle(), None
+    if name in ("default", "default_no_herd"):
+        herd = name == "default"
+        return ModePolicy(name, herd, replicas, seed), config_doc(sc, DEFAULT_MODE, {}, herd)
+    weights = ORIGINAL_WEIGHTS[name]
+    return ModePolicy(name, False, replicas, seed), config_doc(sc, name, weights, False)
+
+
+class Simulation:
+    def __init__(self, prepared: Prepared, policy_name: str) -> None:
+        sc = prepared.scenario
+        self.p = prepared
+        self.sc = sc
+        self.rng = random.Random(prepared.seed * 31 + 5)
+        self.bg_rng = random.Random(prepared.seed * 31 + 6)
+        self.engines = [Engine(i, e.name, e.profile, self) for i, e in enumerate(sc.engines)]
+        self.policy, config = make_policy(policy_name, prepared)
+        self.pipeline = Pipeline(config or {}, self.engines, [e.ratio for e in sc.engines],
+                                 sc.pipeline.dispatch_delay)
+        n = len(self.engines)
+        self.view = View(self.engines, [True] * n, [0] * n, self.pipeline)
+        self.uses_pipeline = config is not None
+        self.events: list[tuple] = []
+        self.counter = itertools.count()
+        self.main: list[Request] = []
+        self.unresolved = 0
+        self.last_success = [0.0] * n
+        self.rid = itertools.count(1)
+
+    # --- event queue -------------------------------------------------------------------------------------
+    def at(self, t: float, kind: int, a: object = None, b: object = None) -> None:
+        heapq.heappush(self.events, (t, next(self.counter), kind, a, b))
+
+    def kick(self, engine: Engine, now: float) -> None:
+        if not engine.busy and engine.up:
+            duration = engine.start_step(now)
+            if duration is not None:
+                self.at(now + duration, STEP, engine.index, engine.generation)
+
+    # --- engine listener ---------------------------------------------------------------------------------
+    def first_token(self, req: Request, now: float) -> None:
+        pass
+
+    def finished(self, req: Request, now: float) -> None:
+        if req.main:
+            self.view.conns[req.engine] -= 1
+            self.unresolved -= 1
+        else:
+            self._background_send(req.engine, now)
+
+    def failed(self, req: Request, now: float) -> None:
+        if req.main:
+            self.view.conns[req.engine] -= 1
+            self.unresolved -= 1
+        else:
+            self.at(now + BACKGROUND_RETRY, BG_RETRY, req.engine)
+
+    def _background_send(self, index: int, now: float) -> None:
+        p, o = self.sc.workload.draw(self.bg_rng)
+        req = Request(next(self.rid), p, o, now, main=False)
+        engine = self.engines[index]
+        if engine.submit(req, now):
+            self.kick(engine, now)
+
+    # --- run ---------------------------------------------------------------------------------------------
+    def run(self) -> Result:
+        sc, pipe = self.sc, self.sc.pipeline
+        for t, prompt, output in self.p.requests:
+            req = Request(next(self.rid), prompt, output, t)
+            self.main.append(req)
+            self.at(t, ARRIVE, req)
+        self.unresolved = len(self.main)
+        for b in sc.background:
+            for _ in range(b.concurrency):
+                self._background_send(sc.engine_index(b.engine), 0.0)
+        for f in sc.failures:
+            self.at(f.at, FAIL, sc.engine_index(f.engine))
+            if f.recover is not None:
+                self.at(f.recover, RECOVER, sc.engine_index(f.engine))
+        for i in range(len(self.engines)):
+            self.at(self.rng.uniform(0, sc.bigip.monitor_interval), PROBE, i)
+        self.pipeline.poll(0.0, self.view.up)
+        if self.uses_pipeline:
+            self.at(self.rng.uniform(0, pipe.pool_fetch_interval), POLL)
+            self.at(0.0, SCRAPE, 0)
+        horizon = sc.duration * 4 + 600.0
+        handlers = {ARRIVE: self._arrive, STEP: self._step, SCRAPE: self._scrape, WRITE: self._write,
+                    SCORE: self._score, POLL: self._poll, PROBE: self._probe, MARK_DOWN: self._mark_down,
+                    FAIL: self._fail, RECOVER: self._recover, BG_RETRY: self._bg_retry}
+        events = self.events
+        now = 0.0
+        while events and self.unresolved > 0:
+            now, _, kind, a, b = heapq.heappop(events)
+            if now > horizon:
+                break
+            handlers[kind](now, a, b)
+        return summarize(self.policy.name, self.p, self.main, self.view, now)
+
+    # --- handlers ----------------------------------------------------------------------------------------
+    def _arrive(self, now: float, req: Request, _: object) -> None:
+        choice = self.policy.choose(now, req, self.view)
+        if choice is None:              # BIG-IP has no member up: the connection fails
+            req.engine = -1
+            self.unresolved -= 1
+            return
+        self.view.conns[choice] += 1
+        engine = self.engines[choice]
+        if engine.submit(req, now):
+            self.kick(engine, now)
+
+    def _step(self, now: float, index: int, generation: int) -> None:
+        engine = self.engines[index]
+        if generation != engine.generation:
+            return
+        engine.end_step(now)
+        engine.busy = False
+        self.kick(engine, now)
+
+    def _scrape(self, now: float, cycle: int, _: object) -> None:
+        pipe = self.sc.pipeline
+        docs = self.pipeline.scrape(now + pipe.scrape_latency, pipe.scrape_latency)
+        self.at(now + pipe.scrape_latency, WRITE, docs)
+        jitter = self.rng.uniform(0, min(SCRAPER_JITTER_FRACTION * pipe.scrape_interval, SCRAPER_JITTER_MAX))
+        self.at((cycle + 1) * pipe.scrape_interval + jitter, SCRAPE, cycle + 1)
+
+    def _write(self, now: float, docs: dict, _: object) -> None:
+        self.pipeline.write_metrics(now, docs)
+        self.at(now + self.sc.pipeline.scoring_latency, SCORE)
+
+    def _score(self, now: float, *_: object) -> None:
+        self.pipeline.score(now)
+
+    def _poll(self, now: float, *_: object) -> None:
+        self.pipeline.poll(now, self.view.up)
+        self.at(now + self.sc.pipeline.pool_fetch_interval, POLL)
+
+    def _probe(self, now: float, index: int, _: object) -> None:
+        if self.engines[index].up:
+            self.last_success[index] = now
+            self.view.up[index] = True
+        self.at(now + self.sc.bigip.monitor_interval, PROBE, index)
+
+    def _mark_down(self, now: float, index: int, _: object) -> None:
+        if not self.engines[index].up:
+            self.view.up[index] = False
+
+    def _fail(self, now: float, index: int, _: object) -> None:
+        self.engines[index].fail(now)
+        self.at(max(now, self.last_success[index] + self.sc.bigip.monitor_timeout), MARK_DOWN, index)
+
+    def _recover(self, now: float, index: int, _: object) -> None:
+        # BIG-IP marks it up at its next successful probe; background clients return through BG_RETRY.
+        self.engines[index].recover()
+
+    def _bg_retry(self, now: float, index: int, _: object) -> None:
+        self._background_send(index, now)
+
+
+def run(prepared: Prepared, policy: str) -> Result:
+    return Simulation(prepared, policy).run()

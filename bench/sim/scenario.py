@@ -1,0 +1,251 @@
+"""Scenario files: what to simulate, as YAML with a checked schema (docs/routing.md "Scenario schema").
+
+    name: heterogeneous            # default: the file name without .yaml
+    description: one paragraph
+    duration: 240                  # s of client arrivals
+    warmup: 30                     # s at the start left out of the statistics
+    seed: 1                        # default seed; `--seed` overrides
+    engines:                       # one BIG-IP pool member each
+      - {name: a10-1, profile: a10-llama3-8b, ratio: 1, params: {kv_tokens: 30000}}
+    workload: {prompt: {median: 172, sigma: 1.0}, output: {median: 139, sigma: 0.9}}
+    arrivals: {process: poisson, load: 0.85}       # or bursty with on_mean, off_mean, peak
+    background: [{engine: a10-1, concurrency: 50}] # closed-loop clients that bypass BIG-IP
+    pipeline: {scrape_interval: 5, scrape_latency: 0.02, scoring_latency: 0.03, stale_after: null,
+               pool_fetch_interval: 10, replicas: 1, dispatch_delay: 0.001}
+    bigip: {monitor_interval: 5, monitor_timeout: 16}
+    failures: [{engine: a10-3, at: 120, recover: 200}]
+    policies: [random, least_conn, default, oracle]   # default: every standard policy
+
+`load` is the mean arrival rate as a fraction of the capacity left for balanced traffic: the sum of the
+engines' saturated throughputs minus what the background clients alone take (bench/sim/calibrate.py measures
+both with the simulator itself).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from bench.sim.policies import ORIGINAL_WEIGHTS
+from bench.sim.profiles import EngineProfile, profile
+from bench.sim.workload import Arrivals, LengthDist, Workload
+
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+STANDARD_POLICIES = ("random", "round_robin", "least_conn", "s1", "s1_enhanced", "s2", "s2_enhanced",
+                     "s2_dynamic_waiting", "default", "oracle")
+EXTRA_POLICIES = ("default_no_herd",)      # default's mode without herd control
+
+
+def known_policies() -> tuple[str, ...]:
+    return STANDARD_POLICIES + EXTRA_POLICIES + tuple(m for m in ORIGINAL_WEIGHTS if m not in STANDARD_POLICIES)
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be simulated; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    name: str
+    profile_name: str
+    profile: EngineProfile
+    ratio: int = 1
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    scrape_interval: float = 5.0
+    scrape_latency: float = 0.02
+    scoring_latency: float = 0.03
+    stale_after: float | None = None
+    pool_fetch_interval: float = 10.0
+    replicas: int = 1
+    dispatch_delay: float = 0.001
+
+    @property
+    def effective_stale_after(self) -> float:
+        """shared.config_model.SchedulerConfig's default: 3 scrape intervals, at least 3 s."""
+        return self.stale_after if self.stale_after is not None else max(3.0, 3 * self.scrape_interval)
+
+
+@dataclass(frozen=True)
+class BigipSpec:
+    monitor_interval: float = 5.0       # BIG-IP http monitor defaults
+    monitor_timeout: float = 16.0
+
+
+@dataclass(frozen=True)
+class Background:
+    engine: str
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    engine: str
+    at: float
+    recover: float | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    duration: float
+    warmup: float
+    seed: int
+    engines: tuple[EngineSpec, ...]
+    workload: Workload
+    arrivals: Arrivals
+    load: float
+    background: tuple[Background, ...] = ()
+    pipeline: PipelineSpec = field(default_factory=PipelineSpec)
+    bigip: BigipSpec = field(default_factory=BigipSpec)
+    failures: tuple[Failure, ...] = ()
+    policies: tuple[str, ...] = STANDARD_POLICIES
+    source: str = ""
+
+    def engine_index(self, name: str) -> int:
+        return [e.name for e in self.engines].index(name)
+
+
+def shipped() -> list[str]:
+    """Names of the scenarios shipped in bench/scenarios, sorted."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def find(name_or_path: str) -> Path:
+    """A shipped scenario by name, or a YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ScenarioError(f"{name_or_path}: no such scenario file")
+        return path
+    candidate = SCENARIO_DIR / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        raise ScenarioError(f"unknown scenario {name_or_path!r}; shipped: {', '.join(shipped())}")
+    return candidate
+
+
+def load(name_or_path: str) -> Scenario:
+    path = find(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+    return parse(raw, str(path), default_name=path.stem)
+
+
+def parse(raw: object, source: str, default_name: str = "scenario") -> Scenario:
+    try:
+        return _parse(raw, default_name, source)
+    except (KeyError, TypeError, ValueError) as exc:
+        message = exc.args[0] if exc.args else str(exc)
+        raise ScenarioError(f"{source}: {message}") from None
+
+
+def _mapping(value: object, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: must be a mapping")
+    return value
+
+
+def _only(d: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ValueError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(allowed))})")
+
+
+def _num(d: dict, key: str, where: str, default: float | None = None, minimum: float = 0.0,
+         allow_none: bool = False) -> float | None:
+    value = d.get(key, default)
+    if value is None:
+        if allow_none:
+            return None
+        raise ValueError(f"{where}.{key}: required")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where}.{key}: must be a number, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{where}.{key}: must be >= {minimum}, not {value}")
+    return float(value)
+
+
+def _dataclass_from(cls: type, d: dict, where: str) -> object:
+    _only(d, {f.name for f in fields(cls)}, where)
+    values = {}
+    for f in fields(cls):
+        if f.name in d:
+            allow_none = f.name == "stale_after"
+            values[f.name] = _num(d, f.name, where, allow_none=allow_none)
+            if f.name == "replicas":
+                values[f.name] = int(values[f.name] or 1)
+    return cls(**values)
+
+
+def _parse(raw: object, default_name: str, source: str) -> Scenario:
+    top = _mapping(raw, "scenario")
+    _only(top, {"name", "description", "duration", "warmup", "seed", "engines", "workload", "arrivals",
+                "background", "pipeline", "bigip", "failures", "policies"}, "scenario")
+    duration = _num(top, "duration", "scenario", minimum=1.0)
+    warmup = _num(top, "warmup", "scenario", default=0.0)
+    if warmup >= duration:
+        raise ValueError("scenario.warmup: must be shorter than duration")
+    engines = []
+    for i, e in enumerate(top.get("engines") or []):
+        where = f"engines[{i}]"
+        e = _mapping(e, where)
+        _only(e, {"name", "profile", "ratio", "params"}, where)
+        if not e.get("name") or not e.get("profile"):
+            raise ValueError(f"{where}: needs a name and a profile")
+        prof = profile(str(e["profile"]), _mapping(e.get("params"), f"{where}.params"))
+        engines.append(EngineSpec(str(e["name"]), str(e["profile"]), prof, int(_num(e, "ratio", where, 1, 1))))
+    if not engines:
+        raise ValueError("engines: at least one engine is required")
+    names = [e.name for e in engines]
+    if len(set(names)) != len(names):
+        raise ValueError("engines: names must be unique")
+    wl = _mapping(top.get("workload"), "workload")
+    _only(wl, {"prompt", "output"}, "workload")
+    workload = Workload(*(LengthDist(_num(_mapping(wl.get(k), f"workload.{k}"), "median", f"workload.{k}",
+                                          default=getattr(Workload(), k).median, minimum=1.0),
+                                     _num(_mapping(wl.get(k), f"workload.{k}"), "sigma", f"workload.{k}",
+                                          default=getattr(Workload(), k).sigma))
+                          for k in ("prompt", "output")))
+    arr = _mapping(top.get("arrivals"), "arrivals")
+    _only(arr, {"process", "load", "on_mean", "off_mean", "peak"}, "arrivals")
+    arrivals = Arrivals(str(arr.get("process", "poisson")),
+                        *(_num(arr, k, "arrivals", getattr(Arrivals(), k)) for k in ("on_mean", "off_mean", "peak")))
+    arrivals.validate()
+    load = _num(arr, "load", "arrivals", minimum=0.01)
+    background = []
+    for i, b in enumerate(top.get("background") or []):
+        b = _mapping(b, f"background[{i}]")
+        _only(b, {"engine", "concurrency"}, f"background[{i}]")
+        if b.get("engine") not in names:
+            raise ValueError(f"background[{i}].engine: {b.get('engine')!r} is not an engine name")
+        background.append(Background(b["engine"], int(_num(b, "concurrency", f"background[{i}]", minimum=1))))
+    failures = []
+    for i, f in enumerate(top.get("failures") or []):
+        f = _mapping(f, f"failures[{i}]")
+        _only(f, {"engine", "at", "recover"}, f"failures[{i}]")
+        if f.get("engine") not in names:
+            raise ValueError(f"failures[{i}].engine: {f.get('engine')!r} is not an engine name")
+        at = _num(f, "at", f"failures[{i}]")
+        recover = _num(f, "recover", f"failures[{i}]", allow_none=True)
+        if recover is not None and recover <= at:
+            raise ValueError(f"failures[{i}].recover: must be after `at`")
+        failures.append(Failure(f["engine"], at, recover))
+    policies = tuple(top.get("policies") or STANDARD_POLICIES)
+    for p in policies:
+        if p not in known_policies():
+            raise ValueError(f"policies: unknown policy {p!r}; known: {', '.join(known_policies())}")
+    return Scenario(
+        name=str(top.get("name") or default_name), description=str(top.get("description") or "").strip(),
+        duration=duration, warmup=warmup, seed=int(_num(top, "seed", "scenario", 1)),
+        engines=tuple(engines), workload=workload, arrivals=arrivals, load=load, background=tuple(background),
+        pipeline=_dataclass_from(PipelineSpec, _mapping(top.get("pipeline"), "pipeline"), "pipeline"),
+        bigip=_dataclass_from(BigipSpec, _mapping(top.get("bigip"), "bigip"), "bigip"),
+        failures=tuple(failures), policies=policies, source=source)

@@ -1,0 +1,87 @@
+"""Requests: prompt and output lengths from a ShareGPT-like distribution, and their arrival times.
+
+Lengths: two independent lognormals, resampled (not clipped) with the filter vLLM's `benchmark_serving.py`
+applies to ShareGPT (drop prompt or output < 4 tokens, prompt > 1024, prompt + output > 2048). The medians are
+fitted so that the filtered means match a published `vllm bench serve` run on ShareGPT with the Llama-3 tokenizer
+(1000 prompts: 229,711 input and 203,068 generated tokens, i.e. 230 / 203 per request; vllm-project/vllm
+PR #18566); the spreads (sigma 1.0 for prompts, 0.9 for outputs) are our assumption of a heavy tail, giving
+p99 / median of about 6 for prompts and 7.5 for outputs. Defaults: prompt median 172, output median 139.
+
+Arrivals are open-loop (clients do not wait for each other): `poisson` (exponential gaps) or `bursty`, a
+two-state Markov-modulated Poisson process: "on" periods at `peak` x the mean rate alternate with "off"
+periods at the rate that keeps the long-run mean, both with exponentially distributed lengths.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LengthDist:
+    median: float
+    sigma: float
+
+    def draw(self, rng: random.Random) -> int:
+        return int(rng.lognormvariate(math.log(self.median), self.sigma))
+
+
+@dataclass(frozen=True)
+class Workload:
+    prompt: LengthDist = LengthDist(172.0, 1.0)
+    output: LengthDist = LengthDist(139.0, 0.9)
+    min_tokens: int = 4
+    max_prompt: int = 1024
+    max_total: int = 2048
+
+    def draw(self, rng: random.Random) -> tuple[int, int]:
+        """(prompt tokens, output tokens) of one request."""
+        while True:
+            p, o = self.prompt.draw(rng), self.output.draw(rng)
+            if p >= self.min_tokens and o >= self.min_tokens and p <= self.max_prompt and p + o <= self.max_total:
+                return p, o
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    process: str = "poisson"        # poisson | bursty
+    on_mean: float = 5.0            # bursty: mean length of an "on" period, s
+    off_mean: float = 15.0          # bursty: mean length of an "off" period, s
+    peak: float = 2.5               # bursty: rate during "on" periods, as a multiple of the mean rate
+
+    def validate(self) -> None:
+        if self.process not in ("poisson", "bursty"):
+            raise ValueError(f"arrival process must be poisson or bursty, not {self.process!r}")
+        if self.process == "bursty":
+            if self.on_mean <= 0 or self.off_mean <= 0:
+                raise ValueError("bursty arrivals need on_mean > 0 and off_mean > 0")
+            if not 1.0 <= self.peak <= (self.on_mean + self.off_mean) / self.on_mean:
+                raise ValueError("bursty peak must be >= 1 and at most (on_mean + off_mean) / on_mean "
+                                 "(the off-period rate cannot be negative)")
+
+    def times(self, rate: float, start: float, end: float, rng: random.Random) -> Iterator[float]:
+        """Arrival instants in [start, end) for a long-run mean of `rate` per second."""
+        if rate <= 0:
+            return
+        if self.process == "poisson":
+            t = start
+            while True:
+                t += rng.expovariate(rate)
+                if t >= end:
+                    return
+                yield t
+        cycle = self.on_mean + self.off_mean
+        on_rate = rate * self.peak
+        off_rate = rate * (cycle - self.peak * self.on_mean) / self.off_mean
+        t, on = start, rng.random() < self.on_mean / cycle
+        while t < end:
+            period_end = min(end, t + rng.expovariate(1.0 / (self.on_mean if on else self.off_mean)))
+            r = on_rate if on else off_rate
+            while r > 0:
+                t += rng.expovariate(r)
+                if t >= period_end:
+                    break
+                yield t
+            t, on = period_end, not on
