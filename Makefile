@@ -42,3 +42,7 @@ bench-api: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# Routing simulator: every shipped scenario (bench/scenarios), every policy, tables as in docs/routing.md.
+bench-routing: install
+	$(LLMSCHED) bench routing --all
