@@ -16,6 +16,10 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("seed", "cli.seed"),
     ("poller", "cli.poller"),
     ("scraper", "cli.scraper"),
+    ("scorer", "cli.scorer"),
+    ("up", "cli.up"),
+    ("demo", "cli.demo"),
+    ("emulate", "cli.emulate"),
     ("bench", "cli.bench"),
 )
 
