@@ -36,10 +36,17 @@ STABLE_AFTER_S = 30.0           # a child that ran this long is healthy again: i
 POLL_S = 0.1
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="scheduler-config.yaml")
-    parser.add_argument("--workers", type=int, default=2, help="API (gunicorn) worker processes (default 2)")
-    parser.add_argument("--scorers", type=int, default=1, help="scoring worker processes (default 1)")
+    parser.add_argument("--workers", type=_count, default=2, help="API (gunicorn) worker processes (default 2)")
+    parser.add_argument("--scorers", type=_count, default=1, help="scoring worker processes (default 1)")
 
 
 def free_port() -> int:

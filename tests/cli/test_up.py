@@ -248,3 +248,16 @@ def test_restart_backoff_doubles_on_quick_failures_up_to_the_cap_and_resets_afte
     child.proc.wait()
     child.reap(child.started_at + STABLE_AFTER_S + 1, logger)
     assert child.restart_at - (child.started_at + STABLE_AFTER_S + 1) == 0.5
+
+
+def test_invalid_config_is_reported_with_key_paths_and_nothing_is_started(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"f5": {"host": "127.0.0.1", "password_env": "TEST_F5_PW"},
+                                      "scheduler": {"metrics_fetch_interval": 0},
+                                      "pools": [{"name": "p", "engine_type": "xinference2"}]}))
+    env = {**os.environ, "TEST_F5_PW": "pw", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "cli.main", "up", "--config", str(config)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert "pools[0].engine_type:" in done.stderr and "scheduler.metrics_fetch_interval:" in done.stderr
+    assert "started" not in done.stderr + done.stdout
