@@ -134,8 +134,8 @@ def start_stack(procs: Processes, workdir: str) -> tuple[dict[str, str], str, su
 
 
 def where_to_look(api: str, members: dict[str, str], workdir: str) -> str:
-    body = f'{{"pool_name":"{POOL}","partition":"{PARTITION}","members":[{",".join(f"{m!r}" for m in members)}]}}'
-    body = body.replace("'", '"')
+    import json
+    body = json.dumps({"pool_name": POOL, "partition": PARTITION, "members": list(members)}, separators=(",", ":"))
     first = next(iter(members))
     return "\n".join([
         f"llmsched demo: pool {POOL} with {len(members)} emulated engines behind an emulated BIG-IP; API on {api}",
