@@ -27,7 +27,7 @@ from rq import SimpleWorker
 from scorer.jobs import JOB_SOCKET_TIMEOUT_S, install_store
 from shared.config_model import Config
 from shared.errors import StoreError
-from shared.jobs import enqueue_scoring
+from shared.jobs import SERIALIZER, enqueue_scoring
 from shared.logging import setup_logging
 from shared.publish import publish_config
 from shared.reload import ConfigWatcher
@@ -98,7 +98,7 @@ class ScoringWorker:
         connection = redis.Redis.from_url(self.url, socket_connect_timeout=JOB_SOCKET_TIMEOUT_S,
                                           health_check_interval=30)
         return _Worker([self.store.keys.scoring_queue], connection=connection, name=self.name,
-                       log_job_description=False)
+                       log_job_description=False, serializer=SERIALIZER)
 
     def run(self) -> int:
         # Until rq installs its own handlers in work(), a stop signal only sets the flag rq will honour.

@@ -11,6 +11,7 @@ import time
 
 import redis
 from rq import Queue
+from rq.serializers import JSONSerializer
 
 from shared.store import Store
 
@@ -19,8 +20,12 @@ PENDING_TTL_S = 30          # a lost job (worker killed) blocks new ones for at 
 JOB_TIMEOUT_S = 30
 
 
+# Job payloads in Redis are JSON, never pickles (docs/redis.md); the worker must use the same serializer.
+SERIALIZER = JSONSerializer
+
+
 def scoring_queue(store: Store) -> Queue:
-    return Queue(store.keys.scoring_queue, connection=store.client)
+    return Queue(store.keys.scoring_queue, connection=store.client, serializer=SERIALIZER)
 
 
 def enqueue_scoring(store: Store, pool_key: str, reason: str, now: float | None = None) -> bool:

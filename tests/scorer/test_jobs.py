@@ -13,7 +13,7 @@ from rq import SimpleWorker
 from scorer import jobs
 from scorer.jobs import LATENCY_BUCKETS, latency_report, percentile, record_latency, score_pool_job
 from shared.config_model import Config, ModeConfig, PoolConfig, SchedulerConfig
-from shared.jobs import enqueue_scoring
+from shared.jobs import SERIALIZER, enqueue_scoring
 from shared.members import Member
 from shared.publish import publish_config
 from shared.store import Store
@@ -129,7 +129,7 @@ def test_without_an_installed_store_the_job_uses_the_environment(redis_url: str,
 def test_a_job_enqueued_by_name_runs_in_a_real_rq_worker(store: Store) -> None:
     put_unscored_pool(store, {"10.0.0.1:8000": {"waiting_queue": 1.0, "cache_usage": 0.5}})
     assert enqueue_scoring(store, POOL, "membership")
-    worker = SimpleWorker([store.keys.scoring_queue], connection=store.client)
+    worker = SimpleWorker([store.keys.scoring_queue], connection=store.client, serializer=SERIALIZER)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         assert worker.work(burst=True)
@@ -138,3 +138,23 @@ def test_a_job_enqueued_by_name_runs_in_a_real_rq_worker(store: Store) -> None:
             signal.signal(sig, handler)
     assert store.scores(POOL)["members"][0]["score"] is not None
     assert latency_report(store)["membership"]["count"] == 1
+
+
+def test_queued_scoring_jobs_are_stored_as_json_never_pickles(redis_url):
+    import orjson
+    import redis as redis_lib
+
+    from shared.jobs import enqueue_scoring
+    from tests.helpers import make_store
+    store = make_store(redis_url)
+    assert enqueue_scoring(store, "p1:Common", "scrape", now=123.0)
+    raw = redis_lib.Redis.from_url(redis_url)
+    job_id = raw.lrange(f"rq:queue:{store.keys.scoring_queue}", 0, -1)[0].decode()
+    data = raw.hget(f"rq:job:{job_id}", "data")
+    decoded = orjson.loads(zlib_decompress(data))
+    assert decoded[0] == "scorer.jobs.score_pool_job" and decoded[2] == ["p1:Common", 123.0, "scrape"]
+
+
+def zlib_decompress(data: bytes) -> bytes:
+    import zlib
+    return zlib.decompress(data)
