@@ -57,7 +57,7 @@ def slot_limit(running: float, ratio: object) -> float:
     above them all, room for the smallest default more."""
     weight = capacity_weight(ratio)
     for slots in SLOT_DEFAULTS:
-        if running < slots * weight:
+        if running <= slots * weight:
             return slots * weight
     return running + SLOT_DEFAULTS[0] * weight
 

@@ -1,38 +1,42 @@
-"""The `saturation` scoring mode, llmsched's default: score = the member's absolute headroom, not its rank.
+"""The `saturation` scoring mode, llmsched's default: score = absolute headroom, not rank within the pool.
 
-The original's modes normalise every metric over the pool (min-max, log ratios, z-scores), so the least
-loaded member always scores high however loaded it is in absolute terms, and they push idle members past their
-latency knee (spec original.md section 10: they lose to BIG-IP's least connections at high load). This mode
-scores each member on its own, in requests it can still take before it saturates (`scorer.capacity`):
+The original's modes normalise every metric over the pool (min-max, log ratios, z-scores), so the least loaded
+member always scores high however loaded it is in absolute terms: they push idle members past their latency
+knee and lose to BIG-IP's least connections at high load (spec original.md section 10). This mode scores each
+member on its own capacity, in requests (`scorer.capacity`; docs/routing.md has the derivation and the
+simulator runs behind every constant):
 
-    slack   = estimate_slack(metrics, ratio)        # 0 when requests wait or the KV cache is past its knee
-    score   = max(FLOOR, slack / max(slack over the pool's members))   when slack > 0
-            = SATURATED                                                  when slack = 0 (low, still > 0)
-            = 0                                                          over the hard limit (see below)
+    capacity = requests it can run before it saturates (KV cache below its knee, batch slots)
+    slack    = capacity - running - waiting, at least 0
+    raw      = (slack + BASE x capacity) x (1 - cache_usage)
+    score    = 0                                when over the hard limit (below)
+             = max(FLOOR, raw / largest raw)    otherwise
 
-* Weighted random picking on these scores sends traffic in proportion to each member's free capacity, so
-  the load settles where members are equally far from their knee, whatever their size (a 4-GPU member gets
-  its larger share without any configuration); BIG-IP's member ratio scales the estimate of an idle member.
-* FLOOR keeps every healthy member in rotation (no starvation, spec 11 item 2): a member with little room
-  still gets a trickle, which also keeps its metrics meaningful.
-* A saturated member (requests waiting) keeps SATURATED: it is avoided while anyone has room, but if everyone
-  is saturated the pick still spreads over them in proportion to... nothing: equal tiny scores.
-* Over the hard limit (HARD_QUEUE_PER_RUNNING x running + HARD_QUEUE_MIN requests waiting, or the KV cache
-  full with requests waiting) the score is 0: such a member is not picked at all; when every candidate is
-  there the decision answers `none` and BIG-IP balances with its own method (fail open).
-The pool-wide division only rescales: pick probabilities depend on slack ratios, which are absolute.
-Members lacking one of waiting_queue, cache_usage, running_req score None (not picked), like every mode.
+* slack: weighted-random picks on it send new requests where there is free room, in proportion to it, so
+  members settle equally far from their knee whatever their size: a 4-GPU member gets its larger share
+  without configuration, and load BIG-IP cannot see (clients that bypass it) is counted, as engines report it.
+* BASE x capacity: when everyone is (nearly) full, slack says nothing; traffic then follows capacity, the
+  best guess of throughput, instead of jumping to whichever member has one free slot (that flip-flop on
+  stale data is what made a relative ranking oscillate in the simulator at 95 % load).
+* (1 - cache_usage): a KV cache that fills up means preemption and recomputation, the steepest part of an
+  engine's latency curve, so free KV weighs in continuously, not only past the knee.
+* FLOOR keeps every healthy member in rotation (no starvation, spec 11 item 2), which also keeps its
+  metrics meaningful; the division by the largest raw value only rescales (picks depend on ratios).
+* Hard limit: a queue longer than HARD_QUEUE_MIN + HARD_QUEUE_PER_RUNNING x running, or requests waiting
+  on a full KV cache (thrashing). Such a member scores 0 and is not picked; when every candidate is there
+  the decision answers `none` and BIG-IP balances with its own method (fail open, as peers learned).
+Members lacking waiting_queue, cache_usage or running_req score None (never picked), like every mode.
+BIG-IP's member ratio, when the member dict carries it (`ratio`), scales the capacity assumed for it.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from scorer.capacity import estimate_slack, metric
+from scorer.capacity import estimate_capacity, metric
 
 NAME = "saturation"
-POWER = 1.0
-FLOOR = 0.02            # minimum score of a member with room, relative to the roomiest member
-SATURATED = 0.005       # score of a member with requests waiting, under the hard limit
+BASE = 0.1              # share of capacity that keeps counting when slack is gone
+FLOOR = 0.02            # minimum score of a member under the hard limit, relative to the best member
 HARD_QUEUE_MIN = 8.0    # waiting requests always tolerated before the hard limit...
 HARD_QUEUE_PER_RUNNING = 0.5    # ...plus this many per running request
 KV_FULL = 0.98          # KV usage that, with requests waiting, is over the hard limit
@@ -40,26 +44,36 @@ KV_FULL = 0.98          # KV usage that, with requests waiting, is over the hard
 
 def over_hard_limit(metrics: Mapping[str, object]) -> bool:
     waiting = metric(metrics, "waiting_queue") or 0.0
-    running = metric(metrics, "running_req") or 0.0
-    cache = metric(metrics, "cache_usage") or 0.0
     if waiting <= 0.0:
         return False
+    running = metric(metrics, "running_req") or 0.0
+    cache = metric(metrics, "cache_usage") or 0.0
     return waiting > HARD_QUEUE_MIN + HARD_QUEUE_PER_RUNNING * running or cache >= KV_FULL
+
+
+def headroom(metrics: Mapping[str, object]) -> float | None:
+    """The unnormalised score: (slack + BASE x capacity) x free KV fraction; None when not scorable."""
+    capacity = estimate_capacity(metrics, metrics.get("ratio", 1))
+    waiting = metric(metrics, "waiting_queue")
+    if capacity is None or waiting is None:
+        return None
+    running = metric(metrics, "running_req") or 0.0
+    cache = min(1.0, metric(metrics, "cache_usage") or 0.0)
+    slack = max(0.0, capacity - running - waiting)
+    return (slack + BASE * capacity) * (1.0 - cache)
 
 
 def compute_scores(members: Sequence[Mapping[str, object]], weights: Mapping[str, object]) -> list[float | None]:
     """One score per member, in order; None for a member whose metrics cannot be scored. `weights` is
     accepted for the common interface and ignored: the mode has no tunable weights."""
-    slacks = [estimate_slack(m, m.get("ratio", 1)) for m in members]   # type: ignore[arg-type]
-    top = max((s for s in slacks if s is not None), default=0.0)
+    raw = [headroom(m) for m in members]
+    top = max((r for r in raw if r is not None), default=0.0)
     scores: list[float | None] = []
-    for member, slack in zip(members, slacks):
-        if slack is None:
+    for member, value in zip(members, raw):
+        if value is None:
             scores.append(None)
         elif over_hard_limit(member):
             scores.append(0.0)
-        elif slack <= 0.0:
-            scores.append(SATURATED)
         else:
-            scores.append(max(FLOOR, (slack / top) ** POWER))
+            scores.append(max(FLOOR, value / top) if top > 0.0 else FLOOR)
     return scores

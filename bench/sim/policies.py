@@ -8,6 +8,10 @@
   of `none` (or `fallback`, which no scenario sets) makes BIG-IP balance that request itself with
   least connections. With herd control, every decision is counted in the shared dispatch counters.
 * `oracle`: perfect, instant knowledge of every engine's exact state; picks the least predicted TTFT.
+* `default_shared_rr`: a PROPOSAL, not what the API does: the default mode's snapshot and the real filters
+  (`shared.routing.decide.eligible`), but the pick is the member with the largest score / (1 + sent since its
+  scrape), ties broken at random: a weighted round robin whose weights are the scores, shared by every replica
+  through the dispatch counters (docs/routing.md, "Proposal").
 Only members BIG-IP considers up are offered (the iRule sends `active_members`).
 """
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 
 from bench.sim.engine import Engine, Request
 from bench.sim.pipeline import Pipeline
-from shared.routing.decide import decide
+from shared.routing.decide import decide, eligible
 
 
 # The original's suggested weights per mode (spec original.md 5.3); dynamic modes keep transition_point 30,
@@ -158,3 +162,31 @@ class ModePolicy(Policy):
         if self.herd and decision.member_id is not None:
             pipe.record_dispatch(now, decision.member_id)
         return chosen
+
+
+class SharedRoundRobinPolicy(ModePolicy):
+    """The proposal: deterministic deficit pick on the shared dispatch counters (see module docstring)."""
+
+    def choose(self, now: float, req: Request, view: View) -> int | None:
+        pipe = view.pipeline
+        if not self.index:
+            self.index = {mid: i for i, mid in enumerate(pipe.ids)}
+        candidates = [mid for mid, up in zip(pipe.ids, view.up) if up]
+        if not candidates:
+            return None
+        rng = self.rngs[self.pick_replica.randrange(self.replicas)]
+        view.decisions += 1
+        pool = eligible(pipe.config, pipe.snapshot, candidates, now)
+        counts = pipe.dispatch_counts(now)
+        best, best_weight = None, 0.0
+        start = rng.randrange(len(pool.members)) if pool.members else 0
+        for k in range(len(pool.members)):
+            member = pool.members[(start + k) % len(pool.members)]
+            weight = member["score"] / (1.0 + counts.get(member["id"], 0))
+            if weight > best_weight:
+                best, best_weight = member, weight
+        if best is None:
+            view.none_answers += 1
+            return self.fallback.choose(now, req, view)
+        pipe.record_dispatch(now, best["id"])
+        return self.index[best["id"]]

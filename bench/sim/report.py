@@ -52,7 +52,8 @@ def _share(r: Result) -> str:
     return " ".join(f"{v:.0%}" for v in r.share.values())
 
 
-def print_text(prepared: Prepared, results: Sequence[Result], out: TextIO = sys.stdout) -> None:
+def print_text(prepared: Prepared, results: Sequence[Result], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     sc = prepared.scenario
     print(f"scenario {sc.name} (seed {prepared.seed}): {sc.description}", file=out)
     engines = ", ".join(f"{e.name} ({e.profile_name}, {c:.1f} req/s)" for e, c in zip(sc.engines, prepared.capacity))

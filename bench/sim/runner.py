@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from bench.sim import calibrate
 from bench.sim.engine import Engine, Request
 from bench.sim.pipeline import SCRAPER_JITTER_FRACTION, SCRAPER_JITTER_MAX, Pipeline
-from bench.sim.policies import ORIGINAL_WEIGHTS, LeastConn, ModePolicy, Oracle, Policy, RandomPolicy, RoundRobin, View
+from bench.sim.policies import (ORIGINAL_WEIGHTS, LeastConn, ModePolicy, Oracle, Policy, RandomPolicy, RoundRobin,
+                                SharedRoundRobinPolicy, View)
 from bench.sim.scenario import Scenario
 from bench.sim.stats import Result, summarize
 
@@ -70,6 +71,8 @@ def make_policy(name: str, prepared: Prepared) -> tuple[Policy, dict | None]:
         return LeastConn(), None
     if name == "oracle":
         return Oracle(), None
+    if name == "default_shared_rr":
+        return SharedRoundRobinPolicy(name, True, replicas, seed), config_doc(sc, DEFAULT_MODE, {}, True)
     if name in ("default", "default_no_herd"):
         herd = name == "default"
         return ModePolicy(name, herd, replicas, seed), config_doc(sc, DEFAULT_MODE, {}, herd)

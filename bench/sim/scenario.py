@@ -33,12 +33,13 @@ from bench.sim.workload import Arrivals, LengthDist, Workload
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 STANDARD_POLICIES = ("random", "round_robin", "least_conn", "s1", "s1_enhanced", "s2", "s2_enhanced",
-                     "s2_dynamic_waiting", "default", "oracle")
-EXTRA_POLICIES = ("default_no_herd",)      # default's mode without herd control
+                     "s2_dynamic_waiting", "default", "default_no_herd", "default_shared_rr", "oracle")
+# default_no_herd: the default mode without herd control; default_shared_rr: a proposed pick for
+# shared/routing, evaluated here only (bench/sim/policies.py).
 
 
 def known_policies() -> tuple[str, ...]:
-    return STANDARD_POLICIES + EXTRA_POLICIES + tuple(m for m in ORIGINAL_WEIGHTS if m not in STANDARD_POLICIES)
+    return STANDARD_POLICIES + tuple(m for m in ORIGINAL_WEIGHTS if m not in STANDARD_POLICIES)
 
 
 class ScenarioError(ValueError):

@@ -23,12 +23,24 @@ def test_the_mode_is_reachable_through_compute_scores_and_ignores_weights() -> N
     assert compute_scores("saturation", members, {"w_a": 9}) == compute_scores("saturation", members, {})
 
 
-def test_the_roomiest_member_scores_1_and_the_others_in_proportion_to_their_slack() -> None:
+def test_the_roomiest_member_scores_1_and_the_others_in_proportion_to_their_headroom() -> None:
     members = [m(0, 0.3, 30), m(0, 0.6, 40)]
-    slack = [estimate_slack(x, 1) for x in members]
     got = scores(members)
     assert got[0] == 1.0
-    assert got[1] == pytest.approx((slack[1] / slack[0]) ** saturation.POWER)
+    assert got[1] == pytest.approx(saturation.headroom(members[1]) / saturation.headroom(members[0]))
+
+
+def test_headroom_is_slack_plus_a_capacity_base_times_the_free_kv_fraction() -> None:
+    # capacity min(256 slots, 30 x 0.9 / 0.3 = 90) = 90; slack 90 - 30 - 2 = 58
+    assert saturation.headroom(m(2, 0.3, 30)) == pytest.approx((58 + saturation.BASE * 90) * 0.7)
+    assert estimate_slack(m(2, 0.3, 30), 1) == pytest.approx(58)
+
+
+def test_when_every_member_is_full_traffic_follows_capacity_not_a_coin_toss() -> None:
+    # both saturated (slack 0): the one with four times the capacity keeps four times the score
+    small, big = m(5, 0.9, 40, ratio=1), m(20, 0.15, 1024, ratio=4)
+    got = scores([small, big])
+    assert got[1] == 1.0 and got[0] < 0.5
 
 
 def test_nearly_equal_members_get_nearly_equal_scores_unlike_relative_normalisation() -> None:
@@ -39,7 +51,7 @@ def test_nearly_equal_members_get_nearly_equal_scores_unlike_relative_normalisat
 
 def test_a_saturated_member_scores_low_but_above_zero_under_the_hard_limit() -> None:
     got = scores([m(0, 0.3, 30), m(3, 0.9, 40)])
-    assert got[1] == saturation.SATURATED
+    assert got[1] == saturation.FLOOR
     assert 0.0 < got[1] < got[0]
 
 
@@ -57,7 +69,7 @@ def test_a_healthy_member_with_little_room_keeps_the_floor() -> None:
 def test_bigip_ratio_scales_the_capacity_assumed_for_a_member() -> None:
     got = scores([m(0, 0.0, 0, ratio=4), m(0, 0.0, 0, ratio=1)])
     assert got[0] == 1.0
-    assert got[1] == pytest.approx(0.25 ** saturation.POWER)
+    assert got[1] == pytest.approx(0.25)
 
 
 def test_a_member_missing_a_metric_is_not_scored() -> None:
