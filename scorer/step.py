@@ -11,6 +11,7 @@ import time
 
 from loguru import logger
 
+from scorer.capacity import estimate_slack
 from scorer.modes import compute_scores
 from shared.members import member_key
 from shared.store import Store
@@ -32,11 +33,13 @@ def build_snapshot(config: dict, membership: dict | None, metrics: dict[str, dic
     scored_at = [i for i, u in enumerate(usable) if u is not None]
     scores: list[float | None] = [None] * len(members)
     if config.get("mode") and scored_at:
-        results = compute_scores(config["mode"], [usable[i] for i in scored_at], config.get("weights") or {})
+        # BIG-IP's member ratio rides along as a capacity hint (the saturation mode reads it; others ignore it).
+        inputs = [{**usable[i], "ratio": members[i].get("ratio", 1)} for i in scored_at]
+        results = compute_scores(config["mode"], inputs, config.get("weights") or {})
         for i, score in zip(scored_at, results):
             scores[i] = score
     out = []
-    for member, score in zip(members, scores):
+    for i, (member, score) in enumerate(zip(members, scores)):
         mid = f"{member['address']}:{member['port']}"
         scrape = metrics.get(mid) or {}
         out.append({
@@ -47,6 +50,8 @@ def build_snapshot(config: dict, membership: dict | None, metrics: dict[str, dic
             "status": member.get("status", "enabled"),
             "ratio": member.get("ratio", 1),
             "score": score,
+            # requests it can take before saturating: herd control divides its weight by 1 + sent / slack
+            "slack": estimate_slack(usable[i], member.get("ratio", 1)) if usable[i] is not None else None,
             "metrics": scrape.get("metrics") or {},
             "scraped_at": scrape.get("scraped_at"),
             "scrape_status": scrape.get("status", "never"),

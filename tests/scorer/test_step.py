@@ -65,3 +65,20 @@ def test_score_pool_of_an_unconfigured_pool_writes_nothing(redis_url):
     store = make_store(redis_url)
     assert score_pool(store, "nope:Common", NOW) is None
     assert store.scores("nope:Common") is None
+
+
+def test_snapshot_carries_each_members_slack_for_herd_control():
+    metrics = {"10.0.0.1:80": scrape(0, 0.3, 30), "10.0.0.2:80": scrape(5, 0.95, 40, status="error")}
+    snap = build_snapshot(CONFIG, members("10.0.0.1:80", "10.0.0.2:80"), metrics, NOW)
+    # capacity = 30 x 0.9 / 0.3 = 90 requests below the KV knee; slack = 90 - 30 running - 0 waiting
+    assert snap["members"][0]["slack"] == pytest.approx(60.0)
+    assert snap["members"][1]["slack"] is None
+
+
+def test_bigip_ratio_reaches_the_mode_as_a_capacity_hint():
+    config = {**CONFIG, "mode": "saturation", "weights": {}}
+    doc = members("10.0.0.1:80", "10.0.0.2:80")
+    doc["members"][1]["ratio"] = 4
+    idle = {"10.0.0.1:80": scrape(0, 0.0, 0), "10.0.0.2:80": scrape(0, 0.0, 0)}
+    first, second = (m["score"] for m in build_snapshot(config, doc, idle, NOW)["members"])
+    assert second > first
