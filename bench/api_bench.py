@@ -50,6 +50,16 @@ def wrk_script(close: bool) -> str:
     lines = ['wrk.method = "POST"', f'wrk.body = "{body}"', 'wrk.headers["Content-Type"] = "application/json"']
     if close:
         lines.append('wrk.headers["Connection"] = "close"')
+    # Count `none` answers: under overload a decision degrades to `none` rather than failing, so a run must
+    # show how many answers were real picks.
+    lines += ['local threads = {}', 'function setup(thread) table.insert(threads, thread) end',
+              'function init(args) nones = 0 end',
+              'function response(status, headers, body) if body == "none" then nones = nones + 1 end end',
+              'function done(summary, latency, requests)',
+              '  local total = 0',
+              '  for _, t in ipairs(threads) do total = total + t:get("nones") end',
+              '  io.write(string.format("none answers: %d\\n", total))',
+              'end']
     return "\n".join(lines) + "\n"
 
 
@@ -72,8 +82,9 @@ def _ms(text: str) -> float:
 
 
 def parse_wrk(out: str) -> dict:
-    p50 = re.search(r"50%\s+(\S+)", out).group(1)
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    # The latency distribution lines alone: "+/- Stdev" columns also end in '%'.
+    p50 = re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1)
+    p99 = re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     errors = 0
@@ -81,7 +92,9 @@ def parse_wrk(out: str) -> dict:
         errors += sum(int(x) for x in m.groups())
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         errors += int(m.group(1))
-    return {"rps": rps, "p50_ms": _ms(p50), "p99_ms": _ms(p99), "requests": total, "errors": errors}
+    nones = int(m.group(1)) if (m := re.search(r"^none answers: (\d+)$", out, re.M)) else 0
+    return {"rps": rps, "p50_ms": _ms(p50), "p99_ms": _ms(p99), "requests": total, "errors": errors,
+            "none": nones}
 
 
 def profile_decisions(redis_url: str, n: int = 5000) -> str:
@@ -138,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             run_wrk(api_port, close, 2, args.connections, args.threads)     # warm-up
             r = run_wrk(api_port, close, args.seconds, args.connections, args.threads)
             print(f"{label:40s} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   "
-                  f"errors {r['errors']}   ({r['requests']} requests)")
+                  f"errors {r['errors']}   none {r['none']}   ({r['requests']} requests)")
             print(f"    {r['command']}")
         if args.profile:
             print(profile_decisions(url))
