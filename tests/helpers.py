@@ -1,12 +1,21 @@
 """Test helpers: build and store pools the way the collectors would, against a real Redis."""
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from cli.seed import seed_pool
 from shared.config_model import FallbackConfig, ModeConfig, PoolConfig
 from shared.members import Member
 from shared.store import Store, connect
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def make_store(url: str, namespace: str = "llmsched") -> Store:
@@ -24,3 +33,29 @@ def seed(store: Store, members: dict[str, dict], pool: str = "p1", partition: st
     cfg = PoolConfig(name=pool, partition=partition, engine_type="vllm", fallback=fallback or FallbackConfig())
     return seed_pool(store, cfg, ModeConfig(name=mode, w_a=0.5, w_b=0.5), ms, list(members.values()),
                      stale_after, time.time() if now is None else now, herd_control)
+
+
+@contextlib.contextmanager
+def api_process(redis_url: str, workers: int = 1) -> Iterator[int]:
+    """A real `llmsched api` (gunicorn) on a free 127.0.0.1 port; yields the port once it accepts connections."""
+    from tests.conftest import free_port
+    port = free_port()
+    env = {**os.environ, "LLMSCHED_LOG_LEVEL": "warning"}
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--redis-url", redis_url,
+                             "--bind", f"127.0.0.1:{port}", "--workers", str(workers)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    raise RuntimeError("API did not start: " + proc.stderr.read().decode()[-2000:]) from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

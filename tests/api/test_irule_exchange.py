@@ -1,36 +1,15 @@
 """The exact bytes the original iRule sends, over a real socket, to a real gunicorn API (spec 1.9)."""
-import os
 import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
-from tests.conftest import free_port
-from tests.helpers import make_store, seed
+from tests.helpers import api_process, make_store, seed
 
 
 @pytest.fixture(scope="module")
 def api_server(redis_server):
-    port = free_port()
-    env = {**os.environ, "LLMSCHED_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--redis-url", redis_server,
-                             "--bind", f"127.0.0.1:{port}", "--workers", "1"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("API did not start: " + proc.stderr.read().decode()[-2000:])
-            time.sleep(0.1)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=10)
+    with api_process(redis_server) as port:
+        yield port
 
 
 def irule_request(port: int, payload: str) -> bytes:

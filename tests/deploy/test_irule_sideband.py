@@ -5,13 +5,9 @@ wire and the scheduler's answers are real. Also here: the BIG-IP health monitor'
 """
 from __future__ import annotations
 
-import os
 import re
 import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +15,7 @@ import pytest
 from shared.config_model import FallbackConfig
 from tests.conftest import free_port
 from tests.deploy.tcl_harness import MULTI, ROOT, SINGLE, needs_tclsh, run_irule, with_variables
-from tests.helpers import make_store, seed
+from tests.helpers import api_process, make_store, seed
 
 pytestmark = needs_tclsh
 
@@ -31,24 +27,8 @@ MONITOR_RECV = '"status":"healthy"'
 
 @pytest.fixture(scope="module")
 def api_port(redis_server) -> Iterator[int]:
-    port = free_port()
-    env = {**os.environ, "LLMSCHED_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--redis-url", redis_server,
-                             "--bind", f"127.0.0.1:{port}", "--workers", "1"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("API did not start: " + proc.stderr.read().decode()[-2000:])
-            time.sleep(0.1)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=10)
+    with api_process(redis_server) as port:
+        yield port
 
 
 class FakeServer:
