@@ -98,13 +98,14 @@ def idle_latency(prof: EngineProfile, prompt: int, output: int) -> tuple[float, 
 
 def main() -> None:
     wl = Workload()
-    print(f"{'preset':<22} {'capacity':>9} {'idle TTFT':>10} {'idle TPOT':>10} "
-          f"{'anchor rps':>10} {'anchor tok/s':>12} {'anchor TPOT':>11}")
+    print("preset                 capacity  idle TTFT  idle TPOT | 1000 prompts at once, 256 slots: "
+          "duration  req/s  out tok/s  TTFT mean  TPOT mean")
     for name, prof in PRESETS.items():
         ttft, tpot = idle_latency(prof, 230, 203)
         a = anchor(prof.with_overrides({"max_seqs": 256}), wl)
-        print(f"{name:<22} {capacity(prof, wl):>8.2f}/s {ttft * 1000:>8.1f}ms {tpot * 1000:>8.1f}ms "
-              f"{a['throughput_rps']:>10.2f} {a['output_tok_s']:>12.0f} {a['tpot_mean'] * 1000:>9.1f}ms")
+        print(f"{name:<21} {capacity(prof, wl):>6.2f}/s {ttft * 1000:>8.1f}ms {tpot * 1000:>8.1f}ms | "
+              f"{a['duration']:>38.1f}s {a['throughput_rps']:>6.2f} {a['output_tok_s']:>10.0f} "
+              f"{a['ttft_mean']:>9.2f}s {a['tpot_mean'] * 1000:>8.1f}ms")
 
 
 if __name__ == "__main__":
