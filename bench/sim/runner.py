@@ -18,8 +18,9 @@ from bench.sim.policies import (ORIGINAL_WEIGHTS, LeastConn, ModePolicy, Oracle,
                                 SharedRoundRobinPolicy, View)
 from bench.sim.scenario import Scenario
 from bench.sim.stats import Result, summarize
+from shared.config_model import DEFAULT_MODE, Config, ModeConfig, PoolConfig, SchedulerConfig
+from shared.publish import pool_routing_doc
 
-DEFAULT_MODE = "saturation"
 BACKGROUND_RETRY = 1.0      # s before a background client whose engine is down tries again
 
 ARRIVE, STEP, SCRAPE, WRITE, SCORE, POLL, PROBE, MARK_DOWN, FAIL, RECOVER, BG_RETRY = range(11)
@@ -52,11 +53,13 @@ def prepare(scenario: Scenario, seed: int | None = None) -> Prepared:
 
 
 def config_doc(scenario: Scenario, mode: str, weights: dict, herd: bool) -> dict:
-    """The pool's routing document, as shared/publish.py writes it."""
-    return {"name": "sim_pool", "partition": "Common", "engine_type": "vllm", "pool_fallback": False,
-            "member_running_req_threshold": None, "member_waiting_queue_threshold": None,
-            "stale_after": scenario.pipeline.effective_stale_after, "herd_control": herd,
-            "mode": mode, "weights": weights}
+    """The pool's routing document, written by shared/publish.py from the config a user would write."""
+    pipe = scenario.pipeline
+    pool = PoolConfig(name="sim_pool", engine_type="vllm")
+    config = Config(scheduler=SchedulerConfig(metrics_fetch_interval=int(pipe.scrape_interval * 1000),
+                                              stale_after=pipe.effective_stale_after, herd_control=herd),
+                    modes=(ModeConfig(name=mode, **weights),), pools=(pool,))
+    return pool_routing_doc(config, pool)
 
 
 def make_policy(name: str, prepared: Prepared) -> tuple[Policy, dict | None]:
