@@ -14,8 +14,10 @@ from werkzeug.exceptions import HTTPException
 from api.decisions import decisions
 from api.fastpath import SelectFastPath
 from api.health import health
+from api.metrics import metrics
 from api.pools import pools
 from api.responses import json_response
+from api.ui import ui
 from api.validation import RequestError
 from shared.store import Store, connect
 
@@ -39,6 +41,8 @@ def create_app(store: Store | None = None, rng: random.Random | None = None) -> 
     app.register_blueprint(decisions)
     app.register_blueprint(pools)
     app.register_blueprint(health)
+    app.register_blueprint(metrics)
+    app.register_blueprint(ui)
 
     @app.errorhandler(RequestError)
     def request_error(exc: RequestError):

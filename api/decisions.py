@@ -13,6 +13,7 @@ from flask import Blueprint, request
 from loguru import logger
 
 from api import analysis
+from api.metrics import record_decision, record_rejected
 from api.responses import json_response, rng, store, text_response
 from api.validation import RequestError, parse_iterations, parse_schedule_request
 from shared.errors import StoreError
@@ -25,9 +26,11 @@ decisions = Blueprint("decisions", __name__)
 @dataclass(frozen=True)
 class Outcome:
     answer: str
-    pool_key: str = ""
-    member_id: str | None = None        # set when a member was picked and herd control wants it counted
-    count_ttl: float = 0.0
+    pool_key: str = ""                  # set when the pool is configured
+    member_id: str | None = None        # set when a member was picked
+    count_ttl: float = 0.0              # > 0 when herd control wants the pick counted
+    reason: str = ""                    # Decision.reason (metrics)
+    candidates: int = 0                 # members BIG-IP offered (metrics)
 
 
 def answer_select(raw_body: bytes, store_: Store, rng_: random.Random) -> Outcome:
@@ -37,17 +40,20 @@ def answer_select(raw_body: bytes, store_: Store, rng_: random.Random) -> Outcom
         config, snapshot, dispatch = store_.decision_inputs(req.pool_key)
     except StoreError as exc:
         logger.warning("select {}: answering none, Redis unavailable: {}", req.pool_key, exc)
-        return Outcome(NONE)
+        return Outcome(NONE, reason="redis unavailable", candidates=len(req.members))
     decision = decide(config, snapshot, req.members, time.time(), rng_, dispatch)
     logger.debug("select {} -> {} ({})", req.pool_key, decision.answer, decision.reason)
-    if decision.member_id is None or not config.get("herd_control"):
-        return Outcome(decision.answer)
-    return Outcome(decision.answer, req.pool_key, decision.member_id, float(config.get("stale_after") or 60.0))
+    ttl = float(config.get("stale_after") or 60.0) if decision.member_id and config.get("herd_control") else 0.0
+    return Outcome(decision.answer, req.pool_key if config is not None else "", decision.member_id, ttl,
+                   decision.reason, len(req.members))
 
 
-def record_outcome(outcome: Outcome, store_: Store) -> None:
-    """Count the decision for herd control; called after the answer is sent, so it never delays BIG-IP."""
-    if outcome.member_id is None:
+def record_outcome(outcome: Outcome, store_: Store, seconds: float) -> None:
+    """Count the decision in the metrics and for herd control; called after the answer is sent, so it never
+    delays BIG-IP. `seconds`: how long the answer took."""
+    record_decision(outcome.pool_key or None, outcome.answer, outcome.reason, outcome.member_id, outcome.candidates,
+                    seconds)
+    if outcome.member_id is None or outcome.count_ttl <= 0.0:
         return
     try:
         store_.record_dispatch(outcome.pool_key, outcome.member_id, outcome.count_ttl)
@@ -59,10 +65,16 @@ def record_outcome(outcome: Outcome, store_: Store) -> None:
 def select():
     # Normally answered by api.fastpath before Flask routes it; kept so the route, its 405 and a Flask-only
     # deployment (fast path off) behave the same.
-    outcome = answer_select(request.get_data(cache=False), store(), rng())
+    started = time.perf_counter()
+    try:
+        outcome = answer_select(request.get_data(cache=False), store(), rng())
+    except RequestError as exc:
+        record_rejected(exc.status)
+        raise
+    seconds = time.perf_counter() - started
     response = text_response(outcome.answer)
     store_ = store()
-    response.call_on_close(lambda: record_outcome(outcome, store_))
+    response.call_on_close(lambda: record_outcome(outcome, store_, seconds))
     return response
 
 

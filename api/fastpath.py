@@ -8,12 +8,14 @@ everything else (and any other method on this path) goes to Flask unchanged.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterable
 
 import orjson
 from loguru import logger
 
 from api.decisions import Outcome, answer_select, record_outcome
+from api.metrics import record_rejected
 from api.responses import TEXT
 from api.validation import RequestError
 from shared.store import Store
@@ -41,6 +43,7 @@ class SelectFastPath:
             # Unknown or excessive length: let Flask/werkzeug apply its limits and error pages.
             return self.flask_wsgi(environ, start_response)
         outcome = None
+        started = time.perf_counter()
         try:
             outcome = answer_select(environ["wsgi.input"].read(length), self.store, self.rng)
             status, mime, body = 200, TEXT, outcome.answer.encode()
@@ -51,18 +54,21 @@ class SelectFastPath:
             status, mime, body = 500, "application/json", b'{"detail":"Internal Server Error"}'
         start_response(_REASONS.get(status, f"{status} ERROR"),
                        [("Content-Type", mime), ("Content-Length", str(len(body)))])
-        return _Body(body, outcome, self.store)
+        return _Body(body, outcome, self.store, status, time.perf_counter() - started)
 
 
 class _Body:
-    """The response body; the WSGI server calls close() after sending it, and only then is the dispatch counted."""
+    """The response body; the WSGI server calls close() after sending it, and only then are the decision and its
+    dispatch counted."""
 
-    def __init__(self, body: bytes, outcome: Outcome | None, store: Store) -> None:
-        self.body, self.outcome, self.store = body, outcome, store
+    def __init__(self, body: bytes, outcome: Outcome | None, store: Store, status: int, seconds: float) -> None:
+        self.body, self.outcome, self.store, self.status, self.seconds = body, outcome, store, status, seconds
 
     def __iter__(self):
         yield self.body
 
     def close(self) -> None:
         if self.outcome is not None:
-            record_outcome(self.outcome, self.store)
+            record_outcome(self.outcome, self.store, self.seconds)
+        else:
+            record_rejected(self.status)

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from shared.config import load_config
     from shared.errors import ConfigError
     from shared.logging import setup_logging
+    from shared import telemetry
     from shared.reload import ConfigWatcher
     from shared.store import Store, connect
 
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging("poller", config.global_.log_level, config.global_.log_format)
     for warning in config.warnings:
         logger.warning("config: {}", warning)
+    telemetry.serve("poller", config.telemetry)
     timeout = max(config.redis.socket_timeout, COLLECTOR_REDIS_TIMEOUT)
     store = Store(connect(url, socket_timeout=timeout), config.redis.namespace)
 

@@ -60,4 +60,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
+    from scorer.telemetry import ScoringCollector
+    from shared.telemetry import serve
+    serve("scorer", config.telemetry, extra=[ScoringCollector(worker.store)])
     return worker.run()

@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from shared.config_model import Config
     from shared.errors import ConfigError
     from shared.logging import setup_logging
+    from shared import telemetry
     from shared.reload import ConfigWatcher
     from shared.store import Store, connect
 
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging("scraper", config.global_.log_level, config.global_.log_format)
     for warning in config.warnings:
         logger.warning("config: {}", warning)
+    telemetry.serve("scraper", config.telemetry)
     timeout = max(config.redis.socket_timeout, COLLECTOR_REDIS_TIMEOUT)
     store = Store(connect(url, socket_timeout=timeout), config.redis.namespace)
 

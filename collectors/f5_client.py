@@ -23,6 +23,7 @@ from loguru import logger
 
 from collectors.f5_errors import F5AuthError, F5ProtocolError, F5TLSError, F5Unreachable, classify
 from collectors.f5_members import ParsedMembers, members_path, parse_members, pool_full_path
+from shared import telemetry
 from shared.config_model import F5Config
 from shared.errors import F5Error
 
@@ -225,10 +226,14 @@ class F5Client:
                 logger.info("BIG-IP token {} is near its expiry: logging in again", fingerprint(old))
                 await self._logout(old, timeout=CLOSE_TIMEOUT)
             try:
-                return await self._login()
-            except F5AuthError as exc:
-                self._auth_failure = exc
+                token = await self._login()
+            except F5Error as exc:
+                telemetry.login(ok=False)
+                if isinstance(exc, F5AuthError):
+                    self._auth_failure = exc
                 raise
+            telemetry.login(ok=True)
+            return token
 
     async def _login(self) -> str:
         cfg = self.cfg

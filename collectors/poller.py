@@ -23,6 +23,7 @@ from collectors.f5_client import F5Client
 from collectors.f5_members import ParsedMembers
 from collectors.f5_membership import (PoolState, describe_error, failure_doc, membership_changes, status_counts,
                                       success_doc)
+from collectors.telemetry import PollTelemetry
 from shared.config_model import Config, PoolConfig
 from shared.errors import F5Error, StoreError
 from shared.jobs import enqueue_scoring
@@ -54,6 +55,7 @@ class Poller:
         self._publish_due = True
         self._redis_error: str | None = None
         self.cycles = 0
+        self.telemetry = PollTelemetry()
 
     # --- configuration ------------------------------------------------------------------------------------
     def apply_config(self, new: Config) -> None:
@@ -76,6 +78,7 @@ class Poller:
         gone = [k for k in self.pools if k not in keys]
         for key in gone:
             del self.pools[key]
+        self.telemetry.keep_only(keys)
         logger.info("poller now uses the config from {}: {} pool(s), fetch every {:g} s", new.source,
                     len(new.pools), new.scheduler.pool_fetch_interval)
         self._publish_due = True
@@ -83,6 +86,7 @@ class Poller:
     # --- one cycle ----------------------------------------------------------------------------------------
     async def poll_once(self) -> dict[str, str | None]:
         """Fetch every pool once and write the results; returns pool key -> error (None when read fine)."""
+        started = time.monotonic()
         await self._swap_config()
         self.cycles += 1
         if self._publish_due:
@@ -101,11 +105,16 @@ class Poller:
             if isinstance(result, asyncio.CancelledError):
                 raise result
             outcome[pool.key] = await self._record(pool, result)
+        self.telemetry.cycle(time.monotonic() - started)
         return outcome
 
     async def _record(self, pool: PoolConfig, result: ParsedMembers | BaseException) -> str | None:
         state = self.pools.setdefault(pool.key, PoolState())
         now = self._clock()
+        if isinstance(result, BaseException):
+            self.telemetry.pool_failed(pool.key, result)
+        else:
+            self.telemetry.pool_read(pool.key, (m.status for m in result.members), now)
         if not state.loaded and not await self._redis("read the last membership", self._load, pool.key, state):
             return describe_error(result, pool) if isinstance(result, BaseException) else None
         if isinstance(result, BaseException):

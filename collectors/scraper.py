@@ -24,6 +24,7 @@ from loguru import logger
 from collectors.engines import EngineMap, Reading, build_engine_maps, read_engine
 from collectors.scrape_http import Fetcher
 from collectors.scrape_plan import Target, plan_targets
+from collectors.telemetry import ScrapeTelemetry
 from shared.config_model import Config, PoolConfig
 from shared.errors import ScrapeError, StoreError
 from shared.jobs import enqueue_scoring
@@ -54,6 +55,7 @@ class Scraper:
         self._last: dict[MemberKey, dict] = {}              # last document written, per member
         self._warned_shared: set[tuple[str, Target]] = set()
         self._redis_down = False
+        self.telemetry = ScrapeTelemetry()
 
     # --- configuration -----------------------------------------------------------------------------------
     def apply_config(self, new: Config) -> None:
@@ -71,6 +73,7 @@ class Scraper:
         changed = {p.key for p in new.pools if (q := old.pool(p.key)) is None or q.engine_type != p.engine_type}
         gone = {p.key for p in old.pools} - {p.key for p in new.pools}
         self._forget(changed | gone)
+        self.telemetry.keep_only(p.key for p in new.pools)
         if new.scheduler.scrape_concurrency != old.scheduler.scrape_concurrency:
             self.semaphore = asyncio.Semaphore(new.scheduler.scrape_concurrency)
         self.config = new
@@ -110,7 +113,9 @@ class Scraper:
         if not self.published:
             await self._publish()
         config = self.config
+        started = time.monotonic()
         await asyncio.gather(*(self.scrape_pool(pool) for pool in config.pools))
+        self.telemetry.cycle(time.monotonic() - started)
         self.cycles += 1
 
     async def scrape_pool(self, pool: PoolConfig) -> dict[str, dict] | None:
@@ -130,6 +135,7 @@ class Scraper:
         for mid, doc in docs.items():
             self._note(pool.key, mid, doc)
         self._prune(pool.key, set(docs), targets)
+        self.telemetry.pool_scraped(pool.key, docs, self.config.scheduler.effective_stale_after, time.time())
         written = await self._redis(self._write, pool.key, docs, [m.id for m in members])
         return docs if written else None
 
@@ -152,6 +158,7 @@ class Scraper:
                 logger.opt(exception=exc).error("pool {}: scraping {} failed unexpectedly", pool.key, target.url)
                 reading = Reading(engine=None, error=f"internal error: {type(exc).__name__}")
             duration = time.monotonic() - started
+        self.telemetry.target_scraped(pool.key, duration, reading.error is None)
         if reading.error is None and reading.detection_status == "ok":
             self._was_ok.update(keys)
         return self._doc(pool, keys[0], reading, duration)

@@ -32,6 +32,7 @@ from shared.logging import setup_logging
 from shared.publish import publish_config
 from shared.reload import ConfigWatcher
 from shared.store import Store, connect
+from shared.telemetry import RESCORES_ENQUEUED
 
 PROCESS = "scorer"
 MIN_RESCORE_INTERVAL_S = 0.2
@@ -83,7 +84,9 @@ class ScoringWorker:
 
     def rescore_all(self, reason: str) -> int:
         """Enqueue a rescore of every configured pool (coalesced with any queued one); how many were enqueued."""
-        return sum(enqueue_scoring(self.store, pool.key, reason) for pool in self.config.pools)
+        enqueued = sum(enqueue_scoring(self.store, pool.key, reason) for pool in self.config.pools)
+        RESCORES_ENQUEUED.labels(reason).inc(enqueued)
+        return enqueued
 
     def _rescore_loop(self) -> None:
         while not self.stop.wait(self.rescore_interval()):

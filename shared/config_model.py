@@ -68,6 +68,16 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True)
+class TelemetryConfig:
+    """Where the collectors and the scorer serve their Prometheus /metrics (the API serves it on its own port)."""
+
+    host: str = "0.0.0.0"
+    poller_port: int = 9101         # 0 = no endpoint
+    scraper_port: int = 9102
+    scorer_port: int = 9103
+
+
+@dataclass(frozen=True)
 class ModeConfig:
     name: str = "s1"
     w_a: float = 0.5
@@ -137,6 +147,7 @@ class Config:
     modes: tuple[ModeConfig, ...] = (ModeConfig(name=DEFAULT_MODE),)
     pools: tuple[PoolConfig, ...] = ()
     engines_metrics_keys: tuple[EngineVariant, ...] = ()
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: str = ""                # path the config was read from, for messages
     warnings: tuple[str, ...] = ()  # non-fatal findings (unsupported XInference keys, ...)
 

@@ -20,7 +20,7 @@ from shared.config_fields import (
 )
 from shared.config_model import (
     DEFAULT_MODE, ENGINE_TYPES, MODE_NAMES, Config, EngineVariant, F5Config, FallbackConfig, GlobalConfig,
-    MetricsConfig, ModeConfig, PoolConfig, RedisConfig, SchedulerConfig,
+    MetricsConfig, ModeConfig, PoolConfig, RedisConfig, SchedulerConfig, TelemetryConfig,
 )
 from shared.secrets import Secret
 
@@ -135,6 +135,22 @@ class SchedulerSchema(Section):
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> SchedulerConfig:
         return SchedulerConfig(**data)
+
+
+def port_or_off(value: int | None) -> None:
+    if value is not None and not 0 <= value <= 65535:
+        raise ValidationError("must be a port number between 1 and 65535, or 0 for no endpoint")
+
+
+class TelemetrySchema(Section):
+    host = Str(validate=non_empty)
+    poller_port = Int(validate=port_or_off)
+    scraper_port = Int(validate=port_or_off)
+    scorer_port = Int(validate=port_or_off)
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> TelemetryConfig:
+        return TelemetryConfig(**data)
 
 
 class ModeSchema(Section):
@@ -301,7 +317,7 @@ class VariantMap(fields.Field):
 
 
 class ConfigSchema(Section):
-    SECTIONS = ("global", "f5", "redis", "scheduler")
+    SECTIONS = ("global", "f5", "redis", "scheduler", "telemetry")
     global_ = fields.Nested(GlobalSchema, data_key="global")
     f5 = fields.Nested(F5Schema)
     redis = fields.Nested(RedisSchema)
@@ -310,6 +326,7 @@ class ConfigSchema(Section):
         "null": "must be a list (write `modes: []` for no scoring mode)"})
     pools = PoolList(fields.Nested(PoolSchema), required=True)
     engines_metrics_keys = VariantMap(allow_none=True)
+    telemetry = fields.Nested(TelemetrySchema)
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> Config:
@@ -318,5 +335,5 @@ class ConfigSchema(Section):
         return Config(
             global_=data["global_"], f5=data["f5"], redis=data["redis"], scheduler=data["scheduler"],
             modes=modes, pools=tuple(data["pools"]),
-            engines_metrics_keys=data.get("engines_metrics_keys") or (),
+            engines_metrics_keys=data.get("engines_metrics_keys") or (), telemetry=data["telemetry"],
         )

@@ -32,6 +32,7 @@ from shared.config import load_config
 from shared.config_fields import mask_url
 from shared.config_model import Config
 from shared.errors import ConfigError
+from shared.telemetry import config_reload
 
 OnChange = Callable[[Config], Union[None, Awaitable[None]]]
 Publish = Callable[[Config], object]
@@ -41,6 +42,7 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
     ("global_", "api_host"), ("global_", "api_port"),
     ("redis", "url"), ("redis", "namespace"), ("redis", "socket_timeout"), ("redis", "sentinels"),
     ("redis", "master_name"),
+    ("telemetry", "host"), ("telemetry", "poller_port"), ("telemetry", "scraper_port"), ("telemetry", "scorer_port"),
 )
 _SECTION_NAMES = {"global_": "global"}
 
@@ -115,6 +117,7 @@ class ConfigWatcher:
         try:
             new = load_config(self.path, self.env)
         except ConfigError as exc:
+            config_reload("rejected")
             logger.error("config reload rejected: {} has {} problem(s); the configuration in force is kept "
                          "unchanged (the file is checked again when it changes)", self.path,
                          sum(len(m) for m in exc.errors.values()))
@@ -152,9 +155,11 @@ class ConfigWatcher:
                     result.close()
                 raise TypeError("on_change returned an awaitable: use run_async() / apply_async()")
         except Exception:
+            config_reload("rejected")
             logger.exception("config reload from {} could not be applied; the configuration in force is kept",
                              self.path)
             return False
+        config_reload("applied")
         self._commit(new)
         self._publish(new)
         return True
@@ -166,9 +171,11 @@ class ConfigWatcher:
             if inspect.isawaitable(result):
                 await result
         except Exception:
+            config_reload("rejected")
             logger.exception("config reload from {} could not be applied; the configuration in force is kept",
                              self.path)
             return False
+        config_reload("applied")
         self._commit(new)
         if self.publish is not None:
             await asyncio.to_thread(self._publish, new)

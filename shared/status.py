@@ -1,0 +1,110 @@
+"""The operator's view of every pool, read from Redis: what the status page, `llmsched status` and the API's
+scrape-time gauges show.
+
+Per member: BIG-IP status, engine, load metrics, score, whether a decision could pick it (and if not, why), its
+expected share and the age of its data; per pool: data ages and the last errors (BIG-IP read, scrapes). The
+expected share is the probability that a decision offering every member picks it: the same filters and
+herd-control weights as a real decision (shared.routing), so it is what the next requests will see.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from shared.errors import StoreError
+from shared.routing.decide import eligible, pick_weights
+from shared.routing.picker import shares
+from shared.store import Store
+
+
+def _age(now: float, at: float | None) -> float | None:
+    return round(now - at, 3) if at else None
+
+
+def _member_rows(config: dict, snapshot: dict | None, membership: dict | None, metrics: dict[str, dict],
+                 dispatch: dict[str, int], now: float) -> list[dict[str, Any]]:
+    scored = (snapshot or {}).get("members") or []
+    known = {m["id"] for m in scored}
+    # Members BIG-IP reported after the last snapshot are shown too (not scored yet), so nothing is hidden.
+    unscored = [m for m in (membership or {}).get("members") or [] if m.get("id") not in known]
+    pool = eligible(config, snapshot, [m["key"] for m in scored], now)
+    weights = pick_weights(config, pool.members, dispatch) if pool.members else []
+    share_of = {m["id"]: s for m, s in zip(pool.members, shares(weights))}
+    rows = []
+    for m in scored + unscored:
+        doc = metrics.get(m["id"]) or {}
+        picked = m["id"] in share_of
+        why = "" if picked else (eligible(config, snapshot, [m["key"]], now).reason if "key" in m
+                                 else "not scored yet")
+        rows.append({
+            "id": m["id"],
+            "bigip_status": m.get("status"),
+            "ratio": m.get("ratio", 1),
+            "engine": doc.get("engine"),
+            "variant": doc.get("detected_variant") or m.get("detected_variant"),
+            "detection": doc.get("detection_status"),
+            "metrics": m.get("metrics") or doc.get("metrics") or {},
+            "score": m.get("score"),
+            "eligible": picked,
+            "why_not": why,
+            "share": round(share_of.get(m["id"], 0.0), 6),
+            "sent_since_scrape": int(dispatch.get(m["id"], 0)),
+            "data_age": _age(now, doc.get("scraped_at") or m.get("scraped_at")),
+            "scrape_status": doc.get("status") or m.get("scrape_status") or "never",
+            "scrape_error": doc.get("error") if doc.get("status") == "error" else None,
+        })
+    return rows
+
+
+def pool_status(config: dict, snapshot: dict | None, membership: dict | None, metrics: dict[str, dict],
+                dispatch: dict[str, int], now: float) -> dict[str, Any]:
+    """One pool's view; pure, from what `read_status` fetched."""
+    members = _member_rows(config, snapshot, membership, metrics, dispatch, now)
+    errors = []
+    if (membership or {}).get("error"):
+        errors.append({"source": "BIG-IP", "at": membership.get("error_at"), "message": membership["error"]})
+    errors += [{"source": f"scrape {m['id']}", "at": (metrics.get(m["id"]) or {}).get("scraped_at"),
+                "message": m["scrape_error"]} for m in members if m["scrape_error"]]
+    return {
+        "key": f"{config['name']}:{config['partition']}",
+        "name": config["name"],
+        "partition": config["partition"],
+        "engine_type": config.get("engine_type"),
+        "mode": config.get("mode"),
+        "pool_fallback": bool(config.get("pool_fallback")),
+        "herd_control": bool(config.get("herd_control")),
+        "stale_after": config.get("stale_after"),
+        "scores_age": _age(now, (snapshot or {}).get("computed_at")),
+        "members_age": _age(now, (membership or {}).get("fetched_at")),
+        "eligible": sum(1 for m in members if m["eligible"]),
+        "members": members,
+        "errors": errors,
+    }
+
+
+def read_status(store: Store, now: float, pools: list[str] | None = None) -> dict[str, Any]:
+    """Every configured pool (or those in `pools`), with the published config's identity; raises StoreError."""
+    keys = store.pool_keys()
+    if pools is not None:
+        keys = [k for k in keys if k in pools]
+    try:
+        meta = {k.decode(): v.decode() for k, v in store.client.hgetall(store.keys.config_meta).items()}
+    except redis.RedisError as exc:
+        raise StoreError(f"redis: {type(exc).__name__}: {exc}") from exc
+    views = []
+    for key in keys:
+        config, snapshot, dispatch = store.decision_inputs(key)
+        if config is None:      # removed between the two reads
+            continue
+        views.append(pool_status(config, snapshot, store.members(key), store.metrics(key), dispatch, now))
+    return {"generated_at": now, "config": meta, "pools": views}
+
+
+def select_pools(all_keys: list[str], wanted: str | None) -> list[str] | None:
+    """`--pool NAME` or `NAME:PARTITION` -> the pool keys it names (None: all)."""
+    if not wanted:
+        return None
+    if ":" in wanted:
+        return [wanted]
+    return [k for k in all_keys if k.split(":", 1)[0] == wanted]
