@@ -7,7 +7,7 @@ LLMSCHED  := $(VENV)/bin/llmsched
 APT       := DEBIAN_FRONTEND=noninteractive apt-get -y -qq
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install system-deps run test test-faults bench-api bench-routing lint clean
+.PHONY: help install system-deps browser-deps run test test-faults bench-api bench-routing lint clean
 
 help:
 	@echo "make run         the whole stack on this machine: private Redis, emulated BIG-IP and engines, demo traffic"
@@ -21,6 +21,14 @@ system-deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; $(SUDO) apt-get update -qq && $(SUDO) $(APT) install $$missing; fi
 
+# Headless Chromium for the status page test (tests/api/test_ui.py). If it cannot be installed (no apt, no
+# network) the test suite still runs and that test is skipped, saying why.
+browser-deps:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  echo "installing: chromium (for the status page test)"; \
+	  ($(SUDO) apt-get update -qq && $(SUDO) $(APT) install chromium) \
+	  || echo "warning: chromium could not be installed; tests/api/test_ui.py will be skipped"; }
+
 $(VENV)/.installed: setup.cfg setup.py
 	@$(MAKE) --no-print-directory system-deps
 	python3 -m venv $(VENV)
@@ -33,7 +41,7 @@ install: $(VENV)/.installed
 run: install
 	$(LLMSCHED) demo
 
-test: install
+test: install browser-deps
 	$(PY) -m pytest -q
 
 bench-api: install

@@ -18,6 +18,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("scraper", "cli.scraper"),
     ("scorer", "cli.scorer"),
     ("up", "cli.up"),
+    ("status", "cli.status"),
     ("demo", "cli.demo"),
     ("emulate", "cli.emulate"),
     ("bench", "cli.bench"),

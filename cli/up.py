@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HELP = "run poller, scraper, scoring worker and API as supervised processes (private Redis if none is set)"
@@ -47,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="scheduler-config.yaml")
     parser.add_argument("--workers", type=_count, default=2, help="API (gunicorn) worker processes (default 2)")
     parser.add_argument("--scorers", type=_count, default=1, help="scoring worker processes (default 1)")
+    parser.add_argument("--metrics-ports", choices=("config", "free"), default="config",
+                        help="ports of the poller/scraper/scorer /metrics endpoints: `config` = telemetry.*_port "
+                             "(extra scorers take the next free numbers), `free` = any free port each, printed at "
+                             "start (default config; the API's /metrics is on the API port)")
 
 
 def free_port() -> int:
@@ -80,6 +84,7 @@ class Child:
 
     name: str
     argv: list[str]
+    extra_env: dict[str, str] = field(default_factory=dict)    # this child's own settings (its metrics port)
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
     quick_failures: int = 0
@@ -87,7 +92,8 @@ class Child:
     restarts: int = 0
 
     def start(self, env: dict[str, str], logger) -> None:
-        self.proc = subprocess.Popen(self.argv, env=env, process_group=0, preexec_fn=_parent_death_signal())
+        self.proc = subprocess.Popen(self.argv, env={**env, **self.extra_env}, process_group=0,
+                                     preexec_fn=_parent_death_signal())
         self.started_at = time.monotonic()
         logger.info("started {} (pid {})", self.name, self.proc.pid)
 
@@ -165,6 +171,38 @@ def child_commands(config_path: str, workers: int, scorers: int, available: set[
                for i in range(scorers)]
     wanted.append(("api", ["api", "--config", config_path, "--workers", str(workers)]))
     return [Child(name, base + argv) for name, argv in wanted if argv[0] in available]
+
+
+def assign_metrics_ports(children: list[Child], telemetry, free: bool) -> dict[str, int]:
+    """Give each collector and scorer child its /metrics port (LLMSCHED_METRICS_PORT): the configured one, or with
+    `free` any free port. Ports are distinct: scorer-2.. take the next numbers after telemetry.scorer_port that no
+    other child uses; a configured 0 (off) stays 0. Returns child name -> port."""
+    configured = {"poller": telemetry.poller_port, "scraper": telemetry.scraper_port}
+    taken: set[int] = set()
+    ports: dict[str, int] = {}
+    for child in children:
+        kind = child.argv[3] if len(child.argv) > 3 else ""     # [python, -m, cli.main, <command>, ...]
+        if kind not in ("poller", "scraper", "scorer"):
+            continue
+        if free:
+            port = free_port()
+            while port in taken:
+                port = free_port()
+        else:
+            port = configured.get(kind, telemetry.scorer_port)
+            while port and port in taken:
+                port += 1
+        taken.add(port)
+        ports[child.name] = port
+        child.extra_env["LLMSCHED_METRICS_PORT"] = str(port)
+    return ports
+
+
+def metrics_addresses(ports: dict[str, int], telemetry, config) -> str:
+    host = telemetry.host if telemetry.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    shown = [f"{name} http://{host}:{port}/metrics" for name, port in ports.items() if port]
+    return ", ".join(shown + [f"api {api_address(config)}/metrics"])
 
 
 def child_environment(redis_url: str | None) -> dict[str, str]:
@@ -275,12 +313,15 @@ def run(args: argparse.Namespace) -> int:
         redis_url = private.url
 
     children = child_commands(config_path, args.workers, args.scorers, available)
+    ports = assign_metrics_ports(children, config.telemetry, args.metrics_ports == "free")
     supervisor = Supervisor(children, child_environment(redis_url if private else None), private, logger)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, supervisor.request_stop)
     print(f"llmsched up: API on {api_address(config)} (POST /scheduler/select, GET /pools/status); "
           f"Redis {'private ' if private else ''}{mask_url(redis_url)}; config {config_path}; Ctrl-C stops",
           flush=True)
+    print(f"llmsched up: metrics {metrics_addresses(ports, config.telemetry, config)}; status page "
+          f"{api_address(config)}/ui", flush=True)
     try:
         supervisor.loop()
     finally:

@@ -1,0 +1,219 @@
+"""GET /metrics of the API: decisions counted across gunicorn workers (multiprocess mode), the decision histograms,
+bounded labels, and the member gauges computed from Redis at scrape time."""
+from __future__ import annotations
+
+import ast
+import http.client
+import importlib
+import os
+import random
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import CollectorRegistry
+
+from api.app import create_app
+from shared import telemetry
+from shared.store import Store, connect
+from tests.api.live_api import live_api
+from tests.conftest import free_port
+from tests.helpers import make_store, seed
+
+MEMBERS = {"10.0.0.1:8000": {"waiting_queue": 1.0, "cache_usage": 0.2, "running_req": 4.0},
+           "10.0.0.2:8000": {"waiting_queue": 5.0, "cache_usage": 0.5, "running_req": 9.0},
+           "10.0.0.3:8000": {"waiting_queue": 9.0, "cache_usage": 0.9, "running_req": 30.0}}
+BODY = orjson.dumps({"pool_name": "p1", "partition": "Common", "members": list(MEMBERS)})
+
+
+def families(text: str) -> dict:
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def value(fams: dict, name: str, sample: str | None = None, **labels: str) -> float:
+    """Sum of the samples called `sample` (default: the family's name + suffix) whose labels include `labels`."""
+    family = fams[name]
+    wanted = sample or name
+    return sum(s.value for s in family.samples
+               if s.name == wanted and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def http_call(base: str, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    """One request on a new connection, as BIG-IP's sideband call makes it."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json", "Connection": "close"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def decisions_in(directory: Path) -> float:
+    """Decisions recorded in one set of multiprocess files (read with prometheus_client's own merger)."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    return sum(s.value for m in registry.collect() if m.name == "llmsched_decisions" for s in m.samples)
+
+
+def test_decisions_are_counted_across_gunicorn_workers_and_every_worker_reports_the_totals(redis_url, tmp_path):
+    seed(make_store(redis_url), MEMBERS)
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    n = 120
+    with live_api(redis_url, workers=2, env={"PROMETHEUS_MULTIPROC_DIR": str(prom)}) as (base, _proc):
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: http_call(base, "POST", "/scheduler/select", BODY), range(n)))
+        assert all(status == 200 and answer.decode() in MEMBERS for status, answer in answers)
+        time.sleep(0.2)     # the last decisions are counted after their answers were sent
+        # Both workers answered some: each one's files alone hold part of the decisions.
+        per_worker = []
+        for path in prom.glob("counter_*.db"):
+            alone = tmp_path / f"one-{path.stem}"
+            alone.mkdir()
+            shutil.copy(path, alone)
+            per_worker.append(decisions_in(alone))
+        assert len([d for d in per_worker if d > 0]) == 2 and sum(per_worker) == n, per_worker
+        # Whichever worker answers the scrape, it reports the replica's totals.
+        for _ in range(6):
+            status, text = http_call(base, "GET", "/metrics")
+            assert status == 200
+            fams = families(text.decode())
+            assert value(fams, "llmsched_decisions", "llmsched_decisions_total", pool="p1:Common",
+                         result="member", reason="picked") == n
+            assert sum(value(fams, "llmsched_selections", "llmsched_selections_total", member=m)
+                       for m in MEMBERS) == n
+            assert value(fams, "llmsched_decision_duration_seconds", "llmsched_decision_duration_seconds_count") == n
+            buckets = [s for s in fams["llmsched_decision_duration_seconds"].samples if s.name.endswith("_bucket")]
+            assert [s.labels["le"] for s in buckets][:2] == ["0.00025", "0.0005"] and buckets[-1].value == n
+            assert value(fams, "llmsched_decision_candidates", "llmsched_decision_candidates_sum") == n * len(MEMBERS)
+
+
+def test_llmsched_api_makes_its_own_metrics_dir_and_removes_it_at_exit(redis_url):
+    seed(make_store(redis_url), MEMBERS)
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    with live_api(redis_url, workers=2, env=env) as (base, proc):
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        directory = Path(next(e for e in environ if e.startswith(b"PROMETHEUS_MULTIPROC_DIR=")).split(b"=", 1)[1]
+                         .decode())
+        assert http_call(base, "POST", "/scheduler/select", BODY)[0] == 200
+        deadline = time.monotonic() + 5     # counted after the answer was sent
+        while not list(directory.glob("counter_*.db")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert directory.is_dir() and list(directory.glob("counter_*.db"))
+    assert not directory.exists()
+
+
+def test_files_of_an_earlier_run_in_a_reused_metrics_dir_are_removed_at_start(redis_url, tmp_path):
+    stale = tmp_path / "counter_1.db"
+    stale.write_bytes(b"left by an earlier run")
+    with live_api(redis_url, workers=1, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}) as (base, _proc):
+        assert not stale.exists()
+        assert http_call(base, "GET", "/metrics")[0] == 200
+    assert tmp_path.is_dir()        # a directory the operator gave is kept
+
+
+# --- in-process (one worker, no multiprocess dir) -------------------------------------------------------------
+
+def post(client, body=None, **kwargs) -> str:
+    """A select through Flask's test client; closing the response is when the decision gets counted."""
+    response = client.post("/scheduler/select", json=body, **kwargs)
+    response.close()
+    return response.get_data(as_text=True)
+
+
+def sample(name: str, **labels: str) -> float:
+    return telemetry.API.get_sample_value(name, labels) or 0.0
+
+
+def test_pools_nobody_configured_are_counted_under_one_label_value(client):
+    before = sample("llmsched_decisions_total", pool=telemetry.UNKNOWN_POOL, result="none", reason="unknown_pool")
+    for i in range(5):
+        body = {"pool_name": f"made-up-{i}-{random.random()}", "partition": "Common", "members": ["10.0.0.1:80"]}
+        assert post(client, body) == "none"
+    fams = families(client.get("/metrics").get_data(as_text=True))
+    pools = {s.labels["pool"] for s in fams["llmsched_decisions"].samples}
+    assert not any(p.startswith("made-up") for p in pools)
+    assert sample("llmsched_decisions_total", pool=telemetry.UNKNOWN_POOL, result="none",
+                  reason="unknown_pool") == before + 5
+
+
+def test_none_answers_carry_the_reason_class_and_fallback_its_own_result(client, store):
+    from shared.config_model import FallbackConfig
+    stale = sample("llmsched_decisions_total", pool="old:Common", result="none", reason="stale")
+    fallback = sample("llmsched_decisions_total", pool="fb:Common", result="fallback", reason="pool_fallback")
+    seed(store, MEMBERS, pool="old", now=time.time() - 600)       # each seed publishes only its own pool
+    post(client, {"pool_name": "old", "partition": "Common", "members": list(MEMBERS)})
+    seed(store, MEMBERS, pool="fb", fallback=FallbackConfig(pool_fallback=True))
+    post(client, {"pool_name": "fb", "partition": "Common", "members": list(MEMBERS)})
+    assert sample("llmsched_decisions_total", pool="old:Common", result="none", reason="stale") == stale + 1
+    assert sample("llmsched_decisions_total", pool="fb:Common", result="fallback",
+                  reason="pool_fallback") == fallback + 1
+
+
+def test_every_reason_a_decision_can_give_has_a_label_class():
+    from api.metrics import REASON_CLASSES
+    decide = importlib.import_module("shared.routing.decide")   # the package re-exports a function of that name
+    tree = ast.parse(Path(decide.__file__).read_text())
+    reasons = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("Eligible", "Decision"):
+            args = list(node.args[1:2]) + [k.value for k in node.keywords if k.arg == "reason"]
+            reasons |= {a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+        if isinstance(node, ast.Tuple) and len(node.elts) == 2 and isinstance(node.elts[0], ast.Constant):
+            stage = node.elts[1].func if isinstance(node.elts[1], ast.Call) else node.elts[1]
+            if isinstance(stage, ast.Attribute) and getattr(stage.value, "id", "") == "filters":   # filter stages
+                reasons.add(node.elts[0].value)
+    assert len(reasons) >= 10, reasons
+    assert reasons <= set(REASON_CLASSES), reasons - set(REASON_CLASSES)
+
+
+def test_rejected_select_requests_are_counted_by_status(client):
+    before_400, before_422 = sample("llmsched_decisions_rejected_total", status="400"), \
+        sample("llmsched_decisions_rejected_total", status="422")
+    post(client, {"pool_name": "", "partition": "Common", "members": ["10.0.0.1:80"]})
+    post(client, data=b"{not json", content_type="application/json")
+    assert sample("llmsched_decisions_rejected_total", status="400") == before_400 + 1
+    assert sample("llmsched_decisions_rejected_total", status="422") == before_422 + 1
+
+
+def test_scores_shares_ages_and_config_version_are_read_from_redis_at_scrape_time(client, store):
+    snapshot = seed(store, MEMBERS)
+    fams = families(client.get("/metrics").get_data(as_text=True))
+    scores = {m["id"]: m["score"] for m in snapshot["members"]}
+    for member, score in scores.items():
+        assert value(fams, "llmsched_member_score", pool="p1:Common", member=member) == pytest.approx(score)
+        assert value(fams, "llmsched_member_eligible", pool="p1:Common", member=member) == 1
+    shares = {m: value(fams, "llmsched_member_expected_share", pool="p1:Common", member=m) for m in MEMBERS}
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-4)
+    total = sum(s for s in scores.values() if s > 0)
+    assert shares == {m: pytest.approx(max(s, 0) / total, abs=1e-4) for m, s in scores.items()}
+    assert 0 <= value(fams, "llmsched_pool_scores_age_seconds", pool="p1:Common") < 60
+    version = store.config_version()
+    assert value(fams, "llmsched_config_info", version=version) == 1
+    assert value(fams, "llmsched_redis_up") == 1
+
+
+def test_stale_members_are_not_eligible_and_get_no_expected_share(client, store):
+    seed(store, MEMBERS, now=time.time() - 600)
+    fams = families(client.get("/metrics").get_data(as_text=True))
+    for member in MEMBERS:
+        assert value(fams, "llmsched_member_eligible", pool="p1:Common", member=member) == 0
+        assert value(fams, "llmsched_member_expected_share", pool="p1:Common", member=member) == 0
+        assert value(fams, "llmsched_member_data_age_seconds", pool="p1:Common", member=member) >= 600
+
+
+def test_metrics_answer_with_redis_down_and_say_so():
+    dead = Store(connect(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.2), "llmsched")
+    response = create_app(dead).test_client().get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    fams = families(response.get_data(as_text=True))
+    assert value(fams, "llmsched_redis_up") == 0
+    assert "llmsched_decision_duration_seconds" in fams
