@@ -7,12 +7,13 @@ LLMSCHED  := $(VENV)/bin/llmsched
 APT       := DEBIAN_FRONTEND=noninteractive apt-get -y -qq
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install system-deps browser-deps run test test-faults bench-api bench-routing lint clean
+.PHONY: help install system-deps browser-deps run test test-faults bench-api bench-scoring bench-routing lint clean
 
 help:
 	@echo "make run         the whole stack on this machine: private Redis, emulated BIG-IP and engines, demo traffic"
 	@echo "make test        the test suite (starts its own Redis)"
 	@echo "make bench-api   decision API throughput and latency (connection per request, like the iRule)"
+	@echo "make bench-scoring  metrics-to-score latency through a real scoring worker"
 
 system-deps:
 	@missing=""; \
@@ -43,6 +44,9 @@ run: install
 
 test: install browser-deps
 	$(PY) -m pytest -q
+
+bench-scoring: install
+	$(PY) -m bench.scoring_bench
 
 bench-api: install
 	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) $(APT) install wrk)

@@ -13,7 +13,7 @@ from typing import Any
 import redis
 
 from shared.errors import StoreError
-from shared.routing.decide import eligible, pick_weights
+from shared.routing.decide import eligible, expected_weights
 from shared.routing.picker import shares
 from shared.store import Store
 
@@ -29,7 +29,7 @@ def _member_rows(config: dict, snapshot: dict | None, membership: dict | None, m
     # Members BIG-IP reported after the last snapshot are shown too (not scored yet), so nothing is hidden.
     unscored = [m for m in (membership or {}).get("members") or [] if m.get("id") not in known]
     pool = eligible(config, snapshot, [m["key"] for m in scored], now)
-    weights = pick_weights(config, pool.members, dispatch) if pool.members else []
+    weights = expected_weights(pool.members) if pool.members else []
     share_of = {m["id"]: s for m, s in zip(pool.members, shares(weights))}
     rows = []
     for m in scored + unscored:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from shared.members import member_key, parse_candidate
 from shared.routing import filters
-from shared.routing.herd import herd_weight
+from shared.routing.herd import herd_pick
 from shared.routing.picker import pick_weighted
 
 NONE = "none"
@@ -29,6 +29,12 @@ class Eligible:
     @property
     def weights(self) -> list[float]:
         return [m["score"] for m in self.members]
+
+
+def expected_weights(members: list[dict]) -> list[float]:
+    """Weights whose shares are each member's expected share of decisions over a scrape interval: its score,
+    with or without herd control (the shared round robin hands out decisions in proportion to scores)."""
+    return [m["score"] for m in members]
 
 
 @dataclass(frozen=True)
@@ -77,22 +83,20 @@ def eligible(config: dict | None, snapshot: dict | None, candidates: Sequence[st
     return Eligible(answers=[index[m["key"]] for m in members], members=members)
 
 
-def pick_weights(config: dict, members: list[dict], dispatch: Mapping[str, int] | None) -> list[float]:
-    """Scores, lowered by herd control for members that already got decisions since their last scrape."""
-    if not dispatch or not config.get("herd_control"):
-        return [m["score"] for m in members]
-    return [herd_weight(m["score"], dispatch.get(m["id"], 0), m.get("slack")) for m in members]
-
-
 def decide(config: dict | None, snapshot: dict | None, candidates: Sequence[str], now: float,
            rng: random.Random, dispatch: Mapping[str, int] | None = None) -> Decision:
-    """`dispatch`: decisions sent to each member id since its last scrape (all replicas, from Redis)."""
+    """`dispatch`: decisions sent to each member id since its last scrape (all replicas, from Redis). With
+    herd control on and counts available the pick is the shared weighted round robin (shared.routing.herd);
+    otherwise the original's weighted random pick, probability score / sum of scores."""
     if config is not None and config.get("pool_fallback"):
         return Decision(FALLBACK, "pool_fallback is set")
     pool = eligible(config, snapshot, candidates, now)
     if not pool.members:
         return Decision(NONE, pool.reason)
-    position = pick_weighted(range(len(pool.members)), pick_weights(config, pool.members, dispatch), rng)
+    if dispatch is not None and config.get("herd_control"):
+        position = herd_pick(pool.members, dispatch, rng)
+    else:
+        position = pick_weighted(range(len(pool.members)), pool.weights, rng)
     if position is None:
         return Decision(NONE, "no candidate has a positive score")
     return Decision(pool.answers[position], "picked", pool.members[position]["id"])

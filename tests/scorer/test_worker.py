@@ -167,17 +167,17 @@ def test_invalid_config_change_keeps_the_worker_running_on_the_old_config(worker
     assert w.proc.poll() is None and store.pool_config(POOL)["mode"] == "s1"
 
 
-def test_metrics_to_score_latency_over_1000_jobs(worker, redis_url: str) -> None:
-    """Measures request -> snapshot written through the real worker and Redis; prints p50/p99 (no timing asserts)."""
+def test_every_job_records_its_metrics_to_score_latency(worker, redis_url: str) -> None:
+    """The latency record `llmsched scorer --report` reads (the figures themselves: make bench-scoring)."""
     store = make_store(redis_url)
     worker()
     put_members(store, {f"10.0.{i}.1:8000": {"waiting_queue": float(i), "cache_usage": i / 20} for i in range(16)})
     pending = store.keys.pool_scoring_pending(POOL)
-    for i in range(1000):
+    for i in range(50):
         # One at a time, like a scrape finishing while the worker is idle: the latency is wake-up + scoring.
         wait_for("the previous job", lambda: not store.client.exists(pending), poll=0.0005)
         assert enqueue_scoring(store, POOL, "bench")
-    wait_for("the last job", lambda: latency_report(store).get("bench", {}).get("count") == 1000, timeout=30)
-    report = latency_report(store)
-    print("\nscoring latency, 1 pool x 16 members, sequential jobs:\n" + format_report({"bench": report["bench"]}))
-    assert report["bench"]["recent"] == 1000
+    wait_for("the last job", lambda: latency_report(store).get("bench", {}).get("count") == 50, timeout=30)
+    report = latency_report(store)["bench"]
+    assert report["recent"] == 50 and 0.0 < report["p50"] <= report["p99"] <= report["max"]
+    assert "bench" in format_report({"bench": report})
