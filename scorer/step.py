@@ -50,7 +50,7 @@ def build_snapshot(config: dict, membership: dict | None, metrics: dict[str, dic
             "status": member.get("status", "enabled"),
             "ratio": member.get("ratio", 1),
             "score": score,
-            # requests it can take before saturating: herd control divides its weight by 1 + sent / slack
+            # requests it can still take before saturating (scorer.capacity), shown by status and the UI
             "slack": estimate_slack(usable[i], member.get("ratio", 1)) if usable[i] is not None else None,
             "metrics": scrape.get("metrics") or {},
             "scraped_at": scrape.get("scraped_at"),
