@@ -49,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorers", type=_count, default=1, help="scoring worker processes (default 1)")
     parser.add_argument("--metrics-ports", choices=("config", "free"), default="config",
                         help="ports of the poller/scraper/scorer /metrics endpoints: `config` = telemetry.*_port "
-                             "(extra scorers take the next free numbers), `free` = any free port each, printed at "
-                             "start (default config; the API's /metrics is on the API port)")
+                             "(a second scorer, poller or scraper takes the next unused number), `free` = any free "
+                             "port each; printed at start (default config; the API's /metrics is on the API port)")
 
 
 def free_port() -> int:
@@ -175,8 +175,8 @@ def child_commands(config_path: str, workers: int, scorers: int, available: set[
 
 def assign_metrics_ports(children: list[Child], telemetry, free: bool) -> dict[str, int]:
     """Give each collector and scorer child its /metrics port (LLMSCHED_METRICS_PORT): the configured one, or with
-    `free` any free port. Ports are distinct: scorer-2.. take the next numbers after telemetry.scorer_port that no
-    other child uses; a configured 0 (off) stays 0. Returns child name -> port."""
+    `free` any free port. Ports are distinct: a child whose port another already has (scorer-2.., the second
+    poller/scraper of --ha) takes the next number no child uses; a configured 0 (off) stays 0. Returns name -> port."""
     configured = {"poller": telemetry.poller_port, "scraper": telemetry.scraper_port}
     taken: set[int] = set()
     ports: dict[str, int] = {}
