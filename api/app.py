@@ -1,7 +1,8 @@
 """Flask app factory: wires the Redis store, the blueprints and JSON error handling.
 
-A replica needs only where Redis is: `create_app(store)` in tests, or the environment (`REDIS_URL`,
-`LLMSCHED_NAMESPACE`, `LLMSCHED_REDIS_TIMEOUT`) under gunicorn (`api.wsgi:app`). It keeps no state of its own.
+A replica needs only where Redis is: `create_app(store)` in tests, or the environment under gunicorn
+(`api.wsgi:app`): `REDIS_URL`, or `LLMSCHED_REDIS_SENTINELS` + `LLMSCHED_REDIS_MASTER`; `LLMSCHED_NAMESPACE`;
+`LLMSCHED_REDIS_TIMEOUT`. It keeps no state of its own.
 """
 from __future__ import annotations
 
@@ -19,16 +20,28 @@ from api.pools import pools
 from api.responses import json_response
 from api.ui import ui
 from api.validation import RequestError
-from shared.store import Store, connect
+from shared.config_model import RedisConfig
+from shared.redis_conn import Breaker, client_for, target_from_env
+from shared.store import Store
 
 MAX_BODY_BYTES = 1 << 20
 
 
 def store_from_env(env: dict | None = None) -> Store:
+    """This replica's store. Its Redis timeout (`LLMSCHED_REDIS_TIMEOUT`, default `redis.decision_timeout`, 10 ms)
+    bounds how long a decision waits before answering `none`, far below BIG-IP's 500 ms sideband timeout; the
+    circuit breaker then answers at once for a short cool-down, so an unreachable Redis costs one timeout per
+    cool-down, not one per request."""
     env = os.environ if env is None else env
-    url = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-    timeout = float(env.get("LLMSCHED_REDIS_TIMEOUT") or 0.05)
-    return Store(connect(url, socket_timeout=timeout), env.get("LLMSCHED_NAMESPACE") or "llmsched")
+    raw = env.get("LLMSCHED_REDIS_TIMEOUT") or ""
+    try:
+        timeout = float(raw) if raw else RedisConfig().decision_timeout
+    except ValueError:
+        raise ValueError(f"LLMSCHED_REDIS_TIMEOUT: {raw!r} is not a number of seconds") from None
+    if not timeout > 0:
+        raise ValueError(f"LLMSCHED_REDIS_TIMEOUT: must be > 0 seconds, got {raw!r}")
+    client = client_for(target_from_env(env), socket_timeout=timeout)
+    return Store(client, env.get("LLMSCHED_NAMESPACE") or "llmsched", breaker=Breaker())
 
 
 def create_app(store: Store | None = None, rng: random.Random | None = None) -> Flask:

@@ -39,7 +39,8 @@ def answer_select(raw_body: bytes, store_: Store, rng_: random.Random) -> Outcom
     try:
         config, snapshot, dispatch = store_.decision_inputs(req.pool_key)
     except StoreError as exc:
-        logger.warning("select {}: answering none, Redis unavailable: {}", req.pool_key, exc)
+        # Not a warning per request: the store's circuit breaker logs each outage once, when it starts and ends.
+        logger.debug("select {}: answering none, Redis unavailable: {}", req.pool_key, exc)
         return Outcome(NONE, reason="redis unavailable", candidates=len(req.members))
     decision = decide(config, snapshot, req.members, time.time(), rng_, dispatch)
     logger.debug("select {} -> {} ({})", req.pool_key, decision.answer, decision.reason)

@@ -47,9 +47,10 @@ class F5Config:
 class RedisConfig:
     url: str | None = None          # None: `llmsched up` starts a private redis-server
     namespace: str = "llmsched"
-    socket_timeout: float = 0.05    # s; a decision must never wait long on Redis
+    socket_timeout: float = 0.05    # s; the collectors and the scorer use at least 2 s (off the request path)
     sentinels: tuple[tuple[str, int], ...] = ()
     master_name: str | None = None
+    decision_timeout: float = 0.01  # s; the API's Redis timeout: `none` in ~10 ms beats BIG-IP's 500 ms sideband
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class SchedulerConfig:
     stale_after: float | None = None        # s; None -> 3 x metrics_fetch_interval (at least 3 s)
     scrape_concurrency: int = 64
     herd_control: bool = True               # account for decisions sent since each member's last scrape
+    ha_lease_ttl: float = 3.0               # s; a collector role's lease in Redis (renewed every third of it)
 
     @property
     def effective_stale_after(self) -> float:

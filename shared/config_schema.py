@@ -101,6 +101,7 @@ class RedisSchema(Section):
     socket_timeout = Num(validate=greater_than(0))
     sentinels = ListOf(Sentinel())
     master_name = Str(allow_none=True, validate=non_empty)
+    decision_timeout = Num(validate=greater_than(0))
 
     @validates_schema(skip_on_field_errors=False, pass_original=True)
     def check(self, data: dict[str, Any], original_data: Any, **_: Any) -> None:
@@ -131,6 +132,7 @@ class SchedulerSchema(Section):
     stale_after = Num(allow_none=True, validate=greater_than(0))
     scrape_concurrency = Int(validate=at_least(1))
     herd_control = Bool()
+    ha_lease_ttl = Num(validate=at_least(0.3))
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> SchedulerConfig:

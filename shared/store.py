@@ -15,6 +15,7 @@ import redis
 
 from shared.errors import StoreError
 from shared.keys import Keys
+from shared.redis_conn import Breaker, client_from_settings
 
 
 def dumps(value: Any) -> bytes:
@@ -26,22 +27,21 @@ def loads(raw: bytes | str | None) -> Any:
 
 
 def connect(url: str, socket_timeout: float = 0.05, connect_timeout: float | None = None) -> redis.Redis:
-    """A client with short timeouts: a decision must answer `none` quickly rather than wait on Redis."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout if connect_timeout is not None else socket_timeout,
-        health_check_interval=0,
-        retry_on_timeout=False,
-    )
+    """A client for a plain URL with short timeouts (see `shared.redis_conn` for Sentinel and the environment)."""
+    return client_from_settings(url, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
 
 
 class Store:
-    """llmsched's state in one Redis (or Sentinel-managed master), under one namespace."""
+    """llmsched's state in one Redis (or Sentinel-managed master), under one namespace.
 
-    def __init__(self, client: redis.Redis, namespace: str = "llmsched") -> None:
+    With a `breaker` (the API's), the decision read and the dispatch count go through it: while Redis is down
+    they fail at once instead of each waiting for a socket timeout.
+    """
+
+    def __init__(self, client: redis.Redis, namespace: str = "llmsched", breaker: Breaker | None = None) -> None:
         self.client = client
         self.keys = Keys(namespace)
+        self.breaker = breaker
         # One EVALSHA instead of a three-command pipeline: less work for redis-py and Redis on the hot path.
         self._read_decision = client.register_script(_READ_DECISION)
 
@@ -66,6 +66,10 @@ class Store:
         pipe.hset(k.config_meta, mapping={"version": version, "published_at": repr(time.time()),
                                            "source": source, "publisher": publisher})
         self._execute(pipe)
+
+    def has_config(self) -> bool:
+        """Whether a config is published: the cheap check that Redis still holds llmsched's data (watchdog)."""
+        return bool(self._call(self.client.hexists, self.keys.config_meta, "version"))
 
     def config_version(self) -> str | None:
         raw = self._call(self.client.hget, self.keys.config_meta, "version")
@@ -123,8 +127,8 @@ class Store:
     def decision_inputs(self, pool_key: str) -> tuple[dict | None, dict | None, dict[str, int]]:
         """(routing config, score snapshot, dispatch counters) of one pool: one round trip, one hash slot."""
         k = self.keys
-        cfg, scores, dispatch = self._call(self._read_decision,
-                                           [k.pool_config(pool_key), k.pool_scores(pool_key), k.pool_dispatch(pool_key)])
+        cfg, scores, dispatch = self._guarded(self._read_decision, [k.pool_config(pool_key), k.pool_scores(pool_key),
+                                                                    k.pool_dispatch(pool_key)])
         counts = {dispatch[i].decode(): int(dispatch[i + 1]) for i in range(0, len(dispatch), 2)}
         return loads(cfg or None), loads(scores or None), counts
 
@@ -134,7 +138,7 @@ class Store:
         pipe = self.client.pipeline(transaction=False)
         pipe.hincrby(key, member_id, 1)
         pipe.expire(key, max(1, int(ttl_s + 0.999)))
-        self._execute(pipe)
+        self._guarded(pipe.execute)
 
     def status_inputs(self, pool_keys: list[str]) -> list[tuple[dict | None, dict | None, dict | None]]:
         """(routing config, score snapshot, membership) for each pool, in one round trip."""
@@ -148,6 +152,9 @@ class Store:
         return [(loads(raw[i]), loads(raw[i + 1]), loads(raw[i + 2])) for i in range(0, len(raw), 3)]
 
     # --- plumbing -----------------------------------------------------------------------------------------
+    def _guarded(self, fn, *args):
+        return self.breaker.call(fn, *args) if self.breaker is not None else self._call(fn, *args)
+
     def _call(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
