@@ -18,6 +18,17 @@ from shared.routing.picker import shares
 from shared.store import Store
 
 
+# The decision's reason for an empty pick, said of one member (the page shows it per row).
+WHY_NOT = {
+    "no candidate enabled on BIG-IP": "not enabled on BIG-IP",
+    "no candidate has usable metrics": "no usable metrics (failed, stale or missing)",
+    "every candidate's metrics are stale": "metrics older than stale_after",
+    "every candidate is above the thresholds": "above a fallback threshold",
+    "no candidate has a positive score": "score is 0 or less",
+    "pool not fetched or scored yet": "not scored yet",
+}
+
+
 def _age(now: float, at: float | None) -> float | None:
     return round(now - at, 3) if at else None
 
@@ -35,8 +46,8 @@ def _member_rows(config: dict, snapshot: dict | None, membership: dict | None, m
     for m in scored + unscored:
         doc = metrics.get(m["id"]) or {}
         picked = m["id"] in share_of
-        why = "" if picked else (eligible(config, snapshot, [m["key"]], now).reason if "key" in m
-                                 else "not scored yet")
+        reason = eligible(config, snapshot, [m["key"]], now).reason if "key" in m else "not scored yet"
+        why = "" if picked else WHY_NOT.get(reason, reason)
         rows.append({
             "id": m["id"],
             "bigip_status": m.get("status"),

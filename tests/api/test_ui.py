@@ -127,8 +127,8 @@ def test_chromium_renders_every_member_row_with_its_state_share_and_the_errors(r
     assert abs(sum(shares) - 100.0) < 0.2 and all(s > 0 for s in shares)
     disabled = rows[("llm_pool:Common", DISABLED)]
     assert disabled["bigip"] == "disabled" and disabled["share"] == "0.0 %"
-    assert disabled["why"] == "no candidate enabled on BIG-IP" and "ineligible" in disabled["row_class"]
-    assert rows[("llm_pool:Common", FAILING)]["why"] == "no candidate has usable metrics"
+    assert disabled["why"] == "not enabled on BIG-IP" and "ineligible" in disabled["row_class"]
+    assert rows[("llm_pool:Common", FAILING)]["why"] == "no usable metrics (failed, stale or missing)"
     assert rows[("other_pool:Common", "10.1.0.1:30000")]["share"] == "100.0 %"
     assert any(BIGIP_ERROR in e and e.startswith("BIG-IP") for e in page.errors), page.errors
     assert any(SCRAPE_ERROR in e and e.startswith(f"scrape {FAILING}") for e in page.errors), page.errors

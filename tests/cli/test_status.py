@@ -40,8 +40,8 @@ def test_prints_each_member_with_state_load_score_share_and_why_it_cannot_be_pic
     assert healthy[1:6] == ["enabled", "vllm", "2", "12", "31.0"] and healthy[-1] == "yes"
     assert float(healthy[7]) > 0        # share%
     assert row(out, DISABLED).split()[1] == "disabled"
-    assert row(out, DISABLED).endswith("no candidate enabled on BIG-IP")
-    assert row(out, FAILING).endswith("no candidate has usable metrics")
+    assert row(out, DISABLED).endswith("not enabled on BIG-IP")
+    assert row(out, FAILING).endswith("no usable metrics (failed, stale or missing)")
     assert f"! BIG-IP: {BIGIP_ERROR}" in out
     assert f"! scrape {FAILING}: {SCRAPE_ERROR}" in out
     shares = [float(row(out, m).split()[7]) for m in HEALTHY]
