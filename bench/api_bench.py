@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
               f"wrk {args.threads} threads x {args.connections} connections, {args.seconds} s per run, "
               f"{os.cpu_count()} cores shared by wrk, redis-server and the API")
         for label, close in (("connection per request (iRule pattern)", True), ("keep-alive", False)):
+            print(f"  {label}: 2 s warm-up, then {args.seconds} s measured ...", flush=True)
             run_wrk(api_port, close, 2, args.connections, args.threads)     # warm-up
             r = run_wrk(api_port, close, args.seconds, args.connections, args.threads)
             print(f"{label:40s} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   "

@@ -1,4 +1,8 @@
-"""`llmsched api`: serve the decision API with gunicorn; it needs only Redis (from the flag, env or config)."""
+"""`llmsched api`: serve the decision API with gunicorn; it needs only Redis (from the flag, env or config).
+
+Besides the decision endpoints (docs/api.md) it serves `GET /metrics` (Prometheus, summed over the gunicorn
+workers: a private PROMETHEUS_MULTIPROC_DIR per run unless the environment sets one) and the status page `GET /ui`.
+"""
 from __future__ import annotations
 
 import argparse
