@@ -33,12 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bench.sim import report, scenario
 
-    if args.list:
-        for name in scenario.shipped():
-            print(name)
-        return 0
     policies = [p.strip() for p in args.policies.split(",") if p.strip()] if args.policies else None
     try:
+        if args.list:
+            for name in scenario.shipped():
+                print(name)
+            return 0
         scenarios = ([scenario.load(n) for n in scenario.shipped()] if args.all
                      else [scenario.load(args.scenario)])
         for p in policies or ():

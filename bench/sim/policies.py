@@ -3,20 +3,19 @@
 * `random`, `round_robin`, `least_conn`: BIG-IP's own load balancing methods. `least_conn` counts the
   connections BIG-IP itself holds open to each member, exactly and instantly; it cannot see load that does not
   pass through it (background traffic). Ties go to the next member after the last pick.
-* every llmsched scoring mode (`s1`, ..., `default`): the iRule asks a decision API replica, which runs the real
-  `shared.routing.decide.decide` on the snapshot the real scoring step built (bench/sim/pipeline.py). An answer
-  of `none` (or `fallback`, which no scenario sets) makes BIG-IP balance that request itself with
-  least connections. With herd control, every decision is counted in the shared dispatch counters.
+* every scoring mode (`s1`, ..., and `default`, llmsched's default mode): the iRule asks a decision API
+  replica, which runs the real `shared.routing.decide.decide` on the snapshot the real scoring step built
+  (bench/sim/pipeline.py). An answer of `none` (or `fallback`, which no scenario sets) makes BIG-IP balance
+  that request itself with least connections. Under its plain name a mode runs as a config would run it today:
+  with herd control on (scheduler.herd_control defaults to true), every decision counted in the dispatch
+  counters shared by all replicas and the pick a weighted round robin on them (shared/routing/herd.py).
+  `<mode>_no_herd` is the same mode with herd control off: the weighted random pick, which is what the
+  original did.
 * `oracle`: perfect, instant knowledge of every engine's exact state; picks the least predicted TTFT.
-* `default_shared_rr`: a PROPOSAL, not what the API does: the default mode's snapshot and the real filters
-  (`shared.routing.decide.eligible`), but the pick is the member with the largest score / (1 + sent since its
-  scrape), ties broken at random: a weighted round robin whose weights are the scores, shared by every replica
-  through the dispatch counters (docs/routing.md, "Proposal").
 Only members BIG-IP considers up are offered (the iRule sends `active_members`).
 """
 from __future__ import annotations
 
-import inspect
 import math
 import random
 import zlib
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 
 from bench.sim.engine import Engine, Request
 from bench.sim.pipeline import Pipeline
-from shared.routing.decide import decide, eligible
+from shared.routing.decide import decide
 
 
 # The original's suggested weights per mode (spec original.md 5.3); dynamic modes keep transition_point 30,
@@ -123,12 +122,26 @@ class Oracle(Policy):
         return best
 
 
-def _decide_takes_dispatch() -> bool:
-    return "dispatch" in inspect.signature(decide).parameters
+NO_HERD_SUFFIX = "_no_herd"
+
+
+def mode_policy(name: str) -> tuple[str, bool] | None:
+    """A scoring-mode policy name -> (mode, herd control on); None when `name` is not one.
+    `default` is llmsched's default mode; `<mode>_no_herd` is the same mode with scheduler.herd_control off."""
+    herd = not name.endswith(NO_HERD_SUFFIX)
+    mode = name if herd else name[:-len(NO_HERD_SUFFIX)]
+    if mode == "default" or mode in ORIGINAL_WEIGHTS:
+        return mode, herd
+    return None
 
 
 class ModePolicy(Policy):
-    """A scoring mode through the real pipeline, answered by one of `replicas` independent API replicas."""
+    """A scoring mode through the real pipeline, answered by one of `replicas` independent API replicas.
+
+    Every decision is `decide(config, snapshot, candidates, now, rng, dispatch=counts)`, as api/decisions.py
+    calls it: the pool's published `herd_control` flag chooses between the shared weighted round robin on the
+    dispatch counters and the weighted random pick. With herd control the chosen member's counter is
+    incremented (visible to every replica after the pipeline's dispatch delay)."""
 
     def __init__(self, name: str, herd: bool, replicas: int, seed: int) -> None:
         self.name = name
@@ -137,7 +150,6 @@ class ModePolicy(Policy):
         base = zlib.crc32(name.encode()) ^ seed
         self.rngs = [random.Random(base * 1000 + r) for r in range(replicas)]
         self.pick_replica = random.Random(base)
-        self.with_dispatch = herd and _decide_takes_dispatch()
         self.fallback = LeastConn()
         self.index: dict[str, int] = {}
 
@@ -150,11 +162,7 @@ class ModePolicy(Policy):
             return None
         rng = self.rngs[self.pick_replica.randrange(self.replicas)]
         view.decisions += 1
-        if self.with_dispatch:
-            decision = decide(pipe.config, pipe.snapshot, candidates, now, rng,
-                              dispatch=pipe.dispatch_counts(now))
-        else:
-            decision = decide(pipe.config, pipe.snapshot, candidates, now, rng)
+        decision = decide(pipe.config, pipe.snapshot, candidates, now, rng, dispatch=pipe.dispatch_counts(now))
         chosen = self.index.get(decision.answer)
         if chosen is None:              # none / fallback: BIG-IP balances with least connections
             view.none_answers += 1
@@ -162,31 +170,3 @@ class ModePolicy(Policy):
         if self.herd and decision.member_id is not None:
             pipe.record_dispatch(now, decision.member_id)
         return chosen
-
-
-class SharedRoundRobinPolicy(ModePolicy):
-    """The proposal: deterministic deficit pick on the shared dispatch counters (see module docstring)."""
-
-    def choose(self, now: float, req: Request, view: View) -> int | None:
-        pipe = view.pipeline
-        if not self.index:
-            self.index = {mid: i for i, mid in enumerate(pipe.ids)}
-        candidates = [mid for mid, up in zip(pipe.ids, view.up) if up]
-        if not candidates:
-            return None
-        rng = self.rngs[self.pick_replica.randrange(self.replicas)]
-        view.decisions += 1
-        pool = eligible(pipe.config, pipe.snapshot, candidates, now)
-        counts = pipe.dispatch_counts(now)
-        best, best_weight = None, 0.0
-        start = rng.randrange(len(pool.members)) if pool.members else 0
-        for k in range(len(pool.members)):
-            member = pool.members[(start + k) % len(pool.members)]
-            weight = member["score"] / (1.0 + counts.get(member["id"], 0))
-            if weight > best_weight:
-                best, best_weight = member, weight
-        if best is None:
-            view.none_answers += 1
-            return self.fallback.choose(now, req, view)
-        pipe.record_dispatch(now, best["id"])
-        return self.index[best["id"]]

@@ -15,7 +15,7 @@ from bench.sim import calibrate
 from bench.sim.engine import Engine, Request
 from bench.sim.pipeline import SCRAPER_JITTER_FRACTION, SCRAPER_JITTER_MAX, Pipeline
 from bench.sim.policies import (ORIGINAL_WEIGHTS, LeastConn, ModePolicy, Oracle, Policy, RandomPolicy, RoundRobin,
-                                SharedRoundRobinPolicy, View)
+                                View, mode_policy)
 from bench.sim.scenario import Scenario
 from bench.sim.stats import Result, summarize
 from shared.config_model import DEFAULT_MODE, Config, ModeConfig, PoolConfig, SchedulerConfig
@@ -74,13 +74,13 @@ def make_policy(name: str, prepared: Prepared) -> tuple[Policy, dict | None]:
         return LeastConn(), None
     if name == "oracle":
         return Oracle(), None
-    if name == "default_shared_rr":
-        return SharedRoundRobinPolicy(name, True, replicas, seed), config_doc(sc, DEFAULT_MODE, {}, True)
-    if name in ("default", "default_no_herd"):
-        herd = name == "default"
+    parsed = mode_policy(name)
+    if parsed is None:
+        raise ValueError(f"unknown policy {name!r}")
+    mode, herd = parsed
+    if mode == "default":
         return ModePolicy(name, herd, replicas, seed), config_doc(sc, DEFAULT_MODE, {}, herd)
-    weights = ORIGINAL_WEIGHTS[name]
-    return ModePolicy(name, False, replicas, seed), config_doc(sc, name, weights, False)
+    return ModePolicy(name, herd, replicas, seed), config_doc(sc, mode, ORIGINAL_WEIGHTS[mode], herd)
 
 
 class Simulation:

@@ -22,24 +22,30 @@ both with the simulator itself).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
-from bench.sim.policies import ORIGINAL_WEIGHTS
+from bench.sim.policies import NO_HERD_SUFFIX, ORIGINAL_WEIGHTS
 from bench.sim.profiles import EngineProfile, profile
 from bench.sim.workload import Arrivals, LengthDist, Workload
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
-STANDARD_POLICIES = ("random", "round_robin", "least_conn", "s1", "s1_enhanced", "s2", "s2_enhanced",
-                     "s2_dynamic_waiting", "default", "default_no_herd", "default_shared_rr", "oracle")
-# default_no_herd: the default mode without herd control; default_shared_rr: a proposed pick for
-# shared/routing, evaluated here only (bench/sim/policies.py).
+ORIGINAL_STANDARD = ("s1", "s1_enhanced", "s2", "s2_enhanced", "s2_dynamic_waiting")
+# A mode under its own name runs with herd control on, as any config does by default; `<mode>_no_herd` runs it
+# with scheduler.herd_control off (the original had no herd control; bench/sim/policies.py).
+STANDARD_POLICIES = (("random", "round_robin", "least_conn") + ORIGINAL_STANDARD
+                     + tuple(m + NO_HERD_SUFFIX for m in ORIGINAL_STANDARD)
+                     + ("default", "default_no_herd", "oracle"))
 
 
 def known_policies() -> tuple[str, ...]:
-    return STANDARD_POLICIES + tuple(m for m in ORIGINAL_WEIGHTS if m not in STANDARD_POLICIES)
+    """Every policy name `--policies` and a scenario's `policies` accept: the standard ones, then every other
+    original mode with its suggested weights, with and without herd control."""
+    others = [m for m in ORIGINAL_WEIGHTS if m not in ORIGINAL_STANDARD]
+    return STANDARD_POLICIES + tuple(others) + tuple(m + NO_HERD_SUFFIX for m in others)
 
 
 class ScenarioError(ValueError):
@@ -112,21 +118,27 @@ class Scenario:
 
 
 def shipped() -> list[str]:
-    """Names of the scenarios shipped in bench/scenarios, sorted."""
+    """Names of the scenarios shipped in bench/scenarios (package data, next to this package), sorted."""
+    if not SCENARIO_DIR.is_dir():
+        raise ScenarioError(f"the shipped scenarios are missing: no directory {SCENARIO_DIR} "
+                            "(reinstall llmsched; setup.cfg ships bench/scenarios/*.yaml as package data)")
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 
 
 def find(name_or_path: str) -> Path:
-    """A shipped scenario by name, or a YAML file by path."""
+    """A shipped scenario by name, or a YAML file by path. A bare name (no .yaml/.yml, no directory) is a
+    shipped scenario first, so the working directory's contents cannot shadow one."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    is_path = path.suffix in (".yaml", ".yml") or "/" in name_or_path or os.sep in name_or_path
+    if not is_path:
+        candidate = SCENARIO_DIR / f"{name_or_path}.yaml"
+        if candidate.is_file():
+            return candidate
+    if is_path or path.exists():
         if not path.is_file():
             raise ScenarioError(f"{name_or_path}: no such scenario file")
         return path
-    candidate = SCENARIO_DIR / f"{name_or_path}.yaml"
-    if not candidate.is_file():
-        raise ScenarioError(f"unknown scenario {name_or_path!r}; shipped: {', '.join(shipped())}")
-    return candidate
+    raise ScenarioError(f"unknown scenario {name_or_path!r}; shipped: {', '.join(shipped())}")
 
 
 def load(name_or_path: str) -> Scenario:

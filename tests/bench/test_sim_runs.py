@@ -97,13 +97,3 @@ def test_background_clients_bypass_bigip() -> None:
     sim.run()
     assert all(c == 0 for c in sim.view.conns)      # only balanced requests were ever counted
     assert sim.engines[0].steps > 0
-
-
-def test_the_shared_round_robin_proposal_alternates_between_equal_members() -> None:
-    sc = tiny(engines=[{"name": "a", "profile": "a100-llama3-8b"}, {"name": "b", "profile": "a100-llama3-8b"}])
-    sim = Simulation(runner.prepare(sc, 1), "default_shared_rr")
-    pipe = sim.pipeline
-    pipe.write_metrics(0.0, pipe.scrape(0.0, 0.0))
-    pipe.score(0.0)
-    picks = [sim.policy.choose(0.01 * k, runner.Request(k, 100, 10, 0.0), sim.view) for k in range(1, 7)]
-    assert sorted(picks[:2]) == [0, 1] and picks[2:4] == picks[:2] and picks[4:] == picks[:2]
