@@ -15,23 +15,25 @@ HELP = "serve the decision API with gunicorn (needs only Redis)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="read redis.* and global.api_host/api_port from this config file")
-    parser.add_argument("--redis-url", help="Redis URL (default: $REDIS_URL, else the config's redis.url)")
+    parser.add_argument("--redis-url", help="Redis URL (default: $REDIS_URL, else the config's redis.url or "
+                                            "redis.sentinels)")
     parser.add_argument("--bind", help="host:port to listen on (default: the config's api_host:api_port)")
     parser.add_argument("--workers", type=int, help="gunicorn worker processes (default: one per core, at least 2)")
 
 
-def api_environment(args: argparse.Namespace, env: dict[str, str]) -> dict[str, str]:
-    """The environment a gunicorn API process gets: where Redis is, and where to listen."""
+def api_environment(args: argparse.Namespace, env: dict[str, str], config=None) -> dict[str, str]:
+    """The environment a gunicorn API process gets: where Redis is (from `config`, the loaded `--config`, unless
+    the environment or `--redis-url` says), its decision timeout, and where to listen."""
     env = dict(env)
     host, port = "0.0.0.0", 8080
-    if args.config:
-        from shared.config import load_config
-        config = load_config(args.config)
+    if config is not None:
+        from shared.redis_conn import target_from_config
         host, port = config.global_.api_host, config.global_.api_port
-        if config.redis.url:
-            env.setdefault("REDIS_URL", str(config.redis.url))
+        if not env.get("REDIS_URL") and (target := target_from_config(config.redis)):
+            for name, value in target.env().items():
+                env.setdefault(name, value)
         env.setdefault("LLMSCHED_NAMESPACE", config.redis.namespace)
-        env.setdefault("LLMSCHED_REDIS_TIMEOUT", str(config.redis.socket_timeout))
+        env.setdefault("LLMSCHED_REDIS_TIMEOUT", str(config.redis.decision_timeout))
         env.setdefault("LLMSCHED_LOG_LEVEL", config.global_.log_level)
         env.setdefault("LLMSCHED_LOG_FORMAT", config.global_.log_format)
     if args.redis_url:
@@ -48,7 +50,12 @@ def api_environment(args: argparse.Namespace, env: dict[str, str]) -> dict[str, 
 
 
 def run(args: argparse.Namespace) -> int:
-    env = api_environment(args, dict(os.environ))
+    config = None
+    if args.config:
+        from cli.process import load
+        if (config := load(args.config)) is None:
+            return 1
+    env = api_environment(args, dict(os.environ), config)
     argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "api.wsgi:app"]
     os.execve(sys.executable, argv, env)
     return 0  # not reached: exec replaces this process

@@ -9,6 +9,10 @@ BIG-IP stops being picked even while the iRule still offers it). Failures never 
 A new `Config` is swapped in between cycles with `apply_config` (`shared.reload.ConfigWatcher` calls it on the
 event loop); a changed `f5` section replaces the BIG-IP client (the old token is deleted); pools and intervals
 take effect at once (the loop wakes up and runs a cycle with them); `redis.*` needs a restart.
+
+High availability (`collectors.ha.Duty`, docs/ha.md): with a lease, only its holder polls BIG-IP and writes; a
+standby only follows the config and polls at once when it takes the lease over. The membership last meant for
+Redis is kept per pool, so when Redis comes back (empty or not) the holder writes it back at once.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from collectors.f5_client import F5Client
 from collectors.f5_members import ParsedMembers
 from collectors.f5_membership import (PoolState, describe_error, failure_doc, membership_changes, status_counts,
                                       success_doc)
+from collectors.ha import Duty
 from collectors.telemetry import PollTelemetry
 from shared.config_model import Config, PoolConfig
 from shared.errors import F5Error, StoreError
@@ -30,6 +35,7 @@ from shared.jobs import enqueue_scoring
 from shared.logging import setup_logging
 from shared.publish import publish_config
 from shared.store import Store
+from shared.watchdog import rescore_now
 
 PUBLISHER = "poller"
 STOP_GRACE = 2.0        # s a cycle may still run after SIGTERM before it is cancelled (exit within 5 s)
@@ -43,7 +49,7 @@ def default_client(config: Config) -> F5Client:
 
 class Poller:
     def __init__(self, config: Config, store: Store, client_factory: ClientFactory = default_client,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, duty: Duty | None = None) -> None:
         self.config = config
         self.store = store
         self._client_factory = client_factory
@@ -55,6 +61,9 @@ class Poller:
         self._publish_due = True
         self._redis_error: str | None = None
         self.cycles = 0
+        self.duty = duty or Duty(PUBLISHER, store)
+        self._latest: dict[str, dict] = {}      # per pool, the membership doc last meant for Redis (restore)
+        self._writing = asyncio.Lock()          # a restore never interleaves with a cycle's writes
         self.telemetry = PollTelemetry()
 
     # --- configuration ------------------------------------------------------------------------------------
@@ -78,6 +87,8 @@ class Poller:
         gone = [k for k in self.pools if k not in keys]
         for key in gone:
             del self.pools[key]
+            self._latest.pop(key, None)
+        self.duty.set_ttl(new.scheduler.ha_lease_ttl)
         self.telemetry.keep_only(keys)
         logger.info("poller now uses the config from {}: {} pool(s), fetch every {:g} s", new.source,
                     len(new.pools), new.scheduler.pool_fetch_interval)
@@ -92,6 +103,8 @@ class Poller:
         if self._publish_due:
             self._publish_due = not await self._redis("publish the config", publish_config, self.store,
                                                       self.config, PUBLISHER)
+        if not self.duty.active:
+            return {}           # a standby: the lease holder polls BIG-IP
         pools = list(self.config.pools)
         client = self.client
         try:
@@ -121,15 +134,13 @@ class Poller:
             error = describe_error(result, pool)
             if not isinstance(result, F5Error):
                 logger.opt(exception=result).error("pool {}: unexpected failure", pool.key)
-            if await self._redis("write the membership", self.store.set_members, pool.key,
-                                 failure_doc(state, error, now)):
+            if await self._write_members(pool.key, failure_doc(state, error, now)):
                 self._note_failure(pool, state, error, result, now)
             return error
         self._note_skipped(pool, state, result)
         members = [m.to_dict() for m in result.members]
         changes = membership_changes(state.members, members)
-        if not await self._redis("write the membership", self.store.set_members, pool.key,
-                                 success_doc(members, now)):
+        if not await self._write_members(pool.key, success_doc(members, now)):
             return None
         first, state.announced = not state.announced, True
         if state.logged_error is not None:
@@ -143,6 +154,28 @@ class Poller:
         if changes:
             await self._redis("enqueue a scoring job", enqueue_scoring, self.store, pool.key, "membership")
         return None
+
+    async def _write_members(self, pool_key: str, doc: dict) -> bool:
+        """Write one pool's membership unless the lease was lost meanwhile; remember it for `restore`."""
+        if not self.duty.active:
+            return False
+        async with self._writing:
+            self._latest[pool_key] = doc
+            return await self._redis("write the membership", self.store.set_members, pool_key, doc)
+
+    async def restore(self, reason: str) -> bool:
+        """Redis is back (`reason` "back") or lost its data ("empty"): publish the config again and, as the lease
+        holder, write back the last memberships and ask for rescoring. False when Redis failed again."""
+        if not await self._redis("publish the config", publish_config, self.store, self.config, PUBLISHER):
+            return False
+        if not await self.duty.claim():
+            return True         # a standby's memory is not the latest: the holder writes its own
+        async with self._writing:
+            return await self._redis("write back the memberships", _write_back, self.store, dict(self._latest))
+
+    def _on_lease(self, held: bool) -> None:
+        if held:
+            self._wake.set()    # poll at once: the previous holder may have died long before its next poll
 
     def _load(self, pool_key: str, state: PoolState) -> None:
         state.adopt(self.store.members(pool_key))
@@ -184,6 +217,8 @@ class Poller:
         """Poll until `stop` is set; then let the cycle finish (at most STOP_GRACE s) and delete the token."""
         loop = asyncio.get_running_loop()
         stopping = asyncio.ensure_future(stop.wait())
+        done = asyncio.Event()
+        duty = asyncio.ensure_future(self.duty.run(done, self.restore, self._on_lease))
         try:
             while not stop.is_set():
                 started = loop.time()
@@ -206,7 +241,14 @@ class Poller:
                     waker.cancel()
         finally:
             stopping.cancel()
-            await self.close()
+            done.set()          # the lease is released only now that this process polls no more
+            await asyncio.gather(duty, self.close(), return_exceptions=True)
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def _write_back(store: Store, docs: dict[str, dict]) -> None:
+    for pool_key, doc in docs.items():
+        store.set_members(pool_key, doc)
+    rescore_now(store, list(docs))

@@ -10,6 +10,9 @@ then ask for the pool to be rescored.
   `status: error`, so the scoring step stops scoring that member.
 * Redis down: logged once, retried every cycle; the process never exits because of it.
 * `apply_config(new)` swaps a reloaded config in between cycles.
+* High availability (`collectors.ha.Duty`, docs/ha.md): with a lease, only its holder scrapes and writes; a
+  standby follows the config and starts a cycle at once when it takes the lease over. Each pool's last written
+  scrape is kept, so when Redis comes back (empty or not) the holder writes it back at once.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import aiohttp
 from loguru import logger
 
 from collectors.engines import EngineMap, Reading, build_engine_maps, read_engine
+from collectors.ha import Duty
 from collectors.scrape_http import Fetcher
 from collectors.scrape_plan import Target, plan_targets
 from collectors.telemetry import ScrapeTelemetry
@@ -31,6 +35,7 @@ from shared.jobs import enqueue_scoring
 from shared.members import Member
 from shared.publish import publish_config
 from shared.store import Store
+from shared.watchdog import rescore_now
 
 JITTER_FRACTION = 0.1       # each cycle starts up to 10% of the interval (at most JITTER_MAX_S) after its tick
 JITTER_MAX_S = 1.0
@@ -41,7 +46,7 @@ MemberKey = tuple[str, str]         # (pool key, member id)
 
 class Scraper:
     def __init__(self, config: Config, store: Store, session: aiohttp.ClientSession,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, duty: Duty | None = None) -> None:
         self.config = config
         self.store = store
         self.fetcher = Fetcher(session)
@@ -55,6 +60,10 @@ class Scraper:
         self._last: dict[MemberKey, dict] = {}              # last document written, per member
         self._warned_shared: set[tuple[str, Target]] = set()
         self._redis_down = False
+        self.duty = duty or Duty(PUBLISHER, store)
+        self._latest: dict[str, tuple[dict[str, dict], list[str]]] = {}    # per pool, last scrape written (restore)
+        self._writing = asyncio.Lock()          # a restore never interleaves with a cycle's writes
+        self._wake = asyncio.Event()            # set when this process takes the lease over
         self.telemetry = ScrapeTelemetry()
 
     # --- configuration -----------------------------------------------------------------------------------
@@ -77,6 +86,7 @@ class Scraper:
         if new.scheduler.scrape_concurrency != old.scheduler.scrape_concurrency:
             self.semaphore = asyncio.Semaphore(new.scheduler.scrape_concurrency)
         self.config = new
+        self.duty.set_ttl(new.scheduler.ha_lease_ttl)
         self.published = False          # publish the reloaded routing config at the next cycle
         logger.info("scraper config reloaded from {}", new.source)
 
@@ -84,6 +94,7 @@ class Scraper:
         self._was_ok = {k for k in self._was_ok if k[0] not in pool_keys}
         self._last = {k: v for k, v in self._last.items() if k[0] not in pool_keys}
         self._warned_shared = {w for w in self._warned_shared if w[0] not in pool_keys}
+        self._latest = {k: v for k, v in self._latest.items() if k not in pool_keys}
 
     # --- Redis -------------------------------------------------------------------------------------------
     async def _redis(self, fn: Callable, *args):
@@ -112,6 +123,8 @@ class Scraper:
         self._swap_config()
         if not self.published:
             await self._publish()
+        if not self.duty.active:
+            return              # a standby: the lease holder scrapes
         config = self.config
         started = time.monotonic()
         await asyncio.gather(*(self.scrape_pool(pool) for pool in config.pools))
@@ -136,8 +149,30 @@ class Scraper:
             self._note(pool.key, mid, doc)
         self._prune(pool.key, set(docs), targets)
         self.telemetry.pool_scraped(pool.key, docs, self.config.scheduler.effective_stale_after, time.time())
-        written = await self._redis(self._write, pool.key, docs, [m.id for m in members])
+        written = await self._write_metrics(pool.key, docs, [m.id for m in members])
         return docs if written else None
+
+    async def _write_metrics(self, pool_key: str, docs: dict[str, dict], keep: list[str]) -> bool:
+        """Write one pool's scrape unless the lease was lost meanwhile; remember it for `restore`."""
+        if not self.duty.active:
+            return False
+        async with self._writing:
+            self._latest[pool_key] = (docs, keep)
+            return bool(await self._redis(self._write, pool_key, docs, keep))
+
+    async def restore(self, reason: str) -> bool:
+        """Redis is back (`reason` "back") or lost its data ("empty"): publish the config again and, as the lease
+        holder, write back each pool's last scrape and ask for rescoring. False when Redis failed again."""
+        if await self._redis(publish_config, self.store, self.config, PUBLISHER) is None:
+            return False
+        if not await self.duty.claim():
+            return True         # a standby's memory is not the latest: the holder writes its own
+        async with self._writing:
+            return bool(await self._redis(_write_back, self.store, dict(self._latest)))
+
+    def _on_lease(self, held: bool) -> None:
+        if held:
+            self._wake.set()    # scrape at once rather than at the next tick
 
     def _write(self, pool_key: str, docs: dict[str, dict], keep: list[str]) -> bool:
         self.store.set_metrics(pool_key, docs, keep=keep)
@@ -211,7 +246,17 @@ class Scraper:
         return self.config.scheduler.metrics_fetch_interval / 1000.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run cycles on a fixed-rate, jittered schedule until `stop` is set; a cycle in progress is cancelled."""
+        """Run cycles on a fixed-rate, jittered schedule until `stop` is set; a cycle in progress is cancelled.
+        The lease (if any) is kept meanwhile and released once no cycle runs any more."""
+        done = asyncio.Event()
+        duty = asyncio.ensure_future(self.duty.run(done, self.restore, self._on_lease))
+        try:
+            await self._schedule(stop)
+        finally:
+            done.set()
+            await asyncio.gather(duty, return_exceptions=True)
+
+    async def _schedule(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         tick = loop.time()
         while not stop.is_set():
@@ -227,10 +272,13 @@ class Scraper:
                                now - started, period, missed)
                 tick += missed * period
             delay = tick + self.rng.uniform(0.0, min(JITTER_FRACTION * period, JITTER_MAX_S)) - now
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay))
-            except asyncio.TimeoutError:
-                pass
+            self._wake.clear()
+            waiting = [asyncio.ensure_future(e.wait()) for e in (stop, self._wake)]
+            await asyncio.wait(waiting, timeout=max(0.0, delay), return_when=asyncio.FIRST_COMPLETED)
+            for task in waiting:
+                task.cancel()
+            if self._wake.is_set():
+                tick = loop.time()      # took the lease over: this cycle now, the schedule from here
 
     async def _cycle_or_stop(self, stop: asyncio.Event) -> bool:
         """Run one cycle; False when `stop` was set first (the cycle is then cancelled)."""
@@ -248,6 +296,13 @@ class Scraper:
         if (exc := cycle.exception()) is not None:     # a bug, not an outage: log it and keep the schedule
             logger.opt(exception=exc).error("scrape cycle failed")
         return not stop.is_set()
+
+
+def _write_back(store: Store, latest: dict[str, tuple[dict[str, dict], list[str]]]) -> bool:
+    for pool_key, (docs, keep) in latest.items():
+        store.set_metrics(pool_key, docs, keep=keep)
+    rescore_now(store, list(latest))
+    return True
 
 
 def _members(pool_key: str, docs: list) -> list[Member]:

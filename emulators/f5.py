@@ -51,6 +51,7 @@ async def mgmt_middleware(request: web.Request, handler: Handler) -> web.StreamR
     state = request.app[STATE_KEY]
     if not request.path.startswith("/mgmt"):
         return await handler(request)
+    state.requests[f"{request.method} {request.path}"] += 1
     if state.faults.latency > 0:
         await asyncio.sleep(state.faults.latency)
     if state.faults.fail_next > 0 and request.path.startswith(state.faults.path_prefix):

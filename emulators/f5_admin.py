@@ -195,6 +195,17 @@ async def settings(request: web.Request) -> web.Response:
                               "partitions": sorted(state.partitions)})
 
 
+async def get_requests(request: web.Request) -> web.Response:
+    """How many `/mgmt` calls were served, per "METHOD /path", since start or the last DELETE."""
+    counts = _state(request).requests
+    return json_response({"requests": dict(counts), "total": sum(counts.values())})
+
+
+async def clear_requests(request: web.Request) -> web.Response:
+    _state(request).requests.clear()
+    return json_response({"requests": {}, "total": 0})
+
+
 def add_admin_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/_emulator/state", get_state)
@@ -208,3 +219,5 @@ def add_admin_routes(app: web.Application) -> None:
     r.add_post("/_emulator/faults", set_faults)
     r.add_delete("/_emulator/faults", clear_faults)
     r.add_post("/_emulator/settings", settings)
+    r.add_get("/_emulator/requests", get_requests)
+    r.add_delete("/_emulator/requests", clear_requests)

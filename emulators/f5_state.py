@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +114,7 @@ class F5State:
     tokens: dict[str, Token] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
     clock: Clock = field(default_factory=Clock)
+    requests: Counter = field(default_factory=Counter)   # "METHOD /path" -> /mgmt calls served (admin: /requests)
     _op_id: int = 7_945_000
 
     # -- operations ------------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ class Keys:
         return f"{self.namespace}:config"
 
     def lease(self, role: str) -> str:
-        """String holding the owner id of a collector role's lease, with a TTL."""
+        """String with a TTL (PX, `scheduler.ha_lease_ttl`): the holder id (`host:pid:random`) of a collector
+        role's lease (`poller`, `scraper`); only the holder works. See shared/lease.py and docs/ha.md."""
         return f"{self.namespace}:lease:{role}"
 
     def heartbeat(self, process: str) -> str:
