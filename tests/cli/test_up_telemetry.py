@@ -89,9 +89,15 @@ async def test_a_running_stack_exposes_every_metric_the_guide_promises(tmp_path:
                 return resp.status == 200 and all(m["eligible"] for m in (await resp.json())["members"])
         await wait_for("every member scored", scored, 30)
         body = {"pool_name": POOL, "partition": "Common", "members": members}
-        for _ in range(20):
+        picked = 0
+        for _ in range(300):        # a loaded machine may answer some `none` (the API's 10 ms Redis budget)
             async with session.post(f"{api}/scheduler/select", json=body) as resp:
-                assert (await resp.text()) in members
+                answer = await resp.text()
+            assert answer in members or answer == "none", answer
+            picked += answer in members
+            if picked >= 5:
+                break
+        assert picked >= 5
         async with session.post(f"{api}/scheduler/select", json={"pool_name": ""}) as resp:
             assert resp.status == 422
         await asyncio.sleep(0.3)
