@@ -17,12 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", action="store_true", help="print the recorded scoring latency and exit")
 
 
-def print_config_errors(exc) -> None:
-    for key, messages in sorted(exc.errors.items()):
-        for message in messages:
-            print(f"{key}: {message}", file=sys.stderr)
-
-
 def format_report(report: dict[str, dict]) -> str:
     if not report:
         return "no scoring latency recorded yet"
@@ -35,23 +29,16 @@ def format_report(report: dict[str, dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from shared.config import load_config
-    from shared.errors import ConfigError, StoreError
-    from shared.logging import setup_logging
+    from cli.process import start
+    from shared.errors import StoreError
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print_config_errors(exc)
+    started = start(args, "scorer")
+    if started is None:
         return 1
-    setup_logging("scorer", config.global_.log_level, config.global_.log_format)
+    config = started.config
     from scorer.worker import ScoringWorker
 
-    try:
-        worker = ScoringWorker(config, args.config, name=args.name)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    worker = ScoringWorker(config, args.config, name=args.name, target=started.redis)
     if args.report:
         from scorer.jobs import latency_report
         try:

@@ -12,6 +12,11 @@
 
 SIGTERM/SIGINT are rq's warm shutdown: the job in progress finishes (jobs take milliseconds), then the
 process exits.
+
+Redis outages never end the process (docs/ha.md): it waits for Redis at start, rq retries its dequeue every
+second, and when rq's work loop gives up on a Redis error the worker starts it again after a short pause. A
+watchdog thread (`shared.watchdog`) publishes the config again and rescores every pool as soon as Redis is back,
+or back empty.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import threading
 import redis
 from loguru import logger
 from rq import SimpleWorker
+from rq.worker_registration import register
 
 from scorer.jobs import JOB_SOCKET_TIMEOUT_S, install_store
 from shared.config_model import Config
@@ -31,17 +37,27 @@ from shared.jobs import SERIALIZER, enqueue_scoring
 from shared.logging import setup_logging
 from shared.publish import publish_config
 from shared.reload import ConfigWatcher
-from shared.store import Store, connect
+from shared.redis_conn import RedisTarget, client_for, target_from_config
+from shared.store import Store
+from shared.watchdog import RedisWatchdog, rescore_now
 from shared.telemetry import RESCORES_ENQUEUED
 
 PROCESS = "scorer"
 MIN_RESCORE_INTERVAL_S = 0.2
+REDIS_RETRY_S = 0.5         # pause before starting rq's work loop again after it gave up on Redis
 
 
 class _Worker(SimpleWorker):
-    """rq's SimpleWorker, plus: a stop signal that arrives while the process starts still ends it cleanly."""
+    """rq's SimpleWorker, plus: a stop signal that arrives while the process starts still ends it cleanly, and
+    every stop signal is remembered in `stop_event` (so the process does not start rq's loop again)."""
 
     stop_event: threading.Event | None = None   # set by the process's early signal handler
+    max_connection_wait_time = 1.0  # rq's dequeue retries Redis every second, not with backoff up to a minute
+
+    def request_stop(self, signum, frame) -> None:
+        if self.stop_event is not None:
+            self.stop_event.set()
+        super().request_stop(signum, frame)
 
     def _install_signal_handlers(self) -> None:
         super()._install_signal_handlers()
@@ -53,18 +69,21 @@ class _Worker(SimpleWorker):
 class ScoringWorker:
     """One scoring worker process; `run()` blocks until SIGTERM/SIGINT and returns the exit code."""
 
-    def __init__(self, config: Config, config_path: str | None = None, name: str | None = None) -> None:
-        if not config.redis.url:
-            raise ValueError("no Redis to work with: set redis.url in the config or REDIS_URL in the environment "
-                             "(`llmsched up` sets REDIS_URL for the processes it starts)")
+    def __init__(self, config: Config, config_path: str | None = None, name: str | None = None,
+                 target: RedisTarget | None = None) -> None:
+        self.target = target or target_from_config(config.redis)
+        if not self.target:
+            raise ValueError("no Redis to work with: set redis.url (or REDIS_URL in the environment), or "
+                             "redis.sentinels and redis.master_name (`llmsched up` sets REDIS_URL for the processes "
+                             "it starts)")
         self.config = config
         self.config_path = config_path
-        self.url = str(config.redis.url)
         self.namespace = config.redis.namespace
         self.name = name or f"llmsched-scorer-{socket.gethostname()}-{os.getpid()}"
-        self.store = Store(connect(self.url, socket_timeout=JOB_SOCKET_TIMEOUT_S,
-                                   connect_timeout=JOB_SOCKET_TIMEOUT_S), self.namespace)
+        self.store = Store(client_for(self.target, socket_timeout=JOB_SOCKET_TIMEOUT_S), self.namespace)
         self.stop = threading.Event()
+        self.watchdog = RedisWatchdog(self.store, PROCESS)
+        self.worker: _Worker | None = None
 
     # --- configuration ---------------------------------------------------------------------------------------
     def apply_config(self, new: Config) -> None:
@@ -88,6 +107,19 @@ class ScoringWorker:
         RESCORES_ENQUEUED.labels(reason).inc(enqueued)
         return enqueued
 
+    def restore(self, reason: str) -> bool:
+        """Redis is back, or back empty (the watchdog's call): publish the config, rescore every pool, and list
+        the rq worker again among rq's workers if Redis lost that."""
+        try:
+            publish_config(self.store, self.config, PROCESS)
+            rescore_now(self.store, [pool.key for pool in self.config.pools])
+            if reason == "empty" and self.worker is not None:
+                register(self.worker)
+        except (StoreError, redis.RedisError) as exc:
+            logger.warning("writing back after a Redis outage failed ({}); trying again", exc)
+            return False
+        return True
+
     def _rescore_loop(self) -> None:
         while not self.stop.wait(self.rescore_interval()):
             try:
@@ -98,24 +130,63 @@ class ScoringWorker:
     # --- the process -----------------------------------------------------------------------------------------
     def rq_worker(self) -> _Worker:
         # No socket_timeout here: rq blocks on the queue for minutes and sets a timeout longer than that itself.
-        connection = redis.Redis.from_url(self.url, socket_connect_timeout=JOB_SOCKET_TIMEOUT_S,
-                                          health_check_interval=30)
+        connection = client_for(self.target, socket_timeout=None, connect_timeout=JOB_SOCKET_TIMEOUT_S,
+                                health_check_interval=30)
         return _Worker([self.store.keys.scoring_queue], connection=connection, name=self.name,
                        log_job_description=False, serializer=SERIALIZER)
 
-    def run(self) -> int:
-        # Until rq installs its own handlers in work(), a stop signal only sets the flag rq will honour.
+    def _stop_on_signal(self) -> None:
+        # Outside rq's work loop (and until it installs its own handlers), a stop signal only sets the flag.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda _signum, _frame: self.stop.set())
+
+    def _publish_at_start(self) -> str | None:
+        """Publish the config, waiting for Redis as long as it takes; None when stopped first."""
+        waiting = False
+        while not self.stop.is_set():
+            try:
+                return publish_config(self.store, self.config, PROCESS)
+            except StoreError as exc:
+                if not waiting:
+                    logger.error("cannot reach Redis at start ({}); trying again every {:g} s", exc, REDIS_RETRY_S)
+                waiting = True
+                self.stop.wait(REDIS_RETRY_S)
+        return None
+
+    def _work(self, rq_level: str) -> None:
+        """rq's work loop until a stop signal; started again whenever it gives up because of Redis."""
+        restarts, logged = 0, None
+        while not self.stop.is_set():
+            worker = self.worker = self.rq_worker()
+            worker.stop_event = self.stop
+            problem = "rq gave up on Redis"
+            try:
+                if restarts:
+                    worker.connection.delete(worker.key)    # our own registration, left behind by the outage
+                worker.work(logging_level=rq_level)
+            except redis.RedisError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            finally:
+                self._stop_on_signal()
+            if self.stop.is_set():
+                return
+            restarts += 1
+            if problem != logged:       # once per kind of failure, not every half second of an outage
+                logger.warning("rq work loop ended without a stop signal ({}); starting it again every {:g} s "
+                               "until it runs", problem, REDIS_RETRY_S)
+                logged = problem
+            self.stop.wait(REDIS_RETRY_S)
+
+    def run(self) -> int:
+        self._stop_on_signal()
         install_store(self.store)
-        try:
-            version = publish_config(self.store, self.config, PROCESS)
-        except StoreError as exc:
-            logger.error("cannot reach Redis at start, exiting: {}", exc)
-            return 1
-        worker = self.rq_worker()
-        worker.stop_event = self.stop
-        threads = [threading.Thread(target=self._rescore_loop, name="rescore", daemon=True)]
+        version = self._publish_at_start()
+        if version is None:
+            install_store(None)
+            return 0
+        threads = [threading.Thread(target=self._rescore_loop, name="rescore", daemon=True),
+                   threading.Thread(target=self.watchdog.run_until, args=(self.stop, self.restore),
+                                    name="redis-watchdog", daemon=True)]
         if self.config_path:
             watcher = ConfigWatcher(self.config_path, self.config, self.apply_config, self.publish, process=PROCESS)
             threads.append(threading.Thread(target=watcher.run_until, args=(self.stop,), name="config-watcher",
@@ -127,7 +198,7 @@ class ScoringWorker:
                     self.store.keys.scoring_queue, version, len(self.config.pools), self.rescore_interval())
         rq_level = "DEBUG" if self.config.global_.log_level == "DEBUG" else "WARNING"
         try:
-            worker.work(logging_level=rq_level)
+            self._work(rq_level)
         finally:
             self.stop.set()
             install_store(None)
