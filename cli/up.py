@@ -1,9 +1,11 @@
 """`llmsched up --config FILE`: the whole scheduler on one machine, as supervised child processes.
 
 It starts the poller, the scraper, the scoring worker(s) and the API (gunicorn), each as
-`python -m cli.main <command> --config FILE`. Without a Redis URL (neither `redis.url` nor `REDIS_URL`) it first
+`python -m cli.main <command> --config FILE`; with `--ha`, two pollers and two scrapers (their leases in Redis let
+one of each work, docs/ha.md). Without a Redis (neither `redis.url`, `REDIS_URL` nor `redis.sentinels`) it first
 starts a private redis-server on 127.0.0.1 (free port, temp dir, no persistence) and gives every child its URL in
-`REDIS_URL`. A child that exits is restarted after a backoff that doubles with each quick failure (0.5 s up to
+`REDIS_URL`; if that Redis dies it is started again, empty, and the children write their state back by themselves
+(`shared.watchdog`). A child that exits is restarted after a backoff that doubles with each quick failure (0.5 s up to
 30 s; a run longer than 30 s resets it). SIGINT (Ctrl-C) or SIGTERM stops everything: SIGTERM to every child,
 up to 4 s to exit, then SIGKILL; the private Redis is stopped last. The whole stop takes less than 5 s.
 
@@ -47,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="scheduler-config.yaml")
     parser.add_argument("--workers", type=_count, default=2, help="API (gunicorn) worker processes (default 2)")
     parser.add_argument("--scorers", type=_count, default=1, help="scoring worker processes (default 1)")
+    parser.add_argument("--ha", action="store_true",
+                        help="two pollers and two scrapers: one of each works, the other takes over within 5 s")
     parser.add_argument("--metrics-ports", choices=("config", "free"), default="config",
                         help="ports of the poller/scraper/scorer /metrics endpoints: `config` = telemetry.*_port "
                              "(a second scorer, poller or scraper takes the next unused number), `free` = any free "
@@ -164,9 +168,12 @@ class PrivateRedis:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def child_commands(config_path: str, workers: int, scorers: int, available: set[str]) -> list[Child]:
+def child_commands(config_path: str, workers: int, scorers: int, available: set[str],
+                   ha: bool = False) -> list[Child]:
     base = [sys.executable, "-m", "cli.main"]
-    wanted = [("poller", ["poller", "--config", config_path]), ("scraper", ["scraper", "--config", config_path])]
+    copies = 2 if ha else 1
+    wanted = [(f"{role}-{i + 1}" if copies > 1 else role, [role, "--config", config_path])
+              for role in ("poller", "scraper") for i in range(copies)]
     wanted += [(f"scorer-{i + 1}" if scorers > 1 else "scorer", ["scorer", "--config", config_path])
                for i in range(scorers)]
     wanted.append(("api", ["api", "--config", config_path, "--workers", str(workers)]))
@@ -239,13 +246,12 @@ class Supervisor:
             time.sleep(POLL_S)
 
     def _restart_redis(self) -> None:
-        # Its data is gone: restart it on the same port, and restart the children so they publish the config again.
-        self.log.error("the private redis-server died; restarting it and every process")
+        # Its data is gone: start it again on the same port. Each child notices the empty Redis within half a
+        # second and writes back what it last wrote (shared.watchdog), so none of them needs a restart.
+        self.log.error("the private redis-server died; starting it again (empty: the processes write their state "
+                       "back)")
         self.redis.stop(keep_dir=True)
         self.redis.start()
-        for child in self.children:
-            if child.proc is not None:
-                _signal(child.proc, signal.SIGTERM)
 
     def shutdown(self) -> None:
         running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
@@ -275,17 +281,11 @@ def run(args: argparse.Namespace) -> int:
     from loguru import logger
 
     from cli.main import COMMANDS
-    from shared.config import load_config
-    from shared.config_fields import mask_url
-    from shared.errors import ConfigError
+    from cli.process import load
     from shared.logging import setup_logging
+    from shared.redis_conn import RedisTarget, target_from_config
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for key, messages in sorted(exc.errors.items()):
-            for message in messages:
-                print(f"{key}: {message}", file=sys.stderr)
+    if (config := load(args.config)) is None:
         return 1
     setup_logging("up", config.global_.log_level, config.global_.log_format)
     config_path = os.path.abspath(args.config)
@@ -295,13 +295,12 @@ def run(args: argparse.Namespace) -> int:
             logger.error("`llmsched {}` is not available in this build: not started", needed)
 
     private = None
-    if config.redis.url:
-        redis_url = str(config.redis.url)
-    else:
+    target = target_from_config(config.redis)
+    if not target:
         binary = shutil.which("redis-server")
         if binary is None:
-            print("error: no Redis configured (redis.url / REDIS_URL) and no redis-server to start a private one: "
-                  "install redis-server (`make install` does) or set REDIS_URL", file=sys.stderr)
+            print("error: no Redis configured (redis.url / REDIS_URL / redis.sentinels) and no redis-server to start "
+                  "a private one: install redis-server (`make install` does) or set REDIS_URL", file=sys.stderr)
             return 1
         private = PrivateRedis(binary)
         try:
@@ -310,15 +309,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             private.stop()
             return 1
-        redis_url = private.url
+        target = RedisTarget(url=private.url)
 
-    children = child_commands(config_path, args.workers, args.scorers, available)
+    children = child_commands(config_path, args.workers, args.scorers, available, args.ha)
     ports = assign_metrics_ports(children, config.telemetry, args.metrics_ports == "free")
-    supervisor = Supervisor(children, child_environment(redis_url if private else None), private, logger)
+    supervisor = Supervisor(children, child_environment(private.url if private else None), private, logger)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, supervisor.request_stop)
     print(f"llmsched up: API on {api_address(config)} (POST /scheduler/select, GET /pools/status); "
-          f"Redis {'private ' if private else ''}{mask_url(redis_url)}; config {config_path}; Ctrl-C stops",
+          f"Redis {'private ' if private else ''}{target.describe()}; config {config_path}; Ctrl-C stops",
           flush=True)
     print(f"llmsched up: metrics {metrics_addresses(ports, config.telemetry, config)}; status page "
           f"{api_address(config)}/ui", flush=True)
