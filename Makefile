@@ -43,7 +43,7 @@ run: install
 	$(LLMSCHED) demo
 
 test: install browser-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not faults"
 
 bench-scoring: install
 	$(PY) -m bench.scoring_bench
@@ -58,3 +58,9 @@ clean:
 # Routing simulator: every shipped scenario (bench/scenarios), every policy, tables as in docs/routing.md.
 bench-routing: install
 	$(LLMSCHED) bench routing --all
+
+# Fault injection against real processes (tests/faults, docs/reliability.md): Redis, BIG-IP and engine outages,
+# HA takeovers, Sentinel failover, API and config fuzzing, secrets audit, signals. A few minutes; prints the
+# table of measured figures at the end (also written to .pytest-faults.json). `make test` runs its quick core.
+test-faults: install
+	$(PY) -m pytest -q -m faults tests/faults

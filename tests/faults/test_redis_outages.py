@@ -1,0 +1,100 @@
+"""Redis stopped, paused (SIGSTOP) or slow (DEBUG SLEEP) under a running `llmsched up`.
+
+What must hold (issue 5, item 1): every select still answers HTTP 200 `none` (BIG-IP then balances by itself),
+fast enough that the iRule's 500 ms sideband timeout is never near (client-side p99 at most 20 ms over 500
+requests, each on a new connection like the iRule's); no process crash-loops; and decisions pick members again
+within 2 s of Redis returning, including a Redis that comes back empty and must be repopulated.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
+import pytest
+
+from tests.faults.conftest import Lab, RecordFigure
+from tests.faults.harness import http, latency_summary
+from tests.faults.stack import Stack
+
+REQUESTS = 500
+P99_LIMIT_MS = 20.0
+RECOVERY_LIMIT_S = 2.0
+RECOVERY_WAIT_S = 15.0      # how long a failing run keeps looking, so the report can say how late it was
+
+
+def time_until_a_member_is_picked(stack: Stack, limit: float = RECOVERY_WAIT_S) -> float | None:
+    """Seconds until a select answers a member (polled every few ms), or None if none did within `limit`."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        try:
+            if stack.select(timeout=1.0).text in stack.members:
+                return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.005)
+    return None
+
+
+class Outage:
+    """How one kind of outage starts and ends; `during()` wraps the measurement."""
+
+    def __init__(self, name: str, begin: Callable[[Stack], None], end: Callable[[Stack], None],
+                 during: Callable[[Stack], AbstractContextManager] = lambda _s: nullcontext()) -> None:
+        self.name, self.begin, self.end, self.during = name, begin, end, during
+
+
+def _stop(stack: Stack) -> None:
+    stack.redis.stop()
+
+
+def _start_empty(stack: Stack) -> None:
+    stack.redis.start()         # no persistence: it comes back with nothing in it
+
+
+OUTAGES = {
+    "stopped": Outage("Redis stopped, then restarted EMPTY", _stop, _start_empty),
+    "paused": Outage("Redis paused (SIGSTOP), then SIGCONT", lambda s: s.redis.pause(), lambda s: s.redis.resume()),
+    "slow": Outage("Redis slow (DEBUG SLEEP 0.2 s back to back)", lambda s: None, lambda s: None,
+                   lambda s: s.redis.slow(0.2)),
+}
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("kind", list(OUTAGES))
+def test_select_answers_none_fast_during_a_redis_outage_and_recovers_within_2_s(
+        lab: Lab, record_figure: RecordFigure, kind: str) -> None:
+    outage = OUTAGES[kind]
+    stack = lab.stack()
+    healthy = [stack.select() for _ in range(100)]
+    assert all(r.status == 200 and r.text in stack.members for r in healthy)
+    log_from = stack.log_size()
+
+    outage.begin(stack)
+    with outage.during(stack):
+        replies = [stack.select(timeout=1.0) for _ in range(REQUESTS)]
+        live = http("GET", f"{stack.api}/livez")
+        ready = http("GET", f"{stack.api}/health")
+    outage.end(stack)             # returns once Redis answers again: the recovery clock starts here
+    recovery = time_until_a_member_is_picked(stack)
+    restarts = stack.restarts(log_from)
+
+    lat = latency_summary([r.seconds for r in replies])
+    record_figure(outage.name, "select answers HTTP 200 `none`", lat["p99_ms"], "ms",
+                  figure=f"client p99 over {REQUESTS} selects (p50 {lat['p50_ms']:.1f} ms, max {lat['max_ms']:.0f} ms)")
+    record_figure(outage.name, "decisions pick members again within 2 s of Redis returning",
+                  recovery if recovery is not None else f"> {RECOVERY_WAIT_S:g}", "s",
+                  figure="Redis back -> first member answer")
+    record_figure(outage.name, "no process crash-loops (restarts logged by `up`)", len(restarts), "restarts",
+                  figure="restarts during the outage")
+
+    assert {r.status for r in replies} == {200}
+    # A slow Redis still answers some reads in time: those decisions may pick a member, never anything else.
+    allowed = {"none", *stack.members} if kind == "slow" else {"none"}
+    assert {r.text for r in replies} <= allowed and "none" in {r.text for r in replies}
+    assert live.status == 200, "liveness must not depend on Redis"
+    assert ready.status == 503 and ready.json()["status"] == "unhealthy"
+    assert lat["p99_ms"] <= P99_LIMIT_MS, lat
+    assert restarts == [], restarts
+    assert recovery is not None and recovery <= RECOVERY_LIMIT_S, f"recovery took {recovery} s"
+    assert set(stack.picks(60)) <= set(stack.members)
