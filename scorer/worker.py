@@ -36,11 +36,11 @@ from shared.errors import StoreError
 from shared.jobs import SERIALIZER, enqueue_scoring
 from shared.logging import setup_logging
 from shared.publish import publish_config
-from shared.reload import ConfigWatcher
 from shared.redis_conn import RedisTarget, client_for, target_from_config
+from shared.reload import ConfigWatcher
 from shared.store import Store
-from shared.watchdog import RedisWatchdog, rescore_now
 from shared.telemetry import RESCORES_ENQUEUED
+from shared.watchdog import RedisWatchdog, rescore_now
 
 PROCESS = "scorer"
 MIN_RESCORE_INTERVAL_S = 0.2
