@@ -24,10 +24,8 @@ from dataclasses import dataclass
 
 from loguru import logger
 from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
-                               ProcessCollector, disable_created_metrics, start_http_server)
+                               ProcessCollector, start_http_server)
 from prometheus_client.registry import Collector
-
-disable_created_metrics()       # `_created` series double every counter's output and no dashboard uses them
 
 PREFIX = "llmsched_"
 UNKNOWN_POOL = "(unknown)"

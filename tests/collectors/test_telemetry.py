@@ -67,7 +67,8 @@ async def test_a_poll_records_reads_members_per_status_login_and_cycle_time(bigi
     assert value(t.POLLER, "llmsched_pool_members", pool=pool.key, status="down") == 0
     assert value(t.POLLER, "llmsched_bigip_last_success_timestamp_seconds", pool=pool.key) == clock.now
     # Every error kind exists at 0 from the first read, so a first failure shows in rate().
-    assert t.POLLER.get_sample_value("llmsched_bigip_poll_errors_total", {"pool": pool.key, "kind": "auth"}) == 0
+    assert all(t.POLLER.get_sample_value("llmsched_bigip_poll_errors_total", {"pool": pool.key, "kind": kind})
+               is not None for kind in t.POLL_ERROR_KINDS)
 
 
 async def test_failed_reads_are_counted_by_kind_and_refused_logins_as_failed(bigip: BigIP, redis_url: str,
