@@ -16,11 +16,11 @@ import logging
 import multiprocessing
 import os
 import shutil
-import tempfile
 
 from gunicorn.glogging import Logger
 from loguru import logger
 
+from api.metrics_dir import private_metrics_dir
 from shared.logging import setup_logging
 
 bind = os.environ.get("LLMSCHED_API_BIND", "0.0.0.0:8080")
@@ -71,9 +71,7 @@ class LoguruLogger(Logger):
 logger_class = LoguruLogger
 
 # Set here, in the master, before any worker imports prometheus_client (it picks its storage at import time).
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="llmsched-prom-")
-    os.environ["LLMSCHED_PROM_DIR_OWNED"] = "1"
+private_metrics_dir(os.environ)
 
 
 def on_starting(server) -> None:

@@ -41,11 +41,9 @@ def api_environment(args: argparse.Namespace, env: dict[str, str], config=None) 
     env["LLMSCHED_API_BIND"] = args.bind or env.get("LLMSCHED_API_BIND") or f"{host}:{port}"
     if args.workers:
         env["LLMSCHED_API_WORKERS"] = str(args.workers)
-    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Per run, for the workers' metric files; api/gunicorn_conf.py empties it at start, removes it at exit.
-        import tempfile
-        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="llmsched-prom-")
-        env["LLMSCHED_PROM_DIR_OWNED"] = "1"
+    # Per run, for the workers' metric files; api/gunicorn_conf.py empties it at start, removes it at exit.
+    from api.metrics_dir import private_metrics_dir
+    private_metrics_dir(env)
     return env
 
 

@@ -221,3 +221,26 @@ def test_metrics_answer_with_redis_down_and_say_so():
     fams = families(response.get_data(as_text=True))
     assert value(fams, "llmsched_redis_up") == 0
     assert "llmsched_decision_duration_seconds" in fams
+
+
+def test_a_metrics_dir_left_by_a_killed_api_is_removed_by_the_next_run(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    from api import metrics_dir
+    monkeypatch.setattr(metrics_dir.tempfile, "gettempdir", lambda: str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f"{metrics_dir.PREFIX}{dead.pid}-abc"
+    live = tmp_path / f"{metrics_dir.PREFIX}{os.getppid()}-def"
+    for d in (left, live):
+        d.mkdir()
+        (d / "counter_1.db").write_bytes(b"x")
+    env: dict[str, str] = {}
+    metrics_dir.private_metrics_dir(env)
+    assert not left.exists() and live.exists()
+    made = Path(env["PROMETHEUS_MULTIPROC_DIR"])
+    assert made.parent == tmp_path and made.name.startswith(f"{metrics_dir.PREFIX}{os.getpid()}-")
+    assert env[metrics_dir.OWNED_ENV] == "1"
+    given = {"PROMETHEUS_MULTIPROC_DIR": "/somewhere"}
+    metrics_dir.private_metrics_dir(given)
+    assert given == {"PROMETHEUS_MULTIPROC_DIR": "/somewhere"}
