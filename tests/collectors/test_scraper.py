@@ -17,7 +17,6 @@ import pytest
 import redis
 from aiohttp import web
 from loguru import logger
-from rq import Queue
 
 from collectors.scrape_plan import metrics_url, plan_targets
 from collectors.scraper import Scraper
@@ -28,7 +27,7 @@ from emulators.tls import CertFiles, generate_self_signed
 from scorer.step import score_pool
 from shared.config_model import (Config, EngineVariant, FallbackConfig, MetricsConfig, PoolConfig, RedisConfig,
                                  SchedulerConfig)
-from shared.jobs import SCORING_JOB
+from shared.jobs import SCORING_JOB, scoring_queue
 from shared.members import Member
 from shared.secrets import Secret
 from shared.store import Store, connect
@@ -332,7 +331,7 @@ async def test_a_scoring_job_is_enqueued_after_a_pool_is_scraped(h: Harness):
     e = await h.engine()
     h.members(POOL, (e.host, e.port))
     await h.scraper(pool()).scrape_pool(pool())
-    queue = Queue(h.store.keys.scoring_queue, connection=h.store.client)
+    queue = scoring_queue(h.store)
     jobs = [queue.fetch_job(job_id) for job_id in queue.job_ids]
     assert [(j.func_name, j.args[0], j.args[2]) for j in jobs] == [(SCORING_JOB, POOL, "scrape")]
 
