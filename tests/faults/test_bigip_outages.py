@@ -14,7 +14,7 @@ import pytest
 
 from tests.faults.conftest import Lab, RecordFigure
 from tests.faults.emulated import POOL
-from tests.faults.harness import http, wait_for
+from tests.faults.harness import wait_for
 from tests.faults.stack import Stack
 
 pytestmark = pytest.mark.faults
@@ -34,9 +34,9 @@ def bigip_stack(lab: Lab) -> Stack:
 
 
 def views(stack: Stack) -> dict[str, dict[str, Any]]:
-    reply = http("GET", f"{stack.api}/pools/status", timeout=2.0)
-    assert reply.status == 200, reply.text
-    return {v["name"]: v for v in reply.json()["pools"]}
+    found = {v["name"]: v for v in stack.pools_status()}
+    assert found, "GET /pools/status gave no pool"
+    return found
 
 
 def membership(view: dict[str, Any]) -> list[tuple]:
@@ -67,8 +67,8 @@ def assert_kept(stack: Stack, before: dict[str, dict[str, Any]], min_age: float)
     for name, view in during.items():
         assert membership(view) == membership(before[name]), name
         assert view["members_age"] >= min_age, view
-    assert set(stack.picks(40)) <= set(stack.members)
-    assert set(stack.picks(20, pool=POOL_B)) <= set(stack.members[:2])
+    stack.assert_picks(stack.picks(40))
+    stack.assert_picks(stack.picks(20, pool=POOL_B), stack.members[:2])
     return during
 
 

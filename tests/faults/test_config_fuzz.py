@@ -23,7 +23,7 @@ from shared.config import load_config
 from shared.errors import ConfigError
 from tests.faults.config_mutations import broken_configs, dump
 from tests.faults.conftest import Lab, RecordFigure
-from tests.faults.harness import http, wait_for
+from tests.faults.harness import wait_for
 from tests.faults.stack import Stack
 
 WATCHERS = ("poller", "scraper", "scorer")
@@ -38,7 +38,7 @@ def rejections(stack: Stack) -> Counter[str]:
 def in_force(stack: Stack) -> tuple[Any, ...]:
     """What must not move while broken files come and go: config version, pool views, a decision's domain."""
     version = stack.redis.client().hget("llmsched:config", "version")
-    pools = http("GET", f"{stack.api}/pools/status").json()["pools"]
+    pools = stack.pools_status()
     summary = [(p["name"], p["partition"], p["engine_type"], p["mode"], p["pool_fallback"], p["member_count"])
                for p in pools]
     return version, summary
@@ -75,7 +75,7 @@ def reject(stack: Stack, content: bytes, errors: dict[str, list[str]], baseline:
             assert re.search(rf"\| {process} \| [^\n]* - config reload rejected: {re.escape(key)}: ", log), \
                 f"{process} did not name {key}:\n{log}"
     assert in_force(stack) == baseline
-    assert stack.select().text in stack.members
+    stack.deciding()
     return took
 
 

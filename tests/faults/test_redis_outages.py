@@ -8,6 +8,7 @@ within 2 s of Redis returning, including a Redis that comes back empty and must 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
@@ -66,8 +67,13 @@ def test_select_answers_none_fast_during_a_redis_outage_and_recovers_within_2_s(
         lab: Lab, record_figure: RecordFigure, kind: str) -> None:
     outage = OUTAGES[kind]
     stack = lab.stack()
-    healthy = [stack.select() for _ in range(100)]
-    assert all(r.status == 200 and r.text in stack.members for r in healthy)
+    healthy = [stack.select() for _ in range(200)]
+    assert {r.status for r in healthy} == {200}
+    stack.assert_picks(Counter(r.text for r in healthy))
+    if kind == "stopped":       # one baseline row is enough for the table
+        record_figure("no fault (baseline for the outages below)", "select picks members; `none` only when a Redis "
+                      "read overruns the 10 ms budget", latency_summary([r.seconds for r in healthy])["p99_ms"], "ms",
+                      figure=f"client p99 over 200 selects; none answers: {sum(r.text == 'none' for r in healthy)}")
     log_from = stack.log_size()
 
     outage.begin(stack)
@@ -97,4 +103,4 @@ def test_select_answers_none_fast_during_a_redis_outage_and_recovers_within_2_s(
     assert lat["p99_ms"] <= P99_LIMIT_MS, lat
     assert restarts == [], restarts
     assert recovery is not None and recovery <= RECOVERY_LIMIT_S, f"recovery took {recovery} s"
-    assert set(stack.picks(60)) <= set(stack.members)
+    stack.deciding(n=60)
