@@ -87,16 +87,18 @@ def format_status(view: dict) -> str:
 def _store(args: argparse.Namespace):
     import os
 
-    from shared.store import Store, connect
-    url, namespace = args.redis_url or os.environ.get("REDIS_URL"), args.namespace
+    from shared.redis_conn import RedisTarget, client_for, target_from_config
+    from shared.store import Store
+    target, namespace = RedisTarget(url=args.redis_url or os.environ.get("REDIS_URL")), args.namespace
     if args.config:
         from shared.config import load_config
         config = load_config(args.config)
-        url = url or (str(config.redis.url) if config.redis.url else None)
+        target = target or target_from_config(config.redis)
         namespace = namespace or config.redis.namespace
-    if not url:
-        raise ValueError("no Redis: pass --redis-url, set REDIS_URL, or --config a file with redis.url")
-    return Store(connect(url, socket_timeout=2.0), namespace or "llmsched")
+    if not target:
+        raise ValueError("no Redis: pass --redis-url, set REDIS_URL, or --config a file with redis.url or "
+                         "redis.sentinels")
+    return Store(client_for(target, socket_timeout=2.0), namespace or "llmsched")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -109,6 +109,7 @@ async def test_an_emptied_redis_gets_the_config_and_membership_back_without_read
     stops, tasks = await running(p.run)
     try:
         written = await until("the first membership", lambda: store.members(POOL.key))
+        await until("its scoring job", lambda: rescores(store))     # so it is not enqueued after the flush
         reads = bigip.state.requests[POLL_GET]
         redis.Redis.from_url(redis_url).flushall()
         flushed = time.monotonic()
@@ -188,6 +189,7 @@ async def test_an_emptied_redis_gets_the_last_scrape_back_without_scraping_again
     stops, tasks = await running(s.run)
     try:
         scraped = await until("the first scrape", lambda: store.metrics(POOL.key).get(member))
+        await until("its scoring job", lambda: rescores(store))     # so it is not enqueued after the flush
         redis.Redis.from_url(redis_url).flushall()
         flushed = time.monotonic()
         back = await until("the scrape to be written back", lambda: store.metrics(POOL.key).get(member), timeout=2)
