@@ -1,8 +1,7 @@
 """How many more requests a member can take before it saturates ("slack"), from one scrape of its metrics.
 
-Herd control (shared/routing/herd.py) divides a member's pick weight by 1 + sent / slack, where `sent` counts
-the decisions sent to it since its last scrape; the `saturation` mode (scorer/saturation.py) scores members by
-the same slack. Pure functions: a member's metrics dict (`waiting_queue`, `cache_usage` in [0, 1],
+The `saturation` mode (scorer/saturation.py) scores members by their slack, and every snapshot member carries
+it (shown by `llmsched status` and the UI). Pure functions: a member's metrics dict (`waiting_queue`, `cache_usage` in [0, 1],
 `running_req`) and its BIG-IP ratio in, a number of requests out.
 
 An engine admits a request only while it has a free batch slot and KV-cache room for it; otherwise the request
