@@ -84,6 +84,26 @@ class Stack:
         self.assert_picks(picks, allowed)
         return picks
 
+    def seconds_until_steady(self, limit: float, run: int = 10) -> float | None:
+        """Seconds from now until decisions pick members steadily: the start of the first `run` member answers in
+        a row, selects back to back. None if that did not happen within `limit` s."""
+        started = time.monotonic()
+        streak_from, streak = started, 0
+        while time.monotonic() - started < limit:
+            at = time.monotonic()
+            try:
+                picked = self.select(timeout=1.0).text in self.members
+            except OSError:
+                picked = False
+            if not picked:
+                streak = 0
+            elif (streak := streak + 1) == 1:
+                streak_from = at
+            if streak >= run:
+                return streak_from - started
+            time.sleep(0.002)
+        return None
+
     def status(self, pool: str = POOL) -> dict[str, Any]:
         """The pool's status view ({} while the pool is unknown). A 503 (the status read, like a decision, has a
         10 ms Redis budget) is retried: a test must never read a busy moment as "member not eligible"."""
