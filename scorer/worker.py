@@ -157,10 +157,10 @@ class ScoringWorker:
         """rq's work loop until a stop signal; started again whenever it gives up because of Redis."""
         restarts, logged = 0, None
         while not self.stop.is_set():
-            worker = self.worker = self.rq_worker()
-            worker.stop_event = self.stop
             problem = "rq gave up on Redis"
             try:
+                worker = self.worker = self.rq_worker()     # rq names its connection: Redis is needed already
+                worker.stop_event = self.stop
                 if restarts:
                     worker.connection.delete(worker.key)    # our own registration, left behind by the outage
                 worker.work(logging_level=rq_level)

@@ -72,4 +72,4 @@ def test_the_worker_scores_again_after_redis_restarts_empty_in_the_same_process(
     scored = time.monotonic() - back
     print(f"\nscorer after an empty Redis restart: config again after {republished:.2f} s, "
           f"a new snapshot {scored:.2f} s after Redis returned")
-    assert scorer.poll() is None and "Traceback" not in scorer.log.read_text()
+    assert scorer.poll() is None, scorer.log.read_text()       # the same process: it never exited
