@@ -63,4 +63,4 @@ bench-routing: install
 # HA takeovers, Sentinel failover, API and config fuzzing, secrets audit, signals. A few minutes; prints the
 # table of measured figures at the end (also written to .pytest-faults.json). `make test` runs its quick core.
 test-faults: install
-	$(PY) -m pytest -q -m faults tests/faults
+	$(PY) -m pytest -q -m faults

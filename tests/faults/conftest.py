@@ -24,6 +24,7 @@ from tests.faults.emulated import POOL, BigIP, Engine, LoopThread
 from tests.faults.harness import Process, child_env
 from tests.faults.redis_ctl import RedisServer
 from tests.faults.stack import Stack, start_up, stop_up
+from tests.shared.test_sentinel import replicated  # noqa: F401 — the Sentinel group fixture, reused by test_ha.py
 
 RESULTS = Path(__file__).resolve().parents[2] / ".pytest-faults.json"
 FIGURES = pytest.StashKey[list]()

@@ -1,6 +1,5 @@
 """A Redis of the test's own, to break on purpose: stop it, pause it (SIGSTOP), slow it down (DEBUG SLEEP), or
-start it again empty on the same port. Built on the Redis processes of tests/shared/redis_servers.py, which also
-give the Sentinel group (master, replica, three Sentinels) of the failover test."""
+start it again empty on the same port. Built on the Redis processes of tests/shared/redis_servers.py."""
 from __future__ import annotations
 
 import threading
@@ -9,9 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tests.shared.redis_servers import RedisProc
-
-MASTER_NAME = "faultsmaster"
-
 
 class RedisServer(RedisProc):
     """A redis-server (no persistence, DEBUG allowed locally) that remembers whether it is paused."""
@@ -50,33 +46,3 @@ class RedisServer(RedisProc):
         finally:
             stop.set()
             thread.join(block_s + 10)
-
-
-class SentinelGroup:
-    """A master, one replica and three Sentinels (quorum 2, down after 1 s) on 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.master = RedisProc().start()
-        self.replica = RedisProc(replica_of=self.master.port).start()
-        self.sentinels = [RedisProc(sentinel_of=(MASTER_NAME, self.master.port)).start() for _ in range(3)]
-
-    @property
-    def addresses(self) -> list[str]:
-        return [f"127.0.0.1:{s.port}" for s in self.sentinels]
-
-    def current_master_port(self) -> int:
-        _host, port = self.sentinels[0].client().execute_command("SENTINEL", "get-master-addr-by-name", MASTER_NAME)
-        return int(port)
-
-    def ready(self) -> bool:
-        """Every Sentinel knows the replica and the two other Sentinels: a failover can be agreed on."""
-        for sentinel in self.sentinels:
-            client = sentinel.client()
-            if len(client.execute_command("SENTINEL", "sentinels", MASTER_NAME)) < 2 or \
-                    not client.execute_command("SENTINEL", "replicas", MASTER_NAME):
-                return False
-        return True
-
-    def close(self) -> None:
-        for proc in (*self.sentinels, self.replica, self.master):
-            proc.close()

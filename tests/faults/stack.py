@@ -14,7 +14,7 @@ import yaml
 from tests.conftest import free_port
 from tests.faults.emulated import PARTITION, POOL, BigIP, Engine
 from tests.faults.harness import Process, Reply, child_env, child_pid, http, wait_for
-from tests.faults.redis_ctl import MASTER_NAME, RedisServer
+from tests.faults.redis_ctl import RedisServer
 from tests.shared.redis_servers import RedisProc
 
 F5_PASSWORD_ENV = "FAULTS_F5_PW"
@@ -147,16 +147,15 @@ class Stack:
 
 
 def write_config(tmp_path: Path, bigip: BigIP, redis_server: RedisProc, pools: dict[str, dict],
-                 sentinels: list[str] | None = None, **config: Any) -> tuple[Path, int]:
+                 sentinel: dict[str, Any] | None = None, **config: Any) -> tuple[Path, int]:
     """scheduler-config.yaml in `tmp_path` for these parts, with a free API port; (path, API port).
 
-    With `sentinels` the config names the Sentinels and the master instead of the server's URL."""
+    With `sentinel` ({"sentinels": [...], "master_name": ...}) the config's `redis` section is that, not a URL."""
     api_port = free_port()
     path = tmp_path / "scheduler-config.yaml"
-    if sentinels:
-        extra = config.setdefault("extra", {})
-        extra["redis"] = {"sentinels": sentinels, "master_name": MASTER_NAME}
-    doc = scheduler_config(bigip, None if sentinels else redis_server.url, api_port, pools, **config)
+    if sentinel:
+        config.setdefault("extra", {})["redis"] = dict(sentinel)
+    doc = scheduler_config(bigip, None if sentinel else redis_server.url, api_port, pools, **config)
     path.write_text(yaml.safe_dump(doc))
     return path, api_port
 

@@ -22,8 +22,9 @@ import pytest
 from tests.faults.conftest import Lab, RecordFigure
 from tests.faults.emulated import POOL, BigIP, Engine
 from tests.faults.harness import Process, http, wait_for
-from tests.faults.redis_ctl import RedisServer, SentinelGroup
+from tests.faults.redis_ctl import RedisServer
 from tests.faults.stack import F5_PASSWORD_ENV, write_config
+from tests.shared.test_sentinel import Replicated
 
 TAKEOVER_LIMIT_S = 5.0
 INTERVAL_S = 0.5
@@ -151,14 +152,12 @@ def longest_gap(answers: list[tuple[float, str]], members: list[str]) -> float:
 
 @pytest.mark.faults
 def test_decisions_resume_after_sentinel_fails_the_redis_master_over_to_the_replica(
-        lab: Lab, record_figure: RecordFigure) -> None:
-    group = SentinelGroup()
-    lab.add_cleanup(group.close)
-    wait_for("the Sentinels to know the replica and each other", group.ready, 20, every=0.2)
+        lab: Lab, record_figure: RecordFigure, replicated: Replicated) -> None:
+    group = replicated          # master, replica, three Sentinels (down-after 1 s): tests/shared/test_sentinel.py
     engines: list[Engine] = lab.engines(2)
     bigip = lab.bigip({POOL: [e.member for e in engines]})
-    stack = lab.up(bigip, engines, group.master, sentinels=group.addresses)
-    old_master = group.current_master_port()
+    stack = lab.up(bigip, engines, group.master, sentinel=group.config())
+    old_master = group.master_port()
     answers: list[tuple[float, str]] = []
     stop = threading.Event()
 
@@ -175,7 +174,7 @@ def test_decisions_resume_after_sentinel_fails_the_redis_master_over_to_the_repl
         time.sleep(1.0)
         group.master.kill()
         killed_at = time.monotonic()
-        wait_for("Sentinel to promote the replica", lambda: group.current_master_port() != old_master, 30, every=0.1)
+        wait_for("Sentinel to promote the replica", lambda: group.master_port() != old_master, 30, every=0.1)
         failover = time.monotonic() - killed_at
         wait_for("decisions to pick members again",
                  lambda: any(a in stack.members for t, a in answers if t > killed_at + failover), 30, every=0.05)
@@ -187,6 +186,6 @@ def test_decisions_resume_after_sentinel_fails_the_redis_master_over_to_the_repl
     record_figure("Redis master killed (-9) under Sentinel", "Sentinel promotes the replica", failover, "s")
     record_figure("Redis master killed (-9) under Sentinel", "decisions resume after failover (none meanwhile: "
                   "BIG-IP balances)", gap, "s", figure="longest run of non-member answers")
-    assert group.current_master_port() == group.replica.port
+    assert group.master_port() == group.replica.port
     assert answers[-1][1] in stack.members
     assert {a for _, a in answers} <= {"none", "error", *stack.members}
