@@ -44,13 +44,20 @@ class Decision:
     member_id: str | None = None    # our id of the chosen member (for dispatch accounting)
 
 
-def candidate_index(candidates: Sequence[str]) -> dict[str, str]:
-    """member key -> the candidate string BIG-IP sent (first spelling wins); unparsable entries skipped."""
+def candidate_index(candidates: Sequence[str], known: Mapping[str, str] | None = None) -> dict[str, str]:
+    """member key -> the candidate string BIG-IP sent (first spelling wins); unparsable entries skipped.
+    `known` maps member ids to keys: a candidate spelled exactly like a member's id skips parsing, which is
+    most of a decision's CPU otherwise (IPv6 canonicalisation)."""
     index: dict[str, str] = {}
+    known = known or {}
     for text in candidates:
-        parsed = parse_candidate(text)
-        if parsed is not None:
-            index.setdefault(member_key(*parsed), text)
+        key = known.get(text) if isinstance(text, str) else None
+        if key is None:
+            parsed = parse_candidate(text)
+            if parsed is None:
+                continue
+            key = member_key(*parsed)
+        index.setdefault(key, text)
     return index
 
 
@@ -60,10 +67,11 @@ def eligible(config: dict | None, snapshot: dict | None, candidates: Sequence[st
         return Eligible(reason="unknown pool")
     if snapshot is None:
         return Eligible(reason="pool not fetched or scored yet")
-    index = candidate_index(candidates)
+    pool_members = snapshot.get("members", ())
+    index = candidate_index(candidates, {m["id"]: m["key"] for m in pool_members if "key" in m})
     if not index:
         return Eligible(reason="no valid candidate")
-    offered = [m for m in snapshot.get("members", ()) if m.get("key") in index]
+    offered = [m for m in pool_members if m.get("key") in index]
     if not offered:
         return Eligible(reason="no candidate is a known pool member")
     stages = (
