@@ -29,10 +29,6 @@ class Keys:
         role's lease (`poller`, `scraper`); only the holder works. See shared/lease.py and docs/ha.md."""
         return f"{self.namespace}:lease:{role}"
 
-    def heartbeat(self, process: str) -> str:
-        """String, JSON {pid, host, started_at, seen_at} of a running process, with a TTL."""
-        return f"{self.namespace}:process:{process}"
-
     @property
     def scoring_queue(self) -> str:
         """Name of the rq queue of scoring jobs (rq spells its own keys `rq:queue:<name>` etc.)."""
