@@ -13,6 +13,7 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from api.decisions import decisions
+from api.dispatch import DispatchRecorder
 from api.fastpath import SelectFastPath
 from api.health import health
 from api.metrics import metrics
@@ -49,8 +50,9 @@ def create_app(store: Store | None = None, rng: random.Random | None = None) -> 
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["llmsched.store"] = store if store is not None else store_from_env()
     app.extensions["llmsched.rng"] = rng if rng is not None else random.Random()
+    app.extensions["llmsched.dispatch"] = DispatchRecorder(app.extensions["llmsched.store"])
     app.wsgi_app = SelectFastPath(app.wsgi_app, app.extensions["llmsched.store"], app.extensions["llmsched.rng"],
-                                  MAX_BODY_BYTES)
+                                  MAX_BODY_BYTES, app.extensions["llmsched.dispatch"])
     app.register_blueprint(decisions)
     app.register_blueprint(pools)
     app.register_blueprint(health)

@@ -9,10 +9,11 @@ import random
 import time
 from dataclasses import dataclass
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 from loguru import logger
 
 from api import analysis
+from api.dispatch import DispatchRecorder
 from api.metrics import record_decision, record_rejected
 from api.responses import json_response, rng, store, text_response
 from api.validation import RequestError, parse_iterations, parse_schedule_request
@@ -49,17 +50,13 @@ def answer_select(raw_body: bytes, store_: Store, rng_: random.Random) -> Outcom
                    decision.reason, len(req.members))
 
 
-def record_outcome(outcome: Outcome, store_: Store, seconds: float) -> None:
+def record_outcome(outcome: Outcome, recorder: DispatchRecorder, seconds: float) -> None:
     """Count the decision in the metrics and for herd control; called after the answer is sent, so it never
     delays BIG-IP. `seconds`: how long the answer took."""
     record_decision(outcome.pool_key or None, outcome.answer, outcome.reason, outcome.member_id, outcome.candidates,
                     seconds)
-    if outcome.member_id is None or outcome.count_ttl <= 0.0:
-        return
-    try:
-        store_.record_dispatch(outcome.pool_key, outcome.member_id, outcome.count_ttl)
-    except StoreError as exc:
-        logger.debug("dispatch of {} not counted: {}", outcome.pool_key, exc)
+    if outcome.member_id is not None and outcome.count_ttl > 0.0:
+        recorder.record(outcome.pool_key, outcome.member_id, outcome.count_ttl)
 
 
 @decisions.post("/scheduler/select")
@@ -74,8 +71,8 @@ def select():
         raise
     seconds = time.perf_counter() - started
     response = text_response(outcome.answer)
-    store_ = store()
-    response.call_on_close(lambda: record_outcome(outcome, store_, seconds))
+    recorder = current_app.extensions["llmsched.dispatch"]
+    response.call_on_close(lambda: record_outcome(outcome, recorder, seconds))
     return response
 
 

@@ -15,6 +15,7 @@ import orjson
 from loguru import logger
 
 from api.decisions import Outcome, answer_select, record_outcome
+from api.dispatch import DispatchRecorder
 from api.metrics import record_rejected
 from api.responses import TEXT
 from api.validation import RequestError
@@ -26,11 +27,13 @@ _REASONS = {200: "200 OK", 400: "400 BAD REQUEST", 413: "413 REQUEST ENTITY TOO 
 
 
 class SelectFastPath:
-    def __init__(self, flask_wsgi: Callable, store: Store, rng: random.Random, max_body: int) -> None:
+    def __init__(self, flask_wsgi: Callable, store: Store, rng: random.Random, max_body: int,
+                 recorder: DispatchRecorder) -> None:
         self.flask_wsgi = flask_wsgi
         self.store = store
         self.rng = rng
         self.max_body = max_body
+        self.recorder = recorder
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != SELECT_PATH or environ.get("REQUEST_METHOD") != "POST":
@@ -54,21 +57,22 @@ class SelectFastPath:
             status, mime, body = 500, "application/json", b'{"detail":"Internal Server Error"}'
         start_response(_REASONS.get(status, f"{status} ERROR"),
                        [("Content-Type", mime), ("Content-Length", str(len(body)))])
-        return _Body(body, outcome, self.store, status, time.perf_counter() - started)
+        return _Body(body, outcome, self.recorder, status, time.perf_counter() - started)
 
 
 class _Body:
     """The response body; the WSGI server calls close() after sending it, and only then are the decision and its
     dispatch counted."""
 
-    def __init__(self, body: bytes, outcome: Outcome | None, store: Store, status: int, seconds: float) -> None:
-        self.body, self.outcome, self.store, self.status, self.seconds = body, outcome, store, status, seconds
+    def __init__(self, body: bytes, outcome: Outcome | None, recorder: DispatchRecorder, status: int,
+                 seconds: float) -> None:
+        self.body, self.outcome, self.recorder, self.status, self.seconds = body, outcome, recorder, status, seconds
 
     def __iter__(self):
         yield self.body
 
     def close(self) -> None:
         if self.outcome is not None:
-            record_outcome(self.outcome, self.store, self.seconds)
+            record_outcome(self.outcome, self.recorder, self.seconds)
         else:
             record_rejected(self.status)

@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     ap.add_argument("--profile", action="store_true", help="also print a cProfile breakdown of one decision")
+    ap.add_argument("--no-herd-control", action="store_true",
+                    help="seed the pool without herd control (no dispatch count written after each answer)")
     args = ap.parse_args(argv)
     if not shutil.which("wrk") or not shutil.which("redis-server"):
         raise SystemExit("needs wrk and redis-server (make bench-api installs them)")
@@ -139,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         wait_port(redis_port, redis_proc, "redis-server")
         url = f"redis://127.0.0.1:{redis_port}/0"
         seed(make_store(url), {m: {"waiting_queue": float(i), "cache_usage": 0.1 * i, "running_req": 2.0 * i}
-                               for i, m in enumerate(MEMBERS)}, pool="bench_pool", stale_after=3600.0)
+                               for i, m in enumerate(MEMBERS)}, pool="bench_pool", stale_after=3600.0,
+             herd_control=not args.no_herd_control)
         env = {**os.environ, "LLMSCHED_LOG_LEVEL": "warning"}
         api_proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--redis-url", url, "--bind",
                                      f"127.0.0.1:{api_port}", "--workers", str(args.workers)], env=env, cwd=REPO)

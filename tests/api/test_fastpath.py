@@ -37,3 +37,23 @@ def test_other_paths_and_methods_go_to_flask(store):
     client = create_app(store).test_client()
     assert client.get("/scheduler/select").status_code == 405
     assert client.get("/livez").json == {"status": "alive"}
+
+
+def test_a_decision_is_counted_on_a_reply_less_connection_without_a_second_round_trip(store):
+    import time
+
+    from tests.helpers import seed as seed_pool
+    seed_pool(store, {"10.0.0.1:8000": M})
+    client = create_app(store, random.Random(1)).test_client()
+    for _ in range(3):
+        response = client.post("/scheduler/select", json=BODY)
+        assert response.data == b"10.0.0.1:8000"
+        response.close()    # as a WSGI server does once the answer is sent: that is when the decision is counted
+    key = "llmsched:pool:{p1:Common}:dispatch"
+    deadline = time.monotonic() + 2
+    while store.client.hget(key, "10.0.0.1:8000") != b"3" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.client.hget(key, "10.0.0.1:8000") == b"3"
+    assert 0 < store.client.ttl(key) <= 60
+    replies_off = [c for c in store.client.client_list() if "r" in c.get("flags", "") or c.get("cmd") == "hincrby"]
+    assert replies_off, "the counting connection should have replies switched off"
