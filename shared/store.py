@@ -132,16 +132,6 @@ class Store:
         counts = {dispatch[i].decode(): int(dispatch[i + 1]) for i in range(0, len(dispatch), 2)}
         return loads(cfg or None), loads(scores or None), counts
 
-    def record_dispatches(self, counts: Mapping[tuple[str, str], int], ttls: Mapping[str, float]) -> None:
-        """Add decisions per (pool, member) in one round trip; each pool's hash expires after its TTL unless
-        decisions refresh it."""
-        pipe = self.client.pipeline(transaction=False)
-        for (pool_key, member_id), n in counts.items():
-            pipe.hincrby(self.keys.pool_dispatch(pool_key), member_id, n)
-        for pool_key, ttl_s in ttls.items():
-            pipe.expire(self.keys.pool_dispatch(pool_key), max(1, int(ttl_s + 0.999)))
-        self._execute(pipe)
-
     def record_dispatch(self, pool_key: str, member_id: str, ttl_s: float) -> None:
         """Count one decision for `member_id`; the whole hash expires if no decision refreshes it for `ttl_s`."""
         key = self.keys.pool_dispatch(pool_key)
