@@ -120,8 +120,8 @@ class BigIP:
 
     def member_gets(self, pool: str = POOL) -> int:
         """iControl GETs of the pool's member collection answered so far (the poller's reads)."""
-        return sum(n for (method, path), n in self.requests.items()
-                   if method == "GET" and path.endswith(f"~{pool}/members"))
+        counts = list(self.requests.items())    # one copy under the GIL: the emulators' thread adds keys
+        return sum(n for (method, path), n in counts if method == "GET" and path.endswith(f"~{pool}/members"))
 
     def active_tokens(self) -> int:
         return self.admin("GET", "/state")["active_tokens"]
@@ -158,12 +158,9 @@ class Engine:
             self.runner = None
 
     def admin(self, path: str, body: Any) -> Any:
-        reply = http("POST", f"http://{self.member}/_emulator{path}", body, headers=self._auth())
+        reply = http("POST", f"http://{self.member}/_emulator{path}", body)   # never authenticated
         assert reply.status == 200, reply.text
         return reply.json()
 
     def mode(self, mode: str, **extra: Any) -> None:
         self.admin("/mode", {"mode": mode, **extra})
-
-    def _auth(self) -> dict[str, str]:
-        return {}       # the admin API is never authenticated

@@ -1,7 +1,7 @@
 """Fault-injection harness: plain HTTP, bounded waits, percentiles, and llmsched commands as real processes.
 
 The other parts of the harness: `emulated` (BIG-IP and engine emulators in a background event loop, breakable and
-restartable), `redis_ctl` (a Redis of the test's own to stop, pause, slow down or fail over) and `stack`
+restartable), `redis_ctl` (a Redis of the test's own to stop, pause or slow down) and `stack`
 (`llmsched up` against them). Everything listens on 127.0.0.1 only.
 """
 from __future__ import annotations

@@ -82,7 +82,6 @@ def test_no_secret_appears_in_logs_redis_api_answers_or_command_lines_after_a_ru
                           POOL_B: {"metric_user": METRIC_USER, "metric_pwd_env": METRIC_PWD_ENV}},
                    env={METRIC_PWD_ENV: basic_password, "LLMSCHED_ACCESS_LOG": "1"},
                    extra={"global": {"log_level": "DEBUG"}})
-    stack.pools = [POOL, POOL_B]
     exercise_the_failure_paths(stack, bearer)
 
     places = {"stdout+stderr of every process (up.log)": stack.output().encode()}
