@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from scorer.values import finite_metric
+
 KV_KNEE = 0.9                   # KV-cache usage at which admissions start to stall and latency turns up
 SLOT_DEFAULTS = (256.0, 1024.0)  # vLLM's default max_num_seqs values, smallest first
 MIN_RUNNING = 1.0               # below this many running requests the KV footprint per request is not measurable
@@ -30,14 +32,8 @@ MIN_CACHE = 1e-4                # a KV usage this small is measurement noise, no
 
 def metric(metrics: Mapping[str, object], key: str) -> float | None:
     """metrics[key] as a finite, non-negative float, or None."""
-    raw = metrics.get(key)
-    if raw is None or isinstance(raw, bool):
-        return None
-    try:
-        value = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, value) if math.isfinite(value) else None
+    value = finite_metric(metrics, key)
+    return None if value is None else max(0.0, value)
 
 
 def capacity_weight(ratio: object) -> float:

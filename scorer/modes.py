@@ -12,13 +12,13 @@ max(W) > 0 (with the usual positive steepness) and I = 0.0 when max(W) == 0.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from scorer import normalizers as nz
 from scorer import saturation
 from scorer import weights as wt
+from scorer.values import finite_metric
 from shared.config_model import MODE_NAMES, ORIGINAL_MODE_NAMES
 
 __all__ = ["MODE_NAMES", "compute_scores"]
@@ -184,16 +184,7 @@ assert tuple(_MODES) == ORIGINAL_MODE_NAMES, "every original mode needs exactly 
 _UNCLAMPED = frozenset({"s1_ratio"})
 
 
-def _metric(member: Mapping[str, object], key: str) -> float | None:
-    """The member's value for key as a float, or None when missing, not a number, NaN or infinite."""
-    raw = member.get(key)
-    if raw is None or isinstance(raw, bool):
-        return None
-    try:
-        value = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
+_metric = finite_metric
 
 
 def _weight(weights: Mapping[str, object], key: str) -> float:
