@@ -14,19 +14,17 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import redis
 from aiohttp import web
 from loguru import logger
 
 from collectors.scrape_plan import metrics_url, plan_targets
 from collectors.scraper import Scraper
-from emulators.engine import build_engine_app, serve_engine
+from emulators.engine import build_engine_app
 from emulators.engine import bound_port as engine_port
 from emulators.engine_state import EngineSpec
 from emulators.tls import CertFiles, generate_self_signed
 from scorer.step import score_pool
-from shared.config_model import (Config, EngineVariant, FallbackConfig, MetricsConfig, PoolConfig, RedisConfig,
-                                 SchedulerConfig)
+from shared.config_model import (Config, EngineVariant, FallbackConfig, MetricsConfig, PoolConfig, SchedulerConfig)
 from shared.jobs import SCORING_JOB, scoring_queue
 from shared.members import Member
 from shared.secrets import Secret
