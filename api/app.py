@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from api.decisions import decisions
 from api.dispatch import DispatchRecorder
 from api.fastpath import SelectFastPath
+from api.guard import check_admin_token
 from api.health import health
 from api.metrics import metrics
 from api.pools import pools
@@ -45,8 +46,13 @@ def store_from_env(env: dict | None = None) -> Store:
     return Store(client, env.get("LLMSCHED_NAMESPACE") or "llmsched", breaker=Breaker())
 
 
-def create_app(store: Store | None = None, rng: random.Random | None = None) -> Flask:
+def create_app(store: Store | None = None, rng: random.Random | None = None,
+               admin_token: str | None = None) -> Flask:
+    """`admin_token` (default: $LLMSCHED_ADMIN_TOKEN) guards every endpoint but decisions, health and metrics."""
     app = Flask("llmsched")
+    token = admin_token if admin_token is not None else os.environ.get("LLMSCHED_ADMIN_TOKEN", "")
+    if token:
+        app.before_request(lambda: check_admin_token(token))
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["llmsched.store"] = store if store is not None else store_from_env()
     app.extensions["llmsched.rng"] = rng if rng is not None else random.Random()

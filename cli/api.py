@@ -36,6 +36,8 @@ def api_environment(args: argparse.Namespace, env: dict[str, str], config=None) 
         env.setdefault("LLMSCHED_REDIS_TIMEOUT", str(config.redis.decision_timeout))
         env.setdefault("LLMSCHED_LOG_LEVEL", config.global_.log_level)
         env.setdefault("LLMSCHED_LOG_FORMAT", config.global_.log_format)
+        if config.global_.admin_token:
+            env["LLMSCHED_ADMIN_TOKEN"] = config.global_.admin_token.reveal()
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
     env["LLMSCHED_API_BIND"] = args.bind or env.get("LLMSCHED_API_BIND") or f"{host}:{port}"

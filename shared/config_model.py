@@ -27,6 +27,8 @@ class GlobalConfig:
     api_port: int = 8080
     log_level: str = "INFO"
     log_format: str = "text"        # text | json
+    admin_token_env: str | None = None  # env var holding the token that guards the non-decision endpoints
+    admin_token: Secret | None = None   # resolved from admin_token_env at load time
 
 
 @dataclass(frozen=True)

@@ -57,9 +57,18 @@ class GlobalSchema(Section):
     log_level = Choice(LOG_LEVELS, what="log level", aliases=LOG_LEVEL_ALIASES)
     log_debug = LegacyBool()
     log_format = Choice(("text", "json"), what="log format")
+    admin_token_env = Str(allow_none=True, validate=non_empty)
+
+    @validates_schema(skip_on_field_errors=False)
+    def check_admin_token(self, data: dict[str, Any], **_: Any) -> None:
+        name = data.get("admin_token_env")
+        if name and (problem := env_problem(name)):
+            raise ValidationError({"admin_token_env": [problem]})
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> GlobalConfig:
+        if data.get("admin_token_env"):
+            data["admin_token"] = Secret(env_value(data["admin_token_env"]) or "")
         log_debug = data.pop("log_debug", None)
         if "log_level" not in data and log_debug is not None:   # legacy switch, only without log_level
             data["log_level"] = "DEBUG" if log_debug else "INFO"

@@ -5,6 +5,9 @@
 
 const REFRESH_MS = 2000;
 const DATA_URL = "/ui/data.json";
+// With global.admin_token_env set, open the page as /ui?token=...; the token then goes in a header.
+const TOKEN = new URLSearchParams(window.location.search).get("token");
+const AUTH = TOKEN ? {"Authorization": "Bearer " + TOKEN} : {};
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -114,7 +117,7 @@ function setState(text, kind) {
 
 async function refresh() {
   try {
-    const response = await fetch(DATA_URL, {cache: "no-store"});
+    const response = await fetch(DATA_URL, {cache: "no-store", headers: AUTH});
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || "HTTP " + response.status);
     render(data);

@@ -66,3 +66,12 @@ def test_llmsched_api_gives_gunicorn_the_sentinels_and_the_decision_timeout(tmp_
         == "redis://env:1/0"
     defaults = api_environment(args, {}, load_config(write(tmp_path, {"url": "redis://r:1/0"})))
     assert defaults["REDIS_URL"] == "redis://r:1/0" and defaults["LLMSCHED_REDIS_TIMEOUT"] == "0.01"
+
+
+def test_llmsched_api_hands_the_admin_token_to_gunicorn_from_the_named_variable(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADMIN_TOKEN_FOR_TEST", "tok-123")
+    path = write(tmp_path, {"url": "redis://r:1/0"}, **{"global": {"admin_token_env": "ADMIN_TOKEN_FOR_TEST"}})
+    args = argparse.Namespace(config=path, redis_url=None, bind=None, workers=None)
+    assert api_environment(args, {}, load_config(path))["LLMSCHED_ADMIN_TOKEN"] == "tok-123"
+    assert "LLMSCHED_ADMIN_TOKEN" not in api_environment(args, {}, load_config(write(tmp_path, {"url": "redis://r:1/0"})))
