@@ -29,6 +29,7 @@ from emulators.engine_state import EngineSpec
 from emulators.f5 import bound_port, serve_f5
 from emulators.f5_state import F5State
 from tests.conftest import free_port
+from tests.helpers import alive, descendants
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = "llm_pool"
@@ -165,30 +166,6 @@ async def test_engine_load_moves_the_decisions_to_the_unloaded_member(stack: Sta
     after = await stack.shares(150)
     assert after[idle] / 150 > 0.6, (before, after)
     assert after[idle] / 150 > before[idle] / 150 + 0.2, (before, after)
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` (children, grandchildren), from /proc."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")

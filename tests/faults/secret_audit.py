@@ -13,7 +13,8 @@ from urllib.parse import quote
 
 import redis
 
-from tests.faults.harness import cmdline, descendants, http
+from tests.faults.harness import cmdline, http
+from tests.helpers import descendants
 from tests.faults.stack import PARTITION, Stack
 
 

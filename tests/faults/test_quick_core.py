@@ -14,7 +14,8 @@ import pytest
 
 from tests.faults.conftest import Lab, RecordFigure
 from tests.faults.emulated import POOL
-from tests.faults.harness import alive, descendants, latency_summary, wait_for
+from tests.faults.harness import latency_summary, wait_for
+from tests.helpers import alive, descendants
 from tests.faults.secret_audit import api_responses, command_lines, leaks, redis_dump
 from tests.faults.stack import Stack, stop_up
 

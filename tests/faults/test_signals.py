@@ -18,7 +18,8 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from shared.jobs import SERIALIZER, enqueue_scoring
 from tests.faults.conftest import Lab, RecordFigure
 from tests.faults.emulated import PARTITION, POOL, BigIP, Engine
-from tests.faults.harness import Process, alive, descendants, http, wait_for
+from tests.faults.harness import Process, http, wait_for
+from tests.helpers import alive, descendants
 from tests.faults.redis_ctl import RedisServer
 from tests.faults.stack import F5_PASSWORD_ENV, stop_up, write_config
 from tests.helpers import make_store
