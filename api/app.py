@@ -27,6 +27,7 @@ from shared.redis_conn import Breaker, client_for, target_from_env
 from shared.store import Store
 
 MAX_BODY_BYTES = 1 << 20
+CONNECT_TIMEOUT_S = 0.1
 
 
 def store_from_env(env: dict | None = None) -> Store:
@@ -42,7 +43,9 @@ def store_from_env(env: dict | None = None) -> Store:
         raise ValueError(f"LLMSCHED_REDIS_TIMEOUT: {raw!r} is not a number of seconds") from None
     if not timeout > 0:
         raise ValueError(f"LLMSCHED_REDIS_TIMEOUT: must be > 0 seconds, got {raw!r}")
-    client = client_for(target_from_env(env), socket_timeout=timeout)
+    # A new connection (a worker's first decision, a reconnect) may take longer than a read on a busy host; a
+    # refused one still fails at once, and a failed connect opens the breaker like a failed read.
+    client = client_for(target_from_env(env), socket_timeout=timeout, connect_timeout=max(timeout, CONNECT_TIMEOUT_S))
     return Store(client, env.get("LLMSCHED_NAMESPACE") or "llmsched", breaker=Breaker())
 
 
