@@ -9,27 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
+from emulators.admin_http import admin_body, admin_error
 from emulators.engine_openai import STATE_KEY
 from emulators.engine_sim import EngineCore, parse_speed
 from emulators.engine_state import METRICS_MODES, EngineState
 
 FORCEABLE = ("waiting", "running", "kv")
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}', content_type="application/json")
-    return data
 
 
 def _targets(state: EngineState, engine: Any) -> list[EngineCore]:
@@ -59,7 +44,7 @@ async def get_state(request: web.Request) -> web.Response:
 async def force_metrics(request: web.Request) -> web.Response:
     """Body {"engine"?: i, "waiting"?: n, "running"?: n, "kv"?: 0..1}; a null value clears that override."""
     state = request.app[STATE_KEY]
-    body = await _body(request)
+    body = await admin_body(request)
     try:
         for core in _targets(state, body.get("engine")):
             for key in FORCEABLE:
@@ -69,7 +54,7 @@ async def force_metrics(request: web.Request) -> web.Response:
                     else:
                         core.forced[key] = float(body[key])
     except (TypeError, ValueError) as exc:
-        return _error(400, str(exc))
+        return admin_error(400, str(exc))
     return web.json_response(_snapshot(state))
 
 
@@ -83,10 +68,10 @@ async def clear_metrics(request: web.Request) -> web.Response:
 async def set_mode(request: web.Request) -> web.Response:
     """Body {"mode": ok|error|hang|garbage|partial|truncated|quirky, "status"?: 500}."""
     state = request.app[STATE_KEY]
-    body = await _body(request)
+    body = await admin_body(request)
     mode = body.get("mode", "ok")
     if mode not in METRICS_MODES:
-        return _error(400, f"mode must be one of {METRICS_MODES}")
+        return admin_error(400, f"mode must be one of {METRICS_MODES}")
     state.metrics_mode = mode
     state.error_status = int(body.get("status", 500))
     return web.json_response(_snapshot(state))
@@ -95,7 +80,7 @@ async def set_mode(request: web.Request) -> web.Response:
 async def set_engine(request: web.Request) -> web.Response:
     """Body: any of {"speed": "fast"|"slow"|float, "api_key": str|null, "basic_auth": [user, pw]|null}."""
     state = request.app[STATE_KEY]
-    body = await _body(request)
+    body = await admin_body(request)
     try:
         if "speed" in body:
             state.spec.speed = parse_speed(body["speed"])
@@ -107,7 +92,7 @@ async def set_engine(request: web.Request) -> web.Response:
             pair = body["basic_auth"]
             state.spec.basic_auth = (str(pair[0]), str(pair[1])) if pair else None
     except (TypeError, ValueError, IndexError) as exc:
-        return _error(400, str(exc))
+        return admin_error(400, str(exc))
     return web.json_response(_snapshot(state))
 
 

@@ -7,10 +7,10 @@ See docs/emulators.md for every route.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 from aiohttp import web
 
+from emulators.admin_http import admin_body, admin_error
 from emulators.f5_errors import json_response
 from emulators.f5_ltm import STATE_KEY
 from emulators.f5_members import Pool, members_from_config, pool_path
@@ -19,22 +19,6 @@ from emulators.f5_state import F5State, pool_from_config
 
 def _state(request: web.Request) -> F5State:
     return request.app[STATE_KEY]
-
-
-def _error(status: int, message: str) -> web.Response:
-    return json_response({"error": message}, status=status)
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}', content_type="application/json")
-    return data
 
 
 def _pool_or_404(state: F5State, ref: str) -> Pool:
@@ -65,14 +49,14 @@ async def put_pool(request: web.Request) -> web.Response:
     state = _state(request)
     full = pool_path(request.match_info["pool"])
     parts = full.strip("/").split("/")
-    body = await _body(request)
+    body = await admin_body(request)
     spec = {"name": parts[-1], "partition": parts[0], **body}
     if len(parts) == 3:
         spec.setdefault("sub_path", parts[1])
     try:
         pool = state.put_pool(pool_from_config(spec))
     except (KeyError, ValueError) as exc:
-        return _error(400, f"bad pool definition: {exc}")
+        return admin_error(400, f"bad pool definition: {exc}")
     return json_response(pool.to_json(state.version, expand=True))
 
 
@@ -87,9 +71,9 @@ async def add_member(request: web.Request) -> web.Response:
     state = _state(request)
     pool = _pool_or_404(state, request.match_info["pool"])
     try:
-        new = members_from_config(await _body(request), pool.partition)
+        new = members_from_config(await admin_body(request), pool.partition)
     except (KeyError, ValueError) as exc:
-        return _error(400, f"bad member definition: {exc}")
+        return admin_error(400, f"bad member definition: {exc}")
     names = {m.full_path for m in new}
     pool.members = [m for m in pool.members if m.full_path not in names] + new
     pool.generation += 1
@@ -103,8 +87,8 @@ async def patch_member(request: web.Request) -> web.Response:
     pool = _pool_or_404(state, request.match_info["pool"])
     member = pool.find_member(request.match_info["member"])
     if member is None:
-        return _error(404, f"no member {request.match_info['member']} in {pool.full_path}")
-    body = await _body(request)
+        return admin_error(404, f"no member {request.match_info['member']} in {pool.full_path}")
+    body = await admin_body(request)
     try:
         if "health" in body:
             member.apply_wire(None, str(body["health"]), admin=True)
@@ -125,7 +109,7 @@ async def patch_member(request: web.Request) -> web.Response:
         if "monitor" in body:
             member.monitor = str(body["monitor"])
     except ValueError as exc:
-        return _error(400, str(exc))
+        return admin_error(400, str(exc))
     return json_response(member.to_json(pool.tilde_path, state.version))
 
 
@@ -134,23 +118,23 @@ async def delete_member(request: web.Request) -> web.Response:
     pool = _pool_or_404(state, request.match_info["pool"])
     member = pool.find_member(request.match_info["member"])
     if member is None:
-        return _error(404, f"no member {request.match_info['member']} in {pool.full_path}")
+        return admin_error(404, f"no member {request.match_info['member']} in {pool.full_path}")
     pool.members.remove(member)
     pool.generation += 1
     return json_response({"deleted": member.full_path})
 
 
 async def revoke_tokens(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await admin_body(request)
     return json_response({"revoked": _state(request).revoke_tokens(body.get("username"))})
 
 
 async def set_user(request: web.Request) -> web.Response:
     """Body {"username", "password", "local"?}: add a user or change a password (existing tokens stay valid)."""
     state = _state(request)
-    body = await _body(request)
+    body = await admin_body(request)
     if not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
-        return _error(400, "username and password (strings) are required")
+        return admin_error(400, "username and password (strings) are required")
     state.set_password(body["username"], body["password"])
     if "local" in body:
         state.users[body["username"]].local = bool(body["local"])
@@ -160,13 +144,13 @@ async def set_user(request: web.Request) -> web.Response:
 async def set_faults(request: web.Request) -> web.Response:
     """Body {"fail_next": N, "status": 500|503|404|..., "path_prefix": "/mgmt/tm", "latency": seconds}."""
     faults = _state(request).faults
-    body = await _body(request)
+    body = await admin_body(request)
     try:
         for key, cast in (("fail_next", int), ("status", int), ("path_prefix", str), ("latency", float)):
             if key in body:
                 setattr(faults, key, cast(body[key]))
     except (TypeError, ValueError) as exc:
-        return _error(400, str(exc))
+        return admin_error(400, str(exc))
     return json_response(asdict(faults))
 
 
@@ -179,7 +163,7 @@ async def clear_faults(request: web.Request) -> web.Response:
 async def settings(request: web.Request) -> web.Response:
     """Body: any of {"advance_clock": s, "token_timeout": s, "max_token_timeout": s, "partitions": [...]}."""
     state = _state(request)
-    body = await _body(request)
+    body = await admin_body(request)
     try:
         if "advance_clock" in body:
             state.clock.advance(float(body["advance_clock"]))
@@ -189,7 +173,7 @@ async def settings(request: web.Request) -> web.Response:
             state.max_token_timeout = float(body["max_token_timeout"])
         state.partitions |= {str(p) for p in body.get("partitions", [])}
     except (TypeError, ValueError) as exc:
-        return _error(400, str(exc))
+        return admin_error(400, str(exc))
     return json_response({"clock_offset": state.clock.offset, "token_timeout": state.token_timeout,
                               "max_token_timeout": state.max_token_timeout,
                               "partitions": sorted(state.partitions)})
