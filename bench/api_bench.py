@@ -12,36 +12,18 @@ import os
 import pstats
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.processes import free_port, private_redis, stopping, wait_port
+
 REPO = Path(__file__).resolve().parents[1]
 MEMBERS = [f"10.0.0.{i}:8000" for i in range(1, 9)]
 PAYLOAD = ('{"pool_name":"bench_pool","partition":"Common","members":[%s]}'
            % ",".join(f'"{m}"' for m in MEMBERS))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{what} did not listen on {port}")
 
 
 def wrk_script(close: bool) -> str:
@@ -170,20 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     from scorer import step  # noqa: F401  (fail early if the project is not installed)
     from tests.helpers import make_store, seed
 
-    workdir = tempfile.mkdtemp(prefix="llmsched-bench-")
-    redis_port, api_port = free_port(), free_port()
-    redis_proc = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                   "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL)
-    api_proc = None
-    try:
-        wait_port(redis_port, redis_proc, "redis-server")
-        url = f"redis://127.0.0.1:{redis_port}/0"
+    api_port = free_port()
+    with private_redis() as (url, _workdir), stopping() as procs:
         seed(make_store(url), {m: {"waiting_queue": float(i), "cache_usage": 0.1 * i, "running_req": 2.0 * i}
                                for i, m in enumerate(MEMBERS)}, pool="bench_pool", stale_after=3600.0,
              herd_control=not args.no_herd_control)
         env = {**os.environ, "LLMSCHED_LOG_LEVEL": "warning"}
-        api_proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--redis-url", url, "--bind",
-                                     f"127.0.0.1:{api_port}", "--workers", str(args.workers)], env=env, cwd=REPO)
+        api_proc = procs(subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--redis-url", url, "--bind",
+                                           f"127.0.0.1:{api_port}", "--workers", str(args.workers)], env=env,
+                                          cwd=REPO))
         wait_port(api_port, api_proc, "API")
         print(f"llmsched bench-api: {len(MEMBERS)}-member pool, gunicorn {args.workers} sync workers, "
               f"wrk {args.threads} threads x {args.connections} connections, {args.seconds} s per run, "
@@ -197,12 +174,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {r['command']}")
         if args.profile:
             print(profile_decisions(url))
-    finally:
-        for proc in (api_proc, redis_proc):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
+
+from bench.processes import private_redis, stopping
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,21 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pools", type=int, default=100)
     args = ap.parse_args(argv)
 
-    from bench.api_bench import free_port, wait_port
     from cli.scorer import format_report
     from scorer.jobs import latency_report
     from shared.jobs import enqueue_scoring
     from shared.members import Member
     from tests.helpers import make_store
 
-    workdir = Path(tempfile.mkdtemp(prefix="llmsched-bench-scoring-"))
-    redis_port = free_port()
-    redis_proc = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                   "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
-    worker = None
-    try:
-        wait_port(redis_port, redis_proc, "redis-server")
-        url = f"redis://127.0.0.1:{redis_port}/0"
+    with private_redis() as (url, workdir), stopping() as procs:
         pools = [f"p{i}" for i in range(args.pools)]
         config = {"f5": {"host": "127.0.0.1", "password_env": "BENCH_F5_PASSWORD"},
                   "scheduler": {"metrics_fetch_interval": 60_000, "stale_after": 3600},
@@ -58,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))
         env = {**os.environ, "REDIS_URL": url, "BENCH_F5_PASSWORD": "unused", "PYTHONPATH": str(REPO)}
         with open(workdir / "scorer.log", "wb") as log:
-            worker = subprocess.Popen([sys.executable, "-m", "cli.main", "scorer", "--config",
-                                       str(workdir / "config.yaml")], cwd=REPO, env=env, stdout=log, stderr=log)
+            procs(subprocess.Popen([sys.executable, "-m", "cli.main", "scorer", "--config",
+                                    str(workdir / "config.yaml")], cwd=REPO, env=env, stdout=log, stderr=log))
         store = make_store(url)
         wait_for("the published config", lambda: len(store.pool_keys()) == args.pools, timeout=30)
         now = time.time()
@@ -86,12 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scoring latency: {args.jobs} sequential jobs on one pool, then {args.pools} pools at once")
         print(format_report(latency_report(store)))
         print(f"    command: {sys.executable} -m bench.scoring_bench --jobs {args.jobs} --pools {args.pools}")
-    finally:
-        for proc in (worker, redis_proc):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
