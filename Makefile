@@ -30,7 +30,7 @@ browser-deps:
 	  ($(SUDO) apt-get update -qq && $(SUDO) $(APT) install chromium) \
 	  || echo "warning: chromium could not be installed; tests/api/test_ui.py will be skipped"; }
 
-$(VENV)/.installed: setup.cfg setup.py
+$(VENV)/.installed: pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -46,11 +46,11 @@ test: install browser-deps
 	$(PY) -m pytest -q -m "not faults"
 
 bench-scoring: install
-	$(PY) -m bench.scoring_bench
+	$(PY) -m llmsched.bench.scoring_bench
 
 bench-api: install
 	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) $(APT) install wrk)
-	$(PY) -m bench.api_bench
+	$(PY) -m llmsched.bench.api_bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,4 +1,4 @@
 """The decision API served to BIG-IP: a stateless Flask app; any number of replicas share one Redis."""
-from api.app import create_app
+from llmsched.api.app import create_app
 
 __all__ = ["create_app"]

@@ -11,8 +11,8 @@ import statistics
 from collections import Counter
 from collections.abc import Callable
 
-from shared.routing.decide import Eligible
-from shared.routing.picker import pick_weighted, shares
+from llmsched.shared.routing.decide import Eligible
+from llmsched.shared.routing.picker import pick_weighted, shares
 
 
 def _picks(pool: Eligible, iterations: int, rng: random.Random) -> list[str | None]:

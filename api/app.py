@@ -1,7 +1,7 @@
 """Flask app factory: wires the Redis store, the blueprints and JSON error handling.
 
 A replica needs only where Redis is: `create_app(store)` in tests, or the environment under gunicorn
-(`api.wsgi:app`): `REDIS_URL`, or `LLMSCHED_REDIS_SENTINELS` + `LLMSCHED_REDIS_MASTER`; `LLMSCHED_NAMESPACE`;
+(`llmsched.api.wsgi:app`): `REDIS_URL`, or `LLMSCHED_REDIS_SENTINELS` + `LLMSCHED_REDIS_MASTER`; `LLMSCHED_NAMESPACE`;
 `LLMSCHED_REDIS_TIMEOUT`. It keeps no state of its own.
 """
 from __future__ import annotations
@@ -12,19 +12,19 @@ import random
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from api.decisions import decisions
-from api.dispatch import DispatchRecorder
-from api.fastpath import SelectFastPath
-from api.guard import check_admin_token
-from api.health import health
-from api.metrics import metrics
-from api.pools import pools
-from api.responses import json_response
-from api.ui import ui
-from api.validation import RequestError
-from shared.config_model import RedisConfig
-from shared.redis_conn import Breaker, client_for, target_from_env
-from shared.store import Store
+from llmsched.api.decisions import decisions
+from llmsched.api.dispatch import DispatchRecorder
+from llmsched.api.fastpath import SelectFastPath
+from llmsched.api.guard import check_admin_token
+from llmsched.api.health import health
+from llmsched.api.metrics import metrics
+from llmsched.api.pools import pools
+from llmsched.api.responses import json_response
+from llmsched.api.ui import ui
+from llmsched.api.validation import RequestError
+from llmsched.shared.config_model import RedisConfig
+from llmsched.shared.redis_conn import Breaker, client_for, target_from_env
+from llmsched.shared.store import Store
 
 MAX_BODY_BYTES = 1 << 20
 CONNECT_TIMEOUT_S = 0.1

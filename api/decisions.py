@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from flask import Blueprint, current_app, request
 from loguru import logger
 
-from api import analysis
-from api.dispatch import DispatchRecorder
-from api.metrics import record_decision, record_rejected
-from api.responses import json_response, rng, store, text_response
-from api.validation import RequestError, parse_iterations, parse_schedule_request
-from shared.errors import StoreError
-from shared.store import Store
-from shared.routing.decide import NONE, decide, eligible
+from llmsched.api import analysis
+from llmsched.api.dispatch import DispatchRecorder
+from llmsched.api.metrics import record_decision, record_rejected
+from llmsched.api.responses import json_response, rng, store, text_response
+from llmsched.api.validation import RequestError, parse_iterations, parse_schedule_request
+from llmsched.shared.errors import StoreError
+from llmsched.shared.store import Store
+from llmsched.shared.routing.decide import NONE, decide, eligible
 
 decisions = Blueprint("decisions", __name__)
 
@@ -61,7 +61,7 @@ def record_outcome(outcome: Outcome, recorder: DispatchRecorder, seconds: float)
 
 @decisions.post("/scheduler/select")
 def select():
-    # Normally answered by api.fastpath before Flask routes it; kept so the route, its 405 and a Flask-only
+    # Normally answered by llmsched.api.fastpath before Flask routes it; kept so the route, its 405 and a Flask-only
     # deployment (fast path off) behave the same.
     started = time.perf_counter()
     try:

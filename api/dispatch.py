@@ -15,7 +15,7 @@ import time
 import redis
 from loguru import logger
 
-from shared.store import Store
+from llmsched.shared.store import Store
 
 EXPIRE_EVERY_S = 1.0
 

@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterable
 import orjson
 from loguru import logger
 
-from api.decisions import Outcome, answer_select, record_outcome
-from api.dispatch import DispatchRecorder
-from api.metrics import record_rejected
-from api.responses import TEXT
-from api.validation import RequestError
-from shared.store import Store
+from llmsched.api.decisions import Outcome, answer_select, record_outcome
+from llmsched.api.dispatch import DispatchRecorder
+from llmsched.api.metrics import record_rejected
+from llmsched.api.responses import TEXT
+from llmsched.api.validation import RequestError
+from llmsched.shared.store import Store
 
 SELECT_PATH = "/scheduler/select"
 _REASONS = {200: "200 OK", 400: "400 BAD REQUEST", 413: "413 REQUEST ENTITY TOO LARGE",

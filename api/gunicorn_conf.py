@@ -1,4 +1,4 @@
-"""gunicorn settings for the llmsched API: `gunicorn -c python:api.gunicorn_conf api.wsgi:app`.
+"""gunicorn settings for the llmsched API: `gunicorn -c python:llmsched.api.gunicorn_conf llmsched.api.wsgi:app`.
 
 Shipped inside the package so an installed llmsched finds them; deploy/gunicorn.conf.py re-exports them for
 `gunicorn -c deploy/gunicorn.conf.py` from a checkout.
@@ -8,7 +8,7 @@ LLMSCHED_API_BIND (host:port), LLMSCHED_API_WORKERS, LLMSCHED_API_THREADS, LLMSC
 
 Metrics: every worker counts its own decisions, so prometheus_client runs in multiprocess mode: values live in
 files under PROMETHEUS_MULTIPROC_DIR and GET /metrics merges them. `llmsched api` creates a directory per run
-(LLMSCHED_PROM_DIR_OWNED=1: removed at exit); a plain `gunicorn -c python:api.gunicorn_conf` without the
+(LLMSCHED_PROM_DIR_OWNED=1: removed at exit); a plain `gunicorn -c python:llmsched.api.gunicorn_conf` without the
 variable gets one here. The hooks below clear a reused directory at start and retire dead workers' files.
 """
 import glob
@@ -20,8 +20,8 @@ import shutil
 from gunicorn.glogging import Logger
 from loguru import logger
 
-from api.metrics_dir import private_metrics_dir
-from shared.logging import setup_logging
+from llmsched.api.metrics_dir import private_metrics_dir
+from llmsched.shared.logging import setup_logging
 
 bind = os.environ.get("LLMSCHED_API_BIND", "0.0.0.0:8080")
 # Decisions are short and CPU-bound around one Redis round trip: plain sync workers, about one per core,

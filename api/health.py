@@ -11,8 +11,8 @@ import time
 
 from flask import Blueprint
 
-from api.responses import json_response, store
-from shared.errors import StoreError
+from llmsched.api.responses import json_response, store
+from llmsched.shared.errors import StoreError
 
 health = Blueprint("health", __name__)
 

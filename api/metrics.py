@@ -19,15 +19,15 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from api.responses import store
-from shared import telemetry as t
-from shared.errors import StoreError
-from shared.status import read_status
-from shared.store import Store
+from llmsched.api.responses import store
+from llmsched.shared import telemetry as t
+from llmsched.shared.errors import StoreError
+from llmsched.shared.status import read_status
+from llmsched.shared.store import Store
 
 metrics = Blueprint("metrics", __name__)
 
-# Reason of a decision (shared.routing.decide) -> its bounded `reason` label.
+# Reason of a decision (llmsched.shared.routing.decide) -> its bounded `reason` label.
 REASON_CLASSES: dict[str, str] = {
     "picked": "picked",
     "pool_fallback is set": "pool_fallback",
@@ -73,7 +73,7 @@ def record_rejected(status: int) -> None:
 
 
 class RedisStatusCollector(Collector):
-    """Per-member and per-pool gauges computed from Redis at each scrape (shared.status, like the status page)."""
+    """Per-member and per-pool gauges computed from Redis at each scrape (llmsched.shared.status, like the status page)."""
 
     def __init__(self, store_: Store) -> None:
         self.store = store_

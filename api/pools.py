@@ -10,9 +10,9 @@ import time
 
 from flask import Blueprint, request
 
-from api.responses import json_response, store, text_response
-from api.validation import RequestError
-from shared.errors import StoreError
+from llmsched.api.responses import json_response, store, text_response
+from llmsched.api.validation import RequestError
+from llmsched.shared.errors import StoreError
 
 pools = Blueprint("pools", __name__)
 

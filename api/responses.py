@@ -6,7 +6,7 @@ import random
 import orjson
 from flask import Response, current_app
 
-from shared.store import Store
+from llmsched.shared.store import Store
 
 TEXT = "text/plain; charset=utf-8"
 

@@ -2,7 +2,7 @@
 
 The page is static HTML, CSS and JS in api/static/ (no build step, nothing fetched from elsewhere); its script
 fetches `/ui/data.json` every 2 s and renders every pool: members with their BIG-IP state, engine, metrics,
-score, expected share and data age, and the last errors. The JSON is `shared.status.read_status`, the same
+score, expected share and data age, and the last errors. The JSON is `llmsched.shared.status.read_status`, the same
 view `llmsched status` prints.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from flask import Blueprint, send_from_directory
 
-from api.responses import json_response, store
-from shared.errors import StoreError
-from shared.status import read_status
+from llmsched.api.responses import json_response, store
+from llmsched.shared.errors import StoreError
+from llmsched.shared.status import read_status
 
 STATIC = Path(__file__).resolve().parent / "static"
 

@@ -1,8 +1,8 @@
-"""The WSGI entry point for gunicorn (`gunicorn -c python:api.gunicorn_conf api.wsgi:app`)."""
+"""The WSGI entry point for gunicorn (`gunicorn -c python:llmsched.api.gunicorn_conf llmsched.api.wsgi:app`)."""
 import os
 
-from api.app import create_app
-from shared.logging import setup_logging
+from llmsched.api.app import create_app
+from llmsched.shared.logging import setup_logging
 
 setup_logging("api", os.environ.get("LLMSCHED_LOG_LEVEL", "INFO"), os.environ.get("LLMSCHED_LOG_FORMAT", "text"),
               intercept_stdlib=False)

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.processes import free_port, private_redis, stopping, wait_port
+from llmsched.bench.processes import free_port, private_redis, stopping, wait_port
 
 REPO = Path(__file__).resolve().parents[1]
 MEMBERS = [f"10.0.0.{i}:8000" for i in range(1, 9)]
@@ -85,8 +85,8 @@ def profile_decisions(redis_url: str, n: int = 5000) -> str:
 
     from loguru import logger
 
-    from api.app import create_app
-    from shared.store import Store, connect
+    from llmsched.api.app import create_app
+    from llmsched.shared.store import Store, connect
     logger.remove()     # as in production at INFO: per-decision lines are DEBUG
     app = create_app(Store(connect(redis_url, socket_timeout=1.0)))
     body = PAYLOAD.encode()
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which("wrk") or not shutil.which("redis-server"):
         raise SystemExit("needs wrk and redis-server (make bench-api installs them)")
 
-    from scorer import step  # noqa: F401  (fail early if the project is not installed)
+    from llmsched.scorer import step  # noqa: F401  (fail early if the project is not installed)
     from tests.helpers import make_store, seed
 
     api_port = free_port()
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                                for i, m in enumerate(MEMBERS)}, pool="bench_pool", stale_after=3600.0,
              herd_control=not args.no_herd_control)
         env = {**os.environ, "LLMSCHED_LOG_LEVEL": "warning"}
-        api_proc = procs(subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--redis-url", url, "--bind",
+        api_proc = procs(subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "api", "--redis-url", url, "--bind",
                                            f"127.0.0.1:{api_port}", "--workers", str(args.workers)], env=env,
                                           cwd=REPO))
         wait_port(api_port, api_proc, "API")

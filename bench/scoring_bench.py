@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.processes import private_redis, stopping
+from llmsched.bench.processes import private_redis, stopping
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,10 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pools", type=int, default=100)
     args = ap.parse_args(argv)
 
-    from cli.scorer import format_report
-    from scorer.jobs import latency_report
-    from shared.jobs import enqueue_scoring
-    from shared.members import Member
+    from llmsched.cli.scorer import format_report
+    from llmsched.scorer.jobs import latency_report
+    from llmsched.shared.jobs import enqueue_scoring
+    from llmsched.shared.members import Member
     from tests.helpers import make_store
 
     with private_redis() as (url, workdir), stopping() as procs:
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))
         env = {**os.environ, "REDIS_URL": url, "BENCH_F5_PASSWORD": "unused", "PYTHONPATH": str(REPO)}
         with open(workdir / "scorer.log", "wb") as log:
-            procs(subprocess.Popen([sys.executable, "-m", "cli.main", "scorer", "--config",
+            procs(subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "scorer", "--config",
                                     str(workdir / "config.yaml")], cwd=REPO, env=env, stdout=log, stderr=log))
         store = make_store(url)
         wait_for("the published config", lambda: len(store.pool_keys()) == args.pools, timeout=30)
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for("the burst", lambda: latency_report(store).get("burst", {}).get("count") == args.pools)
         print(f"scoring latency: {args.jobs} sequential jobs on one pool, then {args.pools} pools at once")
         print(format_report(latency_report(store)))
-        print(f"    command: {sys.executable} -m bench.scoring_bench --jobs {args.jobs} --pools {args.pools}")
+        print(f"    command: {sys.executable} -m llmsched.bench.scoring_bench --jobs {args.jobs} --pools {args.pools}")
     return 0
 
 

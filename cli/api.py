@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-GUNICORN_CONF = "python:api.gunicorn_conf"     # a module of the package, so an installed copy finds it
+GUNICORN_CONF = "python:llmsched.api.gunicorn_conf"     # a module of the package, so an installed copy finds it
 HELP = "serve the decision API with gunicorn (needs only Redis)"
 
 
@@ -27,7 +27,7 @@ def api_environment(args: argparse.Namespace, env: dict[str, str], config=None) 
     env = dict(env)
     host, port = "0.0.0.0", 8080
     if config is not None:
-        from shared.redis_conn import target_from_config
+        from llmsched.shared.redis_conn import target_from_config
         host, port = config.global_.api_host, config.global_.api_port
         if not env.get("REDIS_URL") and (target := target_from_config(config.redis)):
             for name, value in target.env().items():
@@ -44,7 +44,7 @@ def api_environment(args: argparse.Namespace, env: dict[str, str], config=None) 
     if args.workers:
         env["LLMSCHED_API_WORKERS"] = str(args.workers)
     # Per run, for the workers' metric files; api/gunicorn_conf.py empties it at start, removes it at exit.
-    from api.metrics_dir import private_metrics_dir
+    from llmsched.api.metrics_dir import private_metrics_dir
     private_metrics_dir(env)
     return env
 
@@ -52,10 +52,10 @@ def api_environment(args: argparse.Namespace, env: dict[str, str], config=None) 
 def run(args: argparse.Namespace) -> int:
     config = None
     if args.config:
-        from cli.process import load
+        from llmsched.cli.process import load
         if (config := load(args.config)) is None:
             return 1
     env = api_environment(args, dict(os.environ), config)
-    argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "api.wsgi:app"]
+    argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "llmsched.api.wsgi:app"]
     os.execve(sys.executable, argv, env)
     return 0  # not reached: exec replaces this process

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.sim import report, scenario
+    from llmsched.bench.sim import report, scenario
 
     policies = [p.strip() for p in args.policies.split(",") if p.strip()] if args.policies else None
     try:

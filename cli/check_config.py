@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from shared.config import load_config, render_effective
-from shared.errors import ConfigError
+from llmsched.shared.config import load_config, render_effective
+from llmsched.shared.errors import ConfigError
 
 
 def run(path: str) -> int:
@@ -30,8 +30,8 @@ def run(path: str) -> int:
     return 0
 
 
-if __name__ == "__main__":  # convenience: python -m cli.check_config FILE
+if __name__ == "__main__":  # convenience: python -m llmsched.cli.check_config FILE
     if len(sys.argv) != 2:
-        print("usage: python -m cli.check_config FILE", file=sys.stderr)
+        print("usage: python -m llmsched.cli.check_config FILE", file=sys.stderr)
         sys.exit(2)
     sys.exit(run(sys.argv[1]))

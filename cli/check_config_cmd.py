@@ -11,5 +11,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli import check_config
+    from llmsched.cli import check_config
     return check_config.run(args.file)

@@ -76,13 +76,13 @@ class Processes:
     """The demo's child processes, each in its own process group, stopped in reverse order."""
 
     def __init__(self, env: dict[str, str], logdir: str) -> None:
-        from cli.up import _parent_death_signal
+        from llmsched.cli.up import _parent_death_signal
         self.env, self.logdir, self.preexec = env, logdir, _parent_death_signal
         self.procs: list[tuple[str, subprocess.Popen]] = []
 
     def start(self, name: str, argv: list[str], banner: bool) -> subprocess.Popen:
         log = open(os.path.join(self.logdir, f"{name.replace(' ', '_').replace('=', '')}.log"), "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "cli.main", *argv], env=self.env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", *argv], env=self.env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE if banner else log, stderr=log, process_group=0,
                                 preexec_fn=self.preexec())
         log.close()
@@ -91,7 +91,7 @@ class Processes:
 
     def stop(self, grace: float = 6.0) -> None:
         """Stop the newest first, each before the next (`up` must log out of the BIG-IP before it goes)."""
-        from cli.up import _signal
+        from llmsched.cli.up import _signal
         for _, proc in reversed(self.procs):
             _signal(proc, signal.SIGTERM)
             try:
@@ -117,7 +117,7 @@ def read_banner(proc: subprocess.Popen, name: str, timeout: float = 20.0) -> tup
 
 def start_stack(procs: Processes, workdir: str) -> tuple[dict[str, str], str, subprocess.Popen]:
     """Emulators, config, `llmsched up`; returns (member -> label, API base URL, the up process)."""
-    from cli.up import free_port
+    from llmsched.cli.up import free_port
     engines = [(label, procs.start(f"engine {label}", ["emulate", "engine", "--host", "127.0.0.1", "--port", "0",
                                                          "--model", MODEL, *opts], banner=True))
                for label, opts in ENGINES]
@@ -263,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
     import secrets
     import shutil
 
-    from cli.up import child_environment
+    from llmsched.cli.up import child_environment
 
     workdir = tempfile.mkdtemp(prefix="llmsched-demo-")
     env = child_environment(None)

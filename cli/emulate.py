@@ -1,6 +1,6 @@
 """`llmsched emulate f5|engine ...`: run the BIG-IP or the inference-engine emulator (see docs/emulators.md).
 
-Everything after `emulate` goes to `emulators.cli.main`, so `llmsched emulate engine --help` shows the
+Everything after `emulate` goes to `llmsched.emulators.cli.main`, so `llmsched emulate engine --help` shows the
 emulator's own options.
 """
 from __future__ import annotations
@@ -16,6 +16,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emulators.cli import main
+    from llmsched.emulators.cli import main
 
     return main(list(args.argv))

@@ -11,17 +11,17 @@ import sys
 
 # (command, module) in the order `llmsched --help` lists them.
 COMMANDS: tuple[tuple[str, str], ...] = (
-    ("check-config", "cli.check_config_cmd"),
-    ("api", "cli.api"),
-    ("seed", "cli.seed"),
-    ("poller", "cli.poller"),
-    ("scraper", "cli.scraper"),
-    ("scorer", "cli.scorer"),
-    ("up", "cli.up"),
-    ("status", "cli.status"),
-    ("demo", "cli.demo"),
-    ("emulate", "cli.emulate"),
-    ("bench", "cli.bench"),
+    ("check-config", "llmsched.cli.check_config_cmd"),
+    ("api", "llmsched.cli.api"),
+    ("seed", "llmsched.cli.seed"),
+    ("poller", "llmsched.cli.poller"),
+    ("scraper", "llmsched.cli.scraper"),
+    ("scorer", "llmsched.cli.scorer"),
+    ("up", "llmsched.cli.up"),
+    ("status", "llmsched.cli.status"),
+    ("demo", "llmsched.cli.demo"),
+    ("emulate", "llmsched.cli.emulate"),
+    ("bench", "llmsched.cli.bench"),
 )
 
 

@@ -20,12 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from loguru import logger
 
-    from cli.process import COLLECTOR_REDIS_TIMEOUT, run_until_signal, start, watching
-    from collectors.ha import Duty
-    from collectors.poller import Poller
-    from shared import telemetry
-    from shared.reload import ConfigWatcher
-    from shared.watchdog import WATCH_INTERVAL_S
+    from llmsched.cli.process import COLLECTOR_REDIS_TIMEOUT, run_until_signal, start, watching
+    from llmsched.collectors.ha import Duty
+    from llmsched.collectors.poller import Poller
+    from llmsched.shared import telemetry
+    from llmsched.shared.reload import ConfigWatcher
+    from llmsched.shared.watchdog import WATCH_INTERVAL_S
 
     started = start(args, "poller")
     if started is None:

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from shared.config import load_config
-from shared.config_model import Config
-from shared.errors import ConfigError
-from shared.keys import Keys
-from shared.lease import Lease
-from shared.logging import setup_logging
-from shared.redis_conn import RedisTarget, client_for, target_from_config
-from shared.reload import ConfigWatcher
-from shared.store import Store
+from llmsched.shared.config import load_config
+from llmsched.shared.config_model import Config
+from llmsched.shared.errors import ConfigError
+from llmsched.shared.keys import Keys
+from llmsched.shared.lease import Lease
+from llmsched.shared.logging import setup_logging
+from llmsched.shared.redis_conn import RedisTarget, client_for, target_from_config
+from llmsched.shared.reload import ConfigWatcher
+from llmsched.shared.store import Store
 
 COLLECTOR_REDIS_TIMEOUT = 2.0   # s; the collectors are off the request path, so they may wait longer than a decision
 LEASE_REDIS_TIMEOUT_MAX = 1.0   # s; a lease call never waits longer than a third of the lease's TTL, nor this

@@ -29,25 +29,25 @@ def format_report(report: dict[str, dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli.process import start
-    from shared.errors import StoreError
+    from llmsched.cli.process import start
+    from llmsched.shared.errors import StoreError
 
     started = start(args, "scorer")
     if started is None:
         return 1
     config = started.config
-    from scorer.worker import ScoringWorker
+    from llmsched.scorer.worker import ScoringWorker
 
     worker = ScoringWorker(config, args.config, name=args.name, target=started.redis)
     if args.report:
-        from scorer.jobs import latency_report
+        from llmsched.scorer.jobs import latency_report
         try:
             print(format_report(latency_report(worker.store)))
         except StoreError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
-    from scorer.telemetry import ScoringCollector
-    from shared.telemetry import serve
+    from llmsched.scorer.telemetry import ScoringCollector
+    from llmsched.shared.telemetry import serve
     serve("scorer", config.telemetry, extra=[ScoringCollector(worker.store)])
     return worker.run()

@@ -3,7 +3,7 @@
 Members come from Redis (the poller's membership); the scraper never talks to BIG-IP. Exit codes: 0 after a
 signal, 1 when the configuration is invalid or names no Redis. Engines or Redis being unreachable is never a
 reason to exit: failures are recorded per member, Redis is retried every cycle. Valid edits of the config file
-are applied between cycles (shared.reload.ConfigWatcher). Several scrapers may run: only the holder of the
+are applied between cycles (llmsched.shared.reload.ConfigWatcher). Several scrapers may run: only the holder of the
 `scraper` lease scrapes, the others stand by (docs/ha.md).
 """
 from __future__ import annotations
@@ -26,14 +26,14 @@ def run(args: argparse.Namespace) -> int:
     import aiohttp
     from loguru import logger
 
-    from cli.process import COLLECTOR_REDIS_TIMEOUT, run_until_signal, start, watching
-    from collectors.ha import Duty
-    from collectors.scraper import Scraper
-    from shared.config_model import Config
-    from shared.logging import setup_logging
-    from shared import telemetry
-    from shared.reload import ConfigWatcher
-    from shared.watchdog import WATCH_INTERVAL_S
+    from llmsched.cli.process import COLLECTOR_REDIS_TIMEOUT, run_until_signal, start, watching
+    from llmsched.collectors.ha import Duty
+    from llmsched.collectors.scraper import Scraper
+    from llmsched.shared.config_model import Config
+    from llmsched.shared.logging import setup_logging
+    from llmsched.shared import telemetry
+    from llmsched.shared.reload import ConfigWatcher
+    from llmsched.shared.watchdog import WATCH_INTERVAL_S
 
     started = start(args, "scraper")
     if started is None:

@@ -9,11 +9,11 @@ import argparse
 import random
 import time
 
-from scorer.step import score_pool
-from shared.config_model import MODE_NAMES, Config, FallbackConfig, ModeConfig, PoolConfig, SchedulerConfig
-from shared.members import Member
-from shared.publish import publish_config
-from shared.store import Store, connect
+from llmsched.scorer.step import score_pool
+from llmsched.shared.config_model import MODE_NAMES, Config, FallbackConfig, ModeConfig, PoolConfig, SchedulerConfig
+from llmsched.shared.members import Member
+from llmsched.shared.publish import publish_config
+from llmsched.shared.store import Store, connect
 
 
 HELP = "write a scored example pool into Redis, to try the API by hand"

@@ -87,11 +87,11 @@ def format_status(view: dict) -> str:
 def _store(args: argparse.Namespace):
     import os
 
-    from shared.redis_conn import RedisTarget, client_for, target_from_config
-    from shared.store import Store
+    from llmsched.shared.redis_conn import RedisTarget, client_for, target_from_config
+    from llmsched.shared.store import Store
     target, namespace = RedisTarget(url=args.redis_url or os.environ.get("REDIS_URL")), args.namespace
     if args.config:
-        from shared.config import load_config
+        from llmsched.shared.config import load_config
         config = load_config(args.config)
         target = target or target_from_config(config.redis)
         namespace = namespace or config.redis.namespace
@@ -106,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
     import orjson
 
-    from shared.errors import ConfigError, StoreError
-    from shared.status import read_status, select_pools
+    from llmsched.shared.errors import ConfigError, StoreError
+    from llmsched.shared.status import read_status, select_pools
 
     try:
         store = _store(args)

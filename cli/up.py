@@ -1,11 +1,11 @@
 """`llmsched up --config FILE`: the whole scheduler on one machine, as supervised child processes.
 
 It starts the poller, the scraper, the scoring worker(s) and the API (gunicorn), each as
-`python -m cli.main <command> --config FILE`; with `--ha`, two pollers and two scrapers (their leases in Redis let
+`python -m llmsched.cli.main <command> --config FILE`; with `--ha`, two pollers and two scrapers (their leases in Redis let
 one of each work, docs/ha.md). Without a Redis (neither `redis.url`, `REDIS_URL` nor `redis.sentinels`) it first
 starts a private redis-server on 127.0.0.1 (free port, temp dir, no persistence) and gives every child its URL in
 `REDIS_URL`; if that Redis dies it is started again, empty, and the children write their state back by themselves
-(`shared.watchdog`). A child that exits is restarted after a backoff that doubles with each quick failure (0.5 s up to
+(`llmsched.shared.watchdog`). A child that exits is restarted after a backoff that doubles with each quick failure (0.5 s up to
 30 s; a run longer than 30 s resets it). SIGINT (Ctrl-C) or SIGTERM stops everything: SIGTERM to every child,
 up to 4 s to exit, then SIGKILL; the private Redis is stopped last. The whole stop takes less than 5 s.
 
@@ -170,7 +170,7 @@ class PrivateRedis:
 
 def child_commands(config_path: str, workers: int, scorers: int, available: set[str],
                    ha: bool = False) -> list[Child]:
-    base = [sys.executable, "-m", "cli.main"]
+    base = [sys.executable, "-m", "llmsched.cli.main"]
     copies = 2 if ha else 1
     wanted = [(f"{role}-{i + 1}" if copies > 1 else role, [role, "--config", config_path])
               for role in ("poller", "scraper") for i in range(copies)]
@@ -188,7 +188,7 @@ def assign_metrics_ports(children: list[Child], telemetry, free: bool) -> dict[s
     taken: set[int] = set()
     ports: dict[str, int] = {}
     for child in children:
-        kind = child.argv[3] if len(child.argv) > 3 else ""     # [python, -m, cli.main, <command>, ...]
+        kind = child.argv[3] if len(child.argv) > 3 else ""     # [python, -m, llmsched.cli.main, <command>, ...]
         if kind not in ("poller", "scraper", "scorer"):
             continue
         if free:
@@ -247,7 +247,7 @@ class Supervisor:
 
     def _restart_redis(self) -> None:
         # Its data is gone: start it again on the same port. Each child notices the empty Redis within half a
-        # second and writes back what it last wrote (shared.watchdog), so none of them needs a restart.
+        # second and writes back what it last wrote (llmsched.shared.watchdog), so none of them needs a restart.
         self.log.error("the private redis-server died; starting it again (empty: the processes write their state "
                        "back)")
         self.redis.stop(keep_dir=True)
@@ -280,10 +280,10 @@ def api_address(config) -> str:
 def run(args: argparse.Namespace) -> int:
     from loguru import logger
 
-    from cli.main import COMMANDS
-    from cli.process import load
-    from shared.logging import setup_logging
-    from shared.redis_conn import RedisTarget, target_from_config
+    from llmsched.cli.main import COMMANDS
+    from llmsched.cli.process import load
+    from llmsched.shared.logging import setup_logging
+    from llmsched.shared.redis_conn import RedisTarget, target_from_config
 
     if (config := load(args.config)) is None:
         return 1

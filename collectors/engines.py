@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from collectors.prom import Exposition, Sample, finite, parse_exposition
-from shared.config_model import EngineVariant
+from llmsched.collectors.prom import Exposition, Sample, finite, parse_exposition
+from llmsched.shared.config_model import EngineVariant
 
 METRIC_TYPES: tuple[str, ...] = ("waiting_queue", "cache_usage", "running_req")
 BASE_ENGINES: tuple[str, ...] = ("vllm", "sglang")

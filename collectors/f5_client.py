@@ -21,11 +21,11 @@ from typing import Any
 import aiohttp
 from loguru import logger
 
-from collectors.f5_errors import F5AuthError, F5ProtocolError, F5TLSError, F5Unreachable, classify
-from collectors.f5_members import ParsedMembers, members_path, parse_members, pool_full_path
-from shared import telemetry
-from shared.config_model import F5Config
-from shared.errors import F5Error
+from llmsched.collectors.f5_errors import F5AuthError, F5ProtocolError, F5TLSError, F5Unreachable, classify
+from llmsched.collectors.f5_members import ParsedMembers, members_path, parse_members, pool_full_path
+from llmsched.shared import telemetry
+from llmsched.shared.config_model import F5Config
+from llmsched.shared.errors import F5Error
 
 LOGIN_PATH = "/mgmt/shared/authn/login"
 TOKENS_PATH = "/mgmt/shared/authz/tokens/"

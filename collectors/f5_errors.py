@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shared.errors import F5Error
+from llmsched.shared.errors import F5Error
 
 MAX_MESSAGE = 300      # BIG-IP messages can embed whole URIs; keep log lines and Redis docs short
 

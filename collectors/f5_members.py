@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from shared.members import Member, parse_member_name, strip_route_domain
+from llmsched.shared.members import Member, parse_member_name, strip_route_domain
 
 # What the poller reads of each member; everything else (monitor, connectionLimit, ...) stays on BIG-IP.
 MEMBER_FIELDS = ("name", "address", "session", "state", "ratio", "priorityGroup", "ephemeral", "fqdn")

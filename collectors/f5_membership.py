@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.f5_errors import F5NotFound
-from collectors.f5_members import pool_full_path
-from shared.config_model import PoolConfig
-from shared.errors import F5Error
+from llmsched.collectors.f5_errors import F5NotFound
+from llmsched.collectors.f5_members import pool_full_path
+from llmsched.shared.config_model import PoolConfig
+from llmsched.shared.errors import F5Error
 
 
 @dataclass

@@ -1,11 +1,11 @@
 """High availability of a collector process (poller, scraper): its role's lease and its Redis watchdog.
 
-Several pollers and several scrapers may run; each role has one lease in Redis (`shared.lease`) and only its
+Several pollers and several scrapers may run; each role has one lease in Redis (`llmsched.shared.lease`) and only its
 holder works (polls BIG-IP, scrapes engines, writes). The others stand by and take over within about 4 s when
 the holder dies. A collector asks `duty.active` before each piece of work and before each write, so a holder that
 loses its lease stops at once.
 
-The watchdog (`shared.watchdog`) notices Redis coming back, or coming back empty; the collector's `restore` then
+The watchdog (`llmsched.shared.watchdog`) notices Redis coming back, or coming back empty; the collector's `restore` then
 writes back from memory what it last wrote, if it holds the lease (a standby's memory is not the latest).
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 
 import redis
 
-from shared.lease import Lease, keep
-from shared.store import Store
-from shared.watchdog import RedisWatchdog
+from llmsched.shared.lease import Lease, keep
+from llmsched.shared.store import Store
+from llmsched.shared.watchdog import RedisWatchdog
 
 
 class Duty:

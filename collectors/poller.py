@@ -4,13 +4,13 @@ Every `scheduler.pool_fetch_interval` seconds (the first time immediately at sta
 concurrently and writes each pool's membership document. When a pool's membership or any member's status
 changes, it enqueues a scoring job, so decisions follow BIG-IP within one poll interval (a member disabled on
 BIG-IP stops being picked even while the iRule still offers it). Failures never drop a pool: see
-`collectors.f5_membership`. Redis being down is logged and retried next cycle; the process never exits for it.
+`llmsched.collectors.f5_membership`. Redis being down is logged and retried next cycle; the process never exits for it.
 
-A new `Config` is swapped in between cycles with `apply_config` (`shared.reload.ConfigWatcher` calls it on the
+A new `Config` is swapped in between cycles with `apply_config` (`llmsched.shared.reload.ConfigWatcher` calls it on the
 event loop); a changed `f5` section replaces the BIG-IP client (the old token is deleted); pools and intervals
 take effect at once (the loop wakes up and runs a cycle with them); `redis.*` needs a restart.
 
-High availability (`collectors.ha.Duty`, docs/ha.md): with a lease, only its holder polls BIG-IP and writes; a
+High availability (`llmsched.collectors.ha.Duty`, docs/ha.md): with a lease, only its holder polls BIG-IP and writes; a
 standby only follows the config and polls at once when it takes the lease over. The membership last meant for
 Redis is kept per pool, so when Redis comes back (empty or not) the holder writes it back at once.
 """
@@ -23,19 +23,19 @@ from typing import Any
 
 from loguru import logger
 
-from collectors.f5_client import F5Client
-from collectors.f5_members import ParsedMembers
-from collectors.f5_membership import (PoolState, describe_error, failure_doc, membership_changes, status_counts,
+from llmsched.collectors.f5_client import F5Client
+from llmsched.collectors.f5_members import ParsedMembers
+from llmsched.collectors.f5_membership import (PoolState, describe_error, failure_doc, membership_changes, status_counts,
                                       success_doc)
-from collectors.ha import Duty
-from collectors.telemetry import PollTelemetry
-from shared.config_model import Config, PoolConfig
-from shared.errors import F5Error, StoreError
-from shared.jobs import enqueue_scoring
-from shared.logging import setup_logging
-from shared.publish import publish_config
-from shared.store import Store
-from shared.watchdog import rescore_now
+from llmsched.collectors.ha import Duty
+from llmsched.collectors.telemetry import PollTelemetry
+from llmsched.shared.config_model import Config, PoolConfig
+from llmsched.shared.errors import F5Error, StoreError
+from llmsched.shared.jobs import enqueue_scoring
+from llmsched.shared.logging import setup_logging
+from llmsched.shared.publish import publish_config
+from llmsched.shared.store import Store
+from llmsched.shared.watchdog import rescore_now
 
 PUBLISHER = "poller"
 STOP_GRACE = 2.0        # s a cycle may still run after SIGTERM before it is cancelled (exit within 5 s)

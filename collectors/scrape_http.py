@@ -13,8 +13,8 @@ import ssl
 
 import aiohttp
 
-from shared.config_model import MetricsConfig
-from shared.errors import ScrapeError
+from llmsched.shared.config_model import MetricsConfig
+from llmsched.shared.errors import ScrapeError
 
 MAX_BODY = 16 * 1024 * 1024     # a /metrics body is tens of KiB; a runaway one must not eat the scraper's memory
 ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"    # the classic text format, not OpenMetrics

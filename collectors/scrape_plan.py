@@ -14,8 +14,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared.config_model import MetricsConfig
-from shared.members import Member
+from llmsched.shared.config_model import MetricsConfig
+from llmsched.shared.members import Member
 
 
 @dataclass(frozen=True)

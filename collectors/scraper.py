@@ -10,7 +10,7 @@ then ask for the pool to be rescored.
   `status: error`, so the scoring step stops scoring that member.
 * Redis down: logged once, retried every cycle; the process never exits because of it.
 * `apply_config(new)` swaps a reloaded config in between cycles.
-* High availability (`collectors.ha.Duty`, docs/ha.md): with a lease, only its holder scrapes and writes; a
+* High availability (`llmsched.collectors.ha.Duty`, docs/ha.md): with a lease, only its holder scrapes and writes; a
   standby follows the config and starts a cycle at once when it takes the lease over. Each pool's last written
   scrape is kept, so when Redis comes back (empty or not) the holder writes it back at once.
 """
@@ -24,18 +24,18 @@ from collections.abc import Callable
 import aiohttp
 from loguru import logger
 
-from collectors.engines import EngineMap, Reading, build_engine_maps, read_engine
-from collectors.ha import Duty
-from collectors.scrape_http import Fetcher
-from collectors.scrape_plan import Target, plan_targets
-from collectors.telemetry import ScrapeTelemetry
-from shared.config_model import Config, PoolConfig
-from shared.errors import ScrapeError, StoreError
-from shared.jobs import enqueue_scoring
-from shared.members import Member
-from shared.publish import publish_config
-from shared.store import Store
-from shared.watchdog import rescore_now
+from llmsched.collectors.engines import EngineMap, Reading, build_engine_maps, read_engine
+from llmsched.collectors.ha import Duty
+from llmsched.collectors.scrape_http import Fetcher
+from llmsched.collectors.scrape_plan import Target, plan_targets
+from llmsched.collectors.telemetry import ScrapeTelemetry
+from llmsched.shared.config_model import Config, PoolConfig
+from llmsched.shared.errors import ScrapeError, StoreError
+from llmsched.shared.jobs import enqueue_scoring
+from llmsched.shared.members import Member
+from llmsched.shared.publish import publish_config
+from llmsched.shared.store import Store
+from llmsched.shared.watchdog import rescore_now
 
 JITTER_FRACTION = 0.1       # each cycle starts up to 10% of the interval (at most JITTER_MAX_S) after its tick
 JITTER_MAX_S = 1.0

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from collectors.f5_errors import (F5AuthError, F5HTTPError, F5NotFound, F5ProtocolError, F5TLSError,
+from llmsched.collectors.f5_errors import (F5AuthError, F5HTTPError, F5NotFound, F5ProtocolError, F5TLSError,
                                   F5Unavailable, F5Unreachable)
-from shared import telemetry as t
+from llmsched.shared import telemetry as t
 
 # Most specific class first: F5TLSError is an F5Unreachable, F5AuthError an F5HTTPError.
 _KINDS: tuple[tuple[type, str], ...] = (

@@ -1,7 +1,7 @@
 """Command line of the emulators: `main(argv)` with the subcommands `f5` and `engine`.
 
-Wired as `llmsched emulate f5|engine ...` (which calls `emulators.cli.main(argv)`) and as
-`python -m emulators f5|engine ...`. Each subcommand prints one line saying where it listens (plus the
+Wired as `llmsched emulate f5|engine ...` (which calls `llmsched.emulators.cli.main(argv)`) and as
+`python -m llmsched.emulators f5|engine ...`. Each subcommand prints one line saying where it listens (plus the
 certificate path for f5), serves until SIGINT/SIGTERM, then shuts down cleanly and returns 0.
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 import yaml
 from aiohttp import web
 
-from emulators.engine import serve_engine
-from emulators.engine_state import ENGINES, KV_NAMES, SGLANG_PREFIXES, EngineSpec
-from emulators.f5 import bound_port, serve_f5
-from emulators.f5_state import F5State, pool_from_config
+from llmsched.emulators.engine import serve_engine
+from llmsched.emulators.engine_state import ENGINES, KV_NAMES, SGLANG_PREFIXES, EngineSpec
+from llmsched.emulators.f5 import bound_port, serve_f5
+from llmsched.emulators.f5_state import F5State, pool_from_config
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,7 @@
 `GET /metrics` serves the exposition of spec Part B (vLLM V1, KV gauge old/both/new, DP=N) or Part C (SGLang,
 `sglang:` or `sglang_` prefix, per-TP duplicates) with Content-Type `text/plain; version=0.0.4; charset=utf-8`,
 computed from a continuous-batching model that real requests to `/v1/completions` and `/v1/chat/completions`
-load. `/_emulator/...` (see `emulators.engine_admin`) pins values and injects `/metrics` failures.
+load. `/_emulator/...` (see `llmsched.emulators.engine_admin`) pins values and injects `/metrics` failures.
 
 Python API: `build_engine_app(spec)` and `await serve_engine(host, port, spec) -> runner`.
 """
@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from emulators.basic_auth import decode_basic
-from emulators.engine_admin import add_admin_routes
-from emulators.engine_metrics import metrics_text, quirky
-from emulators.engine_openai import STATE_KEY, add_openai_routes
-from emulators.engine_state import EngineSpec, EngineState
-from emulators.expo import CONTENT_TYPE
+from llmsched.emulators.basic_auth import decode_basic
+from llmsched.emulators.engine_admin import add_admin_routes
+from llmsched.emulators.engine_metrics import metrics_text, quirky
+from llmsched.emulators.engine_openai import STATE_KEY, add_openai_routes
+from llmsched.emulators.engine_state import EngineSpec, EngineState
+from llmsched.emulators.expo import CONTENT_TYPE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 GARBAGE = "<html><body>502 Bad Gateway</body></html>\n{{ not prometheus }}\nvllm:num_requests_waiting{engine=\"0\" 12\n"

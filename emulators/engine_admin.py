@@ -9,10 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.admin_http import admin_body, admin_error
-from emulators.engine_openai import STATE_KEY
-from emulators.engine_sim import EngineCore, parse_speed
-from emulators.engine_state import METRICS_MODES, EngineState
+from llmsched.emulators.admin_http import admin_body, admin_error
+from llmsched.emulators.engine_openai import STATE_KEY
+from llmsched.emulators.engine_sim import EngineCore, parse_speed
+from llmsched.emulators.engine_state import METRICS_MODES, EngineState
 
 FORCEABLE = ("waiting", "running", "kv")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from emulators.engine_sim import FINISH_REASONS, EngineCore
-from emulators.engine_state import SGLANG_PREFIXES, EngineState
-from emulators.expo import Family, Histogram, Series, render
+from llmsched.emulators.engine_sim import FINISH_REASONS, EngineCore
+from llmsched.emulators.engine_state import SGLANG_PREFIXES, EngineState
+from llmsched.emulators.expo import Family, Histogram, Series, render
 
 KEY_GAUGES = ("num_requests_waiting", "kv_cache_usage_perc", "gpu_cache_usage_perc",
               "num_queue_reqs", "token_usage")

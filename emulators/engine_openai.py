@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.engine_sim import Sequence, count_tokens
-from emulators.engine_state import EngineState
+from llmsched.emulators.engine_sim import Sequence, count_tokens
+from llmsched.emulators.engine_state import EngineState
 
 STATE_KEY = web.AppKey("engine_state", EngineState)
 WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")

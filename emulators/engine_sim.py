@@ -14,7 +14,7 @@ import collections
 import time
 from dataclasses import dataclass, field
 
-from emulators.expo import Histogram
+from llmsched.emulators.expo import Histogram
 
 SPEED_PRESETS = {"fast": 1.0, "slow": 0.1}
 # Baseline ("fast", speed 1.0) costs; a speed factor s divides every duration by s.

@@ -11,7 +11,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
-from emulators.engine_sim import EngineCore, Sequence, parse_speed
+from llmsched.emulators.engine_sim import EngineCore, Sequence, parse_speed
 
 ENGINES = ("vllm", "sglang")
 KV_NAMES = ("old", "both", "new")

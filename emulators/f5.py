@@ -2,7 +2,7 @@
 
 Reproduces the wire formats of spec Part A: the login envelope and token item, PATCH/GET/DELETE of tokens
 with real expiry, the restjavad 401 shape, the mcpd 404/400 shapes, and pool-member collections (see
-`emulators.f5_ltm`). Test hooks live under `/_emulator/` (see `emulators.f5_admin`), outside `/mgmt`.
+`llmsched.emulators.f5_ltm`). Test hooks live under `/_emulator/` (see `llmsched.emulators.f5_admin`), outside `/mgmt`.
 
 Python API: `build_f5_app(state)` and `await serve_f5(host, port, state, tls=True) -> (runner, cert_path)`.
 """
@@ -15,13 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.basic_auth import decode_basic
-from emulators.f5_admin import add_admin_routes
-from emulators.f5_errors import client_ip, injected_failure, json_response, no_credentials, restjavad_error
-from emulators.f5_ltm import STATE_KEY, add_routes as add_ltm_routes
-from emulators.f5_members import LINK_HOST
-from emulators.f5_state import F5State, LoginError, Token
-from emulators.tls import CertFiles, generate_self_signed
+from llmsched.emulators.basic_auth import decode_basic
+from llmsched.emulators.f5_admin import add_admin_routes
+from llmsched.emulators.f5_errors import client_ip, injected_failure, json_response, no_credentials, restjavad_error
+from llmsched.emulators.f5_ltm import STATE_KEY, add_routes as add_ltm_routes
+from llmsched.emulators.f5_members import LINK_HOST
+from llmsched.emulators.f5_state import F5State, LoginError, Token
+from llmsched.emulators.tls import CertFiles, generate_self_signed
 
 LOGIN_PATH = "/mgmt/shared/authn/login"
 USER_KEY = web.RequestKey("f5_user", str)

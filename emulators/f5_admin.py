@@ -10,11 +10,11 @@ from dataclasses import asdict
 
 from aiohttp import web
 
-from emulators.admin_http import admin_body, admin_error
-from emulators.f5_errors import json_response
-from emulators.f5_ltm import STATE_KEY
-from emulators.f5_members import Pool, members_from_config, pool_path
-from emulators.f5_state import F5State, pool_from_config
+from llmsched.emulators.admin_http import admin_body, admin_error
+from llmsched.emulators.f5_errors import json_response
+from llmsched.emulators.f5_ltm import STATE_KEY
+from llmsched.emulators.f5_members import Pool, members_from_config, pool_path
+from llmsched.emulators.f5_state import F5State, pool_from_config
 
 
 def _state(request: web.Request) -> F5State:

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.f5_state import F5State
+from llmsched.emulators.f5_state import F5State
 
 MCPD_LOST = "The connection to mcpd has been lost, try again."
 GUI_RESTARTING_HTML = (
@@ -59,7 +59,7 @@ def pool_not_found(full_path: str) -> web.Response:
 
 def member_not_found(pool_path: str, member_ref: str) -> web.Response:
     """The member is written "pool node port", with spaces: `(/Common/p1 /Common/10.0.0.1 80)`."""
-    from emulators.f5_members import split_member_name
+    from llmsched.emulators.f5_members import split_member_name
 
     path = member_ref.replace("~", "/")
     folder, _, name = path.rpartition("/")

@@ -12,9 +12,9 @@ from urllib.parse import quote_plus
 
 from aiohttp import web
 
-from emulators.f5_errors import bad_request, folder_not_found, json_response, member_not_found, pool_not_found
-from emulators.f5_members import LINK_HOST, Pool, pool_path
-from emulators.f5_state import F5State
+from llmsched.emulators.f5_errors import bad_request, folder_not_found, json_response, member_not_found, pool_not_found
+from llmsched.emulators.f5_members import LINK_HOST, Pool, pool_path
+from llmsched.emulators.f5_state import F5State
 
 STATE_KEY = web.AppKey("f5_state", F5State)
 ODATA_KEYS = ("$select", "$filter", "$top", "$skip", "expandSubcollections")

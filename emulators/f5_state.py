@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulators.f5_members import LINK_HOST, Member, Pool, members_from_config
+from llmsched.emulators.f5_members import LINK_HOST, Member, Pool, members_from_config
 
 BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 

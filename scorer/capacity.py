@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from scorer.values import finite_metric
+from llmsched.scorer.values import finite_metric
 
 KV_KNEE = 0.9                   # KV-cache usage at which admissions start to stall and latency turns up
 SLOT_DEFAULTS = (256.0, 1024.0)  # vLLM's default max_num_seqs values, smallest first

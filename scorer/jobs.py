@@ -1,6 +1,6 @@
 """The scoring job the rq worker runs: clear the pool's pending flag, rescore the pool, record the latency.
 
-`score_pool_job` is what `shared.jobs.enqueue_scoring` enqueues by name. Its latency is measured from the
+`score_pool_job` is what `llmsched.shared.jobs.enqueue_scoring` enqueues by name. Its latency is measured from the
 moment the job was asked for (`enqueued_at`, set by the collector that wrote new data, e.g. at the end of a
 scrape) to the moment the new snapshot is in Redis: the time a decision can still see older scores than the
 data already in Redis. Running totals and a histogram per job reason, plus a capped list of recent samples,
@@ -22,10 +22,10 @@ import orjson
 import redis
 from loguru import logger
 
-from scorer.step import score_pool
-from shared.errors import StoreError
-from shared.jobs import clear_pending
-from shared.store import Store, connect
+from llmsched.scorer.step import score_pool
+from llmsched.shared.errors import StoreError
+from llmsched.shared.jobs import clear_pending
+from llmsched.shared.store import Store, connect
 
 # Upper bounds (s) of the latency histogram buckets; "+Inf" is added.
 LATENCY_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from scorer import normalizers as nz
-from scorer import saturation
-from scorer import weights as wt
-from scorer.values import finite_metric
-from shared.config_model import MODE_NAMES, ORIGINAL_MODE_NAMES
+from llmsched.scorer import normalizers as nz
+from llmsched.scorer import saturation
+from llmsched.scorer import weights as wt
+from llmsched.scorer.values import finite_metric
+from llmsched.shared.config_model import MODE_NAMES, ORIGINAL_MODE_NAMES
 
 __all__ = ["MODE_NAMES", "compute_scores"]
 

@@ -3,7 +3,7 @@
 The original's modes normalise every metric over the pool (min-max, log ratios, z-scores), so the least loaded
 member always scores high however loaded it is in absolute terms: they push idle members past their latency
 knee and lose to BIG-IP's least connections at high load (spec original.md section 10). This mode scores each
-member on its own capacity, in requests (`scorer.capacity`; docs/routing.md has the derivation and the
+member on its own capacity, in requests (`llmsched.scorer.capacity`; docs/routing.md has the derivation and the
 simulator runs behind every constant):
 
     capacity = requests it can run before it saturates (KV cache below its knee, batch slots)
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from scorer.capacity import estimate_capacity, metric
+from llmsched.scorer.capacity import estimate_capacity, metric
 
 NAME = "saturation"
 BASE = 0.1              # share of capacity that keeps counting when slack is gone

@@ -11,10 +11,10 @@ import time
 
 from loguru import logger
 
-from scorer.capacity import estimate_slack
-from scorer.modes import compute_scores
-from shared.members import member_key
-from shared.store import Store
+from llmsched.scorer.capacity import estimate_slack
+from llmsched.scorer.modes import compute_scores
+from llmsched.shared.members import member_key
+from llmsched.shared.store import Store
 
 
 def usable_metrics(doc: dict | None, now: float, stale_after: float) -> dict | None:
@@ -50,7 +50,7 @@ def build_snapshot(config: dict, membership: dict | None, metrics: dict[str, dic
             "status": member.get("status", "enabled"),
             "ratio": member.get("ratio", 1),
             "score": score,
-            # requests it can still take before saturating (scorer.capacity), shown by status and the UI
+            # requests it can still take before saturating (llmsched.scorer.capacity), shown by status and the UI
             "slack": estimate_slack(usable[i], member.get("ratio", 1)) if usable[i] is not None else None,
             "metrics": scrape.get("metrics") or {},
             "scraped_at": scrape.get("scraped_at"),

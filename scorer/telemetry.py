@@ -13,9 +13,9 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from rq import Worker
 
-from shared import telemetry as t
-from shared.jobs import scoring_queue
-from shared.store import Store
+from llmsched.shared import telemetry as t
+from llmsched.shared.jobs import scoring_queue
+from llmsched.shared.store import Store
 
 
 def latency_histograms(totals: dict[bytes, bytes]) -> HistogramMetricFamily:

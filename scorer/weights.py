@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from scorer.normalizers import pop_std
+from llmsched.scorer.normalizers import pop_std
 
 # Per-metric multipliers a + b*I of the dynamic-waiting weights, I in [0, 1) being the waiting-queue pressure.
 _S1_DYNAMIC: tuple[tuple[float, float], ...] = ((0.2, 2.3), (1.8, -1.5))

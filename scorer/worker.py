@@ -1,6 +1,6 @@
 """The scoring worker process (`llmsched scorer`): an rq worker on the scoring queue, plus two helper threads.
 
-* The rq worker runs `scorer.jobs.score_pool_job` for each job the collectors enqueue. It is an rq
+* The rq worker runs `llmsched.scorer.jobs.score_pool_job` for each job the collectors enqueue. It is an rq
   `SimpleWorker`: jobs run in this process, not in a forked child, because a job is a few Redis round trips
   and a fork per job would dominate the scrape -> snapshot latency. Its Redis connection has no short socket
   timeout (rq sets one longer than its blocking dequeue), unlike the 50 ms decision budget of the API.
@@ -15,7 +15,7 @@ process exits.
 
 Redis outages never end the process (docs/ha.md): it waits for Redis at start, rq retries its dequeue every
 second, and when rq's work loop gives up on a Redis error the worker starts it again after a short pause. A
-watchdog thread (`shared.watchdog`) publishes the config again and rescores every pool as soon as Redis is back,
+watchdog thread (`llmsched.shared.watchdog`) publishes the config again and rescores every pool as soon as Redis is back,
 or back empty.
 """
 from __future__ import annotations
@@ -30,17 +30,17 @@ from loguru import logger
 from rq import SimpleWorker
 from rq.worker_registration import register
 
-from scorer.jobs import JOB_SOCKET_TIMEOUT_S, install_store
-from shared.config_model import Config
-from shared.errors import StoreError
-from shared.jobs import SERIALIZER, enqueue_scoring
-from shared.logging import setup_logging
-from shared.publish import publish_config
-from shared.redis_conn import RedisTarget, client_for, target_from_config
-from shared.reload import ConfigWatcher
-from shared.store import Store
-from shared.telemetry import RESCORES_ENQUEUED
-from shared.watchdog import RedisWatchdog, rescore_now
+from llmsched.scorer.jobs import JOB_SOCKET_TIMEOUT_S, install_store
+from llmsched.shared.config_model import Config
+from llmsched.shared.errors import StoreError
+from llmsched.shared.jobs import SERIALIZER, enqueue_scoring
+from llmsched.shared.logging import setup_logging
+from llmsched.shared.publish import publish_config
+from llmsched.shared.redis_conn import RedisTarget, client_for, target_from_config
+from llmsched.shared.reload import ConfigWatcher
+from llmsched.shared.store import Store
+from llmsched.shared.telemetry import RESCORES_ENQUEUED
+from llmsched.shared.watchdog import RedisWatchdog, rescore_now
 
 PROCESS = "scorer"
 MIN_RESCORE_INTERVAL_S = 0.2

@@ -4,7 +4,7 @@
 `Config`. Unlike the original, which silently substituted defaults (an unknown mode became `s1`, a missing
 password became "admin", a quoted "false" was truthy), every problem is an error, and all of them are
 reported at once as a `ConfigError` keyed by path (`pools[1].engine_type`). Validation itself lives in the
-marshmallow schemas of `shared.config_schema`; this module handles the file, the error paths, the warnings
+marshmallow schemas of `llmsched.shared.config_schema`; this module handles the file, the error paths, the warnings
 and the rendering of the effective configuration (secrets masked).
 """
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 from marshmallow import ValidationError
 
-from shared.config_fields import load_context, mask_url
-from shared.config_model import Config
-from shared.config_schema import ConfigSchema, variant_is_empty
-from shared.errors import ConfigError
-from shared.secrets import MASK, Secret
+from llmsched.shared.config_fields import load_context, mask_url
+from llmsched.shared.config_model import Config
+from llmsched.shared.config_schema import ConfigSchema, variant_is_empty
+from llmsched.shared.errors import ConfigError
+from llmsched.shared.secrets import MASK, Secret
 
 FILE_KEY = "<file>"     # error path for problems with the file as a whole
 

@@ -3,7 +3,7 @@
 The original coerced (or failed to coerce) values silently: the string ``"false"`` was a truthy
 ``pool_fallback``, ``timeout: 0.5`` became 0 (no timeout). These fields accept only the YAML type that was
 meant, so such mistakes become errors with a path. All messages are short lower-case phrases because
-`shared.config` prints them as ``path: message``.
+`llmsched.shared.config` prints them as ``path: message``.
 
 The environment (for ``*_env`` secrets and ``REDIS_URL``) and the directory that relative file paths are
 resolved against are not part of the YAML; nested schemas reach them through a context variable set by
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from marshmallow import ValidationError, fields, missing
 
-from shared.secrets import MASK
+from llmsched.shared.secrets import MASK
 
 
 # --------------------------------------------------------------------------- load context

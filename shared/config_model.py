@@ -1,6 +1,6 @@
 """The effective configuration as typed, immutable values.
 
-`shared.config` parses and validates a `scheduler-config.yaml` into these dataclasses; every process reads only
+`llmsched.shared.config` parses and validates a `scheduler-config.yaml` into these dataclasses; every process reads only
 these. Units are explicit in the names' docs: seconds unless a field says otherwise (the original's
 `metrics_fetch_interval` is in milliseconds and stays so for compatibility).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared.secrets import Secret
+from llmsched.shared.secrets import Secret
 
 ORIGINAL_MODE_NAMES: tuple[str, ...] = (
     "s1", "s1_enhanced", "s1_adaptive", "s1_ratio", "s1_precise", "s1_nonlinear", "s1_balanced",

@@ -1,10 +1,10 @@
 """marshmallow schemas for `scheduler-config.yaml`: the one place where keys, types, ranges and defaults are checked.
 
-Each schema validates one section and its `post_load` builds the frozen dataclass of `shared.config_model`;
+Each schema validates one section and its `post_load` builds the frozen dataclass of `llmsched.shared.config_model`;
 a key absent from the file takes the dataclass default (which is the original's *parse default*), so defaults
 live in one place. Unknown keys raise ("unknown key"); the only tolerated extras are the ones the original's
 own shipped files contain (`modes[].power`, `pools[].members`) and the not-yet-supported XInference
-`model_APIkey` block — they are loaded, dropped and reported by `shared.config.collect_warnings`.
+`model_APIkey` block — they are loaded, dropped and reported by `llmsched.shared.config.collect_warnings`.
 """
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validates_schema
 
-from shared.config_fields import (
+from llmsched.shared.config_fields import (
     Bool, Choice, Forbidden, Int, LegacyBool, ListOf, MaskedURL, Num, Sentinel, Str, at_least, check_redis_url,
     env_problem, env_value, existing_file, greater_than, non_empty, port, resolve_path, starts_with_slash,
     valid_namespace,
 )
-from shared.config_model import (
+from llmsched.shared.config_model import (
     DEFAULT_MODE, ENGINE_TYPES, MODE_NAMES, Config, EngineVariant, F5Config, FallbackConfig, GlobalConfig,
     MetricsConfig, ModeConfig, PoolConfig, RedisConfig, SchedulerConfig, TelemetryConfig,
 )
-from shared.secrets import Secret
+from llmsched.shared.secrets import Secret
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "CRIT": "CRITICAL"}
@@ -341,7 +341,7 @@ class ConfigSchema(Section):
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> Config:
-        # `source` and `warnings` are filled in by shared.config, which knows the file and reads the raw mapping.
+        # `source` and `warnings` are filled in by llmsched.shared.config, which knows the file and reads the raw mapping.
         modes = tuple(data["modes"]) if "modes" in data else (ModeConfig(name=DEFAULT_MODE),)
         return Config(
             global_=data["global_"], f5=data["f5"], redis=data["redis"], scheduler=data["scheduler"],

@@ -13,9 +13,9 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from shared.store import Store
+from llmsched.shared.store import Store
 
-SCORING_JOB = "scorer.jobs.score_pool_job"
+SCORING_JOB = "llmsched.scorer.jobs.score_pool_job"
 PENDING_TTL_S = 30          # a lost job (worker killed) blocks new ones for at most this long
 JOB_TIMEOUT_S = 30
 

@@ -11,8 +11,8 @@ import socket
 
 import orjson
 
-from shared.config_model import Config, PoolConfig
-from shared.store import Store
+from llmsched.shared.config_model import Config, PoolConfig
+from llmsched.shared.store import Store
 
 
 def pool_routing_doc(config: Config, pool: PoolConfig) -> dict:

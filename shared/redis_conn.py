@@ -23,9 +23,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from shared.config_fields import mask_url
-from shared.config_model import RedisConfig
-from shared.errors import StoreError
+from llmsched.shared.config_fields import mask_url
+from llmsched.shared.config_model import RedisConfig
+from llmsched.shared.errors import StoreError
 
 ENV_URL = "REDIS_URL"
 ENV_SENTINELS = "LLMSCHED_REDIS_SENTINELS"

@@ -28,11 +28,11 @@ from typing import Union
 
 from loguru import logger
 
-from shared.config import load_config
-from shared.config_fields import mask_url
-from shared.config_model import Config
-from shared.errors import ConfigError
-from shared.telemetry import config_reload
+from llmsched.shared.config import load_config
+from llmsched.shared.config_fields import mask_url
+from llmsched.shared.config_model import Config
+from llmsched.shared.errors import ConfigError
+from llmsched.shared.telemetry import config_reload
 
 OnChange = Callable[[Config], Union[None, Awaitable[None]]]
 Publish = Callable[[Config], object]

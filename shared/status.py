@@ -4,7 +4,7 @@ scrape-time gauges show.
 Per member: BIG-IP status, engine, load metrics, score, whether a decision could pick it (and if not, why), its
 expected share and the age of its data; per pool: data ages and the last errors (BIG-IP read, scrapes). The
 expected share is the probability that a decision offering every member picks it: the same filters and
-herd-control weights as a real decision (shared.routing), so it is what the next requests will see.
+herd-control weights as a real decision (llmsched.shared.routing), so it is what the next requests will see.
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import redis
 
-from shared.errors import StoreError
-from shared.routing.decide import eligible, expected_weights
-from shared.routing.picker import shares
-from shared.store import Store
+from llmsched.shared.errors import StoreError
+from llmsched.shared.routing.decide import eligible, expected_weights
+from llmsched.shared.routing.picker import shares
+from llmsched.shared.store import Store
 
 
 # The decision's reason for an empty pick, said of one member (the page shows it per row).

@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 import redis
 
-from shared.errors import StoreError
-from shared.keys import Keys
-from shared.redis_conn import Breaker, client_from_settings
+from llmsched.shared.errors import StoreError
+from llmsched.shared.keys import Keys
+from llmsched.shared.redis_conn import Breaker, client_from_settings
 
 
 def dumps(value: Any) -> bytes:
@@ -27,7 +27,7 @@ def loads(raw: bytes | str | None) -> Any:
 
 
 def connect(url: str, socket_timeout: float = 0.05, connect_timeout: float | None = None) -> redis.Redis:
-    """A client for a plain URL with short timeouts (see `shared.redis_conn` for Sentinel and the environment)."""
+    """A client for a plain URL with short timeouts (see `llmsched.shared.redis_conn` for Sentinel and the environment)."""
     return client_from_settings(url, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
 
 

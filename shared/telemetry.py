@@ -181,7 +181,7 @@ def version() -> str:
 
 # --------------------------------------------------------------------------------------------------- recording
 def config_reload(result: str) -> None:
-    """`applied` or `rejected`; called by shared.reload.ConfigWatcher."""
+    """`applied` or `rejected`; called by llmsched.shared.reload.ConfigWatcher."""
     CONFIG_RELOADS.labels(result).inc()
 
 

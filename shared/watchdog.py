@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 import redis
 from loguru import logger
 
-from shared.errors import StoreError
-from shared.jobs import clear_pending, enqueue_scoring
-from shared.store import Store
+from llmsched.shared.errors import StoreError
+from llmsched.shared.jobs import clear_pending, enqueue_scoring
+from llmsched.shared.store import Store
 
 WATCH_INTERVAL_S = 0.5
 RESTORE_REASON = "recovery"     # the scoring-job reason of rescores asked for by a restore

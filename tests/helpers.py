@@ -10,10 +10,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cli.seed import seed_pool
-from shared.config_model import FallbackConfig, ModeConfig, PoolConfig
-from shared.members import Member
-from shared.store import Store, connect
+from llmsched.cli.seed import seed_pool
+from llmsched.shared.config_model import FallbackConfig, ModeConfig, PoolConfig
+from llmsched.shared.members import Member
+from llmsched.shared.store import Store, connect
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def api_process(redis_url: str, workers: int = 1) -> Iterator[int]:
     from tests.conftest import free_port
     port = free_port()
     env = {**os.environ, "LLMSCHED_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--redis-url", redis_url,
+    proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "api", "--redis-url", redis_url,
                              "--bind", f"127.0.0.1:{port}", "--workers", str(workers)], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from scorer.step import score_pool
-from shared.config_model import Config, ModeConfig, PoolConfig, SchedulerConfig
-from shared.members import Member
-from shared.publish import publish_config
-from shared.store import Store
+from llmsched.scorer.step import score_pool
+from llmsched.shared.config_model import Config, ModeConfig, PoolConfig, SchedulerConfig
+from llmsched.shared.members import Member
+from llmsched.shared.publish import publish_config
+from llmsched.shared.store import Store
 
 BIGIP_ERROR = "pool /Common/llm_pool: no answer from 10.9.9.9:443 within 10 s"
 SCRAPE_ERROR = "GET http://10.0.0.3:8000/metrics: connection refused"

@@ -4,7 +4,7 @@
   max_seqs / 8 to 2 x max_seqs clients), the reference for a scenario's `load`;
 * background: requests per second a closed loop of N clients alone gets from an engine;
 * anchor: N ShareGPT requests sent at once (vLLM `benchmark_serving.py --request-rate inf`), to compare with
-  published runs. `python -m bench.sim.calibrate` prints all three for every preset (docs/routing.md).
+  published runs. `python -m llmsched.bench.sim.calibrate` prints all three for every preset (docs/routing.md).
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import random
 import statistics
 from functools import lru_cache
 
-from bench.sim.engine import Engine, Request
-from bench.sim.profiles import PRESETS, EngineProfile
-from bench.sim.workload import Workload
+from llmsched.bench.sim.engine import Engine, Request
+from llmsched.bench.sim.profiles import PRESETS, EngineProfile
+from llmsched.bench.sim.workload import Workload
 
 
 class _ClosedLoop:

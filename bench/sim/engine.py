@@ -19,7 +19,7 @@ import math
 from collections import deque
 from typing import Protocol
 
-from bench.sim.profiles import EngineProfile
+from llmsched.bench.sim.profiles import EngineProfile
 
 WAITING, PREFILLING, DECODING, DONE, FAILED = range(5)
 

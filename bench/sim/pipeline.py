@@ -7,7 +7,7 @@ Timing follows the real processes:
 * the scraper starts a cycle every `scrape_interval` (plus its start jitter, up to 10 % of the interval and at
   most 1 s), reads every engine `scrape_latency` later, then writes all documents at once; that write resets
   the dispatch counters of the members it measured (shared/store.py `set_metrics`);
-* the scoring job runs `scoring_latency` after the write and replaces the snapshot (`scorer.step.build_snapshot`);
+* the scoring job runs `scoring_latency` after the write and replaces the snapshot (`llmsched.scorer.step.build_snapshot`);
 * a decision's dispatch increment lands in Redis `dispatch_delay` after the answer (the API writes it after
   sending the answer), so decisions closer together than that do not see each other, on any replica.
 """
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections import deque
 
-from bench.sim.engine import Engine
-from scorer.step import build_snapshot
-from shared.members import Member
+from llmsched.bench.sim.engine import Engine
+from llmsched.scorer.step import build_snapshot
+from llmsched.shared.members import Member
 
 SCRAPER_JITTER_FRACTION = 0.1     # collectors/scraper.py JITTER_FRACTION / JITTER_MAX_S
 SCRAPER_JITTER_MAX = 1.0

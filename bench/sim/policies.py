@@ -4,7 +4,7 @@
   connections BIG-IP itself holds open to each member, exactly and instantly; it cannot see load that does not
   pass through it (background traffic). Ties go to the next member after the last pick.
 * every scoring mode (`s1`, ..., and `default`, llmsched's default mode): the iRule asks a decision API
-  replica, which runs the real `shared.routing.decide.decide` on the snapshot the real scoring step built
+  replica, which runs the real `llmsched.shared.routing.decide.decide` on the snapshot the real scoring step built
   (bench/sim/pipeline.py). An answer of `none` (or `fallback`, which no scenario sets) makes BIG-IP balance
   that request itself with least connections. Under its plain name a mode runs as a config would run it today:
   with herd control on (scheduler.herd_control defaults to true), every decision counted in the dispatch
@@ -21,9 +21,9 @@ import random
 import zlib
 from dataclasses import dataclass
 
-from bench.sim.engine import Engine, Request
-from bench.sim.pipeline import Pipeline
-from shared.routing.decide import decide
+from llmsched.bench.sim.engine import Engine, Request
+from llmsched.bench.sim.pipeline import Pipeline
+from llmsched.shared.routing.decide import decide
 
 
 # The original's suggested weights per mode (spec original.md 5.3); dynamic modes keep transition_point 30,

@@ -4,7 +4,7 @@ Every preset serves Llama-3.1-8B-Instruct in bf16 (16.06 GB of weights; KV cache
 128 x 2 bytes = 128 KiB per token) with vLLM V1's defaults for the OpenAI server: `gpu_memory_utilization` 0.9,
 chunked prefill, and `max_num_seqs` / `max_num_batched_tokens` = 256 / 2048 on GPUs under 70 GiB or on A100,
 1024 / 8192 on larger GPUs (vllm/engine/arg_utils.py, `get_batch_defaults`). docs/routing.md ("Calibration")
-derives each number and says which are measured anchors and which are estimates; `python -m bench.sim.calibrate`
+derives each number and says which are measured anchors and which are estimates; `python -m llmsched.bench.sim.calibrate`
 replays the anchor benchmark on a preset.
 
 The step-time model (one engine iteration, all running sequences advance by one token, plus a prefill chunk):

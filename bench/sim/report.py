@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from bench.sim import runner
-from bench.sim.runner import Prepared
-from bench.sim.scenario import Scenario
-from bench.sim.stats import Result
+from llmsched.bench.sim import runner
+from llmsched.bench.sim.runner import Prepared
+from llmsched.bench.sim.scenario import Scenario
+from llmsched.bench.sim.stats import Result
 
 Progress = Callable[[str], None]
 

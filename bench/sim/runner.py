@@ -11,15 +11,15 @@ import itertools
 import random
 from dataclasses import dataclass
 
-from bench.sim import calibrate
-from bench.sim.engine import Engine, Request
-from bench.sim.pipeline import SCRAPER_JITTER_FRACTION, SCRAPER_JITTER_MAX, Pipeline
-from bench.sim.policies import (ORIGINAL_WEIGHTS, LeastConn, ModePolicy, Oracle, Policy, RandomPolicy, RoundRobin,
+from llmsched.bench.sim import calibrate
+from llmsched.bench.sim.engine import Engine, Request
+from llmsched.bench.sim.pipeline import SCRAPER_JITTER_FRACTION, SCRAPER_JITTER_MAX, Pipeline
+from llmsched.bench.sim.policies import (ORIGINAL_WEIGHTS, LeastConn, ModePolicy, Oracle, Policy, RandomPolicy, RoundRobin,
                                 View, mode_policy)
-from bench.sim.scenario import Scenario
-from bench.sim.stats import Result, summarize
-from shared.config_model import DEFAULT_MODE, Config, ModeConfig, PoolConfig, SchedulerConfig
-from shared.publish import pool_routing_doc
+from llmsched.bench.sim.scenario import Scenario
+from llmsched.bench.sim.stats import Result, summarize
+from llmsched.shared.config_model import DEFAULT_MODE, Config, ModeConfig, PoolConfig, SchedulerConfig
+from llmsched.shared.publish import pool_routing_doc
 
 BACKGROUND_RETRY = 1.0      # s before a background client whose engine is down tries again
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import yaml
 
-from bench.sim.policies import NO_HERD_SUFFIX, ORIGINAL_WEIGHTS
-from bench.sim.profiles import EngineProfile, profile
-from bench.sim.workload import Arrivals, LengthDist, Workload
+from llmsched.bench.sim.policies import NO_HERD_SUFFIX, ORIGINAL_WEIGHTS
+from llmsched.bench.sim.profiles import EngineProfile, profile
+from llmsched.bench.sim.workload import Arrivals, LengthDist, Workload
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 ORIGINAL_STANDARD = ("s1", "s1_enhanced", "s2", "s2_enhanced", "s2_dynamic_waiting")
@@ -72,7 +72,7 @@ class PipelineSpec:
 
     @property
     def effective_stale_after(self) -> float:
-        """shared.config_model.SchedulerConfig's default: 3 scrape intervals, at least 3 s."""
+        """llmsched.shared.config_model.SchedulerConfig's default: 3 scrape intervals, at least 3 s."""
         return self.stale_after if self.stale_after is not None else max(3.0, 3 * self.scrape_interval)
 
 
@@ -121,7 +121,7 @@ def shipped() -> list[str]:
     """Names of the scenarios shipped in bench/scenarios (package data, next to this package), sorted."""
     if not SCENARIO_DIR.is_dir():
         raise ScenarioError(f"the shipped scenarios are missing: no directory {SCENARIO_DIR} "
-                            "(reinstall llmsched; setup.cfg ships bench/scenarios/*.yaml as package data)")
+                            "(reinstall llmsched; pyproject.toml ships bench/scenarios/*.yaml as package data)")
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 
 

@@ -6,11 +6,11 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bench.sim.engine import FAILED, Request
+from llmsched.bench.sim.engine import FAILED, Request
 
 if TYPE_CHECKING:
-    from bench.sim.policies import View
-    from bench.sim.runner import Prepared
+    from llmsched.bench.sim.policies import View
+    from llmsched.bench.sim.runner import Prepared
 
 
 @dataclass

@@ -9,10 +9,10 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shared.members import member_key, parse_candidate
-from shared.routing import filters
-from shared.routing.herd import herd_pick
-from shared.routing.picker import pick_weighted
+from llmsched.shared.members import member_key, parse_candidate
+from llmsched.shared.routing import filters
+from llmsched.shared.routing.herd import herd_pick
+from llmsched.shared.routing.picker import pick_weighted
 
 NONE = "none"
 FALLBACK = "fallback"
@@ -94,7 +94,7 @@ def eligible(config: dict | None, snapshot: dict | None, candidates: Sequence[st
 def decide(config: dict | None, snapshot: dict | None, candidates: Sequence[str], now: float,
            rng: random.Random, dispatch: Mapping[str, int] | None = None) -> Decision:
     """`dispatch`: decisions sent to each member id since its last scrape (all replicas, from Redis). With
-    herd control on and counts available the pick is the shared weighted round robin (shared.routing.herd);
+    herd control on and counts available the pick is the shared weighted round robin (llmsched.shared.routing.herd);
     otherwise the original's weighted random pick, probability score / sum of scores."""
     if config is not None and config.get("pool_fallback"):
         return Decision(FALLBACK, "pool_fallback is set")

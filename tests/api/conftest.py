@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from api.app import create_app
+from llmsched.api.app import create_app
 from tests.helpers import make_store
 
 

@@ -23,7 +23,7 @@ def live_api(redis_url: str, workers: int = 2, env: dict[str, str] | None = None
     port = free_port()
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "LLMSCHED_LOG_LEVEL": "warning", **(env or {})}
     out = open(log, "wb") if log else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--redis-url", redis_url, "--bind",
+    proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "api", "--redis-url", redis_url, "--bind",
                              f"127.0.0.1:{port}", "--workers", str(workers)], cwd=REPO, env=full_env,
                             stdout=out, stderr=subprocess.STDOUT)
     try:

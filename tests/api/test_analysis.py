@@ -1,5 +1,5 @@
 """simulate and analyze: bounded iterations, real picks, no 500 where the original had one."""
-from shared.config_model import FallbackConfig
+from llmsched.shared.config_model import FallbackConfig
 from tests.helpers import seed
 
 A = {"waiting_queue": 0.0, "cache_usage": 0.2, "running_req": 1.0}
@@ -51,7 +51,7 @@ def test_analyze_unknown_pool_and_no_eligible_member_are_errors_not_500(client, 
 
 
 def test_analyze_grades_follow_the_original_thresholds():
-    from api.analysis import grade
+    from llmsched.api.analysis import grade
     assert grade(0.5, 1.0, 100.0) == ("Excellent", 99.5)
     assert grade(1.5, 3.0, 100.0) == ("Good", 80 + 15 - 4.5)
     assert grade(4.0, 9.0, 95.0) == ("Fair", 60 + 20 - 16.0)

@@ -1,7 +1,7 @@
 """The WSGI fast path answers select exactly as the Flask route would, and hands everything else to Flask."""
 import random
 
-from api.app import create_app
+from llmsched.api.app import create_app
 from tests.helpers import seed
 
 M = {"waiting_queue": 1.0, "cache_usage": 0.3, "running_req": 2.0}
@@ -24,11 +24,11 @@ def test_fast_path_and_flask_route_give_identical_bodies_and_types(store):
 
 
 def test_unexpected_error_in_the_fast_path_is_a_json_500(store, monkeypatch):
-    import api.fastpath
+    import llmsched.api.fastpath
 
     def boom(*_):
         raise RuntimeError("boom")
-    monkeypatch.setattr(api.fastpath, "answer_select", boom)
+    monkeypatch.setattr(llmsched.api.fastpath, "answer_select", boom)
     r = create_app(store).test_client().post("/scheduler/select", json=BODY)
     assert r.status_code == 500 and r.json == {"detail": "Internal Server Error"}
 

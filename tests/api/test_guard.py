@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from api.app import create_app
+from llmsched.api.app import create_app
 from tests.helpers import seed
 
 M = {"waiting_queue": 1.0, "cache_usage": 0.3, "running_req": 2.0}

@@ -47,7 +47,7 @@ def test_irule_raw_request_for_an_unknown_pool_gets_none(api_server, redis_url):
 
 
 def test_irule_raw_request_for_a_fallback_pool_gets_fallback(api_server, redis_url):
-    from shared.config_model import FallbackConfig
+    from llmsched.shared.config_model import FallbackConfig
     seed(make_store(redis_url), {"10.1.1.1:8000": {"waiting_queue": 0.0, "cache_usage": 0.1, "running_req": 1.0}},
          pool="Pool_vllm", fallback=FallbackConfig(pool_fallback=True))
     payload = '{"pool_name":"Pool_vllm","partition":"Common","members":["10.1.1.1:8000"]}'

@@ -18,9 +18,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client import CollectorRegistry
 
-from api.app import create_app
-from shared import telemetry
-from shared.store import Store, connect
+from llmsched.api.app import create_app
+from llmsched.shared import telemetry
+from llmsched.shared.store import Store, connect
 from tests.api.live_api import live_api
 from tests.conftest import free_port
 from tests.helpers import make_store, seed
@@ -149,7 +149,7 @@ def test_pools_nobody_configured_are_counted_under_one_label_value(client):
 
 
 def test_none_answers_carry_the_reason_class_and_fallback_its_own_result(client, store):
-    from shared.config_model import FallbackConfig
+    from llmsched.shared.config_model import FallbackConfig
     stale = sample("llmsched_decisions_total", pool="old:Common", result="none", reason="stale")
     fallback = sample("llmsched_decisions_total", pool="fb:Common", result="fallback", reason="pool_fallback")
     seed(store, MEMBERS, pool="old", now=time.time() - 600)       # each seed publishes only its own pool
@@ -162,8 +162,8 @@ def test_none_answers_carry_the_reason_class_and_fallback_its_own_result(client,
 
 
 def test_every_reason_a_decision_can_give_has_a_label_class():
-    from api.metrics import REASON_CLASSES
-    decide = importlib.import_module("shared.routing.decide")   # the package re-exports a function of that name
+    from llmsched.api.metrics import REASON_CLASSES
+    decide = importlib.import_module("llmsched.shared.routing.decide")   # the package re-exports a function of that name
     tree = ast.parse(Path(decide.__file__).read_text())
     reasons = set()
     for node in ast.walk(tree):
@@ -226,7 +226,7 @@ def test_metrics_answer_with_redis_down_and_say_so():
 def test_a_metrics_dir_left_by_a_killed_api_is_removed_by_the_next_run(tmp_path, monkeypatch):
     import subprocess
     import sys
-    from api import metrics_dir
+    from llmsched.api import metrics_dir
     monkeypatch.setattr(metrics_dir.tempfile, "gettempdir", lambda: str(tmp_path))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

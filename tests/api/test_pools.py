@@ -56,8 +56,8 @@ def test_all_pools_status_with_no_pools_is_an_empty_list(client, store):
 def test_status_with_redis_down_is_503_json(path):
     import random
 
-    from api.app import create_app
-    from shared.store import Store, connect
+    from llmsched.api.app import create_app
+    from llmsched.shared.store import Store, connect
     client = create_app(Store(connect("redis://127.0.0.1:1/0", socket_timeout=0.05)), random.Random(1)).test_client()
     r = client.get(path)
     assert r.status_code == 503 and "Redis unavailable" in r.json["detail"]

@@ -1,5 +1,5 @@
 """POST /scheduler/select: every row of the original's edge-case table (spec 1.2), with our fixes."""
-from shared.config_model import FallbackConfig
+from llmsched.shared.config_model import FallbackConfig
 from tests.helpers import seed
 
 M = {"waiting_queue": 1.0, "cache_usage": 0.3, "running_req": 2.0}
@@ -114,8 +114,8 @@ def test_route_domain_candidate_is_answered_in_bigips_form(client, store):
 def test_redis_down_answers_none_instead_of_an_error():
     import random
 
-    from api.app import create_app
-    from shared.store import Store, connect
+    from llmsched.api.app import create_app
+    from llmsched.shared.store import Store, connect
     client = create_app(Store(connect("redis://127.0.0.1:1/0", socket_timeout=0.05)), random.Random(1)).test_client()
     r = select(client, body(["10.0.0.1:8000"]))
     assert r.status_code == 200 and r.data == b"none"

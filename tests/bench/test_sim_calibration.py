@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.sim import calibrate
-from bench.sim.profiles import PRESETS, profile
-from bench.sim.workload import Workload
+from llmsched.bench.sim import calibrate
+from llmsched.bench.sim.profiles import PRESETS, profile
+from llmsched.bench.sim.workload import Workload
 
 
 def test_the_h100_preset_reproduces_the_published_sharegpt_run_at_256_slots() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.sim import scenario
-from bench.sim.workload import Arrivals, Workload
-from cli.main import main
+from llmsched.bench.sim import scenario
+from llmsched.bench.sim.workload import Arrivals, Workload
+from llmsched.cli.main import main
 
 TINY = textwrap.dedent("""
     description: tiny

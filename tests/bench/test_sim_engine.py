@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from bench.sim.engine import Engine, Request
-from bench.sim.profiles import EngineProfile
+from llmsched.bench.sim.engine import Engine, Request
+from llmsched.bench.sim.profiles import EngineProfile
 
 PROFILE = EngineProfile(max_seqs=8, max_batched_tokens=512, kv_tokens=10_000, step_base=0.010,
                         step_per_seq=0.001, step_per_ctx_token=1e-6, prefill_rate=10_000.0)

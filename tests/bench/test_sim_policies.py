@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 import yaml
 
-from bench.sim import runner, scenario
-from bench.sim.policies import ORIGINAL_WEIGHTS, ModePolicy, mode_policy
-from bench.sim.runner import Simulation
+from llmsched.bench.sim import runner, scenario
+from llmsched.bench.sim.policies import ORIGINAL_WEIGHTS, ModePolicy, mode_policy
+from llmsched.bench.sim.runner import Simulation
 
 TWO_EQUAL = textwrap.dedent("""
     description: two identical engines

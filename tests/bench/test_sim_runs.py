@@ -5,9 +5,9 @@ import textwrap
 
 import pytest
 
-from bench.sim import runner, scenario
-from bench.sim.pipeline import Pipeline
-from bench.sim.runner import Simulation
+from llmsched.bench.sim import runner, scenario
+from llmsched.bench.sim.pipeline import Pipeline
+from llmsched.bench.sim.runner import Simulation
 
 TINY = textwrap.dedent("""
     description: two small engines, a short run

@@ -31,7 +31,7 @@ def connect_when_up(port: int, proc: subprocess.Popen, timeout: float = 20.0) ->
 def test_sigterm_answers_the_request_in_flight_then_exits_within_5_seconds(redis_url: str) -> None:
     seed(make_store(redis_url), {MEMBER: {"waiting_queue": 0.0, "cache_usage": 0.1, "running_req": 1.0}})
     port = free_port()
-    api = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--redis-url", redis_url, "--bind",
+    api = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "api", "--redis-url", redis_url, "--bind",
                             f"127.0.0.1:{port}", "--workers", "1"], cwd=REPO,
                            env={**os.environ, "LLMSCHED_LOG_LEVEL": "warning", "LLMSCHED_METRICS_PORT": "0"},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

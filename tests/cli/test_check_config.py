@@ -1,4 +1,4 @@
-"""Tests of `llmsched check-config` (cli.check_config.run): exit codes, output streams, no secret leaks."""
+"""Tests of `llmsched check-config` (llmsched.cli.check_config.run): exit codes, output streams, no secret leaks."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cli import check_config
+from llmsched.cli import check_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "scheduler-config.yaml"
 SECRETS = {"F5_PASSWORD": "f5-pass-do-not-print", "METRIC_PWD": "metric-pass-do-not-print"}

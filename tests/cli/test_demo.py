@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_demo_runs_traffic_through_the_scheduler_prints_decisions_and_stops_by_itself(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(PYTHONPATH=str(REPO), TMPDIR=str(tmp_path))
-    done = subprocess.run([sys.executable, "-m", "cli.main", "demo", "--duration", "8", "--clients", "8"],
+    done = subprocess.run([sys.executable, "-m", "llmsched.cli.main", "demo", "--duration", "8", "--clients", "8"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
     out = done.stdout
     assert done.returncode == 0, out + done.stderr

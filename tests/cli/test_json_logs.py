@@ -57,7 +57,7 @@ def test_the_collectors_and_the_scorer_log_json(redis_url: str, tmp_path: Path) 
     env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"}, "TEST_F5_PW": "pw",
            "PYTHONPATH": str(REPO)}
     for process in ("poller", "scraper", "scorer"):
-        proc = subprocess.Popen([sys.executable, "-m", "cli.main", process, "--config", str(config)], cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", process, "--config", str(config)], cwd=REPO,
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(2.0)     # start, publish, one cycle (the poller's fails: BIG-IP unreachable)
         proc.send_signal(signal.SIGTERM)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cli.api import api_environment
-from cli.process import load, start
-from shared.config import load_config
+from llmsched.cli.api import api_environment
+from llmsched.cli.process import load, start
+from llmsched.shared.config import load_config
 
 BASE = {"f5": {"host": "127.0.0.1", "password_env": "TEST_F5_PW"}, "pools": [{"name": "p", "engine_type": "vllm"}]}
 
@@ -26,7 +26,7 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_F5_PW", "pw")
     monkeypatch.delenv("REDIS_URL", raising=False)
     # `start` sets up the process's logging; the test session keeps its own.
-    monkeypatch.setattr("cli.process.setup_logging", lambda *_args, **_kw: None)
+    monkeypatch.setattr("llmsched.cli.process.setup_logging", lambda *_args, **_kw: None)
 
 
 def test_config_errors_are_printed_with_the_file_and_key(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

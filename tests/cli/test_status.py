@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def status(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}     # only what the test says
     full_env = {**inherited, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "cli.main", "status", *args], cwd=REPO, env=full_env,
+    return subprocess.run([sys.executable, "-m", "llmsched.cli.main", "status", *args], cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=30)
 
 
@@ -78,7 +78,7 @@ def test_unknown_pool_and_unreachable_redis_are_clear_errors(redis_url: str) -> 
 def test_watch_redraws_until_interrupted(redis_url: str) -> None:
     seed_status(make_store(redis_url))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "status", "--redis-url", redis_url, "--watch", "0.2"],
+    proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "status", "--redis-url", redis_url, "--watch", "0.2"],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 15

@@ -23,11 +23,11 @@ import aiohttp
 import pytest
 import yaml
 
-from emulators.engine import bound_port as engine_port
-from emulators.engine import serve_engine
-from emulators.engine_state import EngineSpec
-from emulators.f5 import bound_port, serve_f5
-from emulators.f5_state import F5State
+from llmsched.emulators.engine import bound_port as engine_port
+from llmsched.emulators.engine import serve_engine
+from llmsched.emulators.engine_state import EngineSpec
+from llmsched.emulators.f5 import bound_port, serve_f5
+from llmsched.emulators.f5_state import F5State
 from tests.conftest import free_port
 from tests.helpers import alive, descendants
 
@@ -109,7 +109,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     env.update(TEST_F5_PW="f5-pw", PYTHONPATH=str(REPO))
     log = tmp_path / "up.log"
     with open(log, "wb") as out:
-        up = subprocess.Popen([sys.executable, "-m", "cli.main", "up", "--config", str(config), "--workers", "1"],
+        up = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "up", "--config", str(config), "--workers", "1"],
                               cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     timeout = aiohttp.ClientTimeout(total=5)
     session = aiohttp.ClientSession(timeout=timeout)
@@ -211,7 +211,7 @@ async def test_a_child_that_dies_is_restarted_with_the_restart_logged(stack: Sta
 def test_restart_backoff_doubles_on_quick_failures_up_to_the_cap_and_resets_after_a_stable_run() -> None:
     from loguru import logger
 
-    from cli.up import BACKOFF_MAX_S, STABLE_AFTER_S, Child
+    from llmsched.cli.up import BACKOFF_MAX_S, STABLE_AFTER_S, Child
 
     child = Child("failing", [sys.executable, "-c", "raise SystemExit(3)"])
     delays = []
@@ -233,7 +233,7 @@ def test_invalid_config_is_reported_with_key_paths_and_nothing_is_started(tmp_pa
                                       "scheduler": {"metrics_fetch_interval": 0},
                                       "pools": [{"name": "p", "engine_type": "xinference2"}]}))
     env = {**os.environ, "TEST_F5_PW": "pw", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "cli.main", "up", "--config", str(config)], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "-m", "llmsched.cli.main", "up", "--config", str(config)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     assert "pools[0].engine_type:" in done.stderr and "scheduler.metrics_fetch_interval:" in done.stderr

@@ -16,13 +16,13 @@ import aiohttp
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from cli.up import Child, assign_metrics_ports
-from emulators.engine import bound_port as engine_port
-from emulators.engine import serve_engine
-from emulators.engine_state import EngineSpec
-from emulators.f5 import bound_port, serve_f5
-from emulators.f5_state import F5State
-from shared.config_model import TelemetryConfig
+from llmsched.cli.up import Child, assign_metrics_ports
+from llmsched.emulators.engine import bound_port as engine_port
+from llmsched.emulators.engine import serve_engine
+from llmsched.emulators.engine_state import EngineSpec
+from llmsched.emulators.f5 import bound_port, serve_f5
+from llmsched.emulators.f5_state import F5State
+from llmsched.shared.config_model import TelemetryConfig
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ async def test_a_running_stack_exposes_every_metric_the_guide_promises(tmp_path:
     env.update(TEST_F5_PW="f5-pw", PYTHONPATH=str(REPO))
     log = tmp_path / "up.log"
     with open(log, "wb") as out:
-        up = subprocess.Popen([sys.executable, "-m", "cli.main", "up", "--config", str(config), "--workers", "2",
+        up = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "up", "--config", str(config), "--workers", "2",
                                "--metrics-ports", "free"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     api = f"http://127.0.0.1:{api_port}"
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
@@ -128,7 +128,7 @@ async def test_a_running_stack_exposes_every_metric_the_guide_promises(tmp_path:
 
 
 def test_up_gives_every_collector_and_scorer_a_distinct_metrics_port() -> None:
-    argv = [sys.executable, "-m", "cli.main"]
+    argv = [sys.executable, "-m", "llmsched.cli.main"]
     children = [Child("poller", argv + ["poller"]), Child("scraper", argv + ["scraper"]),
                 Child("scorer-1", argv + ["scorer"]), Child("scorer-2", argv + ["scorer"]),
                 Child("scorer-3", argv + ["scorer"]), Child("api", argv + ["api"])]

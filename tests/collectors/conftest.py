@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from loguru import logger
 
-from emulators.f5 import bound_port, serve_f5
-from emulators.f5_state import F5State
-from shared.config_model import F5Config
-from shared.secrets import Secret
+from llmsched.emulators.f5 import bound_port, serve_f5
+from llmsched.emulators.f5_state import F5State
+from llmsched.shared.config_model import F5Config
+from llmsched.shared.secrets import Secret
 
 F5_PASSWORD = "s3cret-Pa55word"
 BIGIP = {

@@ -1,11 +1,11 @@
-"""collectors.engines: metric maps, variant detection and DP/TP aggregation, on the wire-formats.md expositions."""
+"""llmsched.collectors.engines: metric maps, variant detection and DP/TP aggregation, on the wire-formats.md expositions."""
 from __future__ import annotations
 
 import pytest
 
-from collectors.engines import BUILTIN_KEYS, build_engine_maps, combine, detection_status, read_engine
-from collectors.prom import Sample
-from shared.config_model import EngineVariant
+from llmsched.collectors.engines import BUILTIN_KEYS, build_engine_maps, combine, detection_status, read_engine
+from llmsched.collectors.prom import Sample
+from llmsched.shared.config_model import EngineVariant
 from tests.collectors.scrape_expositions import (GARBAGE, MINDIE, QUIRKS, SGLANG_COLON, SGLANG_DP2_TP2,
                                                  SGLANG_UNDERSCORE, VLLM_BOTH, VLLM_DP2, VLLM_NEW, VLLM_OLD,
                                                  VLLM_PARTIAL, VLLM_TWO_MODELS)

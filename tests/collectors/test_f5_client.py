@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.f5_client import F5Client, fingerprint
-from collectors.f5_errors import F5AuthError, F5HTTPError, F5NotFound, F5TLSError, F5Unavailable, F5Unreachable
-from collectors.f5_members import MEMBER_FIELDS, members_path, pool_full_path
-from shared.errors import F5Error
+from llmsched.collectors.f5_client import F5Client, fingerprint
+from llmsched.collectors.f5_errors import F5AuthError, F5HTTPError, F5NotFound, F5TLSError, F5Unavailable, F5Unreachable
+from llmsched.collectors.f5_members import MEMBER_FIELDS, members_path, pool_full_path
+from llmsched.shared.errors import F5Error
 from tests.conftest import free_port
 
 from tests.collectors.conftest import F5_PASSWORD, BigIP, ManualClock
@@ -262,8 +262,8 @@ async def test_server_errors_and_restjavad_restarts_are_unavailable_not_missing(
 
 
 async def test_connection_refused_is_unreachable_with_no_status() -> None:
-    from shared.config_model import F5Config
-    from shared.secrets import Secret
+    from llmsched.shared.config_model import F5Config
+    from llmsched.shared.secrets import Secret
     client = F5Client(F5Config(host="127.0.0.1", port=free_port(), password=Secret(F5_PASSWORD), timeout=2.0))
     try:
         with pytest.raises(F5Unreachable) as info:

@@ -1,4 +1,4 @@
-"""Collectors with leases and a Redis watchdog (collectors.ha), in process: only the lease holder polls or scrapes,
+"""Collectors with leases and a Redis watchdog (llmsched.collectors.ha), in process: only the lease holder polls or scrapes,
 a holder past its lease stops at once, and what Redis lost is written back from memory without asking BIG-IP
 or the engines again. Real BIG-IP and engine emulators over HTTP(S), a real Redis."""
 from __future__ import annotations
@@ -14,16 +14,16 @@ import aiohttp
 import redis
 from rq import Queue
 
-from collectors.f5_client import F5Client
-from collectors.ha import Duty
-from collectors.poller import Poller
-from collectors.scraper import Scraper
-from emulators.engine import bound_port, serve_engine
-from emulators.engine_state import EngineSpec
-from shared.config_model import Config, MetricsConfig, PoolConfig, SchedulerConfig
-from shared.jobs import SERIALIZER
-from shared.lease import Lease
-from shared.store import Store
+from llmsched.collectors.f5_client import F5Client
+from llmsched.collectors.ha import Duty
+from llmsched.collectors.poller import Poller
+from llmsched.collectors.scraper import Scraper
+from llmsched.emulators.engine import bound_port, serve_engine
+from llmsched.emulators.engine_state import EngineSpec
+from llmsched.shared.config_model import Config, MetricsConfig, PoolConfig, SchedulerConfig
+from llmsched.shared.jobs import SERIALIZER
+from llmsched.shared.lease import Lease
+from llmsched.shared.store import Store
 from tests.collectors.conftest import BigIP
 from tests.helpers import make_store
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from collectors.f5_client import F5Client
-from collectors.poller import Poller
-from shared.config_model import Config, PoolConfig, SchedulerConfig
-from shared.jobs import clear_pending, scoring_queue
-from shared.store import Store
+from llmsched.collectors.f5_client import F5Client
+from llmsched.collectors.poller import Poller
+from llmsched.shared.config_model import Config, PoolConfig, SchedulerConfig
+from llmsched.shared.jobs import clear_pending, scoring_queue
+from llmsched.shared.store import Store
 from tests.collectors.conftest import F5_PASSWORD, BigIP, ManualClock
 from tests.conftest import free_port
 from tests.helpers import make_store
@@ -83,7 +83,7 @@ async def test_member_disabled_on_bigip_is_written_and_triggers_a_scoring_job(bi
         await poller.poll_once()
         assert queued(store) == 2
         job = scoring_queue(store).jobs[-1]
-        assert job.func_name == "scorer.jobs.score_pool_job" and job.args[0] == VLLM.key
+        assert job.func_name == "llmsched.scorer.jobs.score_pool_job" and job.args[0] == VLLM.key
         assert job.args[2] == "membership"
         assert statuses(store.members(VLLM.key)) == {
             "10.0.0.1:8000": "enabled", "10.0.0.2:8000": "disabled", "10.0.0.3:8000": "forced_offline"}
@@ -343,7 +343,7 @@ async def test_stop_during_a_hanging_bigip_call_ends_run_within_five_seconds(big
 
 
 # --- the command -----------------------------------------------------------------------------------------------
-POLLER_MAIN = ("import argparse, sys; import cli.poller as m; p = argparse.ArgumentParser(); m.add_arguments(p); "
+POLLER_MAIN = ("import argparse, sys; import llmsched.cli.poller as m; p = argparse.ArgumentParser(); m.add_arguments(p); "
                "sys.exit(m.run(p.parse_args(sys.argv[1:])))")
 
 

@@ -1,9 +1,9 @@
-"""collectors.prom: the Prometheus text parser around prometheus_client, on real-shaped expositions."""
+"""llmsched.collectors.prom: the Prometheus text parser around prometheus_client, on real-shaped expositions."""
 from __future__ import annotations
 
 import math
 
-from collectors.prom import finite, line_name, parse_exposition
+from llmsched.collectors.prom import finite, line_name, parse_exposition
 from tests.collectors.scrape_expositions import GARBAGE, QUIRKS, SGLANG_COLON, VLLM_NEW
 
 

@@ -17,18 +17,18 @@ import pytest
 from aiohttp import web
 from loguru import logger
 
-from collectors.scrape_plan import metrics_url, plan_targets
-from collectors.scraper import Scraper
-from emulators.engine import build_engine_app
-from emulators.engine import bound_port as engine_port
-from emulators.engine_state import EngineSpec
-from emulators.tls import CertFiles, generate_self_signed
-from scorer.step import score_pool
-from shared.config_model import (Config, EngineVariant, FallbackConfig, MetricsConfig, PoolConfig, SchedulerConfig)
-from shared.jobs import SCORING_JOB, scoring_queue
-from shared.members import Member
-from shared.secrets import Secret
-from shared.store import Store, connect
+from llmsched.collectors.scrape_plan import metrics_url, plan_targets
+from llmsched.collectors.scraper import Scraper
+from llmsched.emulators.engine import build_engine_app
+from llmsched.emulators.engine import bound_port as engine_port
+from llmsched.emulators.engine_state import EngineSpec
+from llmsched.emulators.tls import CertFiles, generate_self_signed
+from llmsched.scorer.step import score_pool
+from llmsched.shared.config_model import (Config, EngineVariant, FallbackConfig, MetricsConfig, PoolConfig, SchedulerConfig)
+from llmsched.shared.jobs import SCORING_JOB, scoring_queue
+from llmsched.shared.members import Member
+from llmsched.shared.secrets import Secret
+from llmsched.shared.store import Store, connect
 from tests.conftest import free_port
 from tests.helpers import make_store
 
@@ -403,7 +403,7 @@ pools:
     fallback: {{pool_fallback: {fallback}}}
     metrics: {{timeout: 60, APIkey: proc-key-xyz}}
 """
-RUNNER = ("import argparse, sys; import cli.scraper as s; p = argparse.ArgumentParser(); s.add_arguments(p); "
+RUNNER = ("import argparse, sys; import llmsched.cli.scraper as s; p = argparse.ArgumentParser(); s.add_arguments(p); "
           "sys.exit(s.run(p.parse_args(sys.argv[1:])))")
 
 

@@ -15,21 +15,21 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from collectors.f5_client import F5Client
-from collectors.poller import Poller
-from collectors.scraper import Scraper
-from collectors.telemetry import error_kind
-from emulators.engine import bound_port as engine_port
-from emulators.engine import serve_engine
-from emulators.engine_state import EngineSpec
-from scorer.jobs import record_latency
-from scorer.telemetry import ScoringCollector
-from shared import telemetry as t
-from shared.config_model import Config, PoolConfig, SchedulerConfig, TelemetryConfig
-from shared.jobs import enqueue_scoring
-from shared.members import Member
-from shared.reload import ConfigWatcher
-from shared.secrets import Secret
+from llmsched.collectors.f5_client import F5Client
+from llmsched.collectors.poller import Poller
+from llmsched.collectors.scraper import Scraper
+from llmsched.collectors.telemetry import error_kind
+from llmsched.emulators.engine import bound_port as engine_port
+from llmsched.emulators.engine import serve_engine
+from llmsched.emulators.engine_state import EngineSpec
+from llmsched.scorer.jobs import record_latency
+from llmsched.scorer.telemetry import ScoringCollector
+from llmsched.shared import telemetry as t
+from llmsched.shared.config_model import Config, PoolConfig, SchedulerConfig, TelemetryConfig
+from llmsched.shared.jobs import enqueue_scoring
+from llmsched.shared.members import Member
+from llmsched.shared.reload import ConfigWatcher
+from llmsched.shared.secrets import Secret
 from tests.collectors.conftest import BigIP, ManualClock
 from tests.conftest import free_port
 from tests.helpers import make_store
@@ -93,7 +93,7 @@ async def test_failed_reads_are_counted_by_kind_and_refused_logins_as_failed(big
 
 
 def test_error_kinds_follow_the_error_classes() -> None:
-    from collectors.f5_errors import F5AuthError, F5NotFound, F5TLSError, F5Unavailable, F5Unreachable
+    from llmsched.collectors.f5_errors import F5AuthError, F5NotFound, F5TLSError, F5Unavailable, F5Unreachable
     assert error_kind(F5AuthError("login", 401)) == "auth"
     assert error_kind(F5NotFound("pool p", 404)) == "not_found"
     assert error_kind(F5Unavailable("pool p", 503)) == "unavailable"
@@ -148,7 +148,7 @@ def test_config_reloads_are_counted_as_applied_or_rejected(tmp_path: Path, monke
     doc = {"f5": {"host": "127.0.0.1", "password_env": "TEST_F5_PW"}, "pools": [{"name": "p", "engine_type": "vllm"}]}
     path = tmp_path / "scheduler-config.yaml"
     path.write_text(yaml.safe_dump(doc))
-    from shared.config import load_config
+    from llmsched.shared.config import load_config
     watcher = ConfigWatcher(path, load_config(path), on_change=lambda new: None, process="test")
     applied, rejected = value(t.COMMON, "llmsched_config_reloads_total", result="applied"), \
         value(t.COMMON, "llmsched_config_reloads_total", result="rejected")

@@ -17,11 +17,11 @@ from typing import Any
 import aiohttp
 import yaml
 
-from emulators.engine import bound_port as engine_port
-from emulators.engine import serve_engine
-from emulators.engine_state import EngineSpec
-from emulators.f5 import bound_port, serve_f5
-from emulators.f5_state import F5State
+from llmsched.emulators.engine import bound_port as engine_port
+from llmsched.emulators.engine import serve_engine
+from llmsched.emulators.engine_state import EngineSpec
+from llmsched.emulators.f5 import bound_port, serve_f5
+from llmsched.emulators.f5_state import F5State
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,7 +88,7 @@ async def up_stack(tmp_path: Path, redis: dict[str, Any], *up_args: str, engines
            "PYTHONPATH": str(REPO)}
     log = tmp_path / "up.log"
     with open(log, "wb") as out:
-        up = subprocess.Popen([sys.executable, "-m", "cli.main", "up", "--config", str(config), "--workers", "1",
+        up = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "up", "--config", str(config), "--workers", "1",
                                *up_args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     stack = UpStack(f"http://127.0.0.1:{api_port}", members, state, up, log,
                     aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)))

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import build_parser
-from shared.config import load_config
+from llmsched.cli.main import build_parser
+from llmsched.shared.config import load_config
 from tests.deploy.deploy_files import (
     CONFIG_TARGET, ROOT, config_services, dockerfile, dockerfile_json, env_names_in_config, healthcheck_command,
     interpolate, llmsched_services, load_compose, MissingVariable, raw_compose,
@@ -41,7 +41,7 @@ def parse_cli(argv: list[str]):
     except SystemExit:
         pytest.fail(f"`llmsched {' '.join(argv)}` is rejected by the CLI parser")
     if argv[0] == "emulate":
-        from emulators.cli import build_parser as emulator_parser
+        from llmsched.emulators.cli import build_parser as emulator_parser
         try:
             emulator_parser().parse_args(args.argv)
         except SystemExit:
@@ -70,7 +70,7 @@ def test_every_service_subcommand_answers_help_in_a_real_run(compose):
     commands = {tuple(svc["command"][:2]) if svc["command"][0] == "emulate" else (svc["command"][0],)
                 for svc in llmsched_services(compose).values()}
     for command in sorted(commands):
-        proc = subprocess.run([sys.executable, "-m", "cli.main", *command, "--help"], cwd=ROOT,
+        proc = subprocess.run([sys.executable, "-m", "llmsched.cli.main", *command, "--help"], cwd=ROOT,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, f"llmsched {' '.join(command)} --help: {proc.stderr[-500:]}"
         assert "usage:" in proc.stdout
@@ -78,7 +78,7 @@ def test_every_service_subcommand_answers_help_in_a_real_run(compose):
 
 def test_dockerfile_entrypoint_is_the_installed_console_script_and_its_default_command_parses():
     assert dockerfile_json("ENTRYPOINT") == ["llmsched"]
-    assert "llmsched = cli.main:main" in (ROOT / "setup.cfg").read_text(encoding="utf-8")
+    assert 'llmsched = "llmsched.cli.main:main"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     cmd = dockerfile_json("CMD")
     assert cmd == ["api", "--config", CONFIG_TARGET]
     parse_cli(cmd)
@@ -121,7 +121,7 @@ def test_api_scales_with_one_published_host_port_per_replica(compose):
 
 
 def test_health_check_paths_exist_in_the_api_and_read_the_port_from_the_environment(compose, redis_url):
-    from api.app import create_app
+    from llmsched.api.app import create_app
     routes = {rule.rule for rule in create_app(make_store(redis_url)).url_map.iter_rules()}
     checks = [healthcheck_command(), compose["services"]["api"]["healthcheck"]["test"][1:]]
     for check in checks:
@@ -173,7 +173,7 @@ def test_the_emulated_bigip_gets_the_password_variable_its_command_names(compose
 def test_shipped_config_passes_check_config_with_dummy_secrets(config_path):
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update({name: "dummy" for name in env_names_in_config(config_path)})
-    proc = subprocess.run([sys.executable, "-m", "cli.main", "check-config", str(config_path)], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "llmsched.cli.main", "check-config", str(config_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "dummy" not in proc.stdout, "check-config printed a secret"
@@ -226,7 +226,7 @@ def test_all_llmsched_services_build_from_deploy_dockerfile(compose):
 def test_dockerignore_keeps_everything_the_image_build_copies():
     ignored = [line for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
                if line and not line.startswith("#")]
-    needed = ["setup.py", "setup.cfg", "config/scheduler-config.yaml", "api/gunicorn_conf.py", "cli/main.py",
+    needed = ["pyproject.toml", "__init__.py", "config/scheduler-config.yaml", "api/gunicorn_conf.py", "cli/main.py",
               "shared/config.py", "api/app.py"]
     for path in needed:
         assert (ROOT / path).exists(), path

@@ -11,12 +11,12 @@ import ipaddress
 import aiohttp
 import pytest
 
-from emulators.cli import build_parser as emulator_parser
-from emulators.cli import engine_spec_from_args, f5_state_from_args
-from emulators.engine import bound_port as engine_port
-from emulators.engine import serve_engine
-from emulators.f5 import bound_port, serve_f5
-from shared.config import load_config
+from llmsched.emulators.cli import build_parser as emulator_parser
+from llmsched.emulators.cli import engine_spec_from_args, f5_state_from_args
+from llmsched.emulators.engine import bound_port as engine_port
+from llmsched.emulators.engine import serve_engine
+from llmsched.emulators.f5 import bound_port, serve_f5
+from llmsched.shared.config import load_config
 from tests.deploy.deploy_files import ROOT, load_compose, option
 
 DEMO_CONFIG = ROOT / "config" / "demo-compose.yaml"
@@ -87,7 +87,7 @@ def test_changing_the_network_prefix_moves_subnet_engines_and_bigip_members_toge
 
 
 async def test_the_poller_logs_in_to_the_emulated_bigip_and_gets_exactly_the_engine_members(compose, monkeypatch):
-    from collectors.f5_client import F5Client
+    from llmsched.collectors.f5_client import F5Client
 
     monkeypatch.setenv("F5_PASSWORD", PASSWORD)
     args = emulator_args(compose["services"]["f5"])

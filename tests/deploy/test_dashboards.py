@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from shared import telemetry
+from llmsched.shared import telemetry
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "deploy" / "grafana" / "llmsched-dashboard.json"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.config_model import FallbackConfig
+from llmsched.shared.config_model import FallbackConfig
 from tests.conftest import free_port
 from tests.deploy.tcl_harness import MULTI, ROOT, SINGLE, needs_tclsh, run_irule, with_variables
 from tests.helpers import api_process, make_store, seed

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from emulators.engine import bound_port as engine_port
-from emulators.engine import serve_engine
-from emulators.engine_state import EngineSpec
-from emulators.f5 import bound_port, serve_f5
-from emulators.f5_state import F5State
+from llmsched.emulators.engine import bound_port as engine_port
+from llmsched.emulators.engine import serve_engine
+from llmsched.emulators.engine_state import EngineSpec
+from llmsched.emulators.f5 import bound_port, serve_f5
+from llmsched.emulators.f5_state import F5State
 
 F5_CONFIG = {
     "users": [{"username": "admin", "password": "s3cret"},

@@ -1,4 +1,4 @@
-"""`python -m emulators f5|engine`: prints where it listens, serves, and exits 0 on SIGTERM/SIGINT."""
+"""`python -m llmsched.emulators f5|engine`: prints where it listens, serves, and exits 0 on SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import asyncio
@@ -9,14 +9,14 @@ from pathlib import Path
 
 import aiohttp
 
-from emulators.cli import main
+from llmsched.emulators.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 async def _start(*args: str, env: dict[str, str] | None = None) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "emulators", *args, cwd=REPO, env={**os.environ, **(env or {})},
+        sys.executable, "-m", "llmsched.emulators", *args, cwd=REPO, env={**os.environ, **(env or {})},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), timeout=10)).decode().strip()

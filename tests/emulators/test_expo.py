@@ -5,8 +5,8 @@ import re
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram as PromHistogram, generate_latest
 
-from emulators.engine_sim import TTFT_BUCKETS
-from emulators.expo import Family, Histogram, Series, render
+from llmsched.emulators.engine_sim import TTFT_BUCKETS
+from llmsched.emulators.expo import Family, Histogram, Series, render
 
 
 def _mask_created(text: str) -> str:

@@ -8,7 +8,7 @@ import time
 
 import aiohttp
 
-from emulators.f5_state import F5State
+from llmsched.emulators.f5_state import F5State
 
 MEMBERS = "/mgmt/tm/ltm/pool/~Common~vllm_pool/members"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from emulators.engine_state import EngineSpec
+from llmsched.emulators.engine_state import EngineSpec
 from tests.faults.emulated import POOL, BigIP, Engine, LoopThread
 from tests.faults.harness import Process, child_env
 from tests.faults.redis_ctl import RedisServer

@@ -17,11 +17,11 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.engine import build_engine_app
-from emulators.engine_state import EngineSpec
-from emulators.f5 import build_f5_app
-from emulators.f5_state import F5State, Token
-from emulators.tls import CertFiles, generate_self_signed
+from llmsched.emulators.engine import build_engine_app
+from llmsched.emulators.engine_state import EngineSpec
+from llmsched.emulators.f5 import build_f5_app
+from llmsched.emulators.f5_state import F5State, Token
+from llmsched.emulators.tls import CertFiles, generate_self_signed
 from tests.conftest import free_port
 from tests.faults.harness import http
 

@@ -101,7 +101,7 @@ def cmdline(pid: int) -> str:
 
 def child_pid(up_pid: int, command: str) -> int:
     """The pid of `up`'s child running `llmsched <command>` (the gunicorn master for `api`)."""
-    needle = "gunicorn" if command == "api" else f"cli.main {command} --config"
+    needle = "gunicorn" if command == "api" else f"llmsched.cli.main {command} --config"
     pids = [p for p in descendants(up_pid) if needle in cmdline(p)]
     if command == "api":
         pids = [p for p in pids if "gunicorn" not in cmdline(_parent(p))]
@@ -134,7 +134,7 @@ class Process:
 
     def start(self) -> Process:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", *self.argv], cwd=REPO, env=self.env,
+            self.proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", *self.argv], cwd=REPO, env=self.env,
                                          stdout=out, stderr=subprocess.STDOUT)
         return self
 

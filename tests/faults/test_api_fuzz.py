@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loguru import logger
 
-from api.app import create_app
-from scorer.step import score_pool
-from shared.config_model import Config, FallbackConfig, ModeConfig, PoolConfig, SchedulerConfig
-from shared.members import Member
-from shared.publish import publish_config
-from shared.store import Store
+from llmsched.api.app import create_app
+from llmsched.scorer.step import score_pool
+from llmsched.shared.config_model import Config, FallbackConfig, ModeConfig, PoolConfig, SchedulerConfig
+from llmsched.shared.members import Member
+from llmsched.shared.publish import publish_config
+from llmsched.shared.store import Store
 from tests.faults.conftest import RecordFigure
 from tests.faults.fuzz_cases import Case, Seeded, arbitrary_path_strategy, request_strategy
 from tests.helpers import make_store

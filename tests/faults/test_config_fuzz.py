@@ -19,8 +19,8 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from shared.config import load_config
-from shared.errors import ConfigError
+from llmsched.shared.config import load_config
+from llmsched.shared.errors import ConfigError
 from tests.faults.config_mutations import broken_configs, dump
 from tests.faults.conftest import Lab, RecordFigure
 from tests.faults.harness import wait_for

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from shared.jobs import SERIALIZER, enqueue_scoring
+from llmsched.shared.jobs import SERIALIZER, enqueue_scoring
 from tests.faults.conftest import Lab, RecordFigure
 from tests.faults.emulated import PARTITION, POOL, BigIP, Engine
 from tests.faults.harness import Process, http, wait_for

@@ -1,11 +1,11 @@
-"""scorer.capacity.estimate_slack: requests a member can still take, from one scrape and its BIG-IP ratio."""
+"""llmsched.scorer.capacity.estimate_slack: requests a member can still take, from one scrape and its BIG-IP ratio."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from scorer.capacity import KV_KNEE, estimate_capacity, estimate_slack
+from llmsched.scorer.capacity import KV_KNEE, estimate_capacity, estimate_slack
 
 
 def m(waiting: float, cache: float, running: float) -> dict:

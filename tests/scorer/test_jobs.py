@@ -1,4 +1,4 @@
-"""Tests of scorer.jobs: the scoring job and its latency record, against a real Redis (and rq in burst mode)."""
+"""Tests of llmsched.scorer.jobs: the scoring job and its latency record, against a real Redis (and rq in burst mode)."""
 from __future__ import annotations
 
 import math
@@ -10,13 +10,13 @@ import orjson
 import pytest
 from rq import SimpleWorker
 
-from scorer import jobs
-from scorer.jobs import LATENCY_BUCKETS, latency_report, percentile, record_latency, score_pool_job
-from shared.config_model import Config, ModeConfig, PoolConfig, SchedulerConfig
-from shared.jobs import SERIALIZER, enqueue_scoring
-from shared.members import Member
-from shared.publish import publish_config
-from shared.store import Store
+from llmsched.scorer import jobs
+from llmsched.scorer.jobs import LATENCY_BUCKETS, latency_report, percentile, record_latency, score_pool_job
+from llmsched.shared.config_model import Config, ModeConfig, PoolConfig, SchedulerConfig
+from llmsched.shared.jobs import SERIALIZER, enqueue_scoring
+from llmsched.shared.members import Member
+from llmsched.shared.publish import publish_config
+from llmsched.shared.store import Store
 from tests.helpers import make_store
 
 POOL = "p1:Common"
@@ -144,7 +144,7 @@ def test_queued_scoring_jobs_are_stored_as_json_never_pickles(redis_url):
     import orjson
     import redis as redis_lib
 
-    from shared.jobs import enqueue_scoring
+    from llmsched.shared.jobs import enqueue_scoring
     from tests.helpers import make_store
     store = make_store(redis_url)
     assert enqueue_scoring(store, "p1:Common", "scrape", now=123.0)
@@ -152,7 +152,7 @@ def test_queued_scoring_jobs_are_stored_as_json_never_pickles(redis_url):
     job_id = raw.lrange(f"rq:queue:{store.keys.scoring_queue}", 0, -1)[0].decode()
     data = raw.hget(f"rq:job:{job_id}", "data")
     decoded = orjson.loads(zlib_decompress(data))
-    assert decoded[0] == "scorer.jobs.score_pool_job" and decoded[2] == ["p1:Common", 123.0, "scrape"]
+    assert decoded[0] == "llmsched.scorer.jobs.score_pool_job" and decoded[2] == ["p1:Common", 123.0, "scrape"]
 
 
 def zlib_decompress(data: bytes) -> bytes:

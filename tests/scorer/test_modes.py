@@ -10,10 +10,10 @@ import math
 
 import pytest
 
-from scorer import MODE_NAMES, compute_scores
-from shared.config_model import ORIGINAL_MODE_NAMES
-from scorer import weights as wt
-from shared import config_model
+from llmsched.scorer import MODE_NAMES, compute_scores
+from llmsched.shared.config_model import ORIGINAL_MODE_NAMES
+from llmsched.scorer import weights as wt
+from llmsched.shared import config_model
 
 S1 = {"w_a": 0.3, "w_b": 0.7}
 S2 = {"w_a": 0.5, "w_b": 0.25, "w_g": 0.25}

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from scorer import normalizers as nz
+from llmsched.scorer import normalizers as nz
 
 approx = lambda values: pytest.approx(values, abs=1e-12)  # noqa: E731
 

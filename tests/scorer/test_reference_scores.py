@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scorer import compute_scores
+from llmsched.scorer import compute_scores
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "spec" / "reference-scores.json"
 TOLERANCE = 1e-9
@@ -34,6 +34,6 @@ def test_scores_match_the_originals_reference_output(entry: dict) -> None:
 
 @pytest.mark.skipif(not ENTRIES, reason=f"reference scores not found at {REFERENCE}")
 def test_reference_file_covers_every_mode() -> None:
-    from shared.config_model import ORIGINAL_MODE_NAMES
+    from llmsched.shared.config_model import ORIGINAL_MODE_NAMES
 
     assert {e["mode"] for e in ENTRIES} == set(ORIGINAL_MODE_NAMES)

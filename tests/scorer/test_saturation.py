@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from scorer import compute_scores, saturation
-from scorer.capacity import estimate_slack
-from shared.routing.decide import decide
+from llmsched.scorer import compute_scores, saturation
+from llmsched.scorer.capacity import estimate_slack
+from llmsched.shared.routing.decide import decide
 
 
 def m(waiting: float, cache: float, running: float, **extra: object) -> dict:

@@ -1,7 +1,7 @@
 import pytest
 
-from scorer import compute_scores
-from scorer.step import build_snapshot, score_pool
+from llmsched.scorer import compute_scores
+from llmsched.scorer.step import build_snapshot, score_pool
 from tests.helpers import make_store
 
 NOW = 1_000_000.0

@@ -14,11 +14,11 @@ import pytest
 import yaml
 from rq import Worker
 
-from cli.scorer import format_report
-from scorer.jobs import latency_report
-from shared.jobs import enqueue_scoring
-from shared.members import Member
-from shared.store import Store
+from llmsched.cli.scorer import format_report
+from llmsched.scorer.jobs import latency_report
+from llmsched.shared.jobs import enqueue_scoring
+from llmsched.shared.members import Member
+from llmsched.shared.store import Store
 from tests.helpers import make_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         env = {**os.environ, "REDIS_URL": self.redis_url, "F5_PW": "pw", "PYTHONPATH": str(REPO)}
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "scorer", "--config", str(self.config)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "scorer", "--config", str(self.config)],
                                          cwd=REPO, env=env, stdout=log, stderr=log)
         client = make_store(self.redis_url).client
         wait_for("the rq worker to register", lambda: Worker.count(connection=client) > 0 or self.proc.poll(),
@@ -115,8 +115,8 @@ def test_bursts_coalesce_into_one_queued_job_which_the_worker_runs(worker, redis
     w = worker(run=False)
     put_members(store, TWO)
     # The pool must be configured before the job runs: publish what the worker would, then queue a burst.
-    from shared.config import load_config
-    from shared.publish import publish_config
+    from llmsched.shared.config import load_config
+    from llmsched.shared.publish import publish_config
     publish_config(store, load_config(w.config, {"F5_PW": "pw"}), "test")
     results = [enqueue_scoring(store, POOL, "scrape") for _ in range(5)]
     assert results == [True, False, False, False, False]

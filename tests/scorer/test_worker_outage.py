@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.jobs import enqueue_scoring
+from llmsched.shared.jobs import enqueue_scoring
 from tests.helpers import make_store
 from tests.scorer.test_worker import POOL, TWO, config_doc, put_members, scores, wait_for
 from tests.shared.redis_servers import RedisProc
@@ -35,7 +35,7 @@ def scorer(tmp_path: Path, server: RedisProc) -> Iterator[subprocess.Popen]:
     env = {**os.environ, "REDIS_URL": server.url, "F5_PW": "pw", "PYTHONPATH": str(REPO),
            "LLMSCHED_METRICS_PORT": "0"}
     with open(tmp_path / "scorer.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "scorer", "--config", str(config)], cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "scorer", "--config", str(config)], cwd=REPO,
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
     proc.log = tmp_path / "scorer.log"    # type: ignore[attr-defined]
     yield proc

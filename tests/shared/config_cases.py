@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shared.config import parse_config
-from shared.errors import ConfigError
+from llmsched.shared.config import parse_config
+from llmsched.shared.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "scheduler-config.yaml"

@@ -1,4 +1,4 @@
-"""Tests of shared.config: the shipped example, file errors, global / scheduler / f5 / redis keys, secrets, rendering."""
+"""Tests of llmsched.shared.config: the shipped example, file errors, global / scheduler / f5 / redis keys, secrets, rendering."""
 from __future__ import annotations
 
 import copy
@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.config import load_config, parse_config, render_effective
-from shared.config_model import ModeConfig
-from shared.errors import ConfigError
-from shared.secrets import MASK
+from llmsched.shared.config import load_config, parse_config, render_effective
+from llmsched.shared.config_model import ModeConfig
+from llmsched.shared.errors import ConfigError
+from llmsched.shared.secrets import MASK
 from tests.shared.config_cases import ENV, EXAMPLE, assert_error, errors_of, minimal, with_
 
 # ----------------------------------------------------------------------------------------- the example

@@ -1,4 +1,4 @@
-"""Tests of shared.config: modes, pools, engine variants and unknown keys."""
+"""Tests of llmsched.shared.config: modes, pools, engine variants and unknown keys."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.config import load_config, parse_config
-from shared.config_model import ModeConfig
+from llmsched.shared.config import load_config, parse_config
+from llmsched.shared.config_model import ModeConfig
 from tests.shared.config_cases import ENV, assert_error, errors_of, minimal, with_
 
 # ----------------------------------------------------------------------------------------- modes

@@ -1,4 +1,4 @@
-from shared.members import Member, member_key, member_status, parse_candidate, parse_member_name
+from llmsched.shared.members import Member, member_key, member_status, parse_candidate, parse_member_name
 
 
 def test_candidate_splits_on_the_last_colon_so_ipv6_works():

@@ -1,6 +1,6 @@
 """The API's side of a Redis outage, in process against a redis-server the test owns: the decision read's short
-timeout and its circuit breaker (shared.redis_conn.Breaker through Store.decision_inputs), and where an API
-process finds Redis (`api.app.store_from_env`). End-to-end figures under `llmsched up` are in tests/faults."""
+timeout and its circuit breaker (llmsched.shared.redis_conn.Breaker through Store.decision_inputs), and where an API
+process finds Redis (`llmsched.api.app.store_from_env`). End-to-end figures under `llmsched up` are in tests/faults."""
 from __future__ import annotations
 
 import threading
@@ -11,10 +11,10 @@ import pytest
 import redis
 from loguru import logger
 
-from api.app import store_from_env
-from shared.errors import StoreError
-from shared.redis_conn import RedisUnavailable, client_from_settings, parse_sentinels, target_from_env
-from shared.store import Store
+from llmsched.api.app import store_from_env
+from llmsched.shared.errors import StoreError
+from llmsched.shared.redis_conn import RedisUnavailable, client_from_settings, parse_sentinels, target_from_env
+from llmsched.shared.store import Store
 from tests.helpers import make_store, seed
 from tests.shared.redis_servers import RedisProc
 

@@ -1,4 +1,4 @@
-"""Tests of shared.reload.ConfigWatcher with real files (and a real Redis for publishing)."""
+"""Tests of llmsched.shared.reload.ConfigWatcher with real files (and a real Redis for publishing)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,10 +12,10 @@ import pytest
 import yaml
 from loguru import logger
 
-from shared.config import load_config
-from shared.config_model import Config
-from shared.publish import publish_config
-from shared.reload import ConfigWatcher
+from llmsched.shared.config import load_config
+from llmsched.shared.config_model import Config
+from llmsched.shared.publish import publish_config
+from llmsched.shared.reload import ConfigWatcher
 from tests.helpers import make_store
 
 ENV = {"F5_PW": "not-logged-secret"}

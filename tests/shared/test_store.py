@@ -4,9 +4,9 @@ import orjson
 import pytest
 import redis
 
-from shared.errors import StoreError
-from shared.keys import Keys
-from shared.store import Store, connect
+from llmsched.shared.errors import StoreError
+from llmsched.shared.keys import Keys
+from llmsched.shared.store import Store, connect
 from tests.helpers import make_store, seed
 
 

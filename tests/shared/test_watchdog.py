@@ -1,4 +1,4 @@
-"""The Redis watchdog (shared.watchdog): when a restore is due, and the rescore it asks for."""
+"""The Redis watchdog (llmsched.shared.watchdog): when a restore is due, and the rescore it asks for."""
 from __future__ import annotations
 
 import threading
@@ -8,12 +8,12 @@ import redis
 from loguru import logger
 from rq import Queue
 
-from shared.config_model import Config, PoolConfig
-from shared.jobs import SERIALIZER, enqueue_scoring
-from shared.publish import publish_config
-from shared.redis_conn import client_from_settings
-from shared.store import Store
-from shared.watchdog import RedisWatchdog, rescore_now
+from llmsched.shared.config_model import Config, PoolConfig
+from llmsched.shared.jobs import SERIALIZER, enqueue_scoring
+from llmsched.shared.publish import publish_config
+from llmsched.shared.redis_conn import client_from_settings
+from llmsched.shared.store import Store
+from llmsched.shared.watchdog import RedisWatchdog, rescore_now
 from tests.helpers import make_store
 
 CONFIG = Config(pools=(PoolConfig(name="p1", engine_type="vllm"),), source="test")

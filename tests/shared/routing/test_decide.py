@@ -1,6 +1,6 @@
 import random
 
-from shared.routing.decide import candidate_index, decide, eligible
+from llmsched.shared.routing.decide import candidate_index, decide, eligible
 
 NOW = 1_000_000.0
 CONFIG = {"name": "p", "partition": "Common", "pool_fallback": False, "stale_after": 10.0,
@@ -9,7 +9,7 @@ CONFIG = {"name": "p", "partition": "Common", "pool_fallback": False, "stale_aft
 
 def member(mid: str, score: float | None = 0.5, status: str = "enabled", age: float = 1.0, **metrics) -> dict:
     address, _, port = mid.rpartition(":")
-    from shared.members import member_key
+    from llmsched.shared.members import member_key
     return {"id": mid, "key": member_key(address, int(port)), "address": address, "port": int(port),
             "status": status, "score": score, "scraped_at": NOW - age, "metrics": metrics}
 

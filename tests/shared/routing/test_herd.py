@@ -3,9 +3,9 @@ from collections import Counter
 
 import pytest
 
-from shared.members import member_key
-from shared.routing.decide import decide
-from shared.routing.herd import herd_pick, herd_weight
+from llmsched.shared.members import member_key
+from llmsched.shared.routing.decide import decide
+from llmsched.shared.routing.herd import herd_pick, herd_weight
 
 
 def test_no_decisions_since_the_scrape_leave_the_score_unchanged():

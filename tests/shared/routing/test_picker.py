@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from shared.routing.picker import pick_weighted, shares
+from llmsched.shared.routing.picker import pick_weighted, shares
 
 
 def test_pick_never_returns_an_item_with_zero_or_negative_weight():

@@ -1,4 +1,0 @@
-"""Setuptools shim: the metadata lives in setup.cfg."""
-from setuptools import setup
-
-setup()
