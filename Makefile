@@ -42,8 +42,18 @@ install: $(VENV)/.installed
 run: install
 	$(LLMSCHED) demo
 
-test: install browser-deps
+test: install browser-deps lint
 	$(PY) -m pytest -q -m "not faults"
+
+# ruff (lint and format check) over the whole tree; mypy over the package as installed (llmsched.*), through
+# build/typeview/llmsched: links to the repository's folders, because the repository root is the package itself.
+TYPED := shared scorer api
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@mkdir -p build/typeview/llmsched
+	@for d in __init__.py api bench cli collectors emulators scorer shared; do ln -sfn ../../../$$d build/typeview/llmsched/$$d; done
+	$(VENV)/bin/mypy $(foreach p,$(TYPED),-p llmsched.$(p))
 
 bench-scoring: install
 	$(PY) -m llmsched.bench.scoring_bench

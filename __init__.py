@@ -4,4 +4,5 @@ The repository root is this package; its folders are the subpackages: `llmsched.
 metrics scraper), `llmsched.scorer` (scoring workers), `llmsched.api` (the decision API), `llmsched.shared` (config,
 Redis layout, decision pipeline), `llmsched.cli` (the `llmsched` command), `llmsched.emulators` and `llmsched.bench`.
 """
+
 __version__ = "0.2.0"

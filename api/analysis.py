@@ -4,6 +4,7 @@ The grading (Excellent / Good / Fair / Needs optimization) and its quality score
 Unlike the original, theory and practice use the same eligible members (after every filter), and a pool whose
 eligible scores sum to 0 is reported, not a 500.
 """
+
 from __future__ import annotations
 
 import random
@@ -58,12 +59,15 @@ def analyze(pool: Eligible, iterations: int, rng: random.Random, clock: Callable
     for a in pool.answers:
         absolute = round(abs(actual[a] - theory[a]), 4)
         relative = round(absolute / theory[a] * 100, 4) if theory[a] else 0.0
-        deviations[a] = {"theoretical_percent": theory[a], "actual_percent": actual[a],
-                         "absolute_deviation": absolute, "relative_deviation_percent": relative,
-                         "selection_count": counts.get(a, 0)}
+        deviations[a] = {
+            "theoretical_percent": theory[a],
+            "actual_percent": actual[a],
+            "absolute_deviation": absolute,
+            "relative_deviation_percent": relative,
+            "selection_count": counts.get(a, 0),
+        }
     absolutes = [d["absolute_deviation"] for d in deviations.values()]
-    mean, worst, best = (round(statistics.fmean(absolutes), 4), round(max(absolutes), 4),
-                         round(min(absolutes), 4))
+    mean, worst, best = (round(statistics.fmean(absolutes), 4), round(max(absolutes), 4), round(min(absolutes), 4))
     std = round(statistics.stdev(absolutes), 4) if len(absolutes) > 1 else 0.0
     success_rate = round(successful / iterations * 100, 4)
     label, score = grade(mean, worst, success_rate)
@@ -73,15 +77,20 @@ def analyze(pool: Eligible, iterations: int, rng: random.Random, clock: Callable
         "actual_probabilities": actual,
         "deviation_analysis": deviations,
         "overall_statistics": {
-            "total_iterations": iterations, "successful_selections": successful, "success_rate": success_rate,
-            "mean_absolute_deviation": mean, "max_absolute_deviation": worst, "min_absolute_deviation": best,
+            "total_iterations": iterations,
+            "successful_selections": successful,
+            "success_rate": success_rate,
+            "mean_absolute_deviation": mean,
+            "max_absolute_deviation": worst,
+            "min_absolute_deviation": best,
             "std_deviation": std,
         },
         "quality_assessment": {
-            "grade": label, "quality_score": round(score, 2), "is_acceptable": label in ("Excellent", "Good"),
+            "grade": label,
+            "quality_score": round(score, 2),
+            "is_acceptable": label in ("Excellent", "Good"),
             "recommendations": recommendations(mean, worst, success_rate, std),
             "summary": f"Mean deviation {mean}%, max deviation {worst}%, quality grade: {label}",
         },
-        "detailed_results": [{"round": i + 1, "selected": p, "timestamp": now}
-                             for i, p in enumerate(picks)][-50:],
+        "detailed_results": [{"round": i + 1, "selected": p, "timestamp": now} for i, p in enumerate(picks)][-50:],
     }

@@ -4,6 +4,7 @@ A replica needs only where Redis is: `create_app(store)` in tests, or the enviro
 (`llmsched.api.wsgi:app`): `REDIS_URL`, or `LLMSCHED_REDIS_SENTINELS` + `LLMSCHED_REDIS_MASTER`; `LLMSCHED_NAMESPACE`;
 `LLMSCHED_REDIS_TIMEOUT`. It keeps no state of its own.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,7 @@ def store_from_env(env: dict | None = None) -> Store:
     return Store(client, env.get("LLMSCHED_NAMESPACE") or "llmsched", breaker=Breaker())
 
 
-def create_app(store: Store | None = None, rng: random.Random | None = None,
-               admin_token: str | None = None) -> Flask:
+def create_app(store: Store | None = None, rng: random.Random | None = None, admin_token: str | None = None) -> Flask:
     """`admin_token` (default: $LLMSCHED_ADMIN_TOKEN) guards every endpoint but decisions, health and metrics."""
     app = Flask("llmsched")
     token = admin_token if admin_token is not None else os.environ.get("LLMSCHED_ADMIN_TOKEN", "")
@@ -60,8 +60,13 @@ def create_app(store: Store | None = None, rng: random.Random | None = None,
     app.extensions["llmsched.store"] = store if store is not None else store_from_env()
     app.extensions["llmsched.rng"] = rng if rng is not None else random.Random()
     app.extensions["llmsched.dispatch"] = DispatchRecorder(app.extensions["llmsched.store"])
-    app.wsgi_app = SelectFastPath(app.wsgi_app, app.extensions["llmsched.store"], app.extensions["llmsched.rng"],
-                                  MAX_BODY_BYTES, app.extensions["llmsched.dispatch"])
+    app.wsgi_app = SelectFastPath(
+        app.wsgi_app,
+        app.extensions["llmsched.store"],
+        app.extensions["llmsched.rng"],
+        MAX_BODY_BYTES,
+        app.extensions["llmsched.dispatch"],
+    )
     app.register_blueprint(decisions)
     app.register_blueprint(pools)
     app.register_blueprint(health)
@@ -79,6 +84,7 @@ def create_app(store: Store | None = None, rng: random.Random | None = None,
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         from loguru import logger
+
         logger.opt(exception=exc).error("unexpected error serving a request")
         return json_response({"detail": "Internal Server Error"}, 500)
 

@@ -3,6 +3,7 @@
 `select` makes one pipelined Redis read and answers in plain text. If Redis cannot answer in time it answers
 `none`: the iRule then lets BIG-IP balance, which is always a safe answer.
 """
+
 from __future__ import annotations
 
 import random
@@ -18,8 +19,8 @@ from llmsched.api.metrics import record_decision, record_rejected
 from llmsched.api.responses import json_response, rng, store, text_response
 from llmsched.api.validation import RequestError, parse_iterations, parse_schedule_request
 from llmsched.shared.errors import StoreError
-from llmsched.shared.store import Store
 from llmsched.shared.routing.decide import NONE, decide, eligible
+from llmsched.shared.store import Store
 
 decisions = Blueprint("decisions", __name__)
 
@@ -27,11 +28,11 @@ decisions = Blueprint("decisions", __name__)
 @dataclass(frozen=True)
 class Outcome:
     answer: str
-    pool_key: str = ""                  # set when the pool is configured
-    member_id: str | None = None        # set when a member was picked
-    count_ttl: float = 0.0              # > 0 when herd control wants the pick counted
-    reason: str = ""                    # Decision.reason (metrics)
-    candidates: int = 0                 # members BIG-IP offered (metrics)
+    pool_key: str = ""  # set when the pool is configured
+    member_id: str | None = None  # set when a member was picked
+    count_ttl: float = 0.0  # > 0 when herd control wants the pick counted
+    reason: str = ""  # Decision.reason (metrics)
+    candidates: int = 0  # members BIG-IP offered (metrics)
 
 
 def answer_select(raw_body: bytes, store_: Store, rng_: random.Random) -> Outcome:
@@ -46,15 +47,22 @@ def answer_select(raw_body: bytes, store_: Store, rng_: random.Random) -> Outcom
     decision = decide(config, snapshot, req.members, time.time(), rng_, dispatch)
     logger.debug("select {} -> {} ({})", req.pool_key, decision.answer, decision.reason)
     ttl = float(config.get("stale_after") or 60.0) if decision.member_id and config.get("herd_control") else 0.0
-    return Outcome(decision.answer, req.pool_key if config is not None else "", decision.member_id, ttl,
-                   decision.reason, len(req.members))
+    return Outcome(
+        decision.answer,
+        req.pool_key if config is not None else "",
+        decision.member_id,
+        ttl,
+        decision.reason,
+        len(req.members),
+    )
 
 
 def record_outcome(outcome: Outcome, recorder: DispatchRecorder, seconds: float) -> None:
     """Count the decision in the metrics and for herd control; called after the answer is sent, so it never
     delays BIG-IP. `seconds`: how long the answer took."""
-    record_decision(outcome.pool_key or None, outcome.answer, outcome.reason, outcome.member_id, outcome.candidates,
-                    seconds)
+    record_decision(
+        outcome.pool_key or None, outcome.answer, outcome.reason, outcome.member_id, outcome.candidates, seconds
+    )
     if outcome.member_id is not None and outcome.count_ttl > 0.0:
         recorder.record(outcome.pool_key, outcome.member_id, outcome.count_ttl)
 
@@ -105,7 +113,11 @@ def analyze(pool_name: str, partition: str):
     if not pool.members:
         return json_response({"error": f"No eligible member: {pool.reason}"})
     report = analysis.analyze(pool, iterations, rng(), time.time)
-    report["pool_info"] = {"pool_name": pool_name, "partition": partition,
-                           "total_members": len((snapshot or {}).get("members", [])),
-                           "candidates": len(req.members), "eligible_members": len(pool.members)}
+    report["pool_info"] = {
+        "pool_name": pool_name,
+        "partition": partition,
+        "total_members": len((snapshot or {}).get("members", [])),
+        "candidates": len(req.members),
+        "eligible_members": len(pool.members),
+    }
     return json_response(report)

@@ -7,6 +7,7 @@ connection with replies switched off (`CLIENT REPLY OFF`) and only sends `HINCRB
 no round trip, and Redis applies the commands in order before it reads the next decision from any client that
 comes after. A count that cannot be sent (Redis down) is dropped: the next scrape resets the counts anyway.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,7 @@ class DispatchRecorder:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._conn: redis.Connection | None = None
-        self._owner_pid: int | None = None      # a connection must never be shared by forked workers
+        self._owner_pid: int | None = None  # a connection must never be shared by forked workers
         self._expire_due: dict[str, float] = {}
 
     def record(self, pool_key: str, member_id: str, ttl_s: float) -> None:

@@ -5,6 +5,7 @@ without building Flask's request context, routing and response objects roughly h
 decision (docs/benchmarks.md). It runs the same `answer_select` as the Flask route and produces the same bytes;
 everything else (and any other method on this path) goes to Flask unchanged.
 """
+
 from __future__ import annotations
 
 import random
@@ -22,13 +23,19 @@ from llmsched.api.validation import RequestError
 from llmsched.shared.store import Store
 
 SELECT_PATH = "/scheduler/select"
-_REASONS = {200: "200 OK", 400: "400 BAD REQUEST", 413: "413 REQUEST ENTITY TOO LARGE",
-            422: "422 UNPROCESSABLE ENTITY", 500: "500 INTERNAL SERVER ERROR"}
+_REASONS = {
+    200: "200 OK",
+    400: "400 BAD REQUEST",
+    413: "413 REQUEST ENTITY TOO LARGE",
+    422: "422 UNPROCESSABLE ENTITY",
+    500: "500 INTERNAL SERVER ERROR",
+}
 
 
 class SelectFastPath:
-    def __init__(self, flask_wsgi: Callable, store: Store, rng: random.Random, max_body: int,
-                 recorder: DispatchRecorder) -> None:
+    def __init__(
+        self, flask_wsgi: Callable, store: Store, rng: random.Random, max_body: int, recorder: DispatchRecorder
+    ) -> None:
         self.flask_wsgi = flask_wsgi
         self.store = store
         self.rng = rng
@@ -52,11 +59,12 @@ class SelectFastPath:
             status, mime, body = 200, TEXT, outcome.answer.encode()
         except RequestError as exc:
             status, mime, body = exc.status, "application/json", orjson.dumps({"detail": exc.detail})
-        except Exception as exc:  # noqa: BLE001 — same contract as the Flask handler: JSON 500, logged
+        except Exception as exc:
             logger.opt(exception=exc).error("unexpected error answering select")
             status, mime, body = 500, "application/json", b'{"detail":"Internal Server Error"}'
-        start_response(_REASONS.get(status, f"{status} ERROR"),
-                       [("Content-Type", mime), ("Content-Length", str(len(body)))])
+        start_response(
+            _REASONS.get(status, f"{status} ERROR"), [("Content-Type", mime), ("Content-Length", str(len(body)))]
+        )
         return _Body(body, outcome, self.recorder, status, time.perf_counter() - started)
 
 
@@ -64,8 +72,9 @@ class _Body:
     """The response body; the WSGI server calls close() after sending it, and only then are the decision and its
     dispatch counted."""
 
-    def __init__(self, body: bytes, outcome: Outcome | None, recorder: DispatchRecorder, status: int,
-                 seconds: float) -> None:
+    def __init__(
+        self, body: bytes, outcome: Outcome | None, recorder: DispatchRecorder, status: int, seconds: float
+    ) -> None:
         self.body, self.outcome, self.recorder, self.status, self.seconds = body, outcome, recorder, status, seconds
 
     def __iter__(self):

@@ -7,6 +7,7 @@ it; `llmsched api` hands it to the workers as LLMSCHED_ADMIN_TOKEN). BIG-IP's pa
 scrapes from the same network. A browser opening /ui may pass `?token=...` instead; the page then sends it as a
 header with each refresh.
 """
+
 from __future__ import annotations
 
 import hmac

@@ -11,6 +11,7 @@ files under PROMETHEUS_MULTIPROC_DIR and GET /metrics merges them. `llmsched api
 (LLMSCHED_PROM_DIR_OWNED=1: removed at exit); a plain `gunicorn -c python:llmsched.api.gunicorn_conf` without the
 variable gets one here. The hooks below clear a reused directory at start and retire dead workers' files.
 """
+
 import glob
 import logging
 import multiprocessing
@@ -33,7 +34,7 @@ worker_class = "gthread" if threads > 1 else "sync"
 backlog = 2048
 keepalive = 5
 timeout = 30
-graceful_timeout = 5            # SIGTERM: finish in-flight requests, then exit within 5 s
+graceful_timeout = 5  # SIGTERM: finish in-flight requests, then exit within 5 s
 max_requests = 0
 accesslog = "-" if os.environ.get("LLMSCHED_ACCESS_LOG") else None
 errorlog = "-"
@@ -42,8 +43,12 @@ proc_name = "llmsched-api"
 
 # gunicorn's own lines (master, worker boot, access log) go through loguru too, so LLMSCHED_LOG_FORMAT=json
 # (global.log_format) gives one JSON object per line for everything the API process writes.
-setup_logging("api", os.environ.get("LLMSCHED_LOG_LEVEL", "INFO"), os.environ.get("LLMSCHED_LOG_FORMAT", "text"),
-              intercept_stdlib=False)
+setup_logging(
+    "api",
+    os.environ.get("LLMSCHED_LOG_LEVEL", "INFO"),
+    os.environ.get("LLMSCHED_LOG_FORMAT", "text"),
+    intercept_stdlib=False,
+)
 
 
 class _ToLoguru(logging.Handler):
@@ -53,7 +58,8 @@ class _ToLoguru(logging.Handler):
         except ValueError:
             level = record.levelno
         logger.patch(lambda r: r.update(name=record.name, function=record.funcName, line=record.lineno)).opt(
-            exception=record.exc_info).log(level, record.getMessage())
+            exception=record.exc_info
+        ).log(level, record.getMessage())
 
 
 class LoguruLogger(Logger):
@@ -85,6 +91,7 @@ def on_starting(server) -> None:
 def child_exit(server, worker) -> None:
     """A worker exited: its counters stay in the totals, its live gauges are dropped."""
     from prometheus_client import multiprocess
+
     multiprocess.mark_process_dead(worker.pid)
 
 

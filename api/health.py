@@ -5,6 +5,7 @@ has a score snapshot younger than its `stale_after`. Not ready answers 503, so a
 `/health` takes the replica out of the scheduler pool and the iRule falls back to BIG-IP's own balancing.
 Alive only means the process serves HTTP; it never touches Redis, so a Redis outage does not restart replicas.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,7 @@ def readiness(now: float) -> tuple[bool, dict]:
         pools[key] = {"data_age": age, "fresh": age is not None and age <= stale_after}
     ready = any(p["fresh"] for p in pools.values())
     message = "Scheduler running normally" if ready else "no pool has fresh scores"
-    return ready, {"status": "healthy" if ready else "unhealthy", "message": message, "redis": "ok",
-                   "pools": pools}
+    return ready, {"status": "healthy" if ready else "unhealthy", "message": message, "redis": "ok", "pools": pools}
 
 
 @health.get("/health")

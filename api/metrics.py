@@ -7,6 +7,7 @@ files in that directory and this endpoint merges them, so any worker answers wit
 Scores, expected shares, data ages and the config version are not counted here: they are computed from Redis at
 scrape time (`RedisStatusCollector`), the same for every worker and replica, never stale in a dead worker's file.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,9 @@ _decisions: dict[tuple[str, str, str], object] = {}
 _selections: dict[tuple[str, str], object] = {}
 
 
-def record_decision(pool: str | None, answer: str, reason: str, member_id: str | None, candidates: int,
-                    seconds: float) -> None:
+def record_decision(
+    pool: str | None, answer: str, reason: str, member_id: str | None, candidates: int, seconds: float
+) -> None:
     """Count one answered select; `pool` is None when the pool is not configured (bounded label values)."""
     pool = pool or t.UNKNOWN_POOL
     key = (pool, _RESULTS.get(answer, "member"), REASON_CLASSES.get(reason, "other"))
@@ -73,7 +75,7 @@ def record_rejected(status: int) -> None:
 
 
 class RedisStatusCollector(Collector):
-    """Per-member and per-pool gauges computed from Redis at each scrape (llmsched.shared.status, like the status page)."""
+    """Per-member and per-pool gauges computed from Redis at each scrape (shared/status.py, like the status page)."""
 
     def __init__(self, store_: Store) -> None:
         self.store = store_

@@ -4,6 +4,7 @@ Named `llmsched-prom-<pid>-…` after the process that becomes the gunicorn mast
 the pid stays), it is removed by the master's exit hook. A master that never ran its hook (SIGKILL, a bind failure)
 leaves its directory behind: the next run removes every such directory whose process is gone.
 """
+
 from __future__ import annotations
 
 import glob
@@ -12,7 +13,7 @@ import shutil
 import tempfile
 
 PREFIX = "llmsched-prom-"
-OWNED_ENV = "LLMSCHED_PROM_DIR_OWNED"      # "1": the directory was made for this run and is removed at exit
+OWNED_ENV = "LLMSCHED_PROM_DIR_OWNED"  # "1": the directory was made for this run and is removed at exit
 
 
 def _alive(pid: int) -> bool:
@@ -20,14 +21,14 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:         # another user's process
+    except PermissionError:  # another user's process
         return True
     return True
 
 
 def remove_stale(base: str | None = None) -> None:
     for path in glob.glob(os.path.join(base or tempfile.gettempdir(), PREFIX + "*")):
-        pid_text = os.path.basename(path)[len(PREFIX):].split("-", 1)[0]
+        pid_text = os.path.basename(path)[len(PREFIX) :].split("-", 1)[0]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
             shutil.rmtree(path, ignore_errors=True)
 

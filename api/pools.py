@@ -4,6 +4,7 @@
 on BIG-IP) shows `score: 0.0` for the original's consumers and says why in the fields we add (`eligible`,
 `status`, `scrape_status`, `data_age`).
 """
+
 from __future__ import annotations
 
 import time
@@ -45,6 +46,7 @@ def pool_view(config: dict, snapshot: dict | None, membership: dict | None, now:
     def usable(m: dict) -> float:
         fresh = m.get("scraped_at") and now - m["scraped_at"] <= stale_after
         return max(m.get("score") or 0.0, 0.0) if fresh else 0.0
+
     total = sum(usable(m) for m in members)
     views = [_member_view(m, total, now, stale_after) for m in members]
     computed_at = (snapshot or {}).get("computed_at")
@@ -57,7 +59,8 @@ def pool_view(config: dict, snapshot: dict | None, membership: dict | None, now:
         "mode": config.get("mode"),
         "pool_fallback": config.get("pool_fallback", False),
         "scores_age": round(now - computed_at, 3) if computed_at else None,
-        "members_age": round(now - membership["fetched_at"], 3) if membership and membership.get("fetched_at")
+        "members_age": round(now - membership["fetched_at"], 3)
+        if membership and membership.get("fetched_at")
         else None,
         "bigip_error": (membership or {}).get("error"),
     }
@@ -73,7 +76,7 @@ def _read(pool_keys: list[str]):
 @pools.get("/pools/<pool_name>/<partition>/status")
 def pool_status(pool_name: str, partition: str):
     key = f"{pool_name}:{partition}"
-    (config, snapshot, membership), = _read([key])
+    ((config, snapshot, membership),) = _read([key])
     if config is None:
         raise RequestError(404, f"Pool {key} does not exist")
     view = pool_view(config, snapshot, membership, time.time())

@@ -1,4 +1,5 @@
 """Small helpers the blueprints share: response builders and access to the app's store and random source."""
+
 from __future__ import annotations
 
 import random

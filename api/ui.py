@@ -5,6 +5,7 @@ fetches `/ui/data.json` every 2 s and renders every pool: members with their BIG
 score, expected share and data age, and the last errors. The JSON is `llmsched.shared.status.read_status`, the same
 view `llmsched status` prints.
 """
+
 from __future__ import annotations
 
 import time

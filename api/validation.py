@@ -3,14 +3,15 @@
 Error bodies keep the original's FastAPI shapes (`{"detail": "..."}` for 400, `{"detail": [{type, loc, msg}]}` for
 422) so tools written against the original keep working.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import orjson
 
-MAX_MEMBERS = 10_000            # far above any BIG-IP pool; bounds the work one request can ask for
-MAX_ITERATIONS = 100_000        # simulate / analyze
+MAX_MEMBERS = 10_000  # far above any BIG-IP pool; bounds the work one request can ask for
+MAX_ITERATIONS = 100_000  # simulate / analyze
 
 
 class RequestError(Exception):
@@ -57,8 +58,11 @@ def parse_schedule_request(raw: bytes) -> ScheduleRequest:
     else:
         if len(members) > MAX_MEMBERS:
             problems.append(_problem("too_long", ["members"], f"List should have at most {MAX_MEMBERS} items"))
-        problems += [_problem("string_type", ["members", i], "Input should be a valid string")
-                     for i, m in enumerate(members) if not isinstance(m, str)][:20]
+        problems += [
+            _problem("string_type", ["members", i], "Input should be a valid string")
+            for i, m in enumerate(members)
+            if not isinstance(m, str)
+        ][:20]
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         problems.append(_problem("string_type", ["model"], "Input should be a valid string"))

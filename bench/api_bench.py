@@ -4,6 +4,7 @@ Starts a private redis-server and the API under gunicorn (as `llmsched api` does
 wrk: first one new TCP connection per request (the iRule's pattern: HTTP/1.0-style `Connection: close`), then
 keep-alive. Prints req/s, p50, p99 and errors for each, and a cProfile breakdown of one decision in-process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,7 @@ from llmsched.bench.processes import free_port, private_redis, stopping, wait_po
 
 REPO = Path(__file__).resolve().parents[1]
 MEMBERS = [f"10.0.0.{i}:8000" for i in range(1, 9)]
-PAYLOAD = ('{"pool_name":"bench_pool","partition":"Common","members":[%s]}'
-           % ",".join(f'"{m}"' for m in MEMBERS))
+PAYLOAD = '{"pool_name":"bench_pool","partition":"Common","members":[%s]}' % ",".join(f'"{m}"' for m in MEMBERS)
 
 
 def wrk_script(close: bool) -> str:
@@ -33,22 +33,33 @@ def wrk_script(close: bool) -> str:
         lines.append('wrk.headers["Connection"] = "close"')
     # Count `none` answers: under overload a decision degrades to `none` rather than failing, so a run must
     # show how many answers were real picks.
-    lines += ['local threads = {}', 'function setup(thread) table.insert(threads, thread) end',
-              'function init(args) nones = 0 end',
-              'function response(status, headers, body) if body == "none" then nones = nones + 1 end end',
-              'function done(summary, latency, requests)',
-              '  local total = 0',
-              '  for _, t in ipairs(threads) do total = total + t:get("nones") end',
-              '  io.write(string.format("none answers: %d\\n", total))',
-              'end']
+    lines += [
+        "local threads = {}",
+        "function setup(thread) table.insert(threads, thread) end",
+        "function init(args) nones = 0 end",
+        'function response(status, headers, body) if body == "none" then nones = nones + 1 end end',
+        "function done(summary, latency, requests)",
+        "  local total = 0",
+        '  for _, t in ipairs(threads) do total = total + t:get("nones") end',
+        '  io.write(string.format("none answers: %d\\n", total))',
+        "end",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def run_wrk(port: int, close: bool, seconds: int, connections: int, threads: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(wrk_script(close))
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name,
-           f"http://127.0.0.1:{port}/scheduler/select"]
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        f.name,
+        f"http://127.0.0.1:{port}/scheduler/select",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     os.unlink(f.name)
     return parse_wrk(out) | {"command": " ".join(cmd[:-3] + ["-s", "select.lua", cmd[-1]])}
@@ -74,8 +85,7 @@ def parse_wrk(out: str) -> dict:
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         errors += int(m.group(1))
     nones = int(m.group(1)) if (m := re.search(r"^none answers: (\d+)$", out, re.M)) else 0
-    return {"rps": rps, "p50_ms": _ms(p50), "p99_ms": _ms(p99), "requests": total, "errors": errors,
-            "none": nones}
+    return {"rps": rps, "p50_ms": _ms(p50), "p99_ms": _ms(p99), "requests": total, "errors": errors, "none": nones}
 
 
 def profile_decisions(redis_url: str, n: int = 5000) -> str:
@@ -87,13 +97,18 @@ def profile_decisions(redis_url: str, n: int = 5000) -> str:
 
     from llmsched.api.app import create_app
     from llmsched.shared.store import Store, connect
-    logger.remove()     # as in production at INFO: per-decision lines are DEBUG
+
+    logger.remove()  # as in production at INFO: per-decision lines are DEBUG
     app = create_app(Store(connect(redis_url, socket_timeout=1.0)))
     body = PAYLOAD.encode()
 
     def decide_once() -> None:
-        environ = {"PATH_INFO": "/scheduler/select", "REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(len(body)),
-                   "wsgi.input": _io.BytesIO(body)}
+        environ = {
+            "PATH_INFO": "/scheduler/select",
+            "REQUEST_METHOD": "POST",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": _io.BytesIO(body),
+        }
         answer = app.wsgi_app(environ, lambda status, headers: None)
         b"".join(answer)
         answer.close()
@@ -113,8 +128,10 @@ def profile_decisions(redis_url: str, n: int = 5000) -> str:
     for (filename, _line, func), (_cc, _nc, tottime, _ct, _callers) in pstats.Stats(prof).stats.items():
         groups[_group(filename, func)] = groups.get(_group(filename, func), 0.0) + tottime
     total = sum(groups.values())
-    lines = [f"in-process: {plain_us:.0f} us per decision, Redis round trip included (WSGI app called directly, no HTTP); "
-             f"profiled share by where the time is spent:"]
+    lines = [
+        f"in-process: {plain_us:.0f} us per decision, Redis round trip included (WSGI app called directly, no HTTP); "
+        f"profiled share by where the time is spent:"
+    ]
     for name, seconds in sorted(groups.items(), key=lambda kv: -kv[1]):
         lines.append(f"    {name:46s} {seconds / total * 100:5.1f} %")
     return "\n".join(lines)
@@ -143,34 +160,64 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     ap.add_argument("--profile", action="store_true", help="also print a cProfile breakdown of one decision")
-    ap.add_argument("--no-herd-control", action="store_true",
-                    help="seed the pool without herd control (no dispatch count written after each answer)")
+    ap.add_argument(
+        "--no-herd-control",
+        action="store_true",
+        help="seed the pool without herd control (no dispatch count written after each answer)",
+    )
     args = ap.parse_args(argv)
     if not shutil.which("wrk") or not shutil.which("redis-server"):
         raise SystemExit("needs wrk and redis-server (make bench-api installs them)")
 
     from llmsched.scorer import step  # noqa: F401  (fail early if the project is not installed)
+
     from tests.helpers import make_store, seed
 
     api_port = free_port()
     with private_redis() as (url, _workdir), stopping() as procs:
-        seed(make_store(url), {m: {"waiting_queue": float(i), "cache_usage": 0.1 * i, "running_req": 2.0 * i}
-                               for i, m in enumerate(MEMBERS)}, pool="bench_pool", stale_after=3600.0,
-             herd_control=not args.no_herd_control)
+        seed(
+            make_store(url),
+            {
+                m: {"waiting_queue": float(i), "cache_usage": 0.1 * i, "running_req": 2.0 * i}
+                for i, m in enumerate(MEMBERS)
+            },
+            pool="bench_pool",
+            stale_after=3600.0,
+            herd_control=not args.no_herd_control,
+        )
         env = {**os.environ, "LLMSCHED_LOG_LEVEL": "warning"}
-        api_proc = procs(subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "api", "--redis-url", url, "--bind",
-                                           f"127.0.0.1:{api_port}", "--workers", str(args.workers)], env=env,
-                                          cwd=REPO))
+        api_proc = procs(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "llmsched.cli.main",
+                    "api",
+                    "--redis-url",
+                    url,
+                    "--bind",
+                    f"127.0.0.1:{api_port}",
+                    "--workers",
+                    str(args.workers),
+                ],
+                env=env,
+                cwd=REPO,
+            )
+        )
         wait_port(api_port, api_proc, "API")
-        print(f"llmsched bench-api: {len(MEMBERS)}-member pool, gunicorn {args.workers} sync workers, "
-              f"wrk {args.threads} threads x {args.connections} connections, {args.seconds} s per run, "
-              f"{os.cpu_count()} cores shared by wrk, redis-server and the API")
+        print(
+            f"llmsched bench-api: {len(MEMBERS)}-member pool, gunicorn {args.workers} sync workers, "
+            f"wrk {args.threads} threads x {args.connections} connections, {args.seconds} s per run, "
+            f"{os.cpu_count()} cores shared by wrk, redis-server and the API"
+        )
         for label, close in (("connection per request (iRule pattern)", True), ("keep-alive", False)):
             print(f"  {label}: 2 s warm-up, then {args.seconds} s measured ...", flush=True)
-            run_wrk(api_port, close, 2, args.connections, args.threads)     # warm-up
+            run_wrk(api_port, close, 2, args.connections, args.threads)  # warm-up
             r = run_wrk(api_port, close, args.seconds, args.connections, args.threads)
-            print(f"{label:40s} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   "
-                  f"errors {r['errors']}   none {r['none']}   ({r['requests']} requests)")
+            print(
+                f"{label:40s} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   "
+                f"errors {r['errors']}   none {r['none']}   ({r['requests']} requests)"
+            )
             print(f"    {r['command']}")
         if args.profile:
             print(profile_decisions(url))

@@ -1,4 +1,5 @@
 """Process plumbing the benchmarks share: free ports, waiting for a listener, a private redis-server, clean stops."""
+
 from __future__ import annotations
 
 import contextlib
@@ -38,6 +39,7 @@ def stopping() -> Iterator[Callable[[subprocess.Popen], subprocess.Popen]]:
     def register(proc: subprocess.Popen) -> subprocess.Popen:
         procs.append(proc)
         return proc
+
     try:
         yield register
     finally:
@@ -53,9 +55,24 @@ def private_redis() -> Iterator[tuple[str, Path]]:
     port = free_port()
     try:
         with stopping() as register:
-            proc = register(subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save",
-                                              "", "--appendonly", "no", "--dir", str(workdir)],
-                                             stdout=subprocess.DEVNULL))
+            proc = register(
+                subprocess.Popen(
+                    [
+                        "redis-server",
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        str(workdir),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                )
+            )
             wait_port(port, proc, "redis-server")
             yield f"redis://127.0.0.1:{port}/0", workdir
     finally:

@@ -5,6 +5,7 @@ at a time, as scrapes finishing while the worker is idle do, and (2) asks for 10
 of a large installation does. Latency = scoring job enqueued (scrape written) -> snapshot written, as the worker
 records it in Redis (`llmsched scorer --report` prints the same numbers for a live deployment).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,38 +41,57 @@ def main(argv: list[str] | None = None) -> int:
     from llmsched.scorer.jobs import latency_report
     from llmsched.shared.jobs import enqueue_scoring
     from llmsched.shared.members import Member
+
     from tests.helpers import make_store
 
     with private_redis() as (url, workdir), stopping() as procs:
         pools = [f"p{i}" for i in range(args.pools)]
-        config = {"f5": {"host": "127.0.0.1", "password_env": "BENCH_F5_PASSWORD"},
-                  "scheduler": {"metrics_fetch_interval": 60_000, "stale_after": 3600},
-                  "pools": [{"name": p, "engine_type": "vllm"} for p in pools]}
+        config = {
+            "f5": {"host": "127.0.0.1", "password_env": "BENCH_F5_PASSWORD"},
+            "scheduler": {"metrics_fetch_interval": 60_000, "stale_after": 3600},
+            "pools": [{"name": p, "engine_type": "vllm"} for p in pools],
+        }
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))
         env = {**os.environ, "REDIS_URL": url, "BENCH_F5_PASSWORD": "unused", "PYTHONPATH": str(REPO)}
         with open(workdir / "scorer.log", "wb") as log:
-            procs(subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "scorer", "--config",
-                                    str(workdir / "config.yaml")], cwd=REPO, env=env, stdout=log, stderr=log))
+            procs(
+                subprocess.Popen(
+                    [sys.executable, "-m", "llmsched.cli.main", "scorer", "--config", str(workdir / "config.yaml")],
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                )
+            )
         store = make_store(url)
         wait_for("the published config", lambda: len(store.pool_keys()) == args.pools, timeout=30)
         now = time.time()
         for pool in pools:
             members = [Member(address=f"10.0.{i}.1", port=8000) for i in range(16)]
             store.set_members(f"{pool}:Common", {"fetched_at": now, "members": [m.to_dict() for m in members]})
-            store.set_metrics(f"{pool}:Common", {m.id: {"status": "ok", "scraped_at": now, "metrics": {
-                "waiting_queue": float(i), "cache_usage": i / 20, "running_req": 2.0 * i}}
-                for i, m in enumerate(members)})
+            store.set_metrics(
+                f"{pool}:Common",
+                {
+                    m.id: {
+                        "status": "ok",
+                        "scraped_at": now,
+                        "metrics": {"waiting_queue": float(i), "cache_usage": i / 20, "running_req": 2.0 * i},
+                    }
+                    for i, m in enumerate(members)
+                },
+            )
         store.client.delete(store.keys.scoring_latency, store.keys.scoring_latency_recent)
         pending = store.keys.pool_scoring_pending("p0:Common")
-        print(f"llmsched bench-scoring: 1 worker, 16-member pools, Redis on 127.0.0.1 ({os.cpu_count()} cores)",
-              file=sys.stderr)
+        print(
+            f"llmsched bench-scoring: 1 worker, 16-member pools, Redis on 127.0.0.1 ({os.cpu_count()} cores)",
+            file=sys.stderr,
+        )
         for i in range(args.jobs):
             wait_for("the previous job", lambda: not store.client.exists(pending))
             enqueue_scoring(store, "p0:Common", "sequential")
             if (i + 1) % 250 == 0:
                 print(f"  {i + 1}/{args.jobs} sequential jobs", file=sys.stderr)
-        wait_for("the sequential jobs", lambda: latency_report(store).get("sequential", {}).get("count")
-                 == args.jobs)
+        wait_for("the sequential jobs", lambda: latency_report(store).get("sequential", {}).get("count") == args.jobs)
         for pool in pools:
             enqueue_scoring(store, f"{pool}:Common", "burst")
         wait_for("the burst", lambda: latency_report(store).get("burst", {}).get("count") == args.pools)

@@ -3,20 +3,22 @@
 Besides the decision endpoints (docs/api.md) it serves `GET /metrics` (Prometheus, summed over the gunicorn
 workers: a private PROMETHEUS_MULTIPROC_DIR per run unless the environment sets one) and the status page `GET /ui`.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 
-GUNICORN_CONF = "python:llmsched.api.gunicorn_conf"     # a module of the package, so an installed copy finds it
+GUNICORN_CONF = "python:llmsched.api.gunicorn_conf"  # a module of the package, so an installed copy finds it
 HELP = "serve the decision API with gunicorn (needs only Redis)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="read redis.* and global.api_host/api_port from this config file")
-    parser.add_argument("--redis-url", help="Redis URL (default: $REDIS_URL, else the config's redis.url or "
-                                            "redis.sentinels)")
+    parser.add_argument(
+        "--redis-url", help="Redis URL (default: $REDIS_URL, else the config's redis.url or redis.sentinels)"
+    )
     parser.add_argument("--bind", help="host:port to listen on (default: the config's api_host:api_port)")
     parser.add_argument("--workers", type=int, help="gunicorn worker processes (default: one per core, at least 2)")
 
@@ -28,6 +30,7 @@ def api_environment(args: argparse.Namespace, env: dict[str, str], config=None) 
     host, port = "0.0.0.0", 8080
     if config is not None:
         from llmsched.shared.redis_conn import target_from_config
+
         host, port = config.global_.api_host, config.global_.api_port
         if not env.get("REDIS_URL") and (target := target_from_config(config.redis)):
             for name, value in target.env().items():
@@ -45,6 +48,7 @@ def api_environment(args: argparse.Namespace, env: dict[str, str], config=None) 
         env["LLMSCHED_API_WORKERS"] = str(args.workers)
     # Per run, for the workers' metric files; api/gunicorn_conf.py empties it at start, removes it at exit.
     from llmsched.api.metrics_dir import private_metrics_dir
+
     private_metrics_dir(env)
     return env
 
@@ -53,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     config = None
     if args.config:
         from llmsched.cli.process import load
+
         if (config := load(args.config)) is None:
             return 1
     env = api_environment(args, dict(os.environ), config)

@@ -4,6 +4,7 @@ Simulates vLLM engines with continuous batching behind one BIG-IP pool and compa
 same client requests: BIG-IP's own methods, every original scoring mode, llmsched's default mode through the
 real scoring and decision code, and an oracle. Progress goes to stderr, results to stdout.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,18 +16,26 @@ HELP = "routing simulator: compare policies on shipped or custom scenarios (benc
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
-    routing = sub.add_parser("routing", help="simulate routing policies on a scenario",
-                             description="Simulate routing policies on a scenario (docs/routing.md).")
+    routing = sub.add_parser(
+        "routing",
+        help="simulate routing policies on a scenario",
+        description="Simulate routing policies on a scenario (docs/routing.md).",
+    )
     what = routing.add_mutually_exclusive_group(required=True)
     what.add_argument("--list", action="store_true", help="print the shipped scenario names, one per line")
     what.add_argument("--scenario", metavar="NAME|FILE.yaml", help="a shipped scenario name or a scenario file")
     what.add_argument("--all", action="store_true", help="run every shipped scenario")
     routing.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
-    routing.add_argument("--policies", default=None, metavar="A,B,...",
-                         help="only these policies, in this order (default: the scenario's list)")
+    routing.add_argument(
+        "--policies",
+        default=None,
+        metavar="A,B,...",
+        help="only these policies, in this order (default: the scenario's list)",
+    )
     out = routing.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true",
-                     help='one JSON object {"scenario", "results": [...]} (with --all: one per line)')
+    out.add_argument(
+        "--json", action="store_true", help='one JSON object {"scenario", "results": [...]} (with --all: one per line)'
+    )
     out.add_argument("--markdown", action="store_true", help="Markdown tables, as in docs/routing.md")
 
 
@@ -39,12 +48,12 @@ def run(args: argparse.Namespace) -> int:
             for name in scenario.shipped():
                 print(name)
             return 0
-        scenarios = ([scenario.load(n) for n in scenario.shipped()] if args.all
-                     else [scenario.load(args.scenario)])
+        scenarios = [scenario.load(n) for n in scenario.shipped()] if args.all else [scenario.load(args.scenario)]
         for p in policies or ():
             if p not in scenario.known_policies():
                 raise scenario.ScenarioError(
-                    f"--policies: unknown policy {p!r}; known: {', '.join(scenario.known_policies())}")
+                    f"--policies: unknown policy {p!r}; known: {', '.join(scenario.known_policies())}"
+                )
     except scenario.ScenarioError as exc:
         print(f"llmsched bench routing: {exc}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ warnings as YAML comments so the output stays loadable YAML; the exit code is 0.
 printed to stderr as one `path: message` line and the exit code is 1, so a CI job or a pre-deploy hook can
 gate on it.
 """
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """`llmsched check-config FILE`: validate a config file; print the effective config (secrets masked) or the errors."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,4 +13,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from llmsched.cli import check_config
+
     return check_config.run(args.file)

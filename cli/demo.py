@@ -8,6 +8,7 @@ would: ask `/scheduler/select`, then send the request to the member it names. Ev
 member's score, load and share of the decisions, so you can watch load move away from the slow engine. Runs
 until Ctrl-C, or `--duration S` seconds of traffic.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,14 +78,21 @@ class Processes:
 
     def __init__(self, env: dict[str, str], logdir: str) -> None:
         from llmsched.cli.up import _parent_death_signal
+
         self.env, self.logdir, self.preexec = env, logdir, _parent_death_signal
         self.procs: list[tuple[str, subprocess.Popen]] = []
 
     def start(self, name: str, argv: list[str], banner: bool) -> subprocess.Popen:
         log = open(os.path.join(self.logdir, f"{name.replace(' ', '_').replace('=', '')}.log"), "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", *argv], env=self.env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE if banner else log, stderr=log, process_group=0,
-                                preexec_fn=self.preexec())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llmsched.cli.main", *argv],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if banner else log,
+            stderr=log,
+            process_group=0,
+            preexec_fn=self.preexec(),
+        )
         log.close()
         self.procs.append((name, proc))
         return proc
@@ -92,6 +100,7 @@ class Processes:
     def stop(self, grace: float = 6.0) -> None:
         """Stop the newest first, each before the next (`up` must log out of the BIG-IP before it goes)."""
         from llmsched.cli.up import _signal
+
         for _, proc in reversed(self.procs):
             _signal(proc, signal.SIGTERM)
             try:
@@ -118,12 +127,37 @@ def read_banner(proc: subprocess.Popen, name: str, timeout: float = 20.0) -> tup
 def start_stack(procs: Processes, workdir: str) -> tuple[dict[str, str], str, subprocess.Popen]:
     """Emulators, config, `llmsched up`; returns (member -> label, API base URL, the up process)."""
     from llmsched.cli.up import free_port
-    engines = [(label, procs.start(f"engine {label}", ["emulate", "engine", "--host", "127.0.0.1", "--port", "0",
-                                                         "--model", MODEL, *opts], banner=True))
-               for label, opts in ENGINES]
+
+    engines = [
+        (
+            label,
+            procs.start(
+                f"engine {label}",
+                ["emulate", "engine", "--host", "127.0.0.1", "--port", "0", "--model", MODEL, *opts],
+                banner=True,
+            ),
+        )
+        for label, opts in ENGINES
+    ]
     members = {f"127.0.0.1:{read_banner(proc, label)[0]}": label for label, proc in engines}
-    f5 = procs.start("bigip", ["emulate", "f5", "--host", "127.0.0.1", "--port", "0", "--user", "admin",
-                               "--password-env", PASSWORD_ENV, "--pool", f"{POOL}={','.join(members)}"], banner=True)
+    f5 = procs.start(
+        "bigip",
+        [
+            "emulate",
+            "f5",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--user",
+            "admin",
+            "--password-env",
+            PASSWORD_ENV,
+            "--pool",
+            f"{POOL}={','.join(members)}",
+        ],
+        banner=True,
+    )
     f5_port, cert = read_banner(f5, "BIG-IP")
     api_port = free_port()
     path = os.path.join(workdir, "scheduler-config.yaml")
@@ -135,41 +169,52 @@ def start_stack(procs: Processes, workdir: str) -> tuple[dict[str, str], str, su
 
 def where_to_look(api: str, members: dict[str, str], workdir: str) -> str:
     import json
+
     body = json.dumps({"pool_name": POOL, "partition": PARTITION, "members": list(members)}, separators=(",", ":"))
     first = next(iter(members))
-    return "\n".join([
-        f"llmsched demo: pool {POOL} with {len(members)} emulated engines behind an emulated BIG-IP; API on {api}",
-        f"  decide:  curl -s -X POST {api}/scheduler/select -H 'Content-Type: application/json' -d '{body}'",
-        f"  status:  curl -s {api}/pools/{POOL}/{PARTITION}/status",
-        f"  load:    curl -s -X POST http://{first}/_emulator/metrics -d '{{\"waiting\": 40}}'   (pin a member's metrics)",
-        f"  config:  {workdir}/scheduler-config.yaml (hot reload), logs: {workdir}/*.log",
-    ])
+    return "\n".join(
+        [
+            f"llmsched demo: pool {POOL} with {len(members)} emulated engines behind an emulated BIG-IP; API on {api}",
+            f"  decide:  curl -s -X POST {api}/scheduler/select -H 'Content-Type: application/json' -d '{body}'",
+            f"  status:  curl -s {api}/pools/{POOL}/{PARTITION}/status",
+            f"  load:    curl -s -X POST http://{first}/_emulator/metrics -d '{{\"waiting\": 40}}'"
+            "   (pin a member's metrics)",
+            f"  config:  {workdir}/scheduler-config.yaml (hot reload), logs: {workdir}/*.log",
+        ]
+    )
 
 
-def format_table(status: dict, members: dict[str, str], picks: dict[str, int], window: dict[str, int],
-                 elapsed: float, errors: int) -> str:
+def format_table(
+    status: dict, members: dict[str, str], picks: dict[str, int], window: dict[str, int], elapsed: float, errors: int
+) -> str:
     total, recent = sum(picks.values()), sum(window.values())
-    lines = [f"--- {elapsed:5.1f} s  decisions: {total} ({recent} in this window), answered none: "
-             f"{picks.get('none', 0)}, request errors: {errors}",
-             f"{'member':<22}{'engine':<11}{'score':>7}{'waiting':>9}{'running':>9}{'kv':>6}{'share':>8}{'total':>8}"]
+    lines = [
+        f"--- {elapsed:5.1f} s  decisions: {total} ({recent} in this window), answered none: "
+        f"{picks.get('none', 0)}, request errors: {errors}",
+        f"{'member':<22}{'engine':<11}{'score':>7}{'waiting':>9}{'running':>9}{'kv':>6}{'share':>8}{'total':>8}",
+    ]
     by_id = {f"{m['ip']}:{m['port']}": m for m in status.get("members", [])}
     for member, label in members.items():
         m = by_id.get(member, {})
         metrics = m.get("metrics") or {}
 
-        def num(key: str, fmt: str) -> str:
+        def num(key: str, fmt: str, metrics: dict = metrics) -> str:
             return format(metrics[key], fmt) if isinstance(metrics.get(key), (int, float)) else "-"
+
         score = m.get("score")
-        lines.append(f"{member:<22}{label:<11}{(format(score, '.3f') if score is not None else '-'):>7}"
-                     f"{num('waiting_queue', '.0f'):>9}{num('running_req', '.0f'):>9}"
-                     f"{(format(metrics['cache_usage'] * 100, '.0f') + '%') if 'cache_usage' in metrics else '-':>6}"
-                     f"{window.get(member, 0) / recent * 100 if recent else 0:>7.0f}%"
-                     f"{picks.get(member, 0) / total * 100 if total else 0:>7.0f}%")
+        lines.append(
+            f"{member:<22}{label:<11}{(format(score, '.3f') if score is not None else '-'):>7}"
+            f"{num('waiting_queue', '.0f'):>9}{num('running_req', '.0f'):>9}"
+            f"{(format(metrics['cache_usage'] * 100, '.0f') + '%') if 'cache_usage' in metrics else '-':>6}"
+            f"{window.get(member, 0) / recent * 100 if recent else 0:>7.0f}%"
+            f"{picks.get(member, 0) / total * 100 if total else 0:>7.0f}%"
+        )
     return "\n".join(lines)
 
 
-async def traffic(api: str, members: dict[str, str], clients: int, every: float, duration: float | None,
-                  up: subprocess.Popen) -> int:
+async def traffic(
+    api: str, members: dict[str, str], clients: int, every: float, duration: float | None, up: subprocess.Popen
+) -> int:
     import asyncio
     import random
     from collections import Counter
@@ -201,11 +246,13 @@ async def traffic(api: str, members: dict[str, str], clients: int, every: float,
             target = answer if answer in members else rng.choice(list(members))
             prompt = "Tell me about load balancing. " * rng.randint(4, 40)
             try:
-                async with session.post(f"http://{target}/v1/completions", json={
-                        "model": MODEL, "prompt": prompt, "max_tokens": rng.randint(16, 64)}) as resp:
+                async with session.post(
+                    f"http://{target}/v1/completions",
+                    json={"model": MODEL, "prompt": prompt, "max_tokens": rng.randint(16, 64)},
+                ) as resp:
                     await resp.read()
                     errors += resp.status != 200
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 errors += 1
                 await asyncio.sleep(0.2)
 
@@ -215,7 +262,7 @@ async def traffic(api: str, members: dict[str, str], clients: int, every: float,
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), every)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             elapsed = time.monotonic() - started
             try:
@@ -242,6 +289,7 @@ def wait_until_scored(api: str, up: subprocess.Popen, timeout: float = 60.0) -> 
     """True once the API answers with a scored member of the demo pool."""
     import json
     import urllib.request
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and up.poll() is None:
         try:
@@ -267,10 +315,10 @@ def run(args: argparse.Namespace) -> int:
 
     workdir = tempfile.mkdtemp(prefix="llmsched-demo-")
     env = child_environment(None)
-    env.pop("REDIS_URL", None)          # the demo always runs on its own private Redis
+    env.pop("REDIS_URL", None)  # the demo always runs on its own private Redis
     env[PASSWORD_ENV] = secrets.token_urlsafe(12)
     procs = Processes(env, workdir)
-    signal.signal(signal.SIGTERM, _interrupt)    # stop like Ctrl-C while starting (traffic() takes over later)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C while starting (traffic() takes over later)
     code = 1
     try:
         members, api, up = start_stack(procs, workdir)

@@ -3,6 +3,7 @@
 Each subcommand is a module of this package with `HELP`, `add_arguments(parser)` and `run(args) -> int`; the
 modules import their heavy dependencies inside `run`, so `llmsched --help` stays fast.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,9 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmsched",
-                                     description="LLM-aware scheduler for F5 BIG-IP pools of vLLM / SGLang servers.")
+    parser = argparse.ArgumentParser(
+        prog="llmsched", description="LLM-aware scheduler for F5 BIG-IP pools of vLLM / SGLang servers."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS:
         module = importlib.import_module(module_name)

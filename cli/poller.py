@@ -4,6 +4,7 @@ Exit codes: 0 after a signal (the BIG-IP token is deleted first), 1 when the con
 Redis. BIG-IP or Redis being unreachable is never a reason to exit: the poller logs it and retries every cycle.
 Several pollers may run: only the holder of the `poller` lease polls BIG-IP, the others stand by (docs/ha.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,9 @@ HELP = "read pool members from BIG-IP into Redis (the collector of membership an
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE", help="scheduler-config.yaml to run with")
-    parser.add_argument("--redis-url", help="Redis URL (default: $REDIS_URL, else the config's redis.url or "
-                                            "redis.sentinels)")
+    parser.add_argument(
+        "--redis-url", help="Redis URL (default: $REDIS_URL, else the config's redis.url or redis.sentinels)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,9 +40,15 @@ def run(args: argparse.Namespace) -> int:
         poller = Poller(config, store, duty=Duty("poller", store, started.lease("poller"), WATCH_INTERVAL_S))
         # The poller publishes each config it applies itself (also retrying while Redis is down).
         watcher = ConfigWatcher(args.config, config, on_change=poller.apply_config, process="poller")
-        logger.info("poller started: {} pool(s) on BIG-IP {}:{} ({} auth), every {:g} s; Redis {}",
-                    len(config.pools), config.f5.host, config.f5.port, config.f5.auth,
-                    config.scheduler.pool_fetch_interval, started.redis.describe())
+        logger.info(
+            "poller started: {} pool(s) on BIG-IP {}:{} ({} auth), every {:g} s; Redis {}",
+            len(config.pools),
+            config.f5.host,
+            config.f5.port,
+            config.f5.auth,
+            config.scheduler.pool_fetch_interval,
+            started.redis.describe(),
+        )
         async with watching(watcher):
             await poller.run(stop)
         logger.info("poller stopped")

@@ -7,6 +7,7 @@ stop them, how their config watcher runs beside them, and their role's lease.
 
 Imported by the subcommands inside `run()` only: it pulls in the config loader and redis-py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,8 @@ from llmsched.shared.redis_conn import RedisTarget, client_for, target_from_conf
 from llmsched.shared.reload import ConfigWatcher
 from llmsched.shared.store import Store
 
-COLLECTOR_REDIS_TIMEOUT = 2.0   # s; the collectors are off the request path, so they may wait longer than a decision
-LEASE_REDIS_TIMEOUT_MAX = 1.0   # s; a lease call never waits longer than a third of the lease's TTL, nor this
+COLLECTOR_REDIS_TIMEOUT = 2.0  # s; the collectors are off the request path, so they may wait longer than a decision
+LEASE_REDIS_TIMEOUT_MAX = 1.0  # s; a lease call never waits longer than a third of the lease's TTL, nor this
 
 
 def load(path: str) -> Config | None:
@@ -70,8 +71,11 @@ def start(args: argparse.Namespace, process: str) -> Started | None:
         return None
     target = target_from_config(config.redis, getattr(args, "redis_url", None))
     if not target:
-        print(f"{args.config}: redis.url: not set (set redis.url, $REDIS_URL or --redis-url, or redis.sentinels "
-              "and redis.master_name)", file=sys.stderr)
+        print(
+            f"{args.config}: redis.url: not set (set redis.url, $REDIS_URL or --redis-url, or redis.sentinels "
+            "and redis.master_name)",
+            file=sys.stderr,
+        )
         return None
     setup_logging(process, config.global_.log_level, config.global_.log_format)
     for warning in config.warnings:
@@ -81,6 +85,7 @@ def start(args: argparse.Namespace, process: str) -> Started | None:
 
 def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
     """Run `main(stop)` on a new event loop; SIGTERM and SIGINT set `stop`. Exit code 0."""
+
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

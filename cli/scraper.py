@@ -6,18 +6,20 @@ reason to exit: failures are recorded per member, Redis is retried every cycle. 
 are applied between cycles (llmsched.shared.reload.ConfigWatcher). Several scrapers may run: only the holder of the
 `scraper` lease scrapes, the others stand by (docs/ha.md).
 """
+
 from __future__ import annotations
 
 import argparse
 
 HELP = "scrape the engines' /metrics into Redis (the collector of load metrics)"
-SHUTDOWN_GRACE_S = 3.0          # closing the HTTP session must not hold SIGTERM past the 5 s budget
+SHUTDOWN_GRACE_S = 3.0  # closing the HTTP session must not hold SIGTERM past the 5 s budget
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE", help="scheduler-config.yaml to run with")
-    parser.add_argument("--redis-url", help="Redis URL (default: $REDIS_URL, else the config's redis.url or "
-                                            "redis.sentinels)")
+    parser.add_argument(
+        "--redis-url", help="Redis URL (default: $REDIS_URL, else the config's redis.url or redis.sentinels)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
     from llmsched.cli.process import COLLECTOR_REDIS_TIMEOUT, run_until_signal, start, watching
     from llmsched.collectors.ha import Duty
     from llmsched.collectors.scraper import Scraper
+    from llmsched.shared import telemetry
     from llmsched.shared.config_model import Config
     from llmsched.shared.logging import setup_logging
-    from llmsched.shared import telemetry
     from llmsched.shared.reload import ConfigWatcher
     from llmsched.shared.watchdog import WATCH_INTERVAL_S
 
@@ -46,27 +48,32 @@ def run(args: argparse.Namespace) -> int:
         # One session for the process: keep-alive across cycles. The connector's own cap is off because
         # scheduler.scrape_concurrency (a semaphore, hot-reloadable) is the limit.
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False)
-        scraper = Scraper(config, store, session,
-                          duty=Duty("scraper", store, started.lease("scraper"), WATCH_INTERVAL_S))
+        scraper = Scraper(
+            config, store, session, duty=Duty("scraper", store, started.lease("scraper"), WATCH_INTERVAL_S)
+        )
 
         def on_change(new: Config) -> None:
-            old = watcher.config        # the config in force until this change is applied
+            old = watcher.config  # the config in force until this change is applied
             if (new.global_.log_level, new.global_.log_format) != (old.global_.log_level, old.global_.log_format):
                 setup_logging("scraper", new.global_.log_level, new.global_.log_format)
             scraper.apply_config(new)
 
         # The scraper publishes each config it applies itself, retrying every cycle while Redis is down.
         watcher = ConfigWatcher(args.config, config, on_change=on_change, process="scraper")
-        logger.info("scraper started: {} pool(s), every {} ms, up to {} scrapes at once; Redis {}",
-                    len(config.pools), config.scheduler.metrics_fetch_interval,
-                    config.scheduler.scrape_concurrency, started.redis.describe())
+        logger.info(
+            "scraper started: {} pool(s), every {} ms, up to {} scrapes at once; Redis {}",
+            len(config.pools),
+            config.scheduler.metrics_fetch_interval,
+            config.scheduler.scrape_concurrency,
+            started.redis.describe(),
+        )
         try:
             async with watching(watcher):
                 await scraper.run(stop)
         finally:
             try:
                 await asyncio.wait_for(session.close(), timeout=SHUTDOWN_GRACE_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 logger.warning("HTTP session did not close within {} s", SHUTDOWN_GRACE_S)
         logger.info("scraper stopped")
 

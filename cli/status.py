@@ -8,6 +8,7 @@ it), decisions sent since its last scrape, data age and why it cannot be picked;
 Redis comes from `--redis-url`, else `$REDIS_URL`, else the `--config` file's `redis.url` (and its namespace).
 Exit codes: 0, 1 when Redis cannot be read or the config is invalid, 2 when `--pool` names no configured pool.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,20 +50,35 @@ COLUMNS = ("member", "BIG-IP", "engine", "wait", "run", "kv%", "score", "share%"
 
 
 def format_pool(pool: dict) -> str:
-    flags = [f"mode {pool['mode'] or 'none'}", f"engine {pool['engine_type']}",
-             f"eligible {pool['eligible']}/{len(pool['members'])}", f"scores {_age(pool['scores_age'])} old",
-             f"BIG-IP read {_age(pool['members_age'])} ago", f"stale after {_cell(pool['stale_after'], 0)}s"]
+    flags = [
+        f"mode {pool['mode'] or 'none'}",
+        f"engine {pool['engine_type']}",
+        f"eligible {pool['eligible']}/{len(pool['members'])}",
+        f"scores {_age(pool['scores_age'])} old",
+        f"BIG-IP read {_age(pool['members_age'])} ago",
+        f"stale after {_cell(pool['stale_after'], 0)}s",
+    ]
     if pool["pool_fallback"]:
         flags.append("POOL_FALLBACK: every answer is fallback")
     rows = [COLUMNS]
     for m in pool["members"]:
         metrics = m["metrics"] or {}
         kv = metrics.get("cache_usage")
-        rows.append((m["id"], m["bigip_status"] or "?", m["engine"] or m["variant"] or "-",
-                     _cell(metrics.get("waiting_queue")), _cell(metrics.get("running_req")),
-                     _cell(kv * 100 if kv is not None else None, 1), _cell(m["score"], 4),
-                     _cell(m["share"] * 100, 1), str(m["sent_since_scrape"]), _age(m["data_age"]),
-                     "yes" if m["eligible"] else m["why_not"]))
+        rows.append(
+            (
+                m["id"],
+                m["bigip_status"] or "?",
+                m["engine"] or m["variant"] or "-",
+                _cell(metrics.get("waiting_queue")),
+                _cell(metrics.get("running_req")),
+                _cell(kv * 100 if kv is not None else None, 1),
+                _cell(m["score"], 4),
+                _cell(m["share"] * 100, 1),
+                str(m["sent_since_scrape"]),
+                _age(m["data_age"]),
+                "yes" if m["eligible"] else m["why_not"],
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS) - 1)]
     lines = [f"{pool['name']} / {pool['partition']}   " + ", ".join(flags)]
     for row in rows:
@@ -77,8 +93,11 @@ def format_pool(pool: dict) -> str:
 
 def format_status(view: dict) -> str:
     meta = view["config"]
-    head = (f"config {meta['version']} published by {meta.get('publisher', '?')}" if meta.get("version")
-            else "no config published in Redis yet")
+    head = (
+        f"config {meta['version']} published by {meta.get('publisher', '?')}"
+        if meta.get("version")
+        else "no config published in Redis yet"
+    )
     if not view["pools"]:
         return head + "\nno pool configured in Redis (start a collector or the scorer with --config)"
     return "\n\n".join([head] + [format_pool(p) for p in view["pools"]])
@@ -89,15 +108,18 @@ def _store(args: argparse.Namespace):
 
     from llmsched.shared.redis_conn import RedisTarget, client_for, target_from_config
     from llmsched.shared.store import Store
+
     target, namespace = RedisTarget(url=args.redis_url or os.environ.get("REDIS_URL")), args.namespace
     if args.config:
         from llmsched.shared.config import load_config
+
         config = load_config(args.config)
         target = target or target_from_config(config.redis)
         namespace = namespace or config.redis.namespace
     if not target:
-        raise ValueError("no Redis: pass --redis-url, set REDIS_URL, or --config a file with redis.url or "
-                         "redis.sentinels")
+        raise ValueError(
+            "no Redis: pass --redis-url, set REDIS_URL, or --config a file with redis.url or redis.sentinels"
+        )
     return Store(client_for(target, socket_timeout=2.0), namespace or "llmsched")
 
 
@@ -122,8 +144,11 @@ def run(args: argparse.Namespace) -> int:
             try:
                 wanted = select_pools(store.pool_keys(), args.pool)
                 if wanted == []:
-                    print(f"error: no configured pool named {args.pool!r} (configured: "
-                          f"{', '.join(store.pool_keys()) or 'none'})", file=sys.stderr)
+                    print(
+                        f"error: no configured pool named {args.pool!r} (configured: "
+                        f"{', '.join(store.pool_keys()) or 'none'})",
+                        file=sys.stderr,
+                    )
                     return 2
                 view = read_status(store, time.time(), wanted)
             except StoreError as exc:
@@ -132,11 +157,13 @@ def run(args: argparse.Namespace) -> int:
                     return 1
                 view = None
             if args.watch:
-                sys.stdout.write("\033[H\033[2J")       # home + clear: redraw in place
+                sys.stdout.write("\033[H\033[2J")  # home + clear: redraw in place
                 print(f"llmsched status, every {args.watch:g} s (Ctrl-C stops)   {time.strftime('%H:%M:%S')}")
             if view is not None:
-                print(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode() if args.json
-                      else format_status(view), flush=True)
+                print(
+                    orjson.dumps(view, option=orjson.OPT_INDENT_2).decode() if args.json else format_status(view),
+                    flush=True,
+                )
             if not args.watch:
                 return 0
             time.sleep(args.watch)

@@ -1,17 +1,18 @@
 """`llmsched up --config FILE`: the whole scheduler on one machine, as supervised child processes.
 
 It starts the poller, the scraper, the scoring worker(s) and the API (gunicorn), each as
-`python -m llmsched.cli.main <command> --config FILE`; with `--ha`, two pollers and two scrapers (their leases in Redis let
+`python -m llmsched <command> --config FILE`; with `--ha`, two pollers and two scrapers (their leases in Redis let
 one of each work, docs/ha.md). Without a Redis (neither `redis.url`, `REDIS_URL` nor `redis.sentinels`) it first
 starts a private redis-server on 127.0.0.1 (free port, temp dir, no persistence) and gives every child its URL in
 `REDIS_URL`; if that Redis dies it is started again, empty, and the children write their state back by themselves
-(`llmsched.shared.watchdog`). A child that exits is restarted after a backoff that doubles with each quick failure (0.5 s up to
+(shared/watchdog.py). A child that exits is restarted after a backoff that doubles with each quick failure (0.5 s up to
 30 s; a run longer than 30 s resets it). SIGINT (Ctrl-C) or SIGTERM stops everything: SIGTERM to every child,
 up to 4 s to exit, then SIGKILL; the private Redis is stopped last. The whole stop takes less than 5 s.
 
 Each child runs in its own process group (so a terminal's Ctrl-C reaches only this supervisor, which then stops
 the children in order) and, on Linux, gets SIGTERM if the supervisor dies without cleaning up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,11 +31,11 @@ from pathlib import Path
 HELP = "run poller, scraper, scoring worker and API as supervised processes (private Redis if none is set)"
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CHILD_GRACE_S = 4.0             # SIGTERM -> SIGKILL; leaves room for Redis within a 5 s stop
+CHILD_GRACE_S = 4.0  # SIGTERM -> SIGKILL; leaves room for Redis within a 5 s stop
 REDIS_GRACE_S = 0.8
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
-STABLE_AFTER_S = 30.0           # a child that ran this long is healthy again: its backoff starts over
+STABLE_AFTER_S = 30.0  # a child that ran this long is healthy again: its backoff starts over
 POLL_S = 0.1
 
 
@@ -49,12 +50,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="scheduler-config.yaml")
     parser.add_argument("--workers", type=_count, default=2, help="API (gunicorn) worker processes (default 2)")
     parser.add_argument("--scorers", type=_count, default=1, help="scoring worker processes (default 1)")
-    parser.add_argument("--ha", action="store_true",
-                        help="two pollers and two scrapers: one of each works, the other takes over within 5 s")
-    parser.add_argument("--metrics-ports", choices=("config", "free"), default="config",
-                        help="ports of the poller/scraper/scorer /metrics endpoints: `config` = telemetry.*_port "
-                             "(a second scorer, poller or scraper takes the next unused number), `free` = any free "
-                             "port each; printed at start (default config; the API's /metrics is on the API port)")
+    parser.add_argument(
+        "--ha",
+        action="store_true",
+        help="two pollers and two scrapers: one of each works, the other takes over within 5 s",
+    )
+    parser.add_argument(
+        "--metrics-ports",
+        choices=("config", "free"),
+        default="config",
+        help="ports of the poller/scraper/scorer /metrics endpoints: `config` = telemetry.*_port "
+        "(a second scorer, poller or scraper takes the next unused number), `free` = any free "
+        "port each; printed at start (default config; the API's /metrics is on the API port)",
+    )
 
 
 def free_port() -> int:
@@ -68,10 +76,10 @@ def _parent_death_signal():
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(None, use_errno=True)    # loaded here, not in the forked child
+        libc = ctypes.CDLL(None, use_errno=True)  # loaded here, not in the forked child
     except OSError:
         return None
-    return lambda: libc.prctl(1, signal.SIGTERM)   # 1 = PR_SET_PDEATHSIG
+    return lambda: libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def _signal(proc: subprocess.Popen, sig: int, group: bool = False) -> None:
@@ -88,7 +96,7 @@ class Child:
 
     name: str
     argv: list[str]
-    extra_env: dict[str, str] = field(default_factory=dict)    # this child's own settings (its metrics port)
+    extra_env: dict[str, str] = field(default_factory=dict)  # this child's own settings (its metrics port)
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
     quick_failures: int = 0
@@ -96,8 +104,9 @@ class Child:
     restarts: int = 0
 
     def start(self, env: dict[str, str], logger) -> None:
-        self.proc = subprocess.Popen(self.argv, env={**env, **self.extra_env}, process_group=0,
-                                     preexec_fn=_parent_death_signal())
+        self.proc = subprocess.Popen(
+            self.argv, env={**env, **self.extra_env}, process_group=0, preexec_fn=_parent_death_signal()
+        )
         self.started_at = time.monotonic()
         logger.info("started {} (pid {})", self.name, self.proc.pid)
 
@@ -111,8 +120,9 @@ class Child:
         self.restart_at = now + delay
         self.restarts += 1
         how = f"signal {-code}" if code < 0 else f"code {code}"
-        logger.error("{} exited ({}) after {:.1f} s; restart #{} in {:.1f} s", self.name, how, ran, self.restarts,
-                     delay)
+        logger.error(
+            "{} exited ({}) after {:.1f} s; restart #{} in {:.1f} s", self.name, how, ran, self.restarts, delay
+        )
 
 
 @dataclass
@@ -133,13 +143,29 @@ class PrivateRedis:
 
         if not self.workdir:
             self.workdir = tempfile.mkdtemp(prefix="llmsched-redis-")
-        for _ in range(3):          # the free port may be taken between choosing and binding it
+        for _ in range(3):  # the free port may be taken between choosing and binding it
             self.port = self.port or free_port()
             self.proc = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", self.workdir, "--logfile", os.path.join(self.workdir, "redis.log")],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, process_group=0,
-                preexec_fn=_parent_death_signal())
+                [
+                    self.binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    self.workdir,
+                    "--logfile",
+                    os.path.join(self.workdir, "redis.log"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                process_group=0,
+                preexec_fn=_parent_death_signal(),
+            )
             client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, socket_connect_timeout=1)
             deadline = time.monotonic() + timeout
             while self.proc.poll() is None and time.monotonic() < deadline:
@@ -168,14 +194,17 @@ class PrivateRedis:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def child_commands(config_path: str, workers: int, scorers: int, available: set[str],
-                   ha: bool = False) -> list[Child]:
+def child_commands(config_path: str, workers: int, scorers: int, available: set[str], ha: bool = False) -> list[Child]:
     base = [sys.executable, "-m", "llmsched.cli.main"]
     copies = 2 if ha else 1
-    wanted = [(f"{role}-{i + 1}" if copies > 1 else role, [role, "--config", config_path])
-              for role in ("poller", "scraper") for i in range(copies)]
-    wanted += [(f"scorer-{i + 1}" if scorers > 1 else "scorer", ["scorer", "--config", config_path])
-               for i in range(scorers)]
+    wanted = [
+        (f"{role}-{i + 1}" if copies > 1 else role, [role, "--config", config_path])
+        for role in ("poller", "scraper")
+        for i in range(copies)
+    ]
+    wanted += [
+        (f"scorer-{i + 1}" if scorers > 1 else "scorer", ["scorer", "--config", config_path]) for i in range(scorers)
+    ]
     wanted.append(("api", ["api", "--config", config_path, "--workers", str(workers)]))
     return [Child(name, base + argv) for name, argv in wanted if argv[0] in available]
 
@@ -188,7 +217,7 @@ def assign_metrics_ports(children: list[Child], telemetry, free: bool) -> dict[s
     taken: set[int] = set()
     ports: dict[str, int] = {}
     for child in children:
-        kind = child.argv[3] if len(child.argv) > 3 else ""     # [python, -m, llmsched.cli.main, <command>, ...]
+        kind = child.argv[3] if len(child.argv) > 3 else ""  # [python, -m, llmsched.cli.main, <command>, ...]
         if kind not in ("poller", "scraper", "scorer"):
             continue
         if free:
@@ -248,15 +277,14 @@ class Supervisor:
     def _restart_redis(self) -> None:
         # Its data is gone: start it again on the same port. Each child notices the empty Redis within half a
         # second and writes back what it last wrote (llmsched.shared.watchdog), so none of them needs a restart.
-        self.log.error("the private redis-server died; starting it again (empty: the processes write their state "
-                       "back)")
+        self.log.error("the private redis-server died; starting it again (empty: the processes write their state back)")
         self.redis.stop(keep_dir=True)
         self.redis.start()
 
     def shutdown(self) -> None:
         running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
         self.log.info("stopping ({}): {}", self.stopping or "exit", ", ".join(c.name for c in running) or "nothing")
-        for child in running:          # each stops its own children (gunicorn its workers) gracefully
+        for child in running:  # each stops its own children (gunicorn its workers) gracefully
             _signal(child.proc, signal.SIGTERM)
         deadline = time.monotonic() + CHILD_GRACE_S
         while time.monotonic() < deadline and any(c.proc.poll() is None for c in running):
@@ -299,8 +327,11 @@ def run(args: argparse.Namespace) -> int:
     if not target:
         binary = shutil.which("redis-server")
         if binary is None:
-            print("error: no Redis configured (redis.url / REDIS_URL / redis.sentinels) and no redis-server to start "
-                  "a private one: install redis-server (`make install` does) or set REDIS_URL", file=sys.stderr)
+            print(
+                "error: no Redis configured (redis.url / REDIS_URL / redis.sentinels) and no redis-server to start "
+                "a private one: install redis-server (`make install` does) or set REDIS_URL",
+                file=sys.stderr,
+            )
             return 1
         private = PrivateRedis(binary)
         try:
@@ -316,11 +347,16 @@ def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor(children, child_environment(private.url if private else None), private, logger)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, supervisor.request_stop)
-    print(f"llmsched up: API on {api_address(config)} (POST /scheduler/select, GET /pools/status); "
-          f"Redis {'private ' if private else ''}{target.describe()}; config {config_path}; Ctrl-C stops",
-          flush=True)
-    print(f"llmsched up: metrics {metrics_addresses(ports, config.telemetry, config)}; status page "
-          f"{api_address(config)}/ui", flush=True)
+    print(
+        f"llmsched up: API on {api_address(config)} (POST /scheduler/select, GET /pools/status); "
+        f"Redis {'private ' if private else ''}{target.describe()}; config {config_path}; Ctrl-C stops",
+        flush=True,
+    )
+    print(
+        f"llmsched up: metrics {metrics_addresses(ports, config.telemetry, config)}; status page "
+        f"{api_address(config)}/ui",
+        flush=True,
+    )
     try:
         supervisor.loop()
     finally:

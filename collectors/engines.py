@@ -16,6 +16,7 @@ Combining series of one name (data parallel, several models, SGLang TP copies):
   waiting and running are SUMMED over sources, KV usage is AVERAGED (as vLLM's own aggregate log line) and its
   maximum is kept as `kv_cache_max` (the fullest engine is the one that preempts).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -48,14 +49,14 @@ STATUSES = ("ok", "partial", "failed", "degraded")
 @dataclass(frozen=True)
 class Candidate:
     key: str
-    owner: str      # the variant a hit on this key reveals: a user variant, or the base engine for built-in keys
+    owner: str  # the variant a hit on this key reveals: a user variant, or the base engine for built-in keys
 
 
 @dataclass(frozen=True)
 class EngineMap:
     engine: str
-    candidates: Mapping[str, tuple[Candidate, ...]]     # metric type -> names in trial order
-    variant_order: tuple[str, ...] = ()                 # this engine's user variants, YAML order
+    candidates: Mapping[str, tuple[Candidate, ...]]  # metric type -> names in trial order
+    variant_order: tuple[str, ...] = ()  # this engine's user variants, YAML order
     names: frozenset[str] = frozenset()
 
     def describe(self) -> str:
@@ -72,11 +73,16 @@ class Reading:
     detected_variant: str | None = None
     detection_status: str = "failed"
     error: str | None = None
-    keys: dict[str, str] = field(default_factory=dict)      # metric type -> name used (for logs)
+    keys: dict[str, str] = field(default_factory=dict)  # metric type -> name used (for logs)
 
     def doc_fields(self) -> dict:
-        return {"metrics": dict(self.metrics), "kv_cache_max": self.kv_cache_max, "engine": self.engine,
-                "detected_variant": self.detected_variant, "detection_status": self.detection_status}
+        return {
+            "metrics": dict(self.metrics),
+            "kv_cache_max": self.kv_cache_max,
+            "engine": self.engine,
+            "detected_variant": self.detected_variant,
+            "detection_status": self.detection_status,
+        }
 
 
 def build_engine_maps(variants: Sequence[EngineVariant] = ()) -> dict[str, EngineMap]:
@@ -124,7 +130,7 @@ class _Extraction:
 
 def _extract(expo: Exposition, emap: EngineMap) -> _Extraction:
     out = _Extraction(emap.engine)
-    bad = {b.name: b for b in reversed(expo.bad_lines)}     # first bad line per name
+    bad = {b.name: b for b in reversed(expo.bad_lines)}  # first bad line per name
     for t in METRIC_TYPES:
         for cand in emap.candidates[t]:
             if cand.key in bad:
@@ -134,7 +140,7 @@ def _extract(expo: Exposition, emap: EngineMap) -> _Extraction:
                 break
             values = combine(finite(expo.get(cand.key)))
             if not values:
-                continue        # absent, or only NaN/Inf: try the next name
+                continue  # absent, or only NaN/Inf: try the next name
             out.used[t] = cand
             if t == "cache_usage":
                 out.metrics[t] = sum(values) / len(values)
@@ -156,7 +162,7 @@ def detection_status(found: int, was_ok: bool) -> str:
 
 def _variant(ext: _Extraction, emap: EngineMap) -> str:
     owners = {c.owner for c in ext.used.values()} - {emap.engine}
-    for name in emap.variant_order:     # deterministic: the earliest variant in YAML order wins
+    for name in emap.variant_order:  # deterministic: the earliest variant in YAML order wins
         if name in owners:
             return name
     return emap.engine

@@ -9,6 +9,7 @@ The token is a credential (its name *is* its value), so it is never logged, put 
 anywhere; logs show at most `fingerprint(token)` ("Q7XH…/26"). The password leaves this process only in the
 login body or the Basic header.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,9 +30,9 @@ from llmsched.shared.errors import F5Error
 
 LOGIN_PATH = "/mgmt/shared/authn/login"
 TOKENS_PATH = "/mgmt/shared/authz/tokens/"
-TOKEN_TIMEOUT = "36000"        # the maximum BIG-IP allows; sent as the string the F5 lab uses
-DEFAULT_TOKEN_LIFE = 1200.0    # what BIG-IP gives a fresh token when the login answer does not say
-CLOSE_TIMEOUT = 2.0            # s for the logout DELETE: shutdown must stay quick even if BIG-IP is slow
+TOKEN_TIMEOUT = "36000"  # the maximum BIG-IP allows; sent as the string the F5 lab uses
+DEFAULT_TOKEN_LIFE = 1200.0  # what BIG-IP gives a fresh token when the login answer does not say
+CLOSE_TIMEOUT = 2.0  # s for the logout DELETE: shutdown must stay quick even if BIG-IP is slow
 
 
 def fingerprint(token: str | None) -> str:
@@ -71,15 +72,18 @@ class F5Client:
         self._token: str | None = None
         self._expires_at = 0.0
         self._margin = 0.0
-        self._auth_failure: F5AuthError | None = None   # credentials refused: no more tries until authenticate()
+        self._auth_failure: F5AuthError | None = None  # credentials refused: no more tries until authenticate()
         self._basic_checked = False
-        self.login_attempts = 0         # for tests and status: a wrong password must not cost one per pool
+        self.login_attempts = 0  # for tests and status: a wrong password must not cost one per pool
         self.logins = 0
         self.relogins_after_401 = 0
         self.closed = False
         if not cfg.verify:
-            logger.warning("f5.verify is false: the BIG-IP certificate at {} is NOT checked (anyone on the path "
-                           "can read the credentials); set f5.ca_bundle instead", self.base)
+            logger.warning(
+                "f5.verify is false: the BIG-IP certificate at {} is NOT checked (anyone on the path "
+                "can read the credentials); set f5.ca_bundle instead",
+                self.base,
+            )
 
     # --- public -------------------------------------------------------------------------------------------
     async def authenticate(self) -> None:
@@ -126,7 +130,7 @@ class F5Client:
         if self._session is None:
             try:
                 ctx = ssl_context(self.cfg)
-            except (OSError, ssl.SSLError) as exc:     # the file may have gone since the config was checked
+            except (OSError, ssl.SSLError) as exc:  # the file may have gone since the config was checked
                 raise F5TLSError(what, f"f5.ca_bundle {self.cfg.ca_bundle} cannot be used: {exc}") from None
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=ctx, limit=16),
@@ -142,14 +146,22 @@ class F5Client:
                 text = text.replace(secret, "********")
         return text
 
-    async def _request(self, method: str, path: str, what: str, *, headers: dict[str, str] | None = None,
-                       json: Any = None, timeout: float | None = None) -> tuple[int, Any, str]:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        headers: dict[str, str] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> tuple[int, Any, str]:
         """(status, JSON body or None, reason); transport failures become `F5Unreachable`/`F5TLSError`."""
         if self.closed and method != "DELETE":
             raise F5Unreachable(what, "client is closed")
         kwargs: dict[str, Any] = {"headers": headers}
         if json is not None:
-            kwargs["json"] = json        # aiohttp sets Content-Type: application/json
+            kwargs["json"] = json  # aiohttp sets Content-Type: application/json
         if timeout is not None:
             kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
         try:
@@ -161,15 +173,20 @@ class F5Client:
                     body = None
                 return resp.status, body, resp.reason or ""
         except aiohttp.ClientConnectorCertificateError as exc:
-            raise F5TLSError(what, f"TLS certificate of {self.cfg.host}:{self.cfg.port} is not trusted "
-                                   f"({self._scrub(str(exc.certificate_error))}); set f5.ca_bundle to the CA that "
-                                   "signed it") from None
+            raise F5TLSError(
+                what,
+                f"TLS certificate of {self.cfg.host}:{self.cfg.port} is not trusted "
+                f"({self._scrub(str(exc.certificate_error))}); set f5.ca_bundle to the CA that "
+                "signed it",
+            ) from None
         except aiohttp.ClientSSLError as exc:
-            raise F5TLSError(what, f"TLS handshake with {self.cfg.host}:{self.cfg.port} failed: "
-                                   f"{self._scrub(str(exc))}") from None
-        except asyncio.TimeoutError:
-            raise F5Unreachable(what, f"no answer from {self.cfg.host}:{self.cfg.port} within "
-                                      f"{timeout or self.cfg.timeout:g} s") from None
+            raise F5TLSError(
+                what, f"TLS handshake with {self.cfg.host}:{self.cfg.port} failed: {self._scrub(str(exc))}"
+            ) from None
+        except TimeoutError:
+            raise F5Unreachable(
+                what, f"no answer from {self.cfg.host}:{self.cfg.port} within {timeout or self.cfg.timeout:g} s"
+            ) from None
         except aiohttp.ClientError as exc:
             # str() of aiohttp connection errors names host:port only; _scrub guards against anything else.
             raise F5Unreachable(what, f"{type(exc).__name__}: {self._scrub(str(exc))}") from None
@@ -182,15 +199,19 @@ class F5Client:
             status, body, reason = await self._request(method, path, what, headers=self._basic())
             if status == 401:
                 self._basic_checked = False
-                self._auth_failure = F5AuthError(f"BIG-IP Basic auth of user {self.cfg.username!r}", status,
-                                                 classify(what, status, body, reason, self._scrub).message)
+                self._auth_failure = F5AuthError(
+                    f"BIG-IP Basic auth of user {self.cfg.username!r}",
+                    status,
+                    classify(what, status, body, reason, self._scrub).message,
+                )
                 raise self._auth_failure
             return self._checked(what, status, body, reason)
         token = await self._valid_token()
         status, body, reason = await self._request(method, path, what, headers={"X-F5-Auth-Token": token})
         if status == 401:
-            logger.info("BIG-IP refused token {} for {} (expired or revoked): logging in again",
-                        fingerprint(token), what)
+            logger.info(
+                "BIG-IP refused token {} for {} (expired or revoked): logging in again", fingerprint(token), what
+            )
             self.relogins_after_401 += 1
             token = await self._valid_token(refused=token)
             status, body, reason = await self._request(method, path, what, headers={"X-F5-Auth-Token": token})
@@ -241,11 +262,15 @@ class F5Client:
         password = cfg.password.reveal() if cfg.password else ""
         started = self._clock()
         self.login_attempts += 1
-        status, body, reason = await self._request("POST", LOGIN_PATH, what, json={
-            "username": cfg.username, "password": password, "loginProviderName": cfg.login_provider})
+        status, body, reason = await self._request(
+            "POST",
+            LOGIN_PATH,
+            what,
+            json={"username": cfg.username, "password": password, "loginProviderName": cfg.login_provider},
+        )
         if status >= 300:
             error = classify(what, status, body, reason, self._scrub)
-            if status == 400:   # e.g. the 100-tokens-per-user limit: the credentials cannot be used either
+            if status == 400:  # e.g. the 100-tokens-per-user limit: the credentials cannot be used either
                 raise F5AuthError(what, status, error.message, error.api_error)
             raise error
         item = body.get("token") if isinstance(body, dict) else None
@@ -257,17 +282,22 @@ class F5Client:
         # BIG-IP anchors expiry to the login time (a PATCH sets an absolute lifetime), so count from there.
         self._token, self._expires_at, self._margin = token, started + lifetime, relogin_margin(lifetime)
         self.logins += 1
-        logger.info("logged in to BIG-IP {} as {!r}: token {} valid for {:g} s", self.base, cfg.username,
-                    fingerprint(token), lifetime)
+        logger.info(
+            "logged in to BIG-IP {} as {!r}: token {} valid for {:g} s",
+            self.base,
+            cfg.username,
+            fingerprint(token),
+            lifetime,
+        )
         return token
 
     async def _extend(self, token: str, lifetime: float) -> float:
         """PATCH the token to the longest lifetime; on failure keep the login's (a warning, not an error)."""
         what = "extending the BIG-IP token timeout"
         try:
-            status, body, reason = await self._request("PATCH", TOKENS_PATH + token, what,
-                                                       headers={"X-F5-Auth-Token": token},
-                                                       json={"timeout": TOKEN_TIMEOUT})
+            status, body, reason = await self._request(
+                "PATCH", TOKENS_PATH + token, what, headers={"X-F5-Auth-Token": token}, json={"timeout": TOKEN_TIMEOUT}
+            )
         except F5Error as exc:
             logger.warning("{}; keeping {:g} s", exc, lifetime)
             return lifetime
@@ -279,14 +309,15 @@ class F5Client:
 
     async def _logout(self, token: str, timeout: float) -> None:
         try:
-            status, _, _ = await self._request("DELETE", TOKENS_PATH + token, "BIG-IP logout",
-                                               headers={"X-F5-Auth-Token": token}, timeout=timeout)
+            status, _, _ = await self._request(
+                "DELETE", TOKENS_PATH + token, "BIG-IP logout", headers={"X-F5-Auth-Token": token}, timeout=timeout
+            )
         except F5Error as exc:
             logger.warning("could not delete BIG-IP token {}: {}", fingerprint(token), exc)
             return
         if status in (200, 204):
             logger.info("deleted BIG-IP token {}", fingerprint(token))
-        elif status not in (401, 404):      # already expired or revoked: nothing left to delete
+        elif status not in (401, 404):  # already expired or revoked: nothing left to delete
             logger.warning("could not delete BIG-IP token {}: HTTP {}", fingerprint(token), status)
 
 

@@ -6,6 +6,7 @@ object really does not exist; a 404 from restjavad ("URI path not registered") m
 restarting. `classify` tells them apart by the body's structure, so a host name or message that happens to contain
 "404" or "503" changes nothing (the original matched substrings of messages, spec 11 item 16).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import Any
 
 from llmsched.shared.errors import F5Error
 
-MAX_MESSAGE = 300      # BIG-IP messages can embed whole URIs; keep log lines and Redis docs short
+MAX_MESSAGE = 300  # BIG-IP messages can embed whole URIs; keep log lines and Redis docs short
 
 
 class F5HTTPError(F5Error):
@@ -65,17 +66,20 @@ def error_fields(body: Any) -> tuple[str, int | None, bool]:
         return "", None, False
     message = body.get("message")
     api_error = body.get("apiError")
-    return (str(message) if message is not None else "",
-            api_error if isinstance(api_error, int) else None,
-            "apiError" in body or "errorStack" in body)
+    return (
+        str(message) if message is not None else "",
+        api_error if isinstance(api_error, int) else None,
+        "apiError" in body or "errorStack" in body,
+    )
 
 
-def classify(what: str, status: int, body: Any, reason: str = "",
-             clean: Callable[[str], str] = lambda text: text) -> F5HTTPError:
+def classify(
+    what: str, status: int, body: Any, reason: str = "", clean: Callable[[str], str] = lambda text: text
+) -> F5HTTPError:
     """The exception for an error answer, chosen by status and body family; `clean` scrubs BIG-IP's message."""
     message, api_error, is_mcpd = error_fields(body)
     if not message and body is None:
-        message = reason        # an HTML 503 ("Configuration Utility restarting...") has no JSON message
+        message = reason  # an HTML 503 ("Configuration Utility restarting...") has no JSON message
     message = clean(message)
     if status in (401, 403):
         return F5AuthError(what, status, message, api_error)

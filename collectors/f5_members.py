@@ -5,6 +5,7 @@ Handles every member form of wire-formats.md A2: IPv4, IPv6 (`addr.port` names),
 they carry no address) and their auto-populated `_auto_...` ephemeral members (real members). Optional keys may
 be missing (older TMOS versions, `$select`): nothing but `name` is required.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -35,8 +36,8 @@ def members_path(name: str, partition: str) -> str:
 @dataclass
 class ParsedMembers:
     members: list[Member] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)        # "name: why", for a warning; FQDN templates excluded
-    templates: list[str] = field(default_factory=list)      # FQDN template members (no address of their own)
+    skipped: list[str] = field(default_factory=list)  # "name: why", for a warning; FQDN templates excluded
+    templates: list[str] = field(default_factory=list)  # FQDN template members (no address of their own)
 
 
 def _int(value: Any, default: int) -> int:
@@ -82,7 +83,7 @@ def parse_member(item: dict[str, Any]) -> Member | str | None:
         state=str(item.get("state") or defaults.state),
         ratio=_int(item.get("ratio"), defaults.ratio),
         priority_group=_int(item.get("priorityGroup"), defaults.priority_group),
-        ephemeral=ephemeral is True or str(ephemeral).lower() == "true",   # a string "true"/"false" on the wire
+        ephemeral=ephemeral is True or str(ephemeral).lower() == "true",  # a string "true"/"false" on the wire
     )
 
 

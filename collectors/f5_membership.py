@@ -5,6 +5,7 @@ The rule that matters: a pool's members are only ever replaced by a successful r
 with the same `fetched_at`, plus `error` and `error_at`, so readers see how old it is and why. A pool is never
 emptied or dropped because the management plane is down.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,15 +21,15 @@ from llmsched.shared.errors import F5Error
 class PoolState:
     """The last membership this poller knows to be in Redis, and the pool's failure streak."""
 
-    loaded: bool = False                    # the previous doc was read from Redis (after a restart)
+    loaded: bool = False  # the previous doc was read from Redis (after a restart)
     members: list[dict[str, Any]] = field(default_factory=list)
-    fetched_at: float | None = None         # time of the last successful read, None if never
-    error: str | None = None                # the error last written, None while healthy
-    logged_error: str | None = None         # the error this process last logged (logs once per change)
+    fetched_at: float | None = None  # time of the last successful read, None if never
+    error: str | None = None  # the error last written, None while healthy
+    logged_error: str | None = None  # the error this process last logged (logs once per change)
     failing_since: float | None = None
     failures: int = 0
-    skipped_note: str | None = None         # last warning about unusable member items, logged once
-    announced: bool = False                 # this process has logged the pool's members once
+    skipped_note: str | None = None  # last warning about unusable member items, logged once
+    announced: bool = False  # this process has logged the pool's members once
 
     def adopt(self, doc: dict[str, Any] | None) -> None:
         """Start from what an earlier run left in Redis, so a restart during an outage keeps the members."""

@@ -5,9 +5,10 @@ holder works (polls BIG-IP, scrapes engines, writes). The others stand by and ta
 the holder dies. A collector asks `duty.active` before each piece of work and before each write, so a holder that
 loses its lease stops at once.
 
-The watchdog (`llmsched.shared.watchdog`) notices Redis coming back, or coming back empty; the collector's `restore` then
+The watchdog (shared/watchdog.py) notices Redis coming back, or coming back empty; the collector's `restore` then
 writes back from memory what it last wrote, if it holds the lease (a standby's memory is not the latest).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,9 @@ from llmsched.shared.watchdog import RedisWatchdog
 class Duty:
     """The lease (None: this process always works) and the watchdog (None: no watching) of one collector."""
 
-    def __init__(self, role: str, store: Store, lease: Lease | None = None,
-                 watch_interval: float | None = None) -> None:
+    def __init__(
+        self, role: str, store: Store, lease: Lease | None = None, watch_interval: float | None = None
+    ) -> None:
         self.role = role
         self.lease = lease
         self.watchdog = RedisWatchdog(store, role, watch_interval) if watch_interval else None
@@ -48,8 +50,9 @@ class Duty:
         if self.lease is not None:
             self.lease.ttl = ttl
 
-    async def run(self, done: asyncio.Event, restore: Callable[[str], Awaitable[bool]],
-                  on_change: Callable[[bool], None]) -> None:
+    async def run(
+        self, done: asyncio.Event, restore: Callable[[str], Awaitable[bool]], on_change: Callable[[bool], None]
+    ) -> None:
         """Keep the lease and watch Redis until `done` is set; then release the lease."""
         jobs = []
         if self.lease is not None:

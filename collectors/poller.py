@@ -14,6 +14,7 @@ High availability (`llmsched.collectors.ha.Duty`, docs/ha.md): with a lease, onl
 standby only follows the config and polls at once when it takes the lease over. The membership last meant for
 Redis is kept per pool, so when Redis comes back (empty or not) the holder writes it back at once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,14 @@ from loguru import logger
 
 from llmsched.collectors.f5_client import F5Client
 from llmsched.collectors.f5_members import ParsedMembers
-from llmsched.collectors.f5_membership import (PoolState, describe_error, failure_doc, membership_changes, status_counts,
-                                      success_doc)
+from llmsched.collectors.f5_membership import (
+    PoolState,
+    describe_error,
+    failure_doc,
+    membership_changes,
+    status_counts,
+    success_doc,
+)
 from llmsched.collectors.ha import Duty
 from llmsched.collectors.telemetry import PollTelemetry
 from llmsched.shared.config_model import Config, PoolConfig
@@ -38,7 +45,7 @@ from llmsched.shared.store import Store
 from llmsched.shared.watchdog import rescore_now
 
 PUBLISHER = "poller"
-STOP_GRACE = 2.0        # s a cycle may still run after SIGTERM before it is cancelled (exit within 5 s)
+STOP_GRACE = 2.0  # s a cycle may still run after SIGTERM before it is cancelled (exit within 5 s)
 
 ClientFactory = Callable[[Config], F5Client]
 
@@ -48,8 +55,14 @@ def default_client(config: Config) -> F5Client:
 
 
 class Poller:
-    def __init__(self, config: Config, store: Store, client_factory: ClientFactory = default_client,
-                 clock: Callable[[], float] = time.time, duty: Duty | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        client_factory: ClientFactory = default_client,
+        clock: Callable[[], float] = time.time,
+        duty: Duty | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self._client_factory = client_factory
@@ -62,8 +75,8 @@ class Poller:
         self._redis_error: str | None = None
         self.cycles = 0
         self.duty = duty or Duty(PUBLISHER, store)
-        self._latest: dict[str, dict] = {}      # per pool, the membership doc last meant for Redis (restore)
-        self._writing = asyncio.Lock()          # a restore never interleaves with a cycle's writes
+        self._latest: dict[str, dict] = {}  # per pool, the membership doc last meant for Redis (restore)
+        self._writing = asyncio.Lock()  # a restore never interleaves with a cycle's writes
         self.telemetry = PollTelemetry()
 
     # --- configuration ------------------------------------------------------------------------------------
@@ -90,8 +103,12 @@ class Poller:
             self._latest.pop(key, None)
         self.duty.set_ttl(new.scheduler.ha_lease_ttl)
         self.telemetry.keep_only(keys)
-        logger.info("poller now uses the config from {}: {} pool(s), fetch every {:g} s", new.source,
-                    len(new.pools), new.scheduler.pool_fetch_interval)
+        logger.info(
+            "poller now uses the config from {}: {} pool(s), fetch every {:g} s",
+            new.source,
+            len(new.pools),
+            new.scheduler.pool_fetch_interval,
+        )
         self._publish_due = True
 
     # --- one cycle ----------------------------------------------------------------------------------------
@@ -101,17 +118,19 @@ class Poller:
         await self._swap_config()
         self.cycles += 1
         if self._publish_due:
-            self._publish_due = not await self._redis("publish the config", publish_config, self.store,
-                                                      self.config, PUBLISHER)
+            self._publish_due = not await self._redis(
+                "publish the config", publish_config, self.store, self.config, PUBLISHER
+            )
         if not self.duty.active:
-            return {}           # a standby: the lease holder polls BIG-IP
+            return {}  # a standby: the lease holder polls BIG-IP
         pools = list(self.config.pools)
         client = self.client
         try:
             await client.authenticate()
             results: list[Any] = await asyncio.gather(
-                *(client.pool_members(p.name, p.partition) for p in pools), return_exceptions=True)
-        except Exception as exc:    # credentials refused or BIG-IP unreachable: every pool shares the failure
+                *(client.pool_members(p.name, p.partition) for p in pools), return_exceptions=True
+            )
+        except Exception as exc:  # credentials refused or BIG-IP unreachable: every pool shares the failure
             results = [exc] * len(pools)
         outcome: dict[str, str | None] = {}
         for pool, result in zip(pools, results):
@@ -144,8 +163,12 @@ class Poller:
             return None
         first, state.announced = not state.announced, True
         if state.logged_error is not None:
-            logger.info("pool {}: BIG-IP read again after {} failed poll(s) over {:.0f} s", pool.key,
-                        state.failures, now - (state.failing_since or now))
+            logger.info(
+                "pool {}: BIG-IP read again after {} failed poll(s) over {:.0f} s",
+                pool.key,
+                state.failures,
+                now - (state.failing_since or now),
+            )
         state.members, state.fetched_at, state.error, state.logged_error = members, now, None, None
         state.failures, state.failing_since = 0, None
         if first or changes:
@@ -169,13 +192,13 @@ class Poller:
         if not await self._redis("publish the config", publish_config, self.store, self.config, PUBLISHER):
             return False
         if not await self.duty.claim():
-            return True         # a standby's memory is not the latest: the holder writes its own
+            return True  # a standby's memory is not the latest: the holder writes its own
         async with self._writing:
             return await self._redis("write back the memberships", _write_back, self.store, dict(self._latest))
 
     def _on_lease(self, held: bool) -> None:
         if held:
-            self._wake.set()    # poll at once: the previous holder may have died long before its next poll
+            self._wake.set()  # poll at once: the previous holder may have died long before its next poll
 
     def _load(self, pool_key: str, state: PoolState) -> None:
         state.adopt(self.store.members(pool_key))
@@ -184,12 +207,17 @@ class Poller:
         state.failures += 1
         if state.failing_since is None:
             state.failing_since = now
-        if error != state.logged_error:     # once per change of state, not every cycle
+        if error != state.logged_error:  # once per change of state, not every cycle
             age = f"{now - state.fetched_at:.0f} s old" if state.fetched_at else "never read"
             status = getattr(exc, "status", None)
-            logger.warning("pool {}: {}{}; keeping the last known membership ({} member(s), {})", pool.key, error,
-                           f" [HTTP {status}]" if status and f"HTTP {status}" not in error else "",
-                           len(state.members), age)
+            logger.warning(
+                "pool {}: {}{}; keeping the last known membership ({} member(s), {})",
+                pool.key,
+                error,
+                f" [HTTP {status}]" if status and f"HTTP {status}" not in error else "",
+                len(state.members),
+                age,
+            )
         state.error = state.logged_error = error
 
     def _note_skipped(self, pool: PoolConfig, state: PoolState, parsed: ParsedMembers) -> None:
@@ -222,7 +250,7 @@ class Poller:
         try:
             while not stop.is_set():
                 started = loop.time()
-                self._wake.clear()      # a reload arriving from here on is applied by the cycle after this one
+                self._wake.clear()  # a reload arriving from here on is applied by the cycle after this one
                 cycle = asyncio.ensure_future(self.poll_once())
                 await asyncio.wait({cycle, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if not cycle.done():
@@ -241,7 +269,7 @@ class Poller:
                     waker.cancel()
         finally:
             stopping.cancel()
-            done.set()          # the lease is released only now that this process polls no more
+            done.set()  # the lease is released only now that this process polls no more
             await asyncio.gather(duty, self.close(), return_exceptions=True)
 
     async def close(self) -> None:

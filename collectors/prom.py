@@ -14,6 +14,7 @@ scraper of real servers needs around it:
   prometheus_client server writes one): `Exposition.truncated` says so and the unterminated last line is not
   parsed, because it may hold half a number.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,17 +34,17 @@ class Sample:
 
 @dataclass(frozen=True)
 class BadLine:
-    number: int             # 1-based line number in the body
-    name: str               # the metric name the line seems to carry ("" when it has none)
+    number: int  # 1-based line number in the body
+    name: str  # the metric name the line seems to carry ("" when it has none)
     reason: str
 
 
 @dataclass
 class Exposition:
-    samples: dict[str, list[Sample]] = field(default_factory=dict)     # sample name -> samples, in body order
+    samples: dict[str, list[Sample]] = field(default_factory=dict)  # sample name -> samples, in body order
     bad_lines: list[BadLine] = field(default_factory=list)
     truncated: bool = False
-    lines: int = 0                                                      # lines in the body
+    lines: int = 0  # lines in the body
 
     def get(self, name: str) -> list[Sample]:
         return self.samples.get(name, [])
@@ -73,13 +74,13 @@ def parse_exposition(text: str, names: Collection[str] | None = None) -> Exposit
     out = Exposition(lines=len(raw_lines) - (1 if text.endswith("\n") else 0))
     if text and not text.endswith("\n"):
         out.truncated = True
-        raw_lines = raw_lines[:-1]          # the unterminated tail may be half a line
+        raw_lines = raw_lines[:-1]  # the unterminated tail may be half a line
     wanted = None if names is None else frozenset(names)
     selected: list[tuple[int, str]] = []
     for number, raw in enumerate(raw_lines, start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
-            continue    # HELP/TYPE do not change a gauge's sample names, and comments carry no samples
+            continue  # HELP/TYPE do not change a gauge's sample names, and comments carry no samples
         if wanted is not None and line_name(line) not in wanted:
             continue
         selected.append((number, line))
@@ -104,8 +105,9 @@ def _collect(out: Exposition, text: str) -> None:
     found: list[Sample] = []
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            found.append(Sample(s.name, dict(s.labels), float(s.value),
-                                None if s.timestamp is None else float(s.timestamp)))
+            found.append(
+                Sample(s.name, dict(s.labels), float(s.value), None if s.timestamp is None else float(s.timestamp))
+            )
     for s in found:
         out.samples.setdefault(s.name, []).append(s)
 

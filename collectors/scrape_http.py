@@ -5,9 +5,9 @@ Basic `metric_user` + password) and TLS verification (`verify`, `ca_bundle`; ver
 unlike the original). Every failure becomes a `ScrapeError` with a short text that never holds a credential:
 the URL carries none, and headers are never quoted.
 """
+
 from __future__ import annotations
 
-import asyncio
 import base64
 import ssl
 
@@ -16,8 +16,8 @@ import aiohttp
 from llmsched.shared.config_model import MetricsConfig
 from llmsched.shared.errors import ScrapeError
 
-MAX_BODY = 16 * 1024 * 1024     # a /metrics body is tens of KiB; a runaway one must not eat the scraper's memory
-ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"    # the classic text format, not OpenMetrics
+MAX_BODY = 16 * 1024 * 1024  # a /metrics body is tens of KiB; a runaway one must not eat the scraper's memory
+ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"  # the classic text format, not OpenMetrics
 MAX_ERROR = 200
 
 
@@ -44,7 +44,7 @@ class Fetcher:
 
     def ssl_for(self, metrics: MetricsConfig) -> ssl.SSLContext | bool:
         if metrics.schema != "https":
-            return True     # aiohttp's default; unused for http
+            return True  # aiohttp's default; unused for http
         if not metrics.verify:
             return False
         ctx = self._contexts.get(metrics.ca_bundle)
@@ -63,8 +63,13 @@ class Fetcher:
         if auth:
             headers["Authorization"] = auth
         try:
-            async with self.session.get(url, headers=headers, ssl=self.ssl_for(metrics), allow_redirects=False,
-                                        timeout=aiohttp.ClientTimeout(total=metrics.timeout)) as resp:
+            async with self.session.get(
+                url,
+                headers=headers,
+                ssl=self.ssl_for(metrics),
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=metrics.timeout),
+            ) as resp:
                 if resp.status != 200:
                     raise ScrapeError(_status_text(resp.status, resp.reason))
                 if resp.content_length is not None and resp.content_length > MAX_BODY:
@@ -73,7 +78,7 @@ class Fetcher:
                 if len(body) > MAX_BODY:
                     raise ScrapeError(f"body is larger than {MAX_BODY} bytes")
                 return body.decode(resp.charset or "utf-8", errors="replace")
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ScrapeError(f"timeout after {metrics.timeout:g} s") from None
         except aiohttp.ClientConnectorCertificateError as exc:
             raise ScrapeError(short(f"TLS certificate not trusted: {exc.certificate_error}")) from None
@@ -86,7 +91,7 @@ class Fetcher:
             raise ScrapeError(short(f"incomplete body: {exc}")) from None
         except aiohttp.ClientError as exc:
             raise ScrapeError(short(f"{type(exc).__name__}: {exc}")) from None
-        except LookupError:     # unknown charset in Content-Type
+        except LookupError:  # unknown charset in Content-Type
             raise ScrapeError("unknown charset in Content-Type") from None
 
 

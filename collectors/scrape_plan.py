@@ -8,6 +8,7 @@ same URL and silently got the same numbers. Here metrics are always stored under
 members that map to one URL are scraped once, the result shared explicitly (`Target.member_ids`); the scraper
 warns that those members cannot be told apart.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -21,7 +22,7 @@ from llmsched.shared.members import Member
 @dataclass(frozen=True)
 class Target:
     url: str
-    member_ids: tuple[str, ...]     # every member whose metrics this one scrape stands for
+    member_ids: tuple[str, ...]  # every member whose metrics this one scrape stands for
 
     @property
     def shared(self) -> bool:
@@ -33,7 +34,7 @@ def url_host(host: str) -> str:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return host         # an IPv4 literal never fails; this is a DNS name
+        return host  # an IPv4 literal never fails; this is a DNS name
     return f"[{address.compressed}]" if address.version == 6 else host
 
 

@@ -14,6 +14,7 @@ then ask for the pool to be rescored.
   standby follows the config and starts a cycle at once when it takes the lease over. Each pool's last written
   scrape is kept, so when Redis comes back (empty or not) the holder writes it back at once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,16 +38,22 @@ from llmsched.shared.publish import publish_config
 from llmsched.shared.store import Store
 from llmsched.shared.watchdog import rescore_now
 
-JITTER_FRACTION = 0.1       # each cycle starts up to 10% of the interval (at most JITTER_MAX_S) after its tick
+JITTER_FRACTION = 0.1  # each cycle starts up to 10% of the interval (at most JITTER_MAX_S) after its tick
 JITTER_MAX_S = 1.0
 PUBLISHER = "scraper"
 
-MemberKey = tuple[str, str]         # (pool key, member id)
+MemberKey = tuple[str, str]  # (pool key, member id)
 
 
 class Scraper:
-    def __init__(self, config: Config, store: Store, session: aiohttp.ClientSession,
-                 rng: random.Random | None = None, duty: Duty | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        session: aiohttp.ClientSession,
+        rng: random.Random | None = None,
+        duty: Duty | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.fetcher = Fetcher(session)
@@ -56,14 +63,14 @@ class Scraper:
         self.published = False
         self.cycles = 0
         self._pending: Config | None = None
-        self._was_ok: set[MemberKey] = set()                # members that had all three metrics
-        self._last: dict[MemberKey, dict] = {}              # last document written, per member
+        self._was_ok: set[MemberKey] = set()  # members that had all three metrics
+        self._last: dict[MemberKey, dict] = {}  # last document written, per member
         self._warned_shared: set[tuple[str, Target]] = set()
         self._redis_down = False
         self.duty = duty or Duty(PUBLISHER, store)
-        self._latest: dict[str, tuple[dict[str, dict], list[str]]] = {}    # per pool, last scrape written (restore)
-        self._writing = asyncio.Lock()          # a restore never interleaves with a cycle's writes
-        self._wake = asyncio.Event()            # set when this process takes the lease over
+        self._latest: dict[str, tuple[dict[str, dict], list[str]]] = {}  # per pool, last scrape written (restore)
+        self._writing = asyncio.Lock()  # a restore never interleaves with a cycle's writes
+        self._wake = asyncio.Event()  # set when this process takes the lease over
         self.telemetry = ScrapeTelemetry()
 
     # --- configuration -----------------------------------------------------------------------------------
@@ -78,7 +85,7 @@ class Scraper:
         old = self.config
         if new.engines_metrics_keys != old.engines_metrics_keys:
             self.maps = build_engine_maps(new.engines_metrics_keys)
-            self._was_ok.clear()        # detection starts over with the new names (as the original)
+            self._was_ok.clear()  # detection starts over with the new names (as the original)
         changed = {p.key for p in new.pools if (q := old.pool(p.key)) is None or q.engine_type != p.engine_type}
         gone = {p.key for p in old.pools} - {p.key for p in new.pools}
         self._forget(changed | gone)
@@ -87,7 +94,7 @@ class Scraper:
             self.semaphore = asyncio.Semaphore(new.scheduler.scrape_concurrency)
         self.config = new
         self.duty.set_ttl(new.scheduler.ha_lease_ttl)
-        self.published = False          # publish the reloaded routing config at the next cycle
+        self.published = False  # publish the reloaded routing config at the next cycle
         logger.info("scraper config reloaded from {}", new.source)
 
     def _forget(self, pool_keys: set[str]) -> None:
@@ -115,8 +122,7 @@ class Scraper:
         version = await self._redis(publish_config, self.store, self.config, PUBLISHER)
         if version is not None:
             self.published = True
-            logger.info("published config {} ({} pools) from {}", version, len(self.config.pools),
-                        self.config.source)
+            logger.info("published config {} ({} pools) from {}", version, len(self.config.pools), self.config.source)
 
     # --- one cycle ---------------------------------------------------------------------------------------
     async def run_cycle(self) -> None:
@@ -124,7 +130,7 @@ class Scraper:
         if not self.published:
             await self._publish()
         if not self.duty.active:
-            return              # a standby: the lease holder scrapes
+            return  # a standby: the lease holder scrapes
         config = self.config
         started = time.monotonic()
         await asyncio.gather(*(self.scrape_pool(pool) for pool in config.pools))
@@ -166,13 +172,13 @@ class Scraper:
         if await self._redis(publish_config, self.store, self.config, PUBLISHER) is None:
             return False
         if not await self.duty.claim():
-            return True         # a standby's memory is not the latest: the holder writes its own
+            return True  # a standby's memory is not the latest: the holder writes its own
         async with self._writing:
             return bool(await self._redis(_write_back, self.store, dict(self._latest)))
 
     def _on_lease(self, held: bool) -> None:
         if held:
-            self._wake.set()    # scrape at once rather than at the next tick
+            self._wake.set()  # scrape at once rather than at the next tick
 
     def _write(self, pool_key: str, docs: dict[str, dict], keep: list[str]) -> bool:
         self.store.set_metrics(pool_key, docs, keep=keep)
@@ -189,7 +195,7 @@ class Scraper:
                 reading = read_engine(text, pool.engine_type, self.maps, was_ok)
             except ScrapeError as exc:
                 reading = Reading(engine=None, error=str(exc))
-            except Exception as exc:    # a bug must cost one member one scrape, not the whole pool's cycle
+            except Exception as exc:  # a bug must cost one member one scrape, not the whole pool's cycle
                 logger.opt(exception=exc).error("pool {}: scraping {} failed unexpectedly", pool.key, target.url)
                 reading = Reading(engine=None, error=f"internal error: {type(exc).__name__}")
             duration = time.monotonic() - started
@@ -199,13 +205,19 @@ class Scraper:
         return self._doc(pool, keys[0], reading, duration)
 
     def _doc(self, pool: PoolConfig, key: MemberKey, reading: Reading, duration: float) -> dict:
-        doc = {"scraped_at": time.time(), "status": "ok" if reading.error is None else "error",
-               "error": reading.error, **reading.doc_fields(), "duration": round(duration, 6)}
+        doc = {
+            "scraped_at": time.time(),
+            "status": "ok" if reading.error is None else "error",
+            "error": reading.error,
+            **reading.doc_fields(),
+            "duration": round(duration, 6),
+        }
         if reading.error is not None:
             # Keep what was last known about the engine for status displays; the metrics themselves are gone.
             last = self._last.get(key, {})
-            doc["engine"] = doc["engine"] or last.get("engine") or \
-                (None if pool.engine_type == "auto" else pool.engine_type)
+            doc["engine"] = (
+                doc["engine"] or last.get("engine") or (None if pool.engine_type == "auto" else pool.engine_type)
+            )
             doc["detected_variant"] = last.get("detected_variant")
             doc["detection_status"] = "failed"
         return doc
@@ -224,8 +236,15 @@ class Scraper:
         seen = (doc["engine"], doc["detected_variant"], doc["detection_status"])
         if last is None or seen != (last.get("engine"), last.get("detected_variant"), last.get("detection_status")):
             log = logger.info if doc["detection_status"] == "ok" else logger.warning
-            log("pool {} member {}: engine {} variant {} detection {} (found {})", pool_key, mid, doc["engine"],
-                doc["detected_variant"], doc["detection_status"], ", ".join(sorted(doc["metrics"])))
+            log(
+                "pool {} member {}: engine {} variant {} detection {} (found {})",
+                pool_key,
+                mid,
+                doc["engine"],
+                doc["detected_variant"],
+                doc["detection_status"],
+                ", ".join(sorted(doc["metrics"])),
+            )
 
     def _prune(self, pool_key: str, current: set[str], targets: list[Target]) -> None:
         """Forget members that left the pool, so memory follows the pool's size, not its history."""
@@ -237,9 +256,14 @@ class Scraper:
         for target in targets:
             if target.shared and (pool_key, target) not in self._warned_shared:
                 self._warned_shared.add((pool_key, target))
-                logger.warning("pool {}: members {} all map to {} (metrics.port is set and they share an "
-                               "address): scraped once, the same metrics stored for each; they cannot be told "
-                               "apart", pool_key, ", ".join(target.member_ids), target.url)
+                logger.warning(
+                    "pool {}: members {} all map to {} (metrics.port is set and they share an "
+                    "address): scraped once, the same metrics stored for each; they cannot be told "
+                    "apart",
+                    pool_key,
+                    ", ".join(target.member_ids),
+                    target.url,
+                )
 
     # --- the loop ----------------------------------------------------------------------------------------
     def interval(self) -> float:
@@ -268,8 +292,12 @@ class Scraper:
             now = loop.time()
             if tick < now:
                 missed = int((now - tick) // period) + 1
-                logger.warning("scrape cycle took {:.3f} s, longer than the {:.3f} s interval: {} tick(s) skipped",
-                               now - started, period, missed)
+                logger.warning(
+                    "scrape cycle took {:.3f} s, longer than the {:.3f} s interval: {} tick(s) skipped",
+                    now - started,
+                    period,
+                    missed,
+                )
                 tick += missed * period
             delay = tick + self.rng.uniform(0.0, min(JITTER_FRACTION * period, JITTER_MAX_S)) - now
             self._wake.clear()
@@ -278,7 +306,7 @@ class Scraper:
             for task in waiting:
                 task.cancel()
             if self._wake.is_set():
-                tick = loop.time()      # took the lease over: this cycle now, the schedule from here
+                tick = loop.time()  # took the lease over: this cycle now, the schedule from here
 
     async def _cycle_or_stop(self, stop: asyncio.Event) -> bool:
         """Run one cycle; False when `stop` was set first (the cycle is then cancelled)."""
@@ -293,7 +321,7 @@ class Scraper:
             await asyncio.gather(cycle, stopper, return_exceptions=True)
         if cycle.cancelled():
             return False
-        if (exc := cycle.exception()) is not None:     # a bug, not an outage: log it and keep the schedule
+        if (exc := cycle.exception()) is not None:  # a bug, not an outage: log it and keep the schedule
             logger.opt(exception=exc).error("scrape cycle failed")
         return not stop.is_set()
 

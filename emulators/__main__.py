@@ -1,4 +1,5 @@
 """`python -m llmsched.emulators f5|engine ...`: the same as `llmsched emulate ...`."""
+
 from __future__ import annotations
 
 import sys

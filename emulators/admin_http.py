@@ -1,4 +1,5 @@
 """What both emulators' admin APIs (`/_emulator/`) share: JSON errors and JSON-object request bodies."""
+
 from __future__ import annotations
 
 from typing import Any

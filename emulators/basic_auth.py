@@ -1,4 +1,5 @@
 """HTTP Basic credentials parsing shared by the emulators (aiohttp 3.14 deprecates `BasicAuth.decode`)."""
+
 from __future__ import annotations
 
 import base64

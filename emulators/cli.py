@@ -4,6 +4,7 @@ Wired as `llmsched emulate f5|engine ...` (which calls `llmsched.emulators.cli.m
 `python -m llmsched.emulators f5|engine ...`. Each subcommand prints one line saying where it listens (plus the
 certificate path for f5), serves until SIGINT/SIGTERM, then shuts down cleanly and returns 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     f5.add_argument("--no-tls", action="store_true", help="serve plain HTTP instead of HTTPS")
     f5.add_argument("--user", default=None, help="user to create or override (default admin)")
     f5.add_argument("--password-env", default=None, help="environment variable holding that user's password")
-    f5.add_argument("--pool", action="append", default=[], metavar="[/PART/]NAME=HOST:PORT,...",
-                    help="add a pool with members (repeatable), e.g. vllm_pool=127.0.0.1:8001,127.0.0.1:8002")
+    f5.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        metavar="[/PART/]NAME=HOST:PORT,...",
+        help="add a pool with members (repeatable), e.g. vllm_pool=127.0.0.1:8001,127.0.0.1:8002",
+    )
     f5.add_argument("--token-timeout", type=float, default=None, help="lifetime of a new token, s (1200)")
     f5.add_argument("--max-token-timeout", type=float, default=None, help="largest PATCH timeout, s (36000)")
 
@@ -69,8 +75,11 @@ def _parse_pool(text: str) -> dict[str, object]:
     name, _, members = text.partition("=")
     parts = name.strip("/").split("/")
     partition, pool = (parts[0], parts[-1]) if len(parts) > 1 else ("Common", parts[0])
-    return {"name": pool, "partition": partition,
-            "members": [{"name": m.strip()} for m in members.split(",") if m.strip()]}
+    return {
+        "name": pool,
+        "partition": partition,
+        "members": [{"name": m.strip()} for m in members.split(",") if m.strip()],
+    }
 
 
 def f5_state_from_args(args: argparse.Namespace) -> F5State:
@@ -90,11 +99,21 @@ def engine_spec_from_args(args: argparse.Namespace) -> EngineSpec:
     basic = None
     if args.basic_user:
         basic = (args.basic_user, _env(args.basic_password_env) if args.basic_password_env else "")
-    return EngineSpec(engine=args.engine, model=args.model, kv_name=args.kv_name, dp=args.dp, tp=args.tp,
-                      all_schedulers=args.all_schedulers, sglang_prefix=args.sglang_prefix,
-                      multiprocess=args.multiprocess, speed=args.speed, max_running=args.max_running,
-                      kv_capacity=args.kv_capacity, basic_auth=basic,
-                      api_key=_env(args.api_key_env) if args.api_key_env else None)
+    return EngineSpec(
+        engine=args.engine,
+        model=args.model,
+        kv_name=args.kv_name,
+        dp=args.dp,
+        tp=args.tp,
+        all_schedulers=args.all_schedulers,
+        sglang_prefix=args.sglang_prefix,
+        multiprocess=args.multiprocess,
+        speed=args.speed,
+        max_running=args.max_running,
+        kv_capacity=args.kv_capacity,
+        basic_auth=basic,
+        api_key=_env(args.api_key_env) if args.api_key_env else None,
+    )
 
 
 async def _serve_until_signal(start: Callable[[], Awaitable[tuple[web.AppRunner, str]]]) -> int:
@@ -122,6 +141,7 @@ async def _run(args: argparse.Namespace) -> int:
             scheme = "http" if args.no_tls else "https"
             where = f"f5 emulator listening on {scheme}://{_hostport(args.host, bound_port(runner))}"
             return runner, where + (f" cert={cert}" if cert else "")
+
         return await _serve_until_signal(start_f5)
 
     spec = engine_spec_from_args(args)
@@ -129,8 +149,11 @@ async def _run(args: argparse.Namespace) -> int:
 
     async def start_engine() -> tuple[web.AppRunner, str]:
         runner = await serve_engine(args.host, port, spec)
-        return runner, (f"{spec.engine} engine emulator listening on "
-                        f"http://{_hostport(args.host, bound_port(runner))} model={spec.model} dp={spec.dp}")
+        return runner, (
+            f"{spec.engine} engine emulator listening on "
+            f"http://{_hostport(args.host, bound_port(runner))} model={spec.model} dp={spec.dp}"
+        )
+
     return await _serve_until_signal(start_engine)
 
 
@@ -142,9 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return asyncio.run(_run(args))
-    except (ValueError, KeyError, TypeError, yaml.YAMLError) as exc:   # bad option values or config file
+    except (ValueError, KeyError, TypeError, yaml.YAMLError) as exc:  # bad option values or config file
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:          # port in use, unreadable config, ...
+    except OSError as exc:  # port in use, unreadable config, ...
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ load. `/_emulator/...` (see `llmsched.emulators.engine_admin`) pins values and i
 
 Python API: `build_engine_app(spec)` and `await serve_engine(host, port, spec) -> runner`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,7 @@ from llmsched.emulators.engine_state import EngineSpec, EngineState
 from llmsched.emulators.expo import CONTENT_TYPE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-GARBAGE = "<html><body>502 Bad Gateway</body></html>\n{{ not prometheus }}\nvllm:num_requests_waiting{engine=\"0\" 12\n"
+GARBAGE = '<html><body>502 Bad Gateway</body></html>\n{{ not prometheus }}\nvllm:num_requests_waiting{engine="0" 12\n'
 
 
 def _authorized(spec: EngineSpec, header: str) -> bool:
@@ -32,8 +33,9 @@ def _authorized(spec: EngineSpec, header: str) -> bool:
     creds = decode_basic(header) if spec.basic_auth else None
     if spec.basic_auth and creds is not None:
         user, password = spec.basic_auth
-        return hmac.compare_digest(creds[0].encode(), user.encode()) and \
-            hmac.compare_digest(creds[1].encode(), password.encode())
+        return hmac.compare_digest(creds[0].encode(), user.encode()) and hmac.compare_digest(
+            creds[1].encode(), password.encode()
+        )
     return False
 
 
@@ -42,8 +44,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Optional auth on /metrics and /v1 (a Bearer API key, or Basic), answered like vLLM's --api-key check."""
     spec = request.app[STATE_KEY].spec
     protected = request.path == "/metrics" or request.path.startswith("/v1/")
-    if protected and (spec.api_key or spec.basic_auth) \
-            and not _authorized(spec, request.headers.get("Authorization", "")):
+    if (
+        protected
+        and (spec.api_key or spec.basic_auth)
+        and not _authorized(spec, request.headers.get("Authorization", ""))
+    ):
         return web.json_response({"error": "Unauthorized"}, status=401)
     return await handler(request)
 
@@ -58,7 +63,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         while state.metrics_mode == "hang" and not state.release.is_set():
             try:
                 await asyncio.wait_for(state.release.wait(), timeout=0.1)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return web.Response(status=503, text="released")
     if mode == "garbage":
@@ -66,7 +71,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     text = metrics_text(state, partial=(mode == "partial"))
     if mode == "quirky":
         text = quirky(text)
-    if mode == "truncated":     # a body cut mid-line, as when a proxy or the process dies while writing
+    if mode == "truncated":  # a body cut mid-line, as when a proxy or the process dies while writing
         text = text[: len(text) * 3 // 5].rstrip("\n")[:-3]
     return web.Response(text=text, headers={"Content-Type": CONTENT_TYPE})
 
@@ -93,7 +98,8 @@ def build_engine_app(spec: EngineSpec) -> web.Application:
     app.cleanup_ctx.append(engine_loops)
 
     async def release_hangs(app: web.Application) -> None:
-        state.release.set()    # on_shutdown runs before in-flight handlers are awaited
+        state.release.set()  # on_shutdown runs before in-flight handlers are awaited
+
     app.on_shutdown.append(release_hangs)
 
     app.router.add_get("/metrics", metrics)
@@ -114,6 +120,6 @@ async def serve_engine(host: str, port: int, spec: EngineSpec) -> web.AppRunner:
     try:
         await web.TCPSite(runner, host, port).start()
     except BaseException:
-        await runner.cleanup()      # stops the engine loops again
+        await runner.cleanup()  # stops the engine loops again
         raise
     return runner

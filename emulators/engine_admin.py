@@ -3,6 +3,7 @@
 Tests use it to pin metric values regardless of the simulated load, to break `/metrics` in the ways real
 servers break (500, hang, garbage, partial or truncated body), and to change speed or auth at run time.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,12 +29,24 @@ def _targets(state: EngineState, engine: Any) -> list[EngineCore]:
 
 def _snapshot(state: EngineState) -> dict[str, Any]:
     return {
-        "engine": state.spec.engine, "model": state.spec.model, "speed": state.spec.speed,
-        "metrics_mode": state.metrics_mode, "error_status": state.error_status,
-        "engines": [{"index": c.index, "waiting": len(c.waiting), "running": len(c.running),
-                     "kv_used_tokens": c.kv_used, "kv_capacity_tokens": c.kv_capacity,
-                     "forced": dict(c.forced), "counters": dict(c.counters), "finished": dict(c.finished)}
-                    for c in state.cores],
+        "engine": state.spec.engine,
+        "model": state.spec.model,
+        "speed": state.spec.speed,
+        "metrics_mode": state.metrics_mode,
+        "error_status": state.error_status,
+        "engines": [
+            {
+                "index": c.index,
+                "waiting": len(c.waiting),
+                "running": len(c.running),
+                "kv_used_tokens": c.kv_used,
+                "kv_capacity_tokens": c.kv_capacity,
+                "forced": dict(c.forced),
+                "counters": dict(c.counters),
+                "finished": dict(c.finished),
+            }
+            for c in state.cores
+        ],
     }
 
 

@@ -4,6 +4,7 @@ Shapes follow vLLM's OpenAI server (ids `cmpl-...`/`chatcmpl-...`, `usage`, `fin
 ending with `data: [DONE]`). The text is filler: one word per generated token, so the token counts in `usage`
 and in `/metrics` agree. Every request goes through the batching model, so latency reflects the load.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ DEFAULT_MAX_TOKENS = 16
 
 
 def _error(status: int, message: str, err_type: str) -> web.Response:
-    return web.json_response({"object": "error", "message": message, "type": err_type, "param": None,
-                              "code": status}, status=status)
+    return web.json_response(
+        {"object": "error", "message": message, "type": err_type, "param": None, "code": status}, status=status
+    )
 
 
 def _word(i: int) -> str:
@@ -40,7 +42,7 @@ def _prompt_of(body: dict[str, Any], chat: bool) -> tuple[str, int]:
         return text, count_tokens(text)
     prompt = body.get("prompt")
     if isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
-        return json.dumps(prompt), len(prompt)                 # pre-tokenized prompt
+        return json.dumps(prompt), len(prompt)  # pre-tokenized prompt
     if isinstance(prompt, list):
         prompt = "".join(str(p) for p in prompt)
     if not isinstance(prompt, str) or not prompt:
@@ -49,16 +51,33 @@ def _prompt_of(body: dict[str, Any], chat: bool) -> tuple[str, int]:
 
 
 def _usage(seq: Sequence) -> dict[str, Any]:
-    return {"prompt_tokens": seq.prompt_tokens, "total_tokens": seq.prompt_tokens + seq.generated,
-            "completion_tokens": seq.generated, "prompt_tokens_details": None}
+    return {
+        "prompt_tokens": seq.prompt_tokens,
+        "total_tokens": seq.prompt_tokens + seq.generated,
+        "completion_tokens": seq.generated,
+        "prompt_tokens_details": None,
+    }
 
 
 async def models(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     spec = state.spec
-    return web.json_response({"object": "list", "data": [{
-        "id": spec.model, "object": "model", "created": int(state.started), "owned_by": spec.engine,
-        "root": spec.model, "parent": None, "max_model_len": spec.context_limit}]})
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [
+                {
+                    "id": spec.model,
+                    "object": "model",
+                    "created": int(state.started),
+                    "owned_by": spec.engine,
+                    "root": spec.model,
+                    "parent": None,
+                    "max_model_len": spec.context_limit,
+                }
+            ],
+        }
+    )
 
 
 async def _generate(request: web.Request, chat: bool) -> web.StreamResponse:
@@ -84,7 +103,7 @@ async def _generate(request: web.Request, chat: bool) -> web.StreamResponse:
             return await _stream(request, state, seq, rid, chat, include_usage)
         return await _whole(state, seq, rid, chat)
     finally:
-        core.abort(seq)     # no-op when finished; frees the KV if the client went away mid-request
+        core.abort(seq)  # no-op when finished; frees the KV if the client went away mid-request
 
 
 async def _whole(state: EngineState, seq: Sequence, rid: str, chat: bool) -> web.Response:
@@ -97,37 +116,51 @@ async def _whole(state: EngineState, seq: Sequence, rid: str, chat: bool) -> web
         choice["message"] = {"role": "assistant", "content": text, "tool_calls": []}
     else:
         choice["text"] = text
-    return web.json_response({
-        "id": rid, "object": "chat.completion" if chat else "text_completion", "created": int(time.time()),
-        "model": state.spec.model, "choices": [choice], "usage": _usage(seq)})
+    return web.json_response(
+        {
+            "id": rid,
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": state.spec.model,
+            "choices": [choice],
+            "usage": _usage(seq),
+        }
+    )
 
 
-async def _stream(request: web.Request, state: EngineState, seq: Sequence, rid: str, chat: bool,
-                  include_usage: bool) -> web.StreamResponse:
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
-                                       "Cache-Control": "no-cache"})
+async def _stream(
+    request: web.Request, state: EngineState, seq: Sequence, rid: str, chat: bool, include_usage: bool
+) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"})
     await resp.prepare(request)
     obj = "chat.completion.chunk" if chat else "text_completion"
     created = int(time.time())
 
     async def send(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> None:
-        chunk: dict[str, Any] = {"id": rid, "object": obj, "created": created, "model": state.spec.model,
-                                 "choices": choices}
+        chunk: dict[str, Any] = {
+            "id": rid,
+            "object": obj,
+            "created": created,
+            "model": state.spec.model,
+            "choices": choices,
+        }
         if usage is not None:
             chunk["usage"] = usage
         await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
-    if chat:    # vLLM opens a chat stream with the role
-        await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                     "finish_reason": None}])
+    if chat:  # vLLM opens a chat stream with the role
+        await send(
+            [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]
+        )
     while (tok := await seq.events.get()) is not None:
         last = seq.finish_reason is not None and tok == seq.generated - 1 and seq.events.qsize() == 1
         reason = seq.finish_reason if last else None
         if chat:
             await send([{"index": 0, "delta": {"content": _word(tok)}, "logprobs": None, "finish_reason": reason}])
         else:
-            await send([{"index": 0, "text": _word(tok), "logprobs": None, "finish_reason": reason,
-                         "stop_reason": None}])
+            await send(
+                [{"index": 0, "text": _word(tok), "logprobs": None, "finish_reason": reason, "stop_reason": None}]
+            )
     if include_usage:
         await send([], _usage(seq))
     await resp.write(b"data: [DONE]\n\n")
@@ -147,4 +180,3 @@ def add_openai_routes(app: web.Application) -> None:
     app.router.add_get("/v1/models", models)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/chat/completions", chat_completions)
-

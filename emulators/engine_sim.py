@@ -7,6 +7,7 @@ prompt + generated tokens until it finishes. When a decode step would overflow t
 sequence is preempted back to the head of the queue (vLLM's recompute preemption). Tokens per prompt are
 len(text) / 4, so tests can reason about the numbers.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,12 +23,74 @@ PREFILL_TOKENS_PER_S = 20_000.0
 DECODE_BASE_S = 0.004
 DECODE_PER_SEQ_S = 0.0005
 
-TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-                20.0, 40.0, 80.0, 160.0, 640.0, 2560.0]
-ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
-               40.0, 80.0]
-REQUEST_LATENCY_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
-                           120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0]
+TTFT_BUCKETS = [
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+    2560.0,
+]
+ITL_BUCKETS = [
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+]
+REQUEST_LATENCY_BUCKETS = [
+    0.3,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    120.0,
+    240.0,
+    480.0,
+    960.0,
+    1920.0,
+    7680.0,
+]
 FINISH_REASONS = ("stop", "length", "abort", "error")
 
 
@@ -49,7 +112,7 @@ def count_tokens(text: str) -> int:
 class Sequence:
     prompt_tokens: int
     max_tokens: int
-    prompt_key: str = ""            # prefix-cache identity of the prompt
+    prompt_key: str = ""  # prefix-cache identity of the prompt
     arrival: float = field(default_factory=time.monotonic)
     generated: int = 0
     kv_tokens: int = 0
@@ -58,7 +121,7 @@ class Sequence:
     last_token_at: float | None = None
     finish_reason: str | None = None
     preempted: bool = False
-    events: asyncio.Queue[int | None] = field(default_factory=asyncio.Queue)   # token index, None = finished
+    events: asyncio.Queue[int | None] = field(default_factory=asyncio.Queue)  # token index, None = finished
 
 
 class EngineCore:
@@ -73,7 +136,7 @@ class EngineCore:
         self.waiting: collections.deque[Sequence] = collections.deque()
         self.running: list[Sequence] = []
         self.kv_used = 0
-        self.forced: dict[str, float] = {}     # admin overrides: waiting / running / kv
+        self.forced: dict[str, float] = {}  # admin overrides: waiting / running / kv
         self.created = time.time()
         self.counters: dict[str, float] = collections.defaultdict(float)
         self.finished: dict[str, float] = {r: 0.0 for r in FINISH_REASONS}
@@ -82,7 +145,7 @@ class EngineCore:
         self.e2e = Histogram(REQUEST_LATENCY_BUCKETS)
         self.queue_time = Histogram(REQUEST_LATENCY_BUCKETS)
         self.last_prefill_hit_rate = 0.0
-        self._recent: collections.deque[tuple[float, int]] = collections.deque()   # (time, tokens) per step
+        self._recent: collections.deque[tuple[float, int]] = collections.deque()  # (time, tokens) per step
         self._seen_prompts: set[str] = set()
         self._wake = asyncio.Event()
 
@@ -141,7 +204,7 @@ class EngineCore:
         prefill = queried = hits = 0
         while self.waiting and len(self.running) < self.max_running:
             seq = self.waiting[0]
-            need = seq.prompt_tokens + seq.generated    # a preempted sequence recomputes what it had
+            need = seq.prompt_tokens + seq.generated  # a preempted sequence recomputes what it had
             if self.kv_used + need + 1 > self.kv_capacity:
                 break
             self.waiting.popleft()
@@ -163,7 +226,7 @@ class EngineCore:
             self.counters["prefix_hits"] += hits
             self.last_prefill_hit_rate = hits / queried
         else:
-            self.last_prefill_hit_rate = 0.0    # SGLang zeroes the gauge on decode-only batches
+            self.last_prefill_hit_rate = 0.0  # SGLang zeroes the gauge on decode-only batches
         return prefill
 
     def _preempt_newest(self) -> None:
@@ -177,7 +240,7 @@ class EngineCore:
     def _decode(self, now: float) -> int:
         produced = 0
         for seq in list(self.running):
-            if seq not in self.running:          # preempted earlier in this step
+            if seq not in self.running:  # preempted earlier in this step
                 continue
             while self.kv_used + 1 > self.kv_capacity and len(self.running) > 1:
                 self._preempt_newest()
@@ -216,7 +279,7 @@ class EngineCore:
                 await self._wake.wait()
                 continue
             prefill = self._admit(time.monotonic())
-            if not self.running:                # nothing fits yet (cannot happen for valid requests)
+            if not self.running:  # nothing fits yet (cannot happen for valid requests)
                 await asyncio.sleep(0.01)
                 continue
             await asyncio.sleep(self.step_time(prefill))

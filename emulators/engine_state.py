@@ -4,6 +4,7 @@ One emulator process can stand for a vLLM server with DP=N engines (N `EngineCor
 an SGLang server (N `EngineCore`s = DP-attention ranks). All simulated load and every admin override lives in
 the `EngineState`, which the aiohttp app carries; nothing is global.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,21 +22,21 @@ METRICS_MODES = ("ok", "error", "hang", "garbage", "partial", "truncated", "quir
 
 @dataclass
 class EngineSpec:
-    engine: str = "vllm"                # vllm | sglang
+    engine: str = "vllm"  # vllm | sglang
     model: str = "meta-llama/Llama-3.1-8B-Instruct"
-    kv_name: str = "new"                # vLLM KV gauge: old = gpu_cache_usage_perc (<0.9), both (0.9.2-0.10.x),
-                                        # new = kv_cache_usage_perc (>=0.12)
-    dp: int = 1                         # vLLM data-parallel engines / SGLang DP-attention ranks
-    sglang_prefix: str = "colon"        # colon -> "sglang:", underscore -> "sglang_"
-    tp: int = 1                         # SGLang TP size (only visible with all_schedulers)
-    all_schedulers: bool = False        # SGLang --enable-metrics-for-all-schedulers: one series per TP rank
-    multiprocess: bool = False          # vLLM --api-server-count>1 exposition (no _created, _sum first)
-    max_running: int = 8                # batch slots per engine
-    kv_capacity: int = 8192             # KV pool per engine, in tokens
-    max_model_len: int | None = None    # None -> kv_capacity; longer requests get 400
-    speed: float = 1.0                  # 1.0 "fast", 0.1 "slow"; bigger is faster
-    api_key: str | None = None          # require "Authorization: Bearer <key>" on /metrics and /v1
-    basic_auth: tuple[str, str] | None = None   # or accept Basic user:password
+    kv_name: str = "new"  # vLLM KV gauge: old = gpu_cache_usage_perc (<0.9), both (0.9.2-0.10.x),
+    # new = kv_cache_usage_perc (>=0.12)
+    dp: int = 1  # vLLM data-parallel engines / SGLang DP-attention ranks
+    sglang_prefix: str = "colon"  # colon -> "sglang:", underscore -> "sglang_"
+    tp: int = 1  # SGLang TP size (only visible with all_schedulers)
+    all_schedulers: bool = False  # SGLang --enable-metrics-for-all-schedulers: one series per TP rank
+    multiprocess: bool = False  # vLLM --api-server-count>1 exposition (no _created, _sum first)
+    max_running: int = 8  # batch slots per engine
+    kv_capacity: int = 8192  # KV pool per engine, in tokens
+    max_model_len: int | None = None  # None -> kv_capacity; longer requests get 400
+    speed: float = 1.0  # 1.0 "fast", 0.1 "slow"; bigger is faster
+    api_key: str | None = None  # require "Authorization: Bearer <key>" on /metrics and /v1
+    basic_auth: tuple[str, str] | None = None  # or accept Basic user:password
     block_size: int = 16
 
     def __post_init__(self) -> None:
@@ -61,7 +62,7 @@ class EngineState:
     metrics_mode: str = "ok"
     error_status: int = 500
     started: float = field(default_factory=time.time)
-    release: asyncio.Event = field(default_factory=asyncio.Event)   # set on shutdown: ends "hang" scrapes
+    release: asyncio.Event = field(default_factory=asyncio.Event)  # set on shutdown: ends "hang" scrapes
     next_id: int = 0
 
     def __post_init__(self) -> None:
@@ -81,9 +82,13 @@ class EngineState:
             raise ValueError(
                 f"This model's maximum context length is {self.spec.context_limit} tokens. However, you requested "
                 f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
-                f"completion). Please reduce the length of the messages or completion.")
+                f"completion). Please reduce the length of the messages or completion."
+            )
         core = self.pick_core()
-        seq = Sequence(prompt_tokens=prompt_tokens, max_tokens=max_tokens, 
-                       prompt_key=hashlib.sha1(prompt_text.encode()).hexdigest())
+        seq = Sequence(
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens,
+            prompt_key=hashlib.sha1(prompt_text.encode()).hexdigest(),
+        )
         core.submit(seq)
         return core, seq

@@ -6,6 +6,7 @@ series, a `pid` label, and the old/new vLLM names side by side. The rules follow
 counters named `<n>_total` in HELP/TYPE/sample lines, a separate `<n>_created` gauge family after each counter
 or histogram family, buckets ascending to `+Inf`, and Go float formatting (`7.0`, `1.048576e+06`).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -22,7 +23,7 @@ class Histogram:
 
     def __init__(self, bounds: list[float]) -> None:
         self.bounds = sorted(bounds)
-        self.counts = [0] * (len(self.bounds) + 1)   # the last slot is +Inf only
+        self.counts = [0] * (len(self.bounds) + 1)  # the last slot is +Inf only
         self.sum = 0.0
         self.count = 0
 
@@ -42,15 +43,15 @@ class Histogram:
 @dataclass
 class Series:
     labels: dict[str, str]
-    value: float = 0.0                      # gauges and counters
-    hist: Histogram | None = None           # histograms
-    created: float | None = None            # Unix time, for the `_created` family
+    value: float = 0.0  # gauges and counters
+    hist: Histogram | None = None  # histograms
+    created: float | None = None  # Unix time, for the `_created` family
 
 
 @dataclass
 class Family:
-    name: str                               # counters without the `_total` suffix
-    kind: str                               # gauge | counter | histogram
+    name: str  # counters without the `_total` suffix
+    kind: str  # gauge | counter | histogram
     help: str
     series: list[Series] = field(default_factory=list)
 
@@ -69,8 +70,7 @@ def _line(name: str, labels: dict[str, str], value: float) -> str:
 def _hist_lines(name: str, s: Series, multiprocess: bool) -> tuple[list[str], list[str]]:
     """(sum lines, bucket+count lines) for one series; the caller orders them per mode."""
     assert s.hist is not None
-    buckets = [_line(f"{name}_bucket", {**s.labels, "le": floatToGoString(le)}, n)
-               for le, n in s.hist.cumulative()]
+    buckets = [_line(f"{name}_bucket", {**s.labels, "le": floatToGoString(le)}, n) for le, n in s.hist.cumulative()]
     count = _line(f"{name}_count", s.labels, float(s.hist.count))
     total = _line(f"{name}_sum", s.labels, s.hist.sum)
     if multiprocess:
@@ -90,7 +90,7 @@ def render_family(f: Family, multiprocess: bool = False) -> str:
             a, b = _hist_lines(f.name, s, multiprocess)
             sums += a
             rest += b
-        out += sums + rest      # multiprocess mode prints every _sum before the buckets
+        out += sums + rest  # multiprocess mode prints every _sum before the buckets
     else:
         out += [_line(name, s.labels, s.value) for s in f.series]
     if f.kind in ("counter", "histogram") and not multiprocess:

@@ -6,6 +6,7 @@ with real expiry, the restjavad 401 shape, the mcpd 404/400 shapes, and pool-mem
 
 Python API: `build_f5_app(state)` and `await serve_f5(host, port, state, tls=True) -> (runner, cert_path)`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,8 @@ from aiohttp import web
 from llmsched.emulators.basic_auth import decode_basic
 from llmsched.emulators.f5_admin import add_admin_routes
 from llmsched.emulators.f5_errors import client_ip, injected_failure, json_response, no_credentials, restjavad_error
-from llmsched.emulators.f5_ltm import STATE_KEY, add_routes as add_ltm_routes
+from llmsched.emulators.f5_ltm import STATE_KEY
+from llmsched.emulators.f5_ltm import add_routes as add_ltm_routes
 from llmsched.emulators.f5_members import LINK_HOST
 from llmsched.emulators.f5_state import F5State, LoginError, Token
 from llmsched.emulators.tls import CertFiles, generate_self_signed
@@ -65,8 +67,13 @@ async def mgmt_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         return await handler(request)
     except web.HTTPNotFound:
-        return restjavad_error(state, request, 404, f"URI path {request.path} not registered. Please verify URI "
-                                                    "is supported and wait for /available suffix to be responsive.")
+        return restjavad_error(
+            state,
+            request,
+            404,
+            f"URI path {request.path} not registered. Please verify URI "
+            "is supported and wait for /available suffix to be responsive.",
+        )
 
 
 async def login(request: web.Request) -> web.Response:
@@ -76,8 +83,11 @@ async def login(request: web.Request) -> web.Response:
         body = await request.json()
     except ValueError:
         body = None
-    if not isinstance(body, dict) or not isinstance(body.get("username"), str) \
-            or not isinstance(body.get("password"), str):
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("username"), str)
+        or not isinstance(body.get("password"), str)
+    ):
         return restjavad_error(state, request, 401, "Authentication failed.")
     provider = body.get("loginProviderName")
     try:
@@ -85,15 +95,18 @@ async def login(request: web.Request) -> web.Response:
     except LoginError as exc:
         return restjavad_error(state, request, exc.status, exc.message)
     provider_id = uuid.uuid5(uuid.NAMESPACE_URL, f"llmsched-emulator/{token.provider}")
-    return json_response({
-        "username": token.username,
-        "loginReference": {"link": f"{LINK_HOST}/mgmt/cm/system/authn/providers/{token.provider}/"
-                                   f"{provider_id}/login"},
-        "loginProviderName": token.provider,
-        "token": token.to_json(),
-        "generation": 0,
-        "lastUpdateMicros": 0,
-    })
+    return json_response(
+        {
+            "username": token.username,
+            "loginReference": {
+                "link": f"{LINK_HOST}/mgmt/cm/system/authn/providers/{token.provider}/{provider_id}/login"
+            },
+            "loginProviderName": token.provider,
+            "token": token.to_json(),
+            "generation": 0,
+            "lastUpdateMicros": 0,
+        }
+    )
 
 
 def _owned_token(request: web.Request) -> Token | web.Response:
@@ -120,7 +133,7 @@ async def patch_token(request: web.Request) -> web.Response:
         return token
     try:
         body: Any = await request.json()
-        timeout = float(body["timeout"])     # "36000" (the lab's string) and 36000 are both accepted
+        timeout = float(body["timeout"])  # "36000" (the lab's string) and 36000 are both accepted
     except (ValueError, KeyError, TypeError):
         return restjavad_error(state, request, 400, "Invalid timeout value; expected a number of seconds.")
     if timeout <= 0:
@@ -146,9 +159,12 @@ async def list_tokens(request: web.Request) -> web.Response:
     state.purge_expired()
     requester = request[USER_KEY]
     items = [t.to_json() for t in state.tokens.values() if requester == "admin" or t.username == requester]
-    body: dict[str, Any] = {"kind": "shared:authz:tokens:authtokencollectionstate",
-                            "selfLink": f"{LINK_HOST}/mgmt/shared/authz/tokens", "generation": 0,
-                            "lastUpdateMicros": 0}
+    body: dict[str, Any] = {
+        "kind": "shared:authz:tokens:authtokencollectionstate",
+        "selfLink": f"{LINK_HOST}/mgmt/shared/authz/tokens",
+        "generation": 0,
+        "lastUpdateMicros": 0,
+    }
     if items:
         body["items"] = items
     return json_response(body)
@@ -173,8 +189,9 @@ def bound_port(runner: web.AppRunner) -> int:
     return int(runner.addresses[0][1])
 
 
-async def serve_f5(host: str, port: int, state: F5State, tls: bool = True,
-                   certs: CertFiles | None = None) -> tuple[web.AppRunner, str | None]:
+async def serve_f5(
+    host: str, port: int, state: F5State, tls: bool = True, certs: CertFiles | None = None
+) -> tuple[web.AppRunner, str | None]:
     """Start the emulator; returns the runner (call `await runner.cleanup()` to stop) and the cert path.
 
     With `tls=True` a fresh self-signed certificate (also usable as a private CA) is generated unless `certs`
@@ -189,6 +206,7 @@ async def serve_f5(host: str, port: int, state: F5State, tls: bool = True,
 
             async def _remove_certs(_: web.Application) -> None:
                 owned.remove()
+
             app.on_cleanup.append(_remove_certs)
         ssl_context = certs.server_context()
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
@@ -196,6 +214,6 @@ async def serve_f5(host: str, port: int, state: F5State, tls: bool = True,
     try:
         await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     except BaseException:
-        await runner.cleanup()      # also removes the generated certificate
+        await runner.cleanup()  # also removes the generated certificate
         raise
     return runner, (certs.cert_path if certs else None)

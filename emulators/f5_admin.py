@@ -4,6 +4,7 @@ It lets tests and demos reshape the box while clients talk to it: set a pool's m
 availability, revoke tokens, change passwords, advance the token clock, inject 5xx failures and latency.
 See docs/emulators.md for every route.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -31,17 +32,19 @@ def _pool_or_404(state: F5State, ref: str) -> Pool:
 async def get_state(request: web.Request) -> web.Response:
     state = _state(request)
     state.purge_expired()
-    return json_response({
-        "version": state.version,
-        "users": sorted(state.users),
-        "partitions": sorted(state.partitions),
-        "token_timeout": state.token_timeout,
-        "max_token_timeout": state.max_token_timeout,
-        "active_tokens": len(state.tokens),
-        "clock_offset": state.clock.offset,
-        "faults": asdict(state.faults),
-        "pools": {p.full_path: p.to_json(state.version, expand=True) for p in state.pools.values()},
-    })
+    return json_response(
+        {
+            "version": state.version,
+            "users": sorted(state.users),
+            "partitions": sorted(state.partitions),
+            "token_timeout": state.token_timeout,
+            "max_token_timeout": state.max_token_timeout,
+            "active_tokens": len(state.tokens),
+            "clock_offset": state.clock.offset,
+            "faults": asdict(state.faults),
+            "pools": {p.full_path: p.to_json(state.version, expand=True) for p in state.pools.values()},
+        }
+    )
 
 
 async def put_pool(request: web.Request) -> web.Response:
@@ -102,8 +105,12 @@ async def patch_member(request: web.Request) -> web.Response:
             member.apply_wire(body["session"], body.get("state"), admin=True)
         for action in actions:
             member.apply_action(str(action))
-        for wire, attr in (("ratio", "ratio"), ("priorityGroup", "priority_group"),
-                           ("connectionLimit", "connection_limit"), ("dynamicRatio", "dynamic_ratio")):
+        for wire, attr in (
+            ("ratio", "ratio"),
+            ("priorityGroup", "priority_group"),
+            ("connectionLimit", "connection_limit"),
+            ("dynamicRatio", "dynamic_ratio"),
+        ):
             if wire in body:
                 setattr(member, attr, int(body[wire]))
         if "monitor" in body:
@@ -174,9 +181,14 @@ async def settings(request: web.Request) -> web.Response:
         state.partitions |= {str(p) for p in body.get("partitions", [])}
     except (TypeError, ValueError) as exc:
         return admin_error(400, str(exc))
-    return json_response({"clock_offset": state.clock.offset, "token_timeout": state.token_timeout,
-                              "max_token_timeout": state.max_token_timeout,
-                              "partitions": sorted(state.partitions)})
+    return json_response(
+        {
+            "clock_offset": state.clock.offset,
+            "token_timeout": state.token_timeout,
+            "max_token_timeout": state.max_token_timeout,
+            "partitions": sorted(state.partitions),
+        }
+    )
 
 
 async def get_requests(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@
 
 The HTTP status always equals the body's `code`, because some clients (f5-ansible) trust the body's code.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,18 +35,26 @@ def client_ip(request: web.Request) -> str:
     return request.remote or "127.0.0.1"
 
 
-def restjavad_error(state: F5State, request: web.Request, code: int, message: str,
-                    reason: str | None = None) -> web.Response:
-    body = {"code": code, "message": message, "referer": client_ip(request),
-            "restOperationId": state.next_op_id(), "kind": ":resterrorresponse"}
+def restjavad_error(
+    state: F5State, request: web.Request, code: int, message: str, reason: str | None = None
+) -> web.Response:
+    body = {
+        "code": code,
+        "message": message,
+        "referer": client_ip(request),
+        "restOperationId": state.next_op_id(),
+        "kind": ":resterrorresponse",
+    }
     return json_response(body, status=code, reason=reason)
 
 
 def no_credentials(state: F5State, request: web.Request) -> web.Response:
     ip = client_ip(request)
     # restjavad listens on localhost:8100 behind httpd; its message names that internal URI.
-    message = (f"Authorization failed: no user authentication header or token detected. "
-               f"Uri:http://localhost:8100{request.path} Referrer:{ip} Sender:{ip}")
+    message = (
+        f"Authorization failed: no user authentication header or token detected. "
+        f"Uri:http://localhost:8100{request.path} Referrer:{ip} Sender:{ip}"
+    )
     return restjavad_error(state, request, 401, message)
 
 
@@ -84,8 +93,9 @@ def injected_failure(state: F5State, request: web.Request, status: int) -> web.R
     if status == 503:
         return web.Response(status=503, text=GUI_RESTARTING_HTML, content_type="text/html")
     if status == 404:
-        return restjavad_error(state, request, 404,
-                               f"Public URI path not registered: {request.path.removeprefix('/mgmt')}")
+        return restjavad_error(
+            state, request, 404, f"Public URI path not registered: {request.path.removeprefix('/mgmt')}"
+        )
     if status == 500:
         return mcpd_error(500, MCPD_LOST, 32768001)
     return restjavad_error(state, request, status, "Injected failure.")

@@ -4,6 +4,7 @@ Supports the OData-style options real clients send: `$select` (items hold only t
 collection selfLink echoes the encoded query), `$filter=partition eq X`, `$top`/`$skip` and
 `expandSubcollections=true`. An empty collection omits `items`, as a real BIG-IP may.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,16 +48,22 @@ def _collection(kind: str, path: str, request: web.Request, items: list[dict[str
         top = int(request.query["$top"]) if "$top" in request.query else None
     except ValueError:
         return bad_request("Query parameters $top and $skip must be integers.")
-    items = items[skip:] if top is None else items[skip:skip + top]
+    items = items[skip:] if top is None else items[skip : skip + top]
     if top is not None and top > 0:
         # Paging envelope seen on real boxes; not pinned by the spec, so clients must not rely on it.
-        body.update(currentItemCount=len(items), itemsPerPage=top, pageIndex=skip // top + 1,
-                    startIndex=skip + 1, totalItems=total, totalPages=max(1, math.ceil(total / top)))
+        body.update(
+            currentItemCount=len(items),
+            itemsPerPage=top,
+            pageIndex=skip // top + 1,
+            startIndex=skip + 1,
+            totalItems=total,
+            totalPages=max(1, math.ceil(total / top)),
+        )
     select = request.query.get("$select")
     if select:
         keys = [k.strip() for k in select.split(",") if k.strip()]
         items = [{k: i[k] for k in keys if k in i} for i in items]
-    if items:       # an empty collection has no `items` key at all
+    if items:  # an empty collection has no `items` key at all
         body["items"] = items
     return json_response(body)
 
@@ -100,8 +107,9 @@ async def list_members(request: web.Request) -> web.Response:
     if isinstance(pool, web.Response):
         return pool
     items = [m.to_json(pool.tilde_path, state.version) for m in pool.members]
-    return _collection("tm:ltm:pool:members:memberscollectionstate",
-                       f"/mgmt/tm/ltm/pool/{pool.tilde_path}/members", request, items)
+    return _collection(
+        "tm:ltm:pool:members:memberscollectionstate", f"/mgmt/tm/ltm/pool/{pool.tilde_path}/members", request, items
+    )
 
 
 async def member(request: web.Request) -> web.Response:
@@ -121,8 +129,11 @@ async def member(request: web.Request) -> web.Response:
                 raise ValueError("body must be a JSON object")
             if "session" in body or "state" in body:
                 m.apply_wire(body.get("session"), body.get("state"))
-            for wire, attr in (("ratio", "ratio"), ("priorityGroup", "priority_group"),
-                               ("connectionLimit", "connection_limit")):
+            for wire, attr in (
+                ("ratio", "ratio"),
+                ("priorityGroup", "priority_group"),
+                ("connectionLimit", "connection_limit"),
+            ):
                 if wire in body:
                     setattr(m, attr, int(body[wire]))
             if "description" in body:
@@ -140,21 +151,36 @@ async def sys_root(request: web.Request) -> web.Response:
     # f5-ansible probes GET /mgmt/tm/sys to test Basic-auth credentials.
     ver = _state(request).version
     refs = ["version", "global-settings", "performance", "software"]
-    return json_response({
-        "kind": "tm:sys:syscollectionstate", "selfLink": f"{LINK_HOST}/mgmt/tm/sys?ver={ver}",
-        "items": [{"reference": {"link": f"{LINK_HOST}/mgmt/tm/sys/{r}?ver={ver}"}} for r in refs],
-    })
+    return json_response(
+        {
+            "kind": "tm:sys:syscollectionstate",
+            "selfLink": f"{LINK_HOST}/mgmt/tm/sys?ver={ver}",
+            "items": [{"reference": {"link": f"{LINK_HOST}/mgmt/tm/sys/{r}?ver={ver}"}} for r in refs],
+        }
+    )
 
 
 async def sys_version(request: web.Request) -> web.Response:
     ver = _state(request).version
-    entries = {"Build": "0.0.4", "Date": "Thu Jun  2 12:00:00 PDT 2022", "Edition": "Final",
-               "Product": "BIG-IP", "Title": "Main Package", "Version": ver}
-    return json_response({
-        "kind": "tm:sys:version:versionstats", "selfLink": f"{LINK_HOST}/mgmt/tm/sys/version?ver={ver}",
-        "entries": {f"{LINK_HOST}/mgmt/tm/sys/version/0": {"nestedStats": {"entries": {
-            k: {"description": v} for k, v in entries.items()}}}},
-    })
+    entries = {
+        "Build": "0.0.4",
+        "Date": "Thu Jun  2 12:00:00 PDT 2022",
+        "Edition": "Final",
+        "Product": "BIG-IP",
+        "Title": "Main Package",
+        "Version": ver,
+    }
+    return json_response(
+        {
+            "kind": "tm:sys:version:versionstats",
+            "selfLink": f"{LINK_HOST}/mgmt/tm/sys/version?ver={ver}",
+            "entries": {
+                f"{LINK_HOST}/mgmt/tm/sys/version/0": {
+                    "nestedStats": {"entries": {k: {"description": v} for k, v in entries.items()}}
+                }
+            },
+        }
+    )
 
 
 def add_routes(app: web.Application) -> None:

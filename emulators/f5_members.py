@@ -5,12 +5,13 @@ enabled, and whether it is forced offline. The wire pair (`session`, `state`) is
 real BIG-IP reports it and f5-ansible's `bigip_pool_member` reads it, so every combination the admin API can
 produce is one a real box could show.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-LINK_HOST = "https://localhost"     # every real selfLink uses this host, whatever address was called (spec A1)
+LINK_HOST = "https://localhost"  # every real selfLink uses this host, whatever address was called (spec A1)
 HEALTH_VALUES = ("up", "down", "checking", "unchecked", "fqdn-up", "fqdn-down", "fqdn-up-no-addr")
 
 # Admin-API shorthands -> the changes they make (enabled, forced_offline, health); None leaves a fact alone.
@@ -33,7 +34,7 @@ ACTIONS: dict[str, tuple[bool | None, bool | None, str | None]] = {
 
 def split_member_name(name: str) -> tuple[str, int]:
     """`10.0.0.1%2:8000` -> ("10.0.0.1%2", 8000); IPv6 `2001:db8::1.80` -> ("2001:db8::1", 80) (spec A2 rule)."""
-    bare = name[len("_auto_"):] if name.startswith("_auto_") else name
+    bare = name[len("_auto_") :] if name.startswith("_auto_") else name
     sep = "." if bare.count(":") >= 2 else ":"
     host, _, port = bare.rpartition(sep)
     if not host or not port.isdigit():
@@ -66,10 +67,10 @@ def link_escape(segment: str) -> str:
 
 @dataclass
 class Member:
-    name: str                       # as BIG-IP names it: "10.0.0.1:8000", "2001:db8::1.80", "_auto_10.1.2.3:80"
-    address: str                    # "10.0.0.1", "10.0.0.1%2", "any6" for an FQDN template member
+    name: str  # as BIG-IP names it: "10.0.0.1:8000", "2001:db8::1.80", "_auto_10.1.2.3:80"
+    address: str  # "10.0.0.1", "10.0.0.1%2", "any6" for an FQDN template member
     partition: str = "Common"
-    health: str = "up"              # the monitor's verdict; "unchecked" when no monitor applies
+    health: str = "up"  # the monitor's verdict; "unchecked" when no monitor applies
     enabled: bool = True
     forced_offline: bool = False
     ratio: int = 1
@@ -95,10 +96,10 @@ class Member:
         if self.forced_offline:
             return "user-disabled", "user-down"
         if not self.enabled:
-            return "user-disabled", self.health         # a disabled member keeps its monitor state
+            return "user-disabled", self.health  # a disabled member keeps its monitor state
         if self.health in ("up", "down", "checking"):
             return "monitor-enabled", self.health
-        return "user-enabled", self.health             # unchecked and the fqdn-* states
+        return "user-enabled", self.health  # unchecked and the fqdn-* states
 
     def apply_action(self, action: str) -> None:
         try:
@@ -146,11 +147,11 @@ class Member:
             "fullPath": self.full_path,
             "generation": self.generation,
             "selfLink": f"{LINK_HOST}/mgmt/tm/ltm/pool/{pool_tilde}/members/"
-                        f"{link_escape(tilde(self.full_path))}?ver={version}",
+            f"{link_escape(tilde(self.full_path))}?ver={version}",
             "address": self.address,
             "connectionLimit": self.connection_limit,
             "dynamicRatio": self.dynamic_ratio,
-            "ephemeral": "true" if self.ephemeral else "false",   # a string on the wire, not a bool
+            "ephemeral": "true" if self.ephemeral else "false",  # a string on the wire, not a bool
             "fqdn": dict(self.fqdn),
             "inheritProfile": "enabled",
             "logging": "disabled",
@@ -170,7 +171,7 @@ class Member:
 class Pool:
     name: str
     partition: str = "Common"
-    sub_path: str | None = None     # iApp folder, e.g. "myapp.app"
+    sub_path: str | None = None  # iApp folder, e.g. "myapp.app"
     members: list[Member] = field(default_factory=list)
     monitor: str = "/Common/http"
     load_balancing_mode: str = "round-robin"
@@ -197,7 +198,7 @@ class Pool:
     def to_json(self, version: str, expand: bool = False) -> dict[str, Any]:
         members_link = f"{LINK_HOST}/mgmt/tm/ltm/pool/{self.tilde_path}/members?ver={version}"
         ref: dict[str, Any] = {"link": members_link, "isSubcollection": True}
-        if expand and self.members:     # a pool with no members has no `items` here either
+        if expand and self.members:  # a pool with no members has no `items` here either
             ref["items"] = [m.to_json(self.tilde_path, version) for m in self.members]
         item: dict[str, Any] = {
             "kind": "tm:ltm:pool:poolstate",
@@ -255,14 +256,32 @@ def members_from_config(spec: dict[str, Any], default_partition: str) -> list[Me
         host, port = str(spec["fqdn"]), int(spec["port"])
         auto = bool(spec.get("autopopulate", True))
         resolved = [str(a) for a in spec.get("resolved", [])]
-        fqdn = {"addressFamily": "ipv4", "autopopulate": "enabled" if auto else "disabled",
-                "downInterval": 5, "interval": "3600", "tmName": host}
-        template = Member(name=member_name(host, port), address="any6", fqdn=fqdn,
-                          health="fqdn-up" if resolved else "fqdn-up-no-addr", **common)
+        fqdn = {
+            "addressFamily": "ipv4",
+            "autopopulate": "enabled" if auto else "disabled",
+            "downInterval": 5,
+            "interval": "3600",
+            "tmName": host,
+        }
+        template = Member(
+            name=member_name(host, port),
+            address="any6",
+            fqdn=fqdn,
+            health="fqdn-up" if resolved else "fqdn-up-no-addr",
+            **common,
+        )
         out.append(template)
         for ip in resolved if auto else []:
-            out.append(Member(name=f"_auto_{member_name(ip, port)}", address=ip, ephemeral=True,
-                              fqdn={"autopopulate": "enabled", "tmName": host}, health="up", **common))
+            out.append(
+                Member(
+                    name=f"_auto_{member_name(ip, port)}",
+                    address=ip,
+                    ephemeral=True,
+                    fqdn={"autopopulate": "enabled", "tmName": host},
+                    health="up",
+                    **common,
+                )
+            )
     else:
         if "name" in spec:
             name = str(spec["name"])
@@ -271,7 +290,7 @@ def members_from_config(spec: dict[str, Any], default_partition: str) -> list[Me
             host = str(spec["address"])
             name = member_name(host, int(spec["port"]))
         out.append(Member(name=name, address=str(spec.get("address", host)), **common))
-    for m in out[:1]:   # availability settings describe the entry itself, not its auto-populated children
+    for m in out[:1]:  # availability settings describe the entry itself, not its auto-populated children
         if "description" in spec:
             m.description = str(spec["description"])
         if "health" in spec:

@@ -4,6 +4,7 @@ Exactly one `F5State` object exists per emulator and is passed to the app; nothi
 lifetimes follow spec A1: `expirationMicros` is anchored to `startTime` (a PATCH sets an absolute lifetime,
 not a sliding window), and time comes from `Clock`, which tests can advance instead of sleeping.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -41,7 +42,7 @@ class Clock:
 class User:
     username: str
     password: str
-    local: bool = True              # Basic auth works for local users only (spec A3)
+    local: bool = True  # Basic auth works for local users only (spec A3)
     partition: str = "[All]"
 
 
@@ -51,8 +52,8 @@ class Token:
     username: str
     provider: str
     address: str
-    start_ms: int                   # startTime in ms since the epoch
-    timeout: float                  # seconds, counted from start_ms
+    start_ms: int  # startTime in ms since the epoch
+    timeout: float  # seconds, counted from start_ms
     generation: int = 1
     last_update_micros: int = 0
 
@@ -65,7 +66,7 @@ class Token:
         return now * 1_000_000 >= self.expiration_micros
 
     def to_json(self) -> dict[str, Any]:
-        start = dt.datetime.fromtimestamp(self.start_ms / 1000, tz=dt.timezone.utc)
+        start = dt.datetime.fromtimestamp(self.start_ms / 1000, tz=dt.UTC)
         timeout: float | int = int(self.timeout) if float(self.timeout).is_integer() else self.timeout
         return {
             "token": self.token,
@@ -88,10 +89,10 @@ class Token:
 
 @dataclass
 class Faults:
-    fail_next: int = 0              # the next N /mgmt calls fail ...
-    status: int = 500               # ... with this status: 500 (mcpd lost), 503 (GUI restarting), 404 (restjavad)
-    path_prefix: str = "/mgmt"      # ... if their path starts with this
-    latency: float = 0.0            # seconds added to every /mgmt call
+    fail_next: int = 0  # the next N /mgmt calls fail ...
+    status: int = 500  # ... with this status: 500 (mcpd lost), 503 (GUI restarting), 404 (restjavad)
+    path_prefix: str = "/mgmt"  # ... if their path starts with this
+    latency: float = 0.0  # seconds added to every /mgmt call
 
 
 class LoginError(Exception):
@@ -104,17 +105,17 @@ class LoginError(Exception):
 @dataclass
 class F5State:
     users: dict[str, User] = field(default_factory=lambda: {"admin": User("admin", "admin")})
-    pools: dict[str, Pool] = field(default_factory=dict)            # keyed by full path
+    pools: dict[str, Pool] = field(default_factory=dict)  # keyed by full path
     partitions: set[str] = field(default_factory=lambda: {"Common"})
     login_providers: set[str] = field(default_factory=lambda: {"tmos"})
-    token_timeout: float = 1200.0       # seconds a fresh token lives
+    token_timeout: float = 1200.0  # seconds a fresh token lives
     max_token_timeout: float = 36000.0  # PATCH above this gets 406
-    max_tokens_per_user: int = 100      # "admin" is exempt, as on a real box
+    max_tokens_per_user: int = 100  # "admin" is exempt, as on a real box
     version: str = "16.1.3"
     tokens: dict[str, Token] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
     clock: Clock = field(default_factory=Clock)
-    requests: Counter = field(default_factory=Counter)   # "METHOD /path" -> /mgmt calls served (admin: /requests)
+    requests: Counter = field(default_factory=Counter)  # "METHOD /path" -> /mgmt calls served (admin: /requests)
     _op_id: int = 7_945_000
 
     # -- operations ------------------------------------------------------------------------------------------
@@ -131,14 +132,19 @@ class F5State:
         if user is None or not _same(user.password, password):
             raise LoginError(401, "Authentication failed.")
         self.purge_expired()
-        if username != "admin" and sum(t.username == username for t in self.tokens.values()) \
-                >= self.max_tokens_per_user:
+        if (
+            username != "admin"
+            and sum(t.username == username for t in self.tokens.values()) >= self.max_tokens_per_user
+        ):
             raise LoginError(400, f"user {username} has reached maximum active login tokens")
         now = self.clock.now()
         start_ms = int(now * 1000)
         token = Token(
             token="".join(secrets.choice(BASE32) for _ in range(26)),
-            username=username, provider=provider, address=address, start_ms=start_ms,
+            username=username,
+            provider=provider,
+            address=address,
+            start_ms=start_ms,
             timeout=self.token_timeout,
             last_update_micros=start_ms * 1000 - 1000 + secrets.randbelow(1000),  # about 1 ms before start
         )
@@ -150,7 +156,7 @@ class F5State:
         if token is None:
             return None
         if token.expired(self.clock.now()):
-            del self.tokens[name]       # a real box forgets expired tokens: they then "do not exist"
+            del self.tokens[name]  # a real box forgets expired tokens: they then "do not exist"
             return None
         return token
 
@@ -200,10 +206,11 @@ class F5State:
         state = cls()
         if "users" in data:
             users = data["users"]
-            if isinstance(users, dict):     # {"admin": "secret"} shorthand
+            if isinstance(users, dict):  # {"admin": "secret"} shorthand
                 users = [{"username": k, "password": v} for k, v in users.items()]
-            state.users = {u["username"]: User(u["username"], str(u["password"]), bool(u.get("local", True)))
-                           for u in users}
+            state.users = {
+                u["username"]: User(u["username"], str(u["password"]), bool(u.get("local", True))) for u in users
+            }
         state.token_timeout = float(data.get("token_timeout", state.token_timeout))
         state.max_token_timeout = float(data.get("max_token_timeout", state.max_token_timeout))
         state.max_tokens_per_user = int(data.get("max_tokens_per_user", state.max_tokens_per_user))
@@ -222,6 +229,7 @@ class F5State:
         if path.endswith(".json"):
             return cls.from_dict(json.loads(text))
         import yaml
+
         return cls.from_dict(yaml.safe_load(text) or {})
 
 
@@ -230,7 +238,12 @@ def pool_from_config(data: dict[str, Any]) -> Pool:
     members: list[Member] = []
     for m in data.get("members", []):
         members.extend(members_from_config(m, partition))
-    return Pool(name=str(data["name"]), partition=partition, sub_path=data.get("sub_path") or data.get("subPath"),
-                members=members, monitor=str(data.get("monitor", "/Common/http")),
-                load_balancing_mode=str(data.get("loadBalancingMode", "round-robin")),
-                description=data.get("description"))
+    return Pool(
+        name=str(data["name"]),
+        partition=partition,
+        sub_path=data.get("sub_path") or data.get("subPath"),
+        members=members,
+        monitor=str(data.get("monitor", "/Common/http")),
+        load_balancing_mode=str(data.get("loadBalancingMode", "round-robin")),
+        description=data.get("description"),
+    )

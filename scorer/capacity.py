@@ -1,7 +1,8 @@
 """How many more requests a member can take before it saturates ("slack"), from one scrape of its metrics.
 
 The `saturation` mode (scorer/saturation.py) scores members by their slack, and every snapshot member carries
-it (shown by `llmsched status` and the UI). Pure functions: a member's metrics dict (`waiting_queue`, `cache_usage` in [0, 1],
+it (shown by `llmsched status` and the UI). Pure functions: a member's metrics
+dict (`waiting_queue`, `cache_usage` in [0, 1],
 `running_req`) and its BIG-IP ratio in, a number of requests out.
 
 An engine admits a request only while it has a free batch slot and KV-cache room for it; otherwise the request
@@ -17,6 +18,7 @@ waits. So its capacity, in requests, is the smaller of two limits (docs/routing.
 slack = capacity - running - waiting, at least 0: requests already waiting take the room first, so a member
 with a real queue has none, while the one or two a busy engine shows between two steps cost little.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,10 +26,10 @@ from collections.abc import Mapping
 
 from llmsched.scorer.values import finite_metric
 
-KV_KNEE = 0.9                   # KV-cache usage at which admissions start to stall and latency turns up
+KV_KNEE = 0.9  # KV-cache usage at which admissions start to stall and latency turns up
 SLOT_DEFAULTS = (256.0, 1024.0)  # vLLM's default max_num_seqs values, smallest first
-MIN_RUNNING = 1.0               # below this many running requests the KV footprint per request is not measurable
-MIN_CACHE = 1e-4                # a KV usage this small is measurement noise, not a footprint
+MIN_RUNNING = 1.0  # below this many running requests the KV footprint per request is not measurable
+MIN_CACHE = 1e-4  # a KV usage this small is measurement noise, not a footprint
 
 
 def metric(metrics: Mapping[str, object], key: str) -> float | None:

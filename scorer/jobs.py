@@ -12,6 +12,7 @@ configuration, set before the first job and never changed by a job. A worker tha
 plain `rq worker` pointed at the queue) gets a store built from the environment (`REDIS_URL`,
 `LLMSCHED_NAMESPACE`).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,7 @@ RECENT_SAMPLES = 5000
 # A job does a handful of small Redis calls; the API's 50 ms budget would make it fail spuriously under load.
 JOB_SOCKET_TIMEOUT_S = 5.0
 
-_store: Store | None = None         # this process's store; see the module docstring for why it is module-level
+_store: Store | None = None  # this process's store; see the module docstring for why it is module-level
 
 
 def install_store(store: Store | None) -> None:
@@ -46,8 +47,10 @@ def job_store() -> Store:
     global _store
     if _store is None:
         url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-        _store = Store(connect(url, socket_timeout=JOB_SOCKET_TIMEOUT_S, connect_timeout=JOB_SOCKET_TIMEOUT_S),
-                       os.environ.get("LLMSCHED_NAMESPACE") or "llmsched")
+        _store = Store(
+            connect(url, socket_timeout=JOB_SOCKET_TIMEOUT_S, connect_timeout=JOB_SOCKET_TIMEOUT_S),
+            os.environ.get("LLMSCHED_NAMESPACE") or "llmsched",
+        )
     return _store
 
 
@@ -60,11 +63,16 @@ def score_pool_job(pool_key: str, enqueued_at: float, reason: str) -> None:
     if snapshot is None:
         return
     latency = time.time() - float(enqueued_at)
-    logger.debug("scored {} ({}): {} members, {:.1f} ms after the request", pool_key, reason,
-                 len(snapshot["members"]), latency * 1000)
+    logger.debug(
+        "scored {} ({}): {} members, {:.1f} ms after the request",
+        pool_key,
+        reason,
+        len(snapshot["members"]),
+        latency * 1000,
+    )
     try:
         record_latency(store, pool_key, reason, latency)
-    except StoreError as exc:       # the snapshot is written; losing one sample must not fail the job
+    except StoreError as exc:  # the snapshot is written; losing one sample must not fail the job
         logger.warning("scoring latency of {} not recorded: {}", pool_key, exc)
 
 
@@ -72,13 +80,15 @@ def _bound_name(bound: float) -> str:
     return format(bound, "g")
 
 
-def record_latency(store: Store, pool_key: str, reason: str, latency: float, now: float | None = None,
-                   keep: int = RECENT_SAMPLES) -> None:
+def record_latency(
+    store: Store, pool_key: str, reason: str, latency: float, now: float | None = None, keep: int = RECENT_SAMPLES
+) -> None:
     """Add one sample to the totals, the histogram and the recent list (last `keep`), in one round trip."""
-    latency = max(0.0, latency)     # clocks of the enqueuing host and this one may differ slightly
+    latency = max(0.0, latency)  # clocks of the enqueuing host and this one may differ slightly
     keys = store.keys
-    sample = orjson.dumps({"pool": pool_key, "reason": reason, "latency": latency,
-                           "at": time.time() if now is None else now})
+    sample = orjson.dumps(
+        {"pool": pool_key, "reason": reason, "latency": latency, "at": time.time() if now is None else now}
+    )
     pipe = store.client.pipeline(transaction=False)
     pipe.eval(_RECORD, 1, keys.scoring_latency, reason, repr(latency), *map(_bound_name, LATENCY_BUCKETS))
     pipe.lpush(keys.scoring_latency_recent, sample)

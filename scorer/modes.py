@@ -10,6 +10,7 @@ Deliberate deviation: the original divides by `transition_point` in the dynamic-
 0. Here `transition_point == 0` uses the limit of tanh(max(W)*steepness/transition_point), i.e. I = 1.0 when
 max(W) > 0 (with the usual positive steepness) and I = 0.0 when max(W) == 0.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +25,11 @@ from llmsched.shared.config_model import MODE_NAMES, ORIGINAL_MODE_NAMES
 __all__ = ["MODE_NAMES", "compute_scores"]
 
 _DEFAULT_WEIGHTS: dict[str, float] = {
-    "w_a": 0.5, "w_b": 0.5, "w_g": 0.0, "transition_point": 30.0, "steepness": 1.0,
+    "w_a": 0.5,
+    "w_b": 0.5,
+    "w_g": 0.0,
+    "transition_point": 30.0,
+    "steepness": 1.0,
 }
 _S1_KEYS = ("waiting_queue", "cache_usage")
 _S2_KEYS = ("waiting_queue", "cache_usage", "running_req")
@@ -33,6 +38,7 @@ _S2_KEYS = ("waiting_queue", "cache_usage", "running_req")
 @dataclass(frozen=True)
 class _Pool:
     """The valid members' metric columns plus the resolved weights."""
+
     w: list[float]
     c: list[float]
     r: list[float]
@@ -64,6 +70,7 @@ def _combine(weights: Sequence[float], columns: Sequence[Sequence[float]]) -> li
 
 # --- S1 family: waiting queue W and cache usage C ---------------------------------------------------------------
 
+
 def _s1(p: _Pool) -> list[float]:
     return _combine((p.w_a, p.w_b), (_complement(nz.min_max(p.w)), _complement(p.c)))
 
@@ -89,7 +96,7 @@ def _s1_precise(p: _Pool) -> list[float]:
 def _s1_nonlinear(p: _Pool) -> list[float]:
     n_w = nz.soft_min_max(p.w, 0.0)
     # The original's "power" parameter is always 2.0; the square is re-stretched to [0, 1] unless it is flat.
-    amplified = [v ** 2.0 for v in nz.soft_min_max(p.c, 0.5)]
+    amplified = [v**2.0 for v in nz.soft_min_max(p.c, 0.5)]
     if not all(v == amplified[0] for v in amplified):
         amplified = nz.min_max(amplified)
     return _combine((p.w_a, p.w_b), (_complement(n_w), _complement(amplified)))
@@ -101,8 +108,10 @@ def _s1_balanced(p: _Pool) -> list[float]:
 
 def _s1_ad_columns(p: _Pool) -> tuple[list[float], list[float]]:
     """(1 - ad(W)), (1 - ad(C)) shared by the three adaptive-distribution S1 modes."""
-    return (_complement(nz.adaptive_distribution(p.w, "waiting_queue")),
-            _complement(nz.adaptive_distribution(p.c, "cache_usage")))
+    return (
+        _complement(nz.adaptive_distribution(p.w, "waiting_queue")),
+        _complement(nz.adaptive_distribution(p.c, "cache_usage")),
+    )
 
 
 def _s1_adaptive_distribution(p: _Pool) -> list[float]:
@@ -120,6 +129,7 @@ def _s1_dynamic_waiting(p: _Pool) -> list[float]:
 
 # --- S2 family: adds running requests R -------------------------------------------------------------------------
 
+
 def _s2_weights(p: _Pool) -> tuple[float, float, float]:
     return (p.w_a, p.w_b, p.w_g)
 
@@ -130,14 +140,13 @@ def _s2(p: _Pool) -> list[float]:
 
 
 def _s2_enhanced(p: _Pool) -> list[float]:
-    columns = (_complement(nz.min_max(p.w)), _complement(nz.precise_cache(p.c)),
-               _complement(nz.precise_running(p.r)))
+    columns = (_complement(nz.min_max(p.w)), _complement(nz.precise_cache(p.c)), _complement(nz.precise_running(p.r)))
     return _combine(_s2_weights(p), columns)
 
 
 def _s2_nonlinear(p: _Pool) -> list[float]:
     # The code squares the complement (1 - mm)^2, not 1 - mm^2 as the original's docs say.
-    columns = [[v ** 2 for v in _complement(nz.min_max(x))] for x in (p.w, p.c, p.r)]
+    columns = [[v**2 for v in _complement(nz.min_max(x))] for x in (p.w, p.c, p.r)]
     return _combine(_s2_weights(p), columns)
 
 
@@ -148,8 +157,10 @@ def _s2_adaptive(p: _Pool) -> list[float]:
 
 def _s2_ad_columns(p: _Pool) -> list[list[float]]:
     """(1 - ad) of W, C and R with the original's per-metric type labels."""
-    return [_complement(nz.adaptive_distribution(x, kind))
-            for x, kind in ((p.w, "waiting_queue"), (p.c, "cache_usage"), (p.r, "running_req"))]
+    return [
+        _complement(nz.adaptive_distribution(x, kind))
+        for x, kind in ((p.w, "waiting_queue"), (p.c, "cache_usage"), (p.r, "running_req"))
+    ]
 
 
 def _s2_advanced(p: _Pool) -> list[float]:
@@ -195,7 +206,7 @@ def _weight(weights: Mapping[str, object], key: str) -> float:
 
 def compute_scores(mode: str, members: list[dict], weights: dict) -> list[float | None]:
     """Score each member with the named mode; None for members the mode cannot score. Order follows members."""
-    if mode == saturation.NAME:     # llmsched's own mode reads the member dicts itself (docs/routing.md)
+    if mode == saturation.NAME:  # llmsched's own mode reads the member dicts itself (docs/routing.md)
         return saturation.compute_scores(members, weights)
     fn = _MODES.get(mode)
     if fn is None:
@@ -211,9 +222,14 @@ def compute_scores(mode: str, members: list[dict], weights: dict) -> list[float 
         return result
     columns = [[values[i] for _, values in rows] for i in range(len(keys))]
     pool = _Pool(
-        w=columns[0], c=columns[1], r=columns[2] if len(columns) > 2 else [],
-        w_a=_weight(weights, "w_a"), w_b=_weight(weights, "w_b"), w_g=_weight(weights, "w_g"),
-        transition_point=_weight(weights, "transition_point"), steepness=_weight(weights, "steepness"),
+        w=columns[0],
+        c=columns[1],
+        r=columns[2] if len(columns) > 2 else [],
+        w_a=_weight(weights, "w_a"),
+        w_b=_weight(weights, "w_b"),
+        w_g=_weight(weights, "w_g"),
+        transition_point=_weight(weights, "transition_point"),
+        steepness=_weight(weights, "steepness"),
     )
     scores = fn(pool)
     clamp = mode not in _UNCLAMPED

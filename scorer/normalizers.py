@@ -4,6 +4,7 @@ Each maps the values of one metric over the valid members of a pool to per-membe
 original's arithmetic exactly (spec `original.md` section 5.2), including its quirks: relative normalisers stretch
 any difference, however tiny, to their full output range. No numpy: the results must not depend on it.
 """
+
 from __future__ import annotations
 
 import math

@@ -28,6 +28,7 @@ simulator runs behind every constant):
 Members lacking waiting_queue, cache_usage or running_req score None (never picked), like every mode.
 BIG-IP's member ratio, when the member dict carries it (`ratio`), scales the capacity assumed for it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -35,11 +36,11 @@ from collections.abc import Mapping, Sequence
 from llmsched.scorer.capacity import estimate_capacity, metric
 
 NAME = "saturation"
-BASE = 0.1              # share of capacity that keeps counting when slack is gone
-FLOOR = 0.02            # minimum score of a member under the hard limit, relative to the best member
-HARD_QUEUE_MIN = 8.0    # waiting requests always tolerated before the hard limit...
-HARD_QUEUE_PER_RUNNING = 0.5    # ...plus this many per running request
-KV_FULL = 0.98          # KV usage that, with requests waiting, is over the hard limit
+BASE = 0.1  # share of capacity that keeps counting when slack is gone
+FLOOR = 0.02  # minimum score of a member under the hard limit, relative to the best member
+HARD_QUEUE_MIN = 8.0  # waiting requests always tolerated before the hard limit...
+HARD_QUEUE_PER_RUNNING = 0.5  # ...plus this many per running request
+KV_FULL = 0.98  # KV usage that, with requests waiting, is over the hard limit
 
 
 def over_hard_limit(metrics: Mapping[str, object]) -> bool:

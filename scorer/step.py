@@ -5,6 +5,7 @@ scrape succeeded (`status: ok`), is younger than the pool's `stale_after`, and c
 Any other member gets `score: null`, and the decision filters never pick a member whose score is null. The
 original instead kept a dead member's last score and kept sending it traffic (spec section 11, item 1).
 """
+
 from __future__ import annotations
 
 import time
@@ -42,21 +43,23 @@ def build_snapshot(config: dict, membership: dict | None, metrics: dict[str, dic
     for i, (member, score) in enumerate(zip(members, scores)):
         mid = f"{member['address']}:{member['port']}"
         scrape = metrics.get(mid) or {}
-        out.append({
-            "id": mid,
-            "key": member_key(member["address"], member["port"]),
-            "address": member["address"],
-            "port": member["port"],
-            "status": member.get("status", "enabled"),
-            "ratio": member.get("ratio", 1),
-            "score": score,
-            # requests it can still take before saturating (llmsched.scorer.capacity), shown by status and the UI
-            "slack": estimate_slack(usable[i], member.get("ratio", 1)) if usable[i] is not None else None,
-            "metrics": scrape.get("metrics") or {},
-            "scraped_at": scrape.get("scraped_at"),
-            "scrape_status": scrape.get("status", "never"),
-            "detected_variant": scrape.get("detected_variant"),
-        })
+        out.append(
+            {
+                "id": mid,
+                "key": member_key(member["address"], member["port"]),
+                "address": member["address"],
+                "port": member["port"],
+                "status": member.get("status", "enabled"),
+                "ratio": member.get("ratio", 1),
+                "score": score,
+                # requests it can still take before saturating (llmsched.scorer.capacity), shown by status and the UI
+                "slack": estimate_slack(usable[i], member.get("ratio", 1)) if usable[i] is not None else None,
+                "metrics": scrape.get("metrics") or {},
+                "scraped_at": scrape.get("scraped_at"),
+                "scrape_status": scrape.get("status", "never"),
+                "detected_variant": scrape.get("detected_variant"),
+            }
+        )
     return {
         "pool": config.get("name"),
         "partition": config.get("partition"),

@@ -4,6 +4,7 @@ These are cluster-wide facts (one queue, latency totals that every scorer adds t
 scrape time rather than counted in the process: every scorer instance shows the same values, and a restart
 loses nothing. Names and help texts are defined in shared/telemetry.py.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

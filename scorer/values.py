@@ -1,4 +1,5 @@
 """Reading one metric out of a member's metrics dict, the same way for every scoring mode."""
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 Both take the configured base weights (one per metric, in W, C[, R] order) and return adjusted weights rescaled to
 the same sum, so a mode's score range does not change with the adjustment (spec `original.md` section 5.3).
 """
+
 from __future__ import annotations
 
 import math
@@ -77,13 +78,15 @@ def _dynamic(base: Sequence[float], factors: Sequence[tuple[float, float]], pres
     return _rescale([w * (a + b * pressure) for w, (a, b) in zip(base, factors)], base)
 
 
-def dynamic_weights_s1(base: Sequence[float], waiting: Sequence[float], transition_point: float,
-                       steepness: float) -> list[float]:
+def dynamic_weights_s1(
+    base: Sequence[float], waiting: Sequence[float], transition_point: float, steepness: float
+) -> list[float]:
     """(w_a, w_b) of s1_dynamic_waiting: waiting weighs more, cache less, as the queue pressure I grows."""
     return _dynamic(base, _S1_DYNAMIC, waiting_pressure(waiting, transition_point, steepness))
 
 
-def dynamic_weights_s2(base: Sequence[float], waiting: Sequence[float], transition_point: float,
-                       steepness: float) -> list[float]:
+def dynamic_weights_s2(
+    base: Sequence[float], waiting: Sequence[float], transition_point: float, steepness: float
+) -> list[float]:
     """(w_a, w_b, w_g) of s2_dynamic_waiting."""
     return _dynamic(base, _S2_DYNAMIC, waiting_pressure(waiting, transition_point, steepness))

@@ -15,9 +15,10 @@ process exits.
 
 Redis outages never end the process (docs/ha.md): it waits for Redis at start, rq retries its dequeue every
 second, and when rq's work loop gives up on a Redis error the worker starts it again after a short pause. A
-watchdog thread (`llmsched.shared.watchdog`) publishes the config again and rescores every pool as soon as Redis is back,
+watchdog thread (shared/watchdog.py) publishes the config again and rescores every pool as soon as Redis is back,
 or back empty.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,14 +45,14 @@ from llmsched.shared.watchdog import RedisWatchdog, rescore_now
 
 PROCESS = "scorer"
 MIN_RESCORE_INTERVAL_S = 0.2
-REDIS_RETRY_S = 0.5         # pause before starting rq's work loop again after it gave up on Redis
+REDIS_RETRY_S = 0.5  # pause before starting rq's work loop again after it gave up on Redis
 
 
 class _Worker(SimpleWorker):
     """rq's SimpleWorker, plus: a stop signal that arrives while the process starts still ends it cleanly, and
     every stop signal is remembered in `stop_event` (so the process does not start rq's loop again)."""
 
-    stop_event: threading.Event | None = None   # set by the process's early signal handler
+    stop_event: threading.Event | None = None  # set by the process's early signal handler
     max_connection_wait_time = 1.0  # rq's dequeue retries Redis every second, not with backoff up to a minute
 
     def request_stop(self, signum, frame) -> None:
@@ -63,19 +64,22 @@ class _Worker(SimpleWorker):
         super()._install_signal_handlers()
         if self.stop_event is not None and self.stop_event.is_set():
             logger.info("stop requested while starting")
-            self._stop_requested = True     # rq's loop checks it before its first dequeue
+            self._stop_requested = True  # rq's loop checks it before its first dequeue
 
 
 class ScoringWorker:
     """One scoring worker process; `run()` blocks until SIGTERM/SIGINT and returns the exit code."""
 
-    def __init__(self, config: Config, config_path: str | None = None, name: str | None = None,
-                 target: RedisTarget | None = None) -> None:
+    def __init__(
+        self, config: Config, config_path: str | None = None, name: str | None = None, target: RedisTarget | None = None
+    ) -> None:
         self.target = target or target_from_config(config.redis)
         if not self.target:
-            raise ValueError("no Redis to work with: set redis.url (or REDIS_URL in the environment), or "
-                             "redis.sentinels and redis.master_name (`llmsched up` sets REDIS_URL for the processes "
-                             "it starts)")
+            raise ValueError(
+                "no Redis to work with: set redis.url (or REDIS_URL in the environment), or "
+                "redis.sentinels and redis.master_name (`llmsched up` sets REDIS_URL for the processes "
+                "it starts)"
+            )
         self.config = config
         self.config_path = config_path
         self.namespace = config.redis.namespace
@@ -88,8 +92,10 @@ class ScoringWorker:
     # --- configuration ---------------------------------------------------------------------------------------
     def apply_config(self, new: Config) -> None:
         """Take a reloaded config: everything read per use (pools, interval) follows this reference."""
-        if (new.global_.log_level, new.global_.log_format) != (self.config.global_.log_level,
-                                                               self.config.global_.log_format):
+        if (new.global_.log_level, new.global_.log_format) != (
+            self.config.global_.log_level,
+            self.config.global_.log_format,
+        ):
             setup_logging(PROCESS, new.global_.log_level, new.global_.log_format)
         self.config = new
 
@@ -124,16 +130,22 @@ class ScoringWorker:
         while not self.stop.wait(self.rescore_interval()):
             try:
                 self.rescore_all("periodic")
-            except Exception:       # never let the ageing of snapshots stop silently
+            except Exception:  # never let the ageing of snapshots stop silently
                 logger.exception("periodic rescore failed")
 
     # --- the process -----------------------------------------------------------------------------------------
     def rq_worker(self) -> _Worker:
         # No socket_timeout here: rq blocks on the queue for minutes and sets a timeout longer than that itself.
-        connection = client_for(self.target, socket_timeout=None, connect_timeout=JOB_SOCKET_TIMEOUT_S,
-                                health_check_interval=30)
-        return _Worker([self.store.keys.scoring_queue], connection=connection, name=self.name,
-                       log_job_description=False, serializer=SERIALIZER)
+        connection = client_for(
+            self.target, socket_timeout=None, connect_timeout=JOB_SOCKET_TIMEOUT_S, health_check_interval=30
+        )
+        return _Worker(
+            [self.store.keys.scoring_queue],
+            connection=connection,
+            name=self.name,
+            log_job_description=False,
+            serializer=SERIALIZER,
+        )
 
     def _stop_on_signal(self) -> None:
         # Outside rq's work loop (and until it installs its own handlers), a stop signal only sets the flag.
@@ -159,10 +171,10 @@ class ScoringWorker:
         while not self.stop.is_set():
             problem = "rq gave up on Redis"
             try:
-                worker = self.worker = self.rq_worker()     # rq names its connection: Redis is needed already
+                worker = self.worker = self.rq_worker()  # rq names its connection: Redis is needed already
                 worker.stop_event = self.stop
                 if restarts:
-                    worker.connection.delete(worker.key)    # our own registration, left behind by the outage
+                    worker.connection.delete(worker.key)  # our own registration, left behind by the outage
                 worker.work(logging_level=rq_level)
             except redis.RedisError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
@@ -171,9 +183,12 @@ class ScoringWorker:
             if self.stop.is_set():
                 return
             restarts += 1
-            if problem != logged:       # once per kind of failure, not every half second of an outage
-                logger.warning("rq work loop ended without a stop signal ({}); starting it again every {:g} s "
-                               "until it runs", problem, REDIS_RETRY_S)
+            if problem != logged:  # once per kind of failure, not every half second of an outage
+                logger.warning(
+                    "rq work loop ended without a stop signal ({}); starting it again every {:g} s until it runs",
+                    problem,
+                    REDIS_RETRY_S,
+                )
                 logged = problem
             self.stop.wait(REDIS_RETRY_S)
 
@@ -184,18 +199,28 @@ class ScoringWorker:
         if version is None:
             install_store(None)
             return 0
-        threads = [threading.Thread(target=self._rescore_loop, name="rescore", daemon=True),
-                   threading.Thread(target=self.watchdog.run_until, args=(self.stop, self.restore),
-                                    name="redis-watchdog", daemon=True)]
+        threads = [
+            threading.Thread(target=self._rescore_loop, name="rescore", daemon=True),
+            threading.Thread(
+                target=self.watchdog.run_until, args=(self.stop, self.restore), name="redis-watchdog", daemon=True
+            ),
+        ]
         if self.config_path:
             watcher = ConfigWatcher(self.config_path, self.config, self.apply_config, self.publish, process=PROCESS)
-            threads.append(threading.Thread(target=watcher.run_until, args=(self.stop,), name="config-watcher",
-                                            daemon=True))
+            threads.append(
+                threading.Thread(target=watcher.run_until, args=(self.stop,), name="config-watcher", daemon=True)
+            )
         for thread in threads:
             thread.start()
         self.rescore_all("start")
-        logger.info("scoring worker {} on queue {} (config version {}, {} pools, rescore every {:g} s)", self.name,
-                    self.store.keys.scoring_queue, version, len(self.config.pools), self.rescore_interval())
+        logger.info(
+            "scoring worker {} on queue {} (config version {}, {} pools, rescore every {:g} s)",
+            self.name,
+            self.store.keys.scoring_queue,
+            version,
+            len(self.config.pools),
+            self.rescore_interval(),
+        )
         rq_level = "DEBUG" if self.config.global_.log_level == "DEBUG" else "WARNING"
         try:
             self._work(rq_level)

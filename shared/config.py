@@ -7,6 +7,7 @@ reported at once as a `ConfigError` keyed by path (`pools[1].engine_type`). Vali
 marshmallow schemas of `llmsched.shared.config_schema`; this module handles the file, the error paths, the warnings
 and the rendering of the effective configuration (secrets masked).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,7 @@ from llmsched.shared.config_schema import ConfigSchema, variant_is_empty
 from llmsched.shared.errors import ConfigError
 from llmsched.shared.secrets import MASK, Secret
 
-FILE_KEY = "<file>"     # error path for problems with the file as a whole
+FILE_KEY = "<file>"  # error path for problems with the file as a whole
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -59,8 +60,9 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str = 
     if data is None:
         raise _file_error("the configuration is empty", source)
     if not isinstance(data, Mapping):
-        raise _file_error(f"the top level must be a mapping of sections (global, f5, pools, ...), "
-                          f"not a {type(data).__name__}", source)
+        raise _file_error(
+            f"the top level must be a mapping of sections (global, f5, pools, ...), not a {type(data).__name__}", source
+        )
     # Relative file paths in the config (ca_bundle) are relative to the config file, not to the CWD.
     base_dir = Path(source).resolve().parent if source else Path.cwd()
     with load_context(os.environ if env is None else env, base_dir):
@@ -84,7 +86,7 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
             for key, sub in node.items():
                 if key == "_schema":
                     walk(sub, path)
-                elif isinstance(key, int):      # list index (marshmallow uses ints only for list positions)
+                elif isinstance(key, int):  # list index (marshmallow uses ints only for list positions)
                     walk(sub, f"{path}[{key}]")
                 else:
                     walk(sub, f"{path}.{key}" if path else str(key))
@@ -110,8 +112,10 @@ def collect_warnings(raw: Mapping[str, Any]) -> tuple[str, ...]:
         if not modes:
             found.append("modes: no scoring mode: every decision answers none")
         elif len(modes) > 1:
-            found.append(f"modes: only modes[0] is used; the {len(modes) - 1} later entries "
-                         f"(modes[1]..modes[{len(modes) - 1}]) are ignored")
+            found.append(
+                f"modes: only modes[0] is used; the {len(modes) - 1} later entries "
+                f"(modes[1]..modes[{len(modes) - 1}]) are ignored"
+            )
         for i, mode in enumerate(modes):
             if isinstance(mode, Mapping) and "power" in mode:
                 found.append(f"modes[{i}].power: not configurable (s1_nonlinear always uses 2.0); ignored")
@@ -127,10 +131,11 @@ def collect_warnings(raw: Mapping[str, Any]) -> tuple[str, ...]:
         if isinstance(metrics, Mapping) and metrics.get("metric_pwd_env") and not metrics.get("metric_user"):
             found.append(f"pools[{i}].metrics.metric_pwd_env: ignored because metric_user is not set")
     variants = raw.get("engines_metrics_keys")
-    for name, body in (variants.items() if isinstance(variants, Mapping) else ()):
+    for name, body in variants.items() if isinstance(variants, Mapping) else ():
         if variant_is_empty(body):
-            found.append(f"engines_metrics_keys.{name}: no metric names (waiting_queue, cache_usage, "
-                         f"running_req); ignored")
+            found.append(
+                f"engines_metrics_keys.{name}: no metric names (waiting_queue, cache_usage, running_req); ignored"
+            )
     return tuple(found)
 
 
@@ -145,8 +150,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Secret):
         return MASK
     if is_dataclass(value):
-        return {_YAML_NAMES.get(f.name, f.name): _plain(getattr(value, f.name))
-                for f in fields(value) if f.name not in _HIDDEN}
+        return {
+            _YAML_NAMES.get(f.name, f.name): _plain(getattr(value, f.name))
+            for f in fields(value)
+            if f.name not in _HIDDEN
+        }
     if isinstance(value, (tuple, list)):
         return [_plain(item) for item in value]
     return value

@@ -9,6 +9,7 @@ The environment (for ``*_env`` secrets and ``REDIS_URL``) and the directory that
 resolved against are not part of the YAML; nested schemas reach them through a context variable set by
 `load_context`, so one `Schema.load` call sees one consistent environment.
 """
+
 from __future__ import annotations
 
 import math
@@ -120,15 +121,21 @@ class Num(fields.Field):
 class Choice(Str):
     """A case-insensitive string from a fixed set, returned as spelled in `choices` (`VLLM` -> `vllm`)."""
 
-    def __init__(self, choices: tuple[str, ...], *, what: str = "value",
-                 extra: Mapping[str, str] | None = None, aliases: Mapping[str, str] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        choices: tuple[str, ...],
+        *,
+        what: str = "value",
+        extra: Mapping[str, str] | None = None,
+        aliases: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.choices = choices
-        self.what = what                       # "unknown <what> 'x'" in the message
+        self.what = what  # "unknown <what> 'x'" in the message
         self.canonical = {c.lower(): c for c in choices}
         self.canonical.update({k.lower(): v for k, v in (aliases or {}).items()})  # e.g. WARN -> WARNING
-        self.extra = {k.lower(): v for k, v in (extra or {}).items()}            # value -> specific reason
+        self.extra = {k.lower(): v for k, v in (extra or {}).items()}  # value -> specific reason
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         key = super()._deserialize(value, attr, data, **kwargs).strip().lower()
@@ -196,6 +203,7 @@ def greater_than(limit: float) -> Validator:
     def check(value: float) -> None:
         if value is not None and not value > limit:
             raise ValidationError(f"must be greater than {limit:g}")
+
     return check
 
 
@@ -203,6 +211,7 @@ def at_least(limit: float) -> Validator:
     def check(value: float) -> None:
         if value is not None and value < limit:
             raise ValidationError(f"must be >= {limit:g}")
+
     return check
 
 

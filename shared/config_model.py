@@ -4,6 +4,7 @@
 these. Units are explicit in the names' docs: seconds unless a field says otherwise (the original's
 `metrics_fetch_interval` is in milliseconds and stays so for compatibility).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,24 +12,37 @@ from dataclasses import dataclass, field
 from llmsched.shared.secrets import Secret
 
 ORIGINAL_MODE_NAMES: tuple[str, ...] = (
-    "s1", "s1_enhanced", "s1_adaptive", "s1_ratio", "s1_precise", "s1_nonlinear", "s1_balanced",
-    "s1_adaptive_distribution", "s1_advanced", "s1_dynamic_waiting",
-    "s2", "s2_enhanced", "s2_nonlinear", "s2_adaptive", "s2_advanced", "s2_dynamic_waiting",
+    "s1",
+    "s1_enhanced",
+    "s1_adaptive",
+    "s1_ratio",
+    "s1_precise",
+    "s1_nonlinear",
+    "s1_balanced",
+    "s1_adaptive_distribution",
+    "s1_advanced",
+    "s1_dynamic_waiting",
+    "s2",
+    "s2_enhanced",
+    "s2_nonlinear",
+    "s2_adaptive",
+    "s2_advanced",
+    "s2_dynamic_waiting",
 )
-DEFAULT_MODE = "saturation"     # llmsched's own mode (scorer/saturation.py); used when a config has no `modes`
+DEFAULT_MODE = "saturation"  # llmsched's own mode (scorer/saturation.py); used when a config has no `modes`
 MODE_NAMES: tuple[str, ...] = ORIGINAL_MODE_NAMES + (DEFAULT_MODE,)
 ENGINE_TYPES: tuple[str, ...] = ("vllm", "sglang", "auto")
 
 
 @dataclass(frozen=True)
 class GlobalConfig:
-    interval: float = 60.0          # s between config-file change checks (hot reload)
+    interval: float = 60.0  # s between config-file change checks (hot reload)
     api_host: str = "0.0.0.0"
     api_port: int = 8080
     log_level: str = "INFO"
-    log_format: str = "text"        # text | json
+    log_format: str = "text"  # text | json
     admin_token_env: str | None = None  # env var holding the token that guards the non-decision endpoints
-    admin_token: Secret | None = None   # resolved from admin_token_env at load time
+    admin_token: Secret | None = None  # resolved from admin_token_env at load time
 
 
 @dataclass(frozen=True)
@@ -41,15 +55,15 @@ class F5Config:
     verify: bool = True
     ca_bundle: str | None = None
     login_provider: str = "tmos"
-    auth: str = "token"             # token | basic
-    timeout: float = 10.0           # s per iControl REST call
+    auth: str = "token"  # token | basic
+    timeout: float = 10.0  # s per iControl REST call
 
 
 @dataclass(frozen=True)
 class RedisConfig:
-    url: str | None = None          # None: `llmsched up` starts a private redis-server
+    url: str | None = None  # None: `llmsched up` starts a private redis-server
     namespace: str = "llmsched"
-    socket_timeout: float = 0.05    # s; the collectors and the scorer use at least 2 s (off the request path)
+    socket_timeout: float = 0.05  # s; the collectors and the scorer use at least 2 s (off the request path)
     sentinels: tuple[tuple[str, int], ...] = ()
     master_name: str | None = None
     decision_timeout: float = 0.01  # s; the API's Redis timeout: `none` in ~10 ms beats BIG-IP's 500 ms sideband
@@ -57,12 +71,12 @@ class RedisConfig:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    pool_fetch_interval: float = 10.0       # s
-    metrics_fetch_interval: int = 5000      # ms (original's unit)
-    stale_after: float | None = None        # s; None -> 3 x metrics_fetch_interval (at least 3 s)
+    pool_fetch_interval: float = 10.0  # s
+    metrics_fetch_interval: int = 5000  # ms (original's unit)
+    stale_after: float | None = None  # s; None -> 3 x metrics_fetch_interval (at least 3 s)
     scrape_concurrency: int = 64
-    herd_control: bool = True               # account for decisions sent since each member's last scrape
-    ha_lease_ttl: float = 3.0               # s; a collector role's lease in Redis (renewed every third of it)
+    herd_control: bool = True  # account for decisions sent since each member's last scrape
+    ha_lease_ttl: float = 3.0  # s; a collector role's lease in Redis (renewed every third of it)
 
     @property
     def effective_stale_after(self) -> float:
@@ -76,7 +90,7 @@ class TelemetryConfig:
     """Where the collectors and the scorer serve their Prometheus /metrics (the API serves it on its own port)."""
 
     host: str = "0.0.0.0"
-    poller_port: int = 9101         # 0 = no endpoint
+    poller_port: int = 9101  # 0 = no endpoint
     scraper_port: int = 9102
     scorer_port: int = 9103
 
@@ -91,8 +105,13 @@ class ModeConfig:
     steepness: float = 1.0
 
     def weights(self) -> dict[str, float]:
-        return {"w_a": self.w_a, "w_b": self.w_b, "w_g": self.w_g,
-                "transition_point": self.transition_point, "steepness": self.steepness}
+        return {
+            "w_a": self.w_a,
+            "w_b": self.w_b,
+            "w_g": self.w_g,
+            "transition_point": self.transition_point,
+            "steepness": self.steepness,
+        }
 
 
 @dataclass(frozen=True)
@@ -104,11 +123,11 @@ class FallbackConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    schema: str = "http"            # http | https
-    port: int | None = None         # None -> each member's own port
+    schema: str = "http"  # http | https
+    port: int | None = None  # None -> each member's own port
     path: str = "/metrics"
-    timeout: float = 3.0            # s per scrape
-    api_key: Secret | None = None   # YAML key `APIkey`; sent as a Bearer token
+    timeout: float = 3.0  # s per scrape
+    api_key: Secret | None = None  # YAML key `APIkey`; sent as a Bearer token
     metric_user: str | None = None
     metric_pwd_env: str | None = None
     metric_pwd: Secret | None = None
@@ -132,7 +151,7 @@ class PoolConfig:
 
 @dataclass(frozen=True)
 class EngineVariant:
-    name: str                       # starts with vllm or sglang
+    name: str  # starts with vllm or sglang
     waiting_queue: str | None = None
     cache_usage: str | None = None
     running_req: str | None = None
@@ -152,7 +171,7 @@ class Config:
     pools: tuple[PoolConfig, ...] = ()
     engines_metrics_keys: tuple[EngineVariant, ...] = ()
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
-    source: str = ""                # path the config was read from, for messages
+    source: str = ""  # path the config was read from, for messages
     warnings: tuple[str, ...] = ()  # non-fatal findings (unsupported XInference keys, ...)
 
     @property

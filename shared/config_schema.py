@@ -6,6 +6,7 @@ live in one place. Unknown keys raise ("unknown key"); the only tolerated extras
 own shipped files contain (`modes[].power`, `pools[].members`) and the not-yet-supported XInference
 `model_APIkey` block — they are loaded, dropped and reported by `llmsched.shared.config.collect_warnings`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -14,13 +15,43 @@ from typing import Any, ClassVar
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validates_schema
 
 from llmsched.shared.config_fields import (
-    Bool, Choice, Forbidden, Int, LegacyBool, ListOf, MaskedURL, Num, Sentinel, Str, at_least, check_redis_url,
-    env_problem, env_value, existing_file, greater_than, non_empty, port, resolve_path, starts_with_slash,
+    Bool,
+    Choice,
+    Forbidden,
+    Int,
+    LegacyBool,
+    ListOf,
+    MaskedURL,
+    Num,
+    Sentinel,
+    Str,
+    at_least,
+    check_redis_url,
+    env_problem,
+    env_value,
+    existing_file,
+    greater_than,
+    non_empty,
+    port,
+    resolve_path,
+    starts_with_slash,
     valid_namespace,
 )
 from llmsched.shared.config_model import (
-    DEFAULT_MODE, ENGINE_TYPES, MODE_NAMES, Config, EngineVariant, F5Config, FallbackConfig, GlobalConfig,
-    MetricsConfig, ModeConfig, PoolConfig, RedisConfig, SchedulerConfig, TelemetryConfig,
+    DEFAULT_MODE,
+    ENGINE_TYPES,
+    MODE_NAMES,
+    Config,
+    EngineVariant,
+    F5Config,
+    FallbackConfig,
+    GlobalConfig,
+    MetricsConfig,
+    ModeConfig,
+    PoolConfig,
+    RedisConfig,
+    SchedulerConfig,
+    TelemetryConfig,
 )
 from llmsched.shared.secrets import Secret
 
@@ -70,20 +101,26 @@ class GlobalSchema(Section):
         if data.get("admin_token_env"):
             data["admin_token"] = Secret(env_value(data["admin_token_env"]) or "")
         log_debug = data.pop("log_debug", None)
-        if "log_level" not in data and log_debug is not None:   # legacy switch, only without log_level
+        if "log_level" not in data and log_debug is not None:  # legacy switch, only without log_level
             data["log_level"] = "DEBUG" if log_debug else "INFO"
         return GlobalConfig(**data)
 
 
 class F5Schema(Section):
-    host = Str(required=True, validate=non_empty,
-               error_messages={"required": "required (the BIG-IP management address)"})
+    host = Str(
+        required=True, validate=non_empty, error_messages={"required": "required (the BIG-IP management address)"}
+    )
     port = Int(validate=port)
     username = Str(validate=non_empty)
-    password_env = Str(required=True, validate=non_empty, error_messages={
-        "required": "required (name of the environment variable that holds the BIG-IP password)"})
-    password = Forbidden("a password must not be written in the configuration file; set f5.password_env "
-                         "to the name of an environment variable that holds it")
+    password_env = Str(
+        required=True,
+        validate=non_empty,
+        error_messages={"required": "required (name of the environment variable that holds the BIG-IP password)"},
+    )
+    password = Forbidden(
+        "a password must not be written in the configuration file; set f5.password_env "
+        "to the name of an environment variable that holds it"
+    )
     verify = Bool()
     ca_bundle = Str(allow_none=True, validate=existing_file)
     login_provider = Str(validate=non_empty)
@@ -129,7 +166,7 @@ class RedisSchema(Section):
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> RedisConfig:
-        url = env_value("REDIS_URL") or data.get("url")     # the environment wins, as for every deployment knob
+        url = env_value("REDIS_URL") or data.get("url")  # the environment wins, as for every deployment knob
         data["url"] = MaskedURL(url) if url else None
         data["sentinels"] = tuple(data.get("sentinels", ()))
         return RedisConfig(**data)
@@ -171,7 +208,7 @@ class ModeSchema(Section):
     w_g = Num(validate=at_least(0))
     transition_point = Num(validate=greater_than(0))
     steepness = Num(validate=greater_than(0))
-    power = fields.Raw(allow_none=True)     # in the original's explanation file, never parsed: warned, dropped
+    power = fields.Raw(allow_none=True)  # in the original's explanation file, never parsed: warned, dropped
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> ModeConfig:
@@ -207,8 +244,13 @@ class MetricsSchema(Section):
             return
         name = data.get("metric_pwd_env")
         if name is None and (original_data or {}).get("metric_pwd_env") is None:
-            raise ValidationError({"metric_pwd_env": [
-                "required when metric_user is set (name of the environment variable that holds the password)"]})
+            raise ValidationError(
+                {
+                    "metric_pwd_env": [
+                        "required when metric_user is set (name of the environment variable that holds the password)"
+                    ]
+                }
+            )
         if name and (problem := env_problem(name)):
             raise ValidationError({"metric_pwd_env": [problem]})
 
@@ -243,13 +285,17 @@ class PoolSchema(Section):
     SECTIONS = ("fallback", "metrics")
     name = Str(required=True, validate=non_empty)
     partition = Str(validate=non_empty)
-    engine_type = Choice(ENGINE_TYPES, what="engine type", required=True,
-                         extra={"xinference": "xinference is not supported yet (its load cannot be scored)"},
-                         error_messages={"required": f"required; one of {', '.join(ENGINE_TYPES)}"})
+    engine_type = Choice(
+        ENGINE_TYPES,
+        what="engine type",
+        required=True,
+        extra={"xinference": "xinference is not supported yet (its load cannot be scored)"},
+        error_messages={"required": f"required; one of {', '.join(ENGINE_TYPES)}"},
+    )
     fallback = fields.Nested(FallbackSchema)
     metrics = fields.Nested(MetricsSchema)
-    model_APIkey = fields.Nested(ModelApiKeySchema, allow_none=True)   # warned and dropped
-    members = fields.Raw(allow_none=True)   # in the original's own files; members come from BIG-IP: warned, dropped
+    model_APIkey = fields.Nested(ModelApiKeySchema, allow_none=True)  # warned and dropped
+    members = fields.Raw(allow_none=True)  # in the original's own files; members come from BIG-IP: warned, dropped
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> PoolConfig:
@@ -261,8 +307,7 @@ class PoolSchema(Section):
 class PoolList(ListOf):
     """`pools`: at least one entry, and each (name, partition) only once."""
 
-    default_error_messages = {"required": "required (at least one pool)",
-                              "null": "at least one pool is required"}
+    default_error_messages = {"required": "required (at least one pool)", "null": "at least one pool is required"}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[PoolConfig]:
         if isinstance(value, list) and not value:
@@ -297,15 +342,16 @@ class VariantSchema(Section):
 
 def variant_is_empty(body: Any) -> bool:
     """A variant without any metric name: the original skipped it with a warning, and so do we."""
-    return body is None or (isinstance(body, Mapping) and set(body) <= set(METRIC_KEYS)
-                            and not any(body.values()))
+    return body is None or (isinstance(body, Mapping) and set(body) <= set(METRIC_KEYS) and not any(body.values()))
 
 
 class VariantMap(fields.Field):
     """`engines_metrics_keys`: variant name -> metric names; a name must start with vllm or sglang."""
 
-    default_error_messages = {"invalid": "must be a mapping of variant name to metric names",
-                              "null": "must not be null"}
+    default_error_messages = {
+        "invalid": "must be a mapping of variant name to metric names",
+        "null": "must not be null",
+    }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[EngineVariant, ...]:
         if not isinstance(value, Mapping):
@@ -313,8 +359,9 @@ class VariantMap(fields.Field):
         variants, errors = [], {}
         for name, body in value.items():
             if not isinstance(name, str) or not name.lower().startswith(VARIANT_BASES):
-                errors[str(name)] = ["variant name must start with vllm or sglang (xinference variants are "
-                                     "not supported)"]
+                errors[str(name)] = [
+                    "variant name must start with vllm or sglang (xinference variants are not supported)"
+                ]
                 continue
             if variant_is_empty(body):
                 continue
@@ -333,18 +380,24 @@ class ConfigSchema(Section):
     f5 = fields.Nested(F5Schema)
     redis = fields.Nested(RedisSchema)
     scheduler = fields.Nested(SchedulerSchema)
-    modes = ListOf(fields.Nested(ModeSchema), error_messages={
-        "null": "must be a list (write `modes: []` for no scoring mode)"})
+    modes = ListOf(
+        fields.Nested(ModeSchema), error_messages={"null": "must be a list (write `modes: []` for no scoring mode)"}
+    )
     pools = PoolList(fields.Nested(PoolSchema), required=True)
     engines_metrics_keys = VariantMap(allow_none=True)
     telemetry = fields.Nested(TelemetrySchema)
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> Config:
-        # `source` and `warnings` are filled in by llmsched.shared.config, which knows the file and reads the raw mapping.
+        # `source` and `warnings` are filled in by shared/config.py, which knows the file and reads the raw mapping.
         modes = tuple(data["modes"]) if "modes" in data else (ModeConfig(name=DEFAULT_MODE),)
         return Config(
-            global_=data["global_"], f5=data["f5"], redis=data["redis"], scheduler=data["scheduler"],
-            modes=modes, pools=tuple(data["pools"]),
-            engines_metrics_keys=data.get("engines_metrics_keys") or (), telemetry=data["telemetry"],
+            global_=data["global_"],
+            f5=data["f5"],
+            redis=data["redis"],
+            scheduler=data["scheduler"],
+            modes=modes,
+            pools=tuple(data["pools"]),
+            engines_metrics_keys=data.get("engines_metrics_keys") or (),
+            telemetry=data["telemetry"],
         )

@@ -1,4 +1,5 @@
 """The project's exception hierarchy: one base class, one subclass per kind of failure."""
+
 from __future__ import annotations
 
 

@@ -5,6 +5,7 @@ Bursts coalesce: while a pool's job is still queued, further requests for that p
 will read the newest data anyway). The job clears the pending flag before it reads, so data written while it runs
 gets a job of its own.
 """
+
 from __future__ import annotations
 
 import time
@@ -16,7 +17,7 @@ from rq.serializers import JSONSerializer
 from llmsched.shared.store import Store
 
 SCORING_JOB = "llmsched.scorer.jobs.score_pool_job"
-PENDING_TTL_S = 30          # a lost job (worker killed) blocks new ones for at most this long
+PENDING_TTL_S = 30  # a lost job (worker killed) blocks new ones for at most this long
 JOB_TIMEOUT_S = 30
 
 
@@ -34,8 +35,16 @@ def enqueue_scoring(store: Store, pool_key: str, reason: str, now: float | None 
     try:
         if not store.client.set(store.keys.pool_scoring_pending(pool_key), repr(now), nx=True, ex=PENDING_TTL_S):
             return False
-        scoring_queue(store).enqueue(SCORING_JOB, pool_key, now, reason, job_timeout=JOB_TIMEOUT_S,
-                                     result_ttl=0, failure_ttl=3600, description=f"score {pool_key} ({reason})")
+        scoring_queue(store).enqueue(
+            SCORING_JOB,
+            pool_key,
+            now,
+            reason,
+            job_timeout=JOB_TIMEOUT_S,
+            result_ttl=0,
+            failure_ttl=3600,
+            description=f"score {pool_key} ({reason})",
+        )
         return True
     except redis.RedisError:
         return False

@@ -4,6 +4,7 @@ All keys live under a namespace (`redis.namespace`, default `llmsched`). Every k
 Redis Cluster hash tag `{<pool>:<partition>}`, so a decision's multi-key read (config, scores, dispatch
 counters) goes to one slot and one node, and can be pipelined or scripted on a cluster.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -76,5 +77,6 @@ class Keys:
         return self._pool(pool_key, "scoring-pending")
 
     def pool_all(self, pool_key: str) -> tuple[str, ...]:
-        return tuple(self._pool(pool_key, s) for s in ("config", "members", "metrics", "scores", "dispatch",
-                                                        "scoring-pending"))
+        return tuple(
+            self._pool(pool_key, s) for s in ("config", "members", "metrics", "scores", "dispatch", "scoring-pending")
+        )

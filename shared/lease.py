@@ -11,6 +11,7 @@ local monotonic clock. Redis started counting the TTL no earlier than that, so t
 a holder whose renewals stall (a long pause, Redis unreachable, a failover that lost the key) stops working
 before anyone else can acquire the lease. `held` is that check and costs no Redis call.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -43,8 +44,14 @@ def holder_id() -> str:
 class Lease:
     """One process's view of one role's lease. Methods are blocking; call them off the event loop."""
 
-    def __init__(self, client: redis.Redis, key: str, ttl: float, holder: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        key: str,
+        ttl: float,
+        holder: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = client
         self.key = key
         self.ttl = ttl
@@ -120,8 +127,13 @@ async def keep(lease: Lease, role: str, stop: asyncio.Event, on_change: Callable
             unreachable = None
         except redis.RedisError as exc:
             if unreachable is None:
-                logger.warning("{} lease: Redis unreachable ({}: {}); {}", role, type(exc).__name__, exc,
-                               "working until the lease runs out" if lease.held else "not working")
+                logger.warning(
+                    "{} lease: Redis unreachable ({}: {}); {}",
+                    role,
+                    type(exc).__name__,
+                    exc,
+                    "working until the lease runs out" if lease.held else "not working",
+                )
             unreachable = str(exc)
         if lease.held != holding:
             holding = lease.held
@@ -129,18 +141,20 @@ async def keep(lease: Lease, role: str, stop: asyncio.Event, on_change: Callable
                 logger.info("{} lease acquired by {}: this process works now", role, lease.holder)
             else:
                 owner = await _owner(lease)
-                logger.warning("{} lease lost{}: this process stops working and stands by", role,
-                               f" to {owner}" if owner else "")
+                logger.warning(
+                    "{} lease lost{}: this process stops working and stands by", role, f" to {owner}" if owner else ""
+                )
             announced = True
             on_change(holding)
         elif not holding and not announced and unreachable is None:
             announced = True
             owner = await _owner(lease)
-            logger.info("{} lease held by {}: standing by, trying every {:g} s", role, owner or "nobody",
-                        lease.interval)
+            logger.info(
+                "{} lease held by {}: standing by, trying every {:g} s", role, owner or "nobody", lease.interval
+            )
         try:
             await asyncio.wait_for(stop.wait(), timeout=lease.interval)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     if lease.held:
         try:

@@ -3,6 +3,7 @@
 Call `setup_logging` once at process start (and again after a config reload changes the level). Secrets never
 reach a log: config values that hold them are `Secret` objects, which format as a mask.
 """
+
 from __future__ import annotations
 
 import logging
@@ -11,8 +12,7 @@ import sys
 from loguru import logger
 
 LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
-TEXT_FORMAT = ("{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {extra[process]} | {name}:{function}:{line} - "
-               "{message}")
+TEXT_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {extra[process]} | {name}:{function}:{line} - {message}"
 
 
 class _InterceptHandler(logging.Handler):
@@ -37,5 +37,10 @@ def setup_logging(process: str, level: str = "INFO", fmt: str = "text", intercep
     else:
         logger.add(sys.stderr, level=level, format=TEXT_FORMAT, backtrace=False, diagnose=False)
     if intercept_stdlib:
-        logging.basicConfig(handlers=[_InterceptHandler()], level=logging.getLevelName(level) if level in
-                            ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else logging.INFO, force=True)
+        logging.basicConfig(
+            handlers=[_InterceptHandler()],
+            level=logging.getLevelName(level)
+            if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+            else logging.INFO,
+            force=True,
+        )

@@ -4,6 +4,7 @@ A member's identity is `address:port` where `address` keeps a route domain (`10.
 sends it (`active_members -list` gives "addr port"). IPv6 addresses are compared in canonical form, so
 `fe80:0:0:0:0:0:0:12` and `fe80::12` are the same member, while the answer repeats the string BIG-IP sent.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -17,9 +18,9 @@ ENABLED_STATES = frozenset({"up", "unchecked", "fqdn-up", "user-up"})
 class Member:
     """One pool member as the poller saw it on BIG-IP."""
 
-    address: str            # as BIG-IP gives it, route domain kept: "10.0.0.1%2", "2001:db8::1"
+    address: str  # as BIG-IP gives it, route domain kept: "10.0.0.1%2", "2001:db8::1"
     port: int
-    name: str = ""          # BIG-IP's member name ("10.0.0.1:8000", "2001:db8::1.80", "_auto_10.1.2.3:8000")
+    name: str = ""  # BIG-IP's member name ("10.0.0.1:8000", "2001:db8::1.80", "_auto_10.1.2.3:8000")
     session: str = "monitor-enabled"
     state: str = "up"
     ratio: int = 1
@@ -50,7 +51,7 @@ class Member:
         return {**asdict(self), "id": self.id, "status": self.status}
 
     @classmethod
-    def from_dict(cls, doc: dict) -> "Member":
+    def from_dict(cls, doc: dict) -> Member:
         fields = cls.__dataclass_fields__
         return cls(**{k: v for k, v in doc.items() if k in fields})
 
@@ -62,7 +63,7 @@ def member_status(session: str, state: str) -> str:
         return "disabled"
     if state in ENABLED_STATES:
         return "enabled"
-    return "down"           # monitor says down, or still checking: not safe to send to
+    return "down"  # monitor says down, or still checking: not safe to send to
 
 
 def strip_route_domain(address: str) -> str:

@@ -3,6 +3,7 @@
 Every process started with `--config` publishes at start and after each valid reload; the documents are
 deterministic, so several publishers of the same file write the same bytes. Secrets are never published.
 """
+
 from __future__ import annotations
 
 import hashlib

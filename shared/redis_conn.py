@@ -10,6 +10,7 @@ redis-py's retries, and every other caller already retries on its own schedule (
 
 `Breaker` is the per-process circuit breaker of the decision read (see `Store.decision_inputs`).
 """
+
 from __future__ import annotations
 
 import threading
@@ -83,8 +84,9 @@ def parse_sentinels(text: str, where: str = ENV_SENTINELS) -> tuple[Address, ...
 def target_from_config(cfg: RedisConfig, url: str | None = None) -> RedisTarget:
     """A process's Redis from its config: `url` (a command-line flag), else `redis.url` (which `REDIS_URL` already
     overrode at load time), else `redis.sentinels` + `redis.master_name`. Empty (false) when none is set."""
-    return RedisTarget(url=url or (str(cfg.url) if cfg.url else None), sentinels=tuple(cfg.sentinels),
-                       master_name=cfg.master_name)
+    return RedisTarget(
+        url=url or (str(cfg.url) if cfg.url else None), sentinels=tuple(cfg.sentinels), master_name=cfg.master_name
+    )
 
 
 def target_from_env(env: Mapping[str, str]) -> RedisTarget:
@@ -99,17 +101,26 @@ def target_from_env(env: Mapping[str, str]) -> RedisTarget:
     return RedisTarget(url=DEFAULT_URL)
 
 
-def client_from_settings(url: str | None, sentinels: tuple[Address, ...] | list[Address] = (),
-                         master_name: str | None = None, socket_timeout: float | None = 0.05,
-                         connect_timeout: float | None = None, health_check_interval: int = 0) -> redis.Redis:
+def client_from_settings(
+    url: str | None,
+    sentinels: tuple[Address, ...] | list[Address] = (),
+    master_name: str | None = None,
+    socket_timeout: float | None = 0.05,
+    connect_timeout: float | None = None,
+    health_check_interval: int = 0,
+) -> redis.Redis:
     """A client for `url`, or for the master that `sentinels` name `master_name`; no retries of its own.
 
     `socket_timeout` None means no read timeout (rq's blocking dequeue sets its own). The sentinels are asked
     with the same timeouts, once per new connection (after a failover, the next connection finds the new master).
     """
     connect_timeout = connect_timeout if connect_timeout is not None else socket_timeout
-    options = dict(socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout,
-                   health_check_interval=health_check_interval, retry=Retry(NoBackoff(), 0))
+    options = dict(
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        health_check_interval=health_check_interval,
+        retry=Retry(NoBackoff(), 0),
+    )
     if url:
         return redis.Redis.from_url(url, **options)
     if sentinels and master_name:
@@ -118,10 +129,15 @@ def client_from_settings(url: str | None, sentinels: tuple[Address, ...] | list[
     raise ValueError("no Redis: set redis.url (or REDIS_URL), or redis.sentinels and redis.master_name")
 
 
-def client_for(target: RedisTarget, socket_timeout: float | None, connect_timeout: float | None = None,
-               health_check_interval: int = 0) -> redis.Redis:
-    return client_from_settings(target.url, target.sentinels, target.master_name, socket_timeout, connect_timeout,
-                                health_check_interval)
+def client_for(
+    target: RedisTarget,
+    socket_timeout: float | None,
+    connect_timeout: float | None = None,
+    health_check_interval: int = 0,
+) -> redis.Redis:
+    return client_from_settings(
+        target.url, target.sentinels, target.master_name, socket_timeout, connect_timeout, health_check_interval
+    )
 
 
 class RedisUnavailable(StoreError):
@@ -140,8 +156,14 @@ class Breaker:
     cost a cool-down of `none` answers. Each change of state (down, back) is logged once, never per call.
     """
 
-    def __init__(self, cooldown: float = 0.25, threshold: int = 2, name: str = "Redis",
-                 first_cooldown: float = 0.05, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        cooldown: float = 0.25,
+        threshold: int = 2,
+        name: str = "Redis",
+        first_cooldown: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.cooldown = cooldown
         self.first_cooldown = min(first_cooldown, cooldown)
         self._delay = self.first_cooldown
@@ -149,7 +171,7 @@ class Breaker:
         self.name = name
         self._clock = clock
         self._lock = threading.Lock()
-        self._failures = 0              # in a row, while closed
+        self._failures = 0  # in a row, while closed
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._refused = 0
@@ -165,9 +187,11 @@ class Breaker:
             if self._down_since is not None:
                 if now < self._retry_at:
                     self._refused += 1
-                    raise RedisUnavailable(f"{self.name} unavailable (since {now - self._down_since:.1f} s; "
-                                           f"next try in {(self._retry_at - now) * 1000:.0f} ms)")
-                self._retry_at = now + self._delay      # this caller probes; the others keep failing fast
+                    raise RedisUnavailable(
+                        f"{self.name} unavailable (since {now - self._down_since:.1f} s; "
+                        f"next try in {(self._retry_at - now) * 1000:.0f} ms)"
+                    )
+                self._retry_at = now + self._delay  # this caller probes; the others keep failing fast
         try:
             result = fn(*args)
         except redis.RedisError as exc:
@@ -191,9 +215,14 @@ class Breaker:
                 return
             self._down_since, self._refused, self._delay = now, 0, self.first_cooldown
             self._retry_at = now + self._delay
-        logger.error("{} unavailable ({}: {}): answering without it, trying again after {:g} ms, then every "
-                     "{:g} ms at most", self.name, type(exc).__name__, exc, self.first_cooldown * 1000,
-                     self.cooldown * 1000)
+        logger.error(
+            "{} unavailable ({}: {}): answering without it, trying again after {:g} ms, then every {:g} ms at most",
+            self.name,
+            type(exc).__name__,
+            exc,
+            self.first_cooldown * 1000,
+            self.cooldown * 1000,
+        )
 
     def _recovered(self) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ change, and an edit that keeps the mtime (coarse clocks, a Kubernetes ConfigMap'
 Use `check()` from anywhere, `run_async()` as an asyncio task (file reading runs in a thread, the callback on the
 event loop, so it may touch loop-owned objects or be a coroutine), or `start_thread()` in a threaded process.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,7 +25,6 @@ import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import fields
-from typing import Union
 
 from loguru import logger
 
@@ -34,15 +34,22 @@ from llmsched.shared.config_model import Config
 from llmsched.shared.errors import ConfigError
 from llmsched.shared.telemetry import config_reload
 
-OnChange = Callable[[Config], Union[None, Awaitable[None]]]
+OnChange = Callable[[Config], None | Awaitable[None]]
 Publish = Callable[[Config], object]
 
 # Keys read once at process start: a change is reported, not applied.
 RESTART_ONLY: tuple[tuple[str, str], ...] = (
-    ("global_", "api_host"), ("global_", "api_port"),
-    ("redis", "url"), ("redis", "namespace"), ("redis", "socket_timeout"), ("redis", "sentinels"),
+    ("global_", "api_host"),
+    ("global_", "api_port"),
+    ("redis", "url"),
+    ("redis", "namespace"),
+    ("redis", "socket_timeout"),
+    ("redis", "sentinels"),
     ("redis", "master_name"),
-    ("telemetry", "host"), ("telemetry", "poller_port"), ("telemetry", "scraper_port"), ("telemetry", "scorer_port"),
+    ("telemetry", "host"),
+    ("telemetry", "poller_port"),
+    ("telemetry", "scraper_port"),
+    ("telemetry", "scorer_port"),
 )
 _SECTION_NAMES = {"global_": "global"}
 
@@ -58,16 +65,22 @@ def file_digest(path: str) -> str | None:
 
 def changed_sections(old: Config, new: Config) -> list[str]:
     skip = {"source", "warnings"}
-    return [_SECTION_NAMES.get(f.name, f.name) for f in fields(Config)
-            if f.name not in skip and getattr(old, f.name) != getattr(new, f.name)]
+    return [
+        _SECTION_NAMES.get(f.name, f.name)
+        for f in fields(Config)
+        if f.name not in skip and getattr(old, f.name) != getattr(new, f.name)
+    ]
 
 
 def pool_changes(old: Config, new: Config) -> tuple[list[str], list[str], list[str]]:
     """(added, removed, changed) pool keys."""
     before = {p.key: p for p in old.pools}
     after = {p.key: p for p in new.pools}
-    return ([k for k in after if k not in before], [k for k in before if k not in after],
-            [k for k in after if k in before and after[k] != before[k]])
+    return (
+        [k for k in after if k not in before],
+        [k for k in before if k not in after],
+        [k for k in after if k in before and after[k] != before[k]],
+    )
 
 
 def restart_needed(old: Config, new: Config) -> list[str]:
@@ -78,17 +91,25 @@ def restart_needed(old: Config, new: Config) -> list[str]:
         if a != b:
             if key == "url":
                 a, b = (mask_url(str(v)) if v else v for v in (a, b))
-            out.append(f"{_SECTION_NAMES.get(section, section)}.{key} changed from {a!r} to {b!r}: "
-                       f"takes effect only after a restart of this process")
+            out.append(
+                f"{_SECTION_NAMES.get(section, section)}.{key} changed from {a!r} to {b!r}: "
+                f"takes effect only after a restart of this process"
+            )
     return out
 
 
 class ConfigWatcher:
     """Watches one config file and applies valid changes through `on_change` (see the module docstring)."""
 
-    def __init__(self, path: str | os.PathLike[str], config: Config, on_change: OnChange,
-                 publish: Publish | None = None, env: Mapping[str, str] | None = None,
-                 process: str = "") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        config: Config,
+        on_change: OnChange,
+        publish: Publish | None = None,
+        env: Mapping[str, str] | None = None,
+        process: str = "",
+    ) -> None:
         self.path = os.fspath(path)
         self.config = config
         self.on_change = on_change
@@ -98,7 +119,7 @@ class ConfigWatcher:
         # The content in force, and the last content looked at (a rejected file is not retried until it changes).
         self._applied = file_digest(self.path)
         self._seen = self._applied
-        self._loaded = self._applied    # digest of the content `poll` last returned a Config for
+        self._loaded = self._applied  # digest of the content `poll` last returned a Config for
 
     @property
     def interval(self) -> float:
@@ -118,9 +139,12 @@ class ConfigWatcher:
             new = load_config(self.path, self.env)
         except ConfigError as exc:
             config_reload("rejected")
-            logger.error("config reload rejected: {} has {} problem(s); the configuration in force is kept "
-                         "unchanged (the file is checked again when it changes)", self.path,
-                         sum(len(m) for m in exc.errors.values()))
+            logger.error(
+                "config reload rejected: {} has {} problem(s); the configuration in force is kept "
+                "unchanged (the file is checked again when it changes)",
+                self.path,
+                sum(len(m) for m in exc.errors.values()),
+            )
             for key, messages in sorted(exc.errors.items()):
                 for message in messages:
                     logger.error("config reload rejected: {}: {}", key, message)
@@ -132,10 +156,14 @@ class ConfigWatcher:
         old = self.config
         sections = changed_sections(old, new)
         added, removed, changed = pool_changes(old, new)
-        detail = "".join(f"; pools {what}: {', '.join(keys)}"
-                         for what, keys in (("added", added), ("removed", removed), ("changed", changed)) if keys)
-        logger.info("config reloaded from {}: changed {}{}", self.path, ", ".join(sections) or "nothing that matters",
-                    detail)
+        detail = "".join(
+            f"; pools {what}: {', '.join(keys)}"
+            for what, keys in (("added", added), ("removed", removed), ("changed", changed))
+            if keys
+        )
+        logger.info(
+            "config reloaded from {}: changed {}{}", self.path, ", ".join(sections) or "nothing that matters", detail
+        )
         for message in restart_needed(old, new):
             logger.warning("config reload: {}", message)
         for warning in new.warnings:
@@ -156,8 +184,9 @@ class ConfigWatcher:
                 raise TypeError("on_change returned an awaitable: use run_async() / apply_async()")
         except Exception:
             config_reload("rejected")
-            logger.exception("config reload from {} could not be applied; the configuration in force is kept",
-                             self.path)
+            logger.exception(
+                "config reload from {} could not be applied; the configuration in force is kept", self.path
+            )
             return False
         config_reload("applied")
         self._commit(new)
@@ -172,8 +201,9 @@ class ConfigWatcher:
                 await result
         except Exception:
             config_reload("rejected")
-            logger.exception("config reload from {} could not be applied; the configuration in force is kept",
-                             self.path)
+            logger.exception(
+                "config reload from {} could not be applied; the configuration in force is kept", self.path
+            )
             return False
         config_reload("applied")
         self._commit(new)
@@ -186,7 +216,7 @@ class ConfigWatcher:
             return
         try:
             self.publish(new)
-        except Exception as exc:    # Redis down: the next start or reload publishes again
+        except Exception as exc:  # Redis down: the next start or reload publishes again
             logger.error("config reloaded but not published to Redis: {}: {}", type(exc).__name__, exc)
 
     def check(self) -> Config | None:
@@ -207,7 +237,7 @@ class ConfigWatcher:
                     await self.apply_async(new)
             except asyncio.CancelledError:
                 raise
-            except Exception:       # a watcher that dies silently would freeze the config: log and go on
+            except Exception:  # a watcher that dies silently would freeze the config: log and go on
                 logger.exception("config watcher: unexpected error checking {}", self.path)
 
     def run_until(self, stop: threading.Event) -> None:
@@ -219,7 +249,8 @@ class ConfigWatcher:
 
     def start_thread(self, stop: threading.Event) -> threading.Thread:
         """Check in a daemon thread until `stop` is set; `on_change` then runs in that thread."""
-        thread = threading.Thread(target=self.run_until, args=(stop,), name=f"config-watcher-{self.process}",
-                                  daemon=True)
+        thread = threading.Thread(
+            target=self.run_until, args=(stop,), name=f"config-watcher-{self.process}", daemon=True
+        )
         thread.start()
         return thread

@@ -3,6 +3,7 @@
 `str()`, `repr()` and f-strings print a mask; only `.reveal()` gives the value, and only the code that puts
 it on the wire (an Authorization header, a login body) calls it.
 """
+
 from __future__ import annotations
 
 MASK = "********"
@@ -32,4 +33,4 @@ class Secret:
     def __str__(self) -> str:
         return MASK
 
-    __format__ = lambda self, spec: MASK  # noqa: E731  (f-strings must mask too)
+    __format__ = lambda self, spec: MASK

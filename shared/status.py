@@ -6,6 +6,7 @@ expected share and the age of its data; per pool: data ages and the last errors 
 expected share is the probability that a decision offering every member picks it: the same filters and
 herd-control weights as a real decision (llmsched.shared.routing), so it is what the next requests will see.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +17,6 @@ from llmsched.shared.errors import StoreError
 from llmsched.shared.routing.decide import eligible, expected_weights
 from llmsched.shared.routing.picker import shares
 from llmsched.shared.store import Store
-
 
 # The decision's reason for an empty pick, said of one member (the page shows it per row).
 WHY_NOT = {
@@ -33,8 +33,14 @@ def _age(now: float, at: float | None) -> float | None:
     return round(now - at, 3) if at else None
 
 
-def _member_rows(config: dict, snapshot: dict | None, membership: dict | None, metrics: dict[str, dict],
-                 dispatch: dict[str, int], now: float) -> list[dict[str, Any]]:
+def _member_rows(
+    config: dict,
+    snapshot: dict | None,
+    membership: dict | None,
+    metrics: dict[str, dict],
+    dispatch: dict[str, int],
+    now: float,
+) -> list[dict[str, Any]]:
     scored = (snapshot or {}).get("members") or []
     known = {m["id"] for m in scored}
     # Members BIG-IP reported after the last snapshot are shown too (not scored yet), so nothing is hidden.
@@ -48,35 +54,50 @@ def _member_rows(config: dict, snapshot: dict | None, membership: dict | None, m
         picked = m["id"] in share_of
         reason = eligible(config, snapshot, [m["key"]], now).reason if "key" in m else "not scored yet"
         why = "" if picked else WHY_NOT.get(reason, reason)
-        rows.append({
-            "id": m["id"],
-            "bigip_status": m.get("status"),
-            "ratio": m.get("ratio", 1),
-            "engine": doc.get("engine"),
-            "variant": doc.get("detected_variant") or m.get("detected_variant"),
-            "detection": doc.get("detection_status"),
-            "metrics": m.get("metrics") or doc.get("metrics") or {},
-            "score": m.get("score"),
-            "eligible": picked,
-            "why_not": why,
-            "share": round(share_of.get(m["id"], 0.0), 6),
-            "sent_since_scrape": int(dispatch.get(m["id"], 0)),
-            "data_age": _age(now, doc.get("scraped_at") or m.get("scraped_at")),
-            "scrape_status": doc.get("status") or m.get("scrape_status") or "never",
-            "scrape_error": doc.get("error") if doc.get("status") == "error" else None,
-        })
+        rows.append(
+            {
+                "id": m["id"],
+                "bigip_status": m.get("status"),
+                "ratio": m.get("ratio", 1),
+                "engine": doc.get("engine"),
+                "variant": doc.get("detected_variant") or m.get("detected_variant"),
+                "detection": doc.get("detection_status"),
+                "metrics": m.get("metrics") or doc.get("metrics") or {},
+                "score": m.get("score"),
+                "eligible": picked,
+                "why_not": why,
+                "share": round(share_of.get(m["id"], 0.0), 6),
+                "sent_since_scrape": int(dispatch.get(m["id"], 0)),
+                "data_age": _age(now, doc.get("scraped_at") or m.get("scraped_at")),
+                "scrape_status": doc.get("status") or m.get("scrape_status") or "never",
+                "scrape_error": doc.get("error") if doc.get("status") == "error" else None,
+            }
+        )
     return rows
 
 
-def pool_status(config: dict, snapshot: dict | None, membership: dict | None, metrics: dict[str, dict],
-                dispatch: dict[str, int], now: float) -> dict[str, Any]:
+def pool_status(
+    config: dict,
+    snapshot: dict | None,
+    membership: dict | None,
+    metrics: dict[str, dict],
+    dispatch: dict[str, int],
+    now: float,
+) -> dict[str, Any]:
     """One pool's view; pure, from what `read_status` fetched."""
     members = _member_rows(config, snapshot, membership, metrics, dispatch, now)
     errors = []
     if (membership or {}).get("error"):
         errors.append({"source": "BIG-IP", "at": membership.get("error_at"), "message": membership["error"]})
-    errors += [{"source": f"scrape {m['id']}", "at": (metrics.get(m["id"]) or {}).get("scraped_at"),
-                "message": m["scrape_error"]} for m in members if m["scrape_error"]]
+    errors += [
+        {
+            "source": f"scrape {m['id']}",
+            "at": (metrics.get(m["id"]) or {}).get("scraped_at"),
+            "message": m["scrape_error"],
+        }
+        for m in members
+        if m["scrape_error"]
+    ]
     return {
         "key": f"{config['name']}:{config['partition']}",
         "name": config["name"],
@@ -106,7 +127,7 @@ def read_status(store: Store, now: float, pools: list[str] | None = None) -> dic
     views = []
     for key in keys:
         config, snapshot, dispatch = store.decision_inputs(key)
-        if config is None:      # removed between the two reads
+        if config is None:  # removed between the two reads
             continue
         views.append(pool_status(config, snapshot, store.members(key), store.metrics(key), dispatch, now))
     return {"generated_at": now, "config": meta, "pools": views}

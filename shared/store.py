@@ -4,6 +4,7 @@ Values are JSON strings or hashes of JSON strings, readable with redis-cli; noth
 readers must see whole (a pool's membership, a pool's score snapshot) is one SET of one key, so no reader ever sees
 half of it. A decision reads everything it needs in one pipelined round trip (`decision_inputs`).
 """
+
 from __future__ import annotations
 
 import time
@@ -27,7 +28,7 @@ def loads(raw: bytes | str | None) -> Any:
 
 
 def connect(url: str, socket_timeout: float = 0.05, connect_timeout: float | None = None) -> redis.Redis:
-    """A client for a plain URL with short timeouts (see `llmsched.shared.redis_conn` for Sentinel and the environment)."""
+    """A client for a plain URL with short timeouts (see shared/redis_conn.py for Sentinel and the environment)."""
     return client_from_settings(url, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
 
 
@@ -63,8 +64,10 @@ class Store:
         for gone in old - set(pool_docs):
             pipe.delete(*k.pool_all(gone))
         pipe.set(k.pools, dumps(list(pool_docs)))
-        pipe.hset(k.config_meta, mapping={"version": version, "published_at": repr(time.time()),
-                                           "source": source, "publisher": publisher})
+        pipe.hset(
+            k.config_meta,
+            mapping={"version": version, "published_at": repr(time.time()), "source": source, "publisher": publisher},
+        )
         self._execute(pipe)
 
     def has_config(self) -> bool:
@@ -127,8 +130,9 @@ class Store:
     def decision_inputs(self, pool_key: str) -> tuple[dict | None, dict | None, dict[str, int]]:
         """(routing config, score snapshot, dispatch counters) of one pool: one round trip, one hash slot."""
         k = self.keys
-        cfg, scores, dispatch = self._guarded(self._read_decision, [k.pool_config(pool_key), k.pool_scores(pool_key),
-                                                                    k.pool_dispatch(pool_key)])
+        cfg, scores, dispatch = self._guarded(
+            self._read_decision, [k.pool_config(pool_key), k.pool_scores(pool_key), k.pool_dispatch(pool_key)]
+        )
         counts = {dispatch[i].decode(): int(dispatch[i + 1]) for i in range(0, len(dispatch), 2)}
         return loads(cfg or None), loads(scores or None), counts
 

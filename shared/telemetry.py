@@ -16,6 +16,7 @@ only through the small `record_*` helpers below (and by collectors/telemetry.py)
 Label values are bounded: pools come from the config (a select for an unknown pool is counted under
 `UNKNOWN_POOL`, not under the name the client sent), members from BIG-IP.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,90 +24,147 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from loguru import logger
-from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
-                               ProcessCollector, start_http_server)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.registry import Collector
 
 PREFIX = "llmsched_"
 UNKNOWN_POOL = "(unknown)"
-METRICS_PORT_ENV = "LLMSCHED_METRICS_PORT"      # overrides the configured port (`llmsched up` sets it per child)
+METRICS_PORT_ENV = "LLMSCHED_METRICS_PORT"  # overrides the configured port (`llmsched up` sets it per child)
 
 # --------------------------------------------------------------------------------------------------- API
 API = CollectorRegistry(auto_describe=True)
 
 DECISIONS = Counter(
-    "llmsched_decisions", "Answers to POST /scheduler/select, by pool, result (member, none, fallback) and the "
-    "reason class (picked, pool_fallback, or why the answer is none)", ("pool", "result", "reason"), registry=API)
+    "llmsched_decisions",
+    "Answers to POST /scheduler/select, by pool, result (member, none, fallback) and the "
+    "reason class (picked, pool_fallback, or why the answer is none)",
+    ("pool", "result", "reason"),
+    registry=API,
+)
 DECISIONS_REJECTED = Counter(
-    "llmsched_decisions_rejected", "select requests answered with an error status (bad body, too large, internal)",
-    ("status",), registry=API)
+    "llmsched_decisions_rejected",
+    "select requests answered with an error status (bad body, too large, internal)",
+    ("status",),
+    registry=API,
+)
 DECISION_DURATION = Histogram(
-    "llmsched_decision_duration_seconds", "Time from the select request reaching the API worker to its answer "
+    "llmsched_decision_duration_seconds",
+    "Time from the select request reaching the API worker to its answer "
     "being ready (body parsing, the Redis read, filters and pick)",
     buckets=(0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05),
-    registry=API)
+    registry=API,
+)
 DECISION_CANDIDATES = Histogram(
-    "llmsched_decision_candidates", "Members BIG-IP offered per select request",
-    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256, 1024), registry=API)
+    "llmsched_decision_candidates",
+    "Members BIG-IP offered per select request",
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256, 1024),
+    registry=API,
+)
 SELECTIONS = Counter(
-    "llmsched_selections", "Decisions that picked a member, by pool and member", ("pool", "member"), registry=API)
+    "llmsched_selections", "Decisions that picked a member, by pool and member", ("pool", "member"), registry=API
+)
 
 # --------------------------------------------------------------------------------------------------- poller
 POLLER = CollectorRegistry(auto_describe=True)
 
 POLL_DURATION = Histogram(
-    "llmsched_bigip_poll_duration_seconds", "One poll cycle: log-in check plus every pool's members read from BIG-IP",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0), registry=POLLER)
+    "llmsched_bigip_poll_duration_seconds",
+    "One poll cycle: log-in check plus every pool's members read from BIG-IP",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=POLLER,
+)
 POLLS = Counter("llmsched_bigip_polls", "Pool reads from BIG-IP, by pool", ("pool",), registry=POLLER)
 POLL_ERRORS = Counter(
-    "llmsched_bigip_poll_errors", "Pool reads from BIG-IP that failed, by pool and kind (auth, not_found, "
+    "llmsched_bigip_poll_errors",
+    "Pool reads from BIG-IP that failed, by pool and kind (auth, not_found, "
     "unavailable, unreachable, tls, protocol, http, internal); the last membership is kept",
-    ("pool", "kind"), registry=POLLER)
+    ("pool", "kind"),
+    registry=POLLER,
+)
 POLL_ERROR_KINDS = ("auth", "not_found", "unavailable", "unreachable", "tls", "protocol", "http", "internal")
-LOGINS = Counter("llmsched_bigip_logins", "Token log-ins to BIG-IP, by result (ok, failed)", ("result",),
-                 registry=POLLER)
+LOGINS = Counter(
+    "llmsched_bigip_logins", "Token log-ins to BIG-IP, by result (ok, failed)", ("result",), registry=POLLER
+)
 POOL_MEMBERS = Gauge(
-    "llmsched_pool_members", "Members of each pool by BIG-IP status (enabled, disabled, forced_offline, down), "
-    "as of the last successful read", ("pool", "status"), registry=POLLER)
+    "llmsched_pool_members",
+    "Members of each pool by BIG-IP status (enabled, disabled, forced_offline, down), as of the last successful read",
+    ("pool", "status"),
+    registry=POLLER,
+)
 MEMBER_STATUSES = ("enabled", "disabled", "forced_offline", "down")
 POLL_LAST_SUCCESS = Gauge(
-    "llmsched_bigip_last_success_timestamp_seconds", "Unix time of the last successful read of each pool",
-    ("pool",), registry=POLLER)
+    "llmsched_bigip_last_success_timestamp_seconds",
+    "Unix time of the last successful read of each pool",
+    ("pool",),
+    registry=POLLER,
+)
 
 # --------------------------------------------------------------------------------------------------- scraper
 SCRAPER = CollectorRegistry(auto_describe=True)
 
 SCRAPES = Counter("llmsched_scrapes", "Engine /metrics scrapes, by pool", ("pool",), registry=SCRAPER)
 SCRAPE_ERRORS = Counter(
-    "llmsched_scrape_errors", "Engine /metrics scrapes that failed (unreachable, timeout, HTTP error, metrics "
-    "missing), by pool", ("pool",), registry=SCRAPER)
+    "llmsched_scrape_errors",
+    "Engine /metrics scrapes that failed (unreachable, timeout, HTTP error, metrics missing), by pool",
+    ("pool",),
+    registry=SCRAPER,
+)
 SCRAPE_DURATION = Histogram(
-    "llmsched_scrape_duration_seconds", "One engine /metrics scrape (request and parsing), by pool", ("pool",),
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=SCRAPER)
+    "llmsched_scrape_duration_seconds",
+    "One engine /metrics scrape (request and parsing), by pool",
+    ("pool",),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=SCRAPER,
+)
 SCRAPE_CYCLE_DURATION = Histogram(
-    "llmsched_scrape_cycle_duration_seconds", "One scrape cycle over every pool",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0), registry=SCRAPER)
+    "llmsched_scrape_cycle_duration_seconds",
+    "One scrape cycle over every pool",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=SCRAPER,
+)
 SCRAPE_STALE_MEMBERS = Gauge(
-    "llmsched_scrape_stale_members", "Members whose last successful scrape is older than stale_after (or that "
-    "were never scraped successfully): they cannot be picked", ("pool",), registry=SCRAPER)
+    "llmsched_scrape_stale_members",
+    "Members whose last successful scrape is older than stale_after (or that "
+    "were never scraped successfully): they cannot be picked",
+    ("pool",),
+    registry=SCRAPER,
+)
 SCRAPE_OLDEST_SUCCESS = Gauge(
-    "llmsched_scrape_oldest_success_timestamp_seconds", "Unix time of the oldest member's last successful scrape "
-    "(0 if a member never had one); staleness = time() - this", ("pool",), registry=SCRAPER)
+    "llmsched_scrape_oldest_success_timestamp_seconds",
+    "Unix time of the oldest member's last successful scrape (0 if a member never had one); staleness = time() - this",
+    ("pool",),
+    registry=SCRAPER,
+)
 
 # --------------------------------------------------------------------------------------------------- scorer
 SCORER = CollectorRegistry(auto_describe=True)
 
 RESCORES_ENQUEUED = Counter(
-    "llmsched_rescores_enqueued", "Scoring jobs this worker asked for (periodic, config, start), not counting "
-    "requests coalesced with a queued job", ("reason",), registry=SCORER)
+    "llmsched_rescores_enqueued",
+    "Scoring jobs this worker asked for (periodic, config, start), not counting requests coalesced with a queued job",
+    ("reason",),
+    registry=SCORER,
+)
 
 # --------------------------------------------------------------------------------------------------- every process
 COMMON = CollectorRegistry(auto_describe=True)
 
 CONFIG_RELOADS = Counter(
-    "llmsched_config_reloads", "Changes of the config file seen by this process, by result: applied, or rejected "
-    "(invalid file, or the process could not apply it; the old config stays in force)", ("result",),
-    registry=COMMON)
+    "llmsched_config_reloads",
+    "Changes of the config file seen by this process, by result: applied, or rejected "
+    "(invalid file, or the process could not apply it; the old config stays in force)",
+    ("result",),
+    registry=COMMON,
+)
 
 
 # --------------------------------------------------------------------------------------------------- from Redis
@@ -117,47 +175,86 @@ class Family:
     name: str
     help: str
     labels: tuple[str, ...] = ()
-    kind: str = "gauge"             # gauge | histogram
+    kind: str = "gauge"  # gauge | histogram
 
 
-MEMBER_SCORE = Family("llmsched_member_score", "Score of each member in the latest snapshot (members without a "
-                      "usable score are absent)", ("pool", "member"))
-MEMBER_ELIGIBLE = Family("llmsched_member_eligible", "1 when a decision offering every member could pick it "
-                         "(enabled on BIG-IP, fresh metrics, under the thresholds, score > 0)", ("pool", "member"))
-MEMBER_SHARE = Family("llmsched_member_expected_share", "Probability that a decision offering every member picks "
-                      "it: score shares after the filters and the herd-control weights", ("pool", "member"))
-MEMBER_DATA_AGE = Family("llmsched_member_data_age_seconds", "Seconds since the member's last scrape in the "
-                         "snapshot", ("pool", "member"))
-POOL_SCORES_AGE = Family("llmsched_pool_scores_age_seconds", "Seconds since the pool's score snapshot was "
-                         "written", ("pool",))
-POOL_MEMBERS_AGE = Family("llmsched_pool_membership_age_seconds", "Seconds since the pool's members were last "
-                          "read from BIG-IP successfully", ("pool",))
-CONFIG_INFO = Family("llmsched_config_info", "The routing config version published in Redis (value 1)",
-                     ("version", "publisher"))
-CONFIG_PUBLISHED = Family("llmsched_config_published_timestamp_seconds", "Unix time the config was last "
-                          "published to Redis")
+MEMBER_SCORE = Family(
+    "llmsched_member_score",
+    "Score of each member in the latest snapshot (members without a usable score are absent)",
+    ("pool", "member"),
+)
+MEMBER_ELIGIBLE = Family(
+    "llmsched_member_eligible",
+    "1 when a decision offering every member could pick it "
+    "(enabled on BIG-IP, fresh metrics, under the thresholds, score > 0)",
+    ("pool", "member"),
+)
+MEMBER_SHARE = Family(
+    "llmsched_member_expected_share",
+    "Probability that a decision offering every member picks "
+    "it: score shares after the filters and the herd-control weights",
+    ("pool", "member"),
+)
+MEMBER_DATA_AGE = Family(
+    "llmsched_member_data_age_seconds", "Seconds since the member's last scrape in the snapshot", ("pool", "member")
+)
+POOL_SCORES_AGE = Family(
+    "llmsched_pool_scores_age_seconds", "Seconds since the pool's score snapshot was written", ("pool",)
+)
+POOL_MEMBERS_AGE = Family(
+    "llmsched_pool_membership_age_seconds",
+    "Seconds since the pool's members were last read from BIG-IP successfully",
+    ("pool",),
+)
+CONFIG_INFO = Family(
+    "llmsched_config_info", "The routing config version published in Redis (value 1)", ("version", "publisher")
+)
+CONFIG_PUBLISHED = Family(
+    "llmsched_config_published_timestamp_seconds", "Unix time the config was last published to Redis"
+)
 REDIS_UP = Family("llmsched_redis_up", "1 when this process could read Redis for this scrape, else 0")
 BUILD_INFO = Family("llmsched_build_info", "llmsched version (value 1)", ("version",))
 
-API_FROM_REDIS: tuple[Family, ...] = (MEMBER_SCORE, MEMBER_ELIGIBLE, MEMBER_SHARE, MEMBER_DATA_AGE,
-                                      POOL_SCORES_AGE, POOL_MEMBERS_AGE, CONFIG_INFO, CONFIG_PUBLISHED, REDIS_UP,
-                                      BUILD_INFO)
+API_FROM_REDIS: tuple[Family, ...] = (
+    MEMBER_SCORE,
+    MEMBER_ELIGIBLE,
+    MEMBER_SHARE,
+    MEMBER_DATA_AGE,
+    POOL_SCORES_AGE,
+    POOL_MEMBERS_AGE,
+    CONFIG_INFO,
+    CONFIG_PUBLISHED,
+    REDIS_UP,
+    BUILD_INFO,
+)
 
 QUEUE_DEPTH = Family("llmsched_scoring_queue_depth", "Scoring jobs waiting in the rq queue")
 FAILED_JOBS = Family("llmsched_scoring_failed_jobs", "Scoring jobs in rq's failed-job registry")
 SCORING_WORKERS = Family("llmsched_scoring_workers", "rq workers registered on the scoring queue")
 SCORING_LATENCY = Family(
-    "llmsched_scoring_latency_seconds", "Request (new data in Redis) to snapshot written, per job reason; "
+    "llmsched_scoring_latency_seconds",
+    "Request (new data in Redis) to snapshot written, per job reason; "
     "cluster-wide totals kept in Redis by every scorer, so take max() over scorer instances, not sum()",
-    ("reason",), "histogram")
+    ("reason",),
+    "histogram",
+)
 
 SCORER_FROM_REDIS: tuple[Family, ...] = (QUEUE_DEPTH, FAILED_JOBS, SCORING_WORKERS, SCORING_LATENCY, REDIS_UP)
 
 ROLES: dict[str, tuple[CollectorRegistry, ...]] = {
-    "api": (API,), "poller": (POLLER, COMMON), "scraper": (SCRAPER, COMMON), "scorer": (SCORER, COMMON)}
+    "api": (API,),
+    "poller": (POLLER, COMMON),
+    "scraper": (SCRAPER, COMMON),
+    "scorer": (SCORER, COMMON),
+}
 
-_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",),
-             "info": ("_info",), "summary": ("_sum", "_count", "")}
+_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "gauge": ("",),
+    "info": ("_info",),
+    "summary": ("_sum", "_count", ""),
+}
 
 
 def exported_names() -> set[str]:
@@ -174,8 +271,9 @@ def exported_names() -> set[str]:
 def version() -> str:
     try:
         from importlib.metadata import version as dist_version
+
         return dist_version("llmsched")
-    except Exception:       # a checkout that was never installed
+    except Exception:  # a checkout that was never installed
         return "0+unknown"
 
 

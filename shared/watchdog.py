@@ -9,6 +9,7 @@ work again within about a second of Redis returning, without waiting for the nex
 
 `restore` returns False when it could not finish (Redis failed again): the next tick tries again.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,7 @@ from llmsched.shared.jobs import clear_pending, enqueue_scoring
 from llmsched.shared.store import Store
 
 WATCH_INTERVAL_S = 0.5
-RESTORE_REASON = "recovery"     # the scoring-job reason of rescores asked for by a restore
+RESTORE_REASON = "recovery"  # the scoring-job reason of rescores asked for by a restore
 
 
 def rescore_now(store: Store, pool_keys: list[str]) -> None:
@@ -43,7 +44,7 @@ class RedisWatchdog:
         self.process = process
         self.interval = interval
         self._down = False
-        self._retrying = False      # the last restore failed: the next one is the same episode, not logged again
+        self._retrying = False  # the last restore failed: the next one is the same episode, not logged again
         self.restores = 0
 
     def probe(self) -> str | None:
@@ -51,7 +52,7 @@ class RedisWatchdog:
         try:
             present = self.store.has_config()
         except StoreError:
-            self._down = True       # the process's own Redis calls log the outage; this one stays quiet
+            self._down = True  # the process's own Redis calls log the outage; this one stays quiet
             return None
         was_down, self._down = self._down, False
         if not present:
@@ -63,15 +64,18 @@ class RedisWatchdog:
         if self._retrying:
             return
         if reason == "empty":
-            logger.warning("{}: Redis has no published config (restarted empty or flushed): writing back what "
-                           "this process last wrote", self.process)
+            logger.warning(
+                "{}: Redis has no published config (restarted empty or flushed): writing back what "
+                "this process last wrote",
+                self.process,
+            )
         else:
             logger.info("{}: Redis reachable again: writing back what this process last wrote", self.process)
 
     def _done(self, ok: bool) -> None:
         self._retrying = not ok
         if not ok:
-            self._down = True       # try again at the next tick
+            self._down = True  # try again at the next tick
 
     async def run_async(self, stop: asyncio.Event, restore: Callable[[str], Awaitable[bool]]) -> None:
         """Probe every `interval` s until `stop` is set; await `restore(reason)` when one is due."""
@@ -79,14 +83,14 @@ class RedisWatchdog:
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             try:
                 reason = await asyncio.to_thread(self.probe)
                 if reason is not None:
                     self._announce(reason)
                     self._done(await restore(reason))
-            except Exception:       # a watchdog that dies silently would leave Redis empty for good
+            except Exception:  # a watchdog that dies silently would leave Redis empty for good
                 logger.exception("{}: Redis watchdog failed; it keeps watching", self.process)
 
     def run_until(self, stop: threading.Event, restore: Callable[[str], bool]) -> None:
@@ -97,5 +101,5 @@ class RedisWatchdog:
                 if reason is not None:
                     self._announce(reason)
                     self._done(restore(reason))
-            except Exception:       # a watchdog that dies silently would leave Redis empty for good
+            except Exception:  # a watchdog that dies silently would leave Redis empty for good
                 logger.exception("{}: Redis watchdog failed; it keeps watching", self.process)

@@ -1,4 +1,5 @@
 """Test helpers: build and store pools the way the collectors would, against a real Redis."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,28 +23,61 @@ def make_store(url: str, namespace: str = "llmsched") -> Store:
     return Store(connect(url, socket_timeout=2.0), namespace)
 
 
-def seed(store: Store, members: dict[str, dict], pool: str = "p1", partition: str = "Common",
-         mode: str = "s1", fallback: FallbackConfig | None = None, stale_after: float = 60.0,
-         now: float | None = None, herd_control: bool = True, **member_fields) -> dict:
+def seed(
+    store: Store,
+    members: dict[str, dict],
+    pool: str = "p1",
+    partition: str = "Common",
+    mode: str = "s1",
+    fallback: FallbackConfig | None = None,
+    stale_after: float = 60.0,
+    now: float | None = None,
+    herd_control: bool = True,
+    **member_fields,
+) -> dict:
     """Seed one pool: `members` maps "ip:port" to its metrics dict."""
     ms = []
     for text in members:
         address, _, port = text.rpartition(":")
         ms.append(Member(address=address, port=int(port), name=text, **member_fields))
     cfg = PoolConfig(name=pool, partition=partition, engine_type="vllm", fallback=fallback or FallbackConfig())
-    return seed_pool(store, cfg, ModeConfig(name=mode, w_a=0.5, w_b=0.5), ms, list(members.values()),
-                     stale_after, time.time() if now is None else now, herd_control)
+    return seed_pool(
+        store,
+        cfg,
+        ModeConfig(name=mode, w_a=0.5, w_b=0.5),
+        ms,
+        list(members.values()),
+        stale_after,
+        time.time() if now is None else now,
+        herd_control,
+    )
 
 
 @contextlib.contextmanager
 def api_process(redis_url: str, workers: int = 1) -> Iterator[int]:
     """A real `llmsched api` (gunicorn) on a free 127.0.0.1 port; yields the port once it accepts connections."""
     from tests.conftest import free_port
+
     port = free_port()
     env = {**os.environ, "LLMSCHED_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "api", "--redis-url", redis_url,
-                             "--bind", f"127.0.0.1:{port}", "--workers", str(workers)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmsched.cli.main",
+            "api",
+            "--redis-url",
+            redis_url,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:

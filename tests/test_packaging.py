@@ -1,4 +1,5 @@
 """A regular install: one top-level name, `llmsched`, and commands that never import from the working directory."""
+
 from __future__ import annotations
 
 import os
@@ -27,9 +28,24 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     site = next((venv / "lib").glob("python3*/site-packages"))
     deps = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "flask").is_dir())
     (site / "deps.pth").write_text(f"{deps}\n")
-    build = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
-                            "--no-deps", "--no-build-isolation", "--no-index", str(REPO)],
-                           capture_output=True, text=True, timeout=180)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert build.returncode == 0, build.stderr[-2000:]
     yield venv
 
@@ -56,21 +72,45 @@ def test_a_regular_install_puts_only_llmsched_and_its_dist_info_into_site_packag
     assert sorted(p.stem for p in (site / "llmsched" / "bench" / "scenarios").glob("*.yaml"))
 
 
-def test_the_scoring_entry_point_imports_from_the_install_beside_decoy_packages(installed: Path,
-                                                                               decoy_dir: Path) -> None:
-    done = subprocess.run([str(installed / "bin" / "python"), "-c",
-                           "import llmsched; from llmsched.scorer import compute_scores; print(llmsched.__file__)"],
-                          cwd=decoy_dir, env=clean_env(), capture_output=True, text=True, timeout=60)
+def test_the_scoring_entry_point_imports_from_the_install_beside_decoy_packages(
+    installed: Path, decoy_dir: Path
+) -> None:
+    done = subprocess.run(
+        [
+            str(installed / "bin" / "python"),
+            "-c",
+            "import llmsched; from llmsched.scorer import compute_scores; print(llmsched.__file__)",
+        ],
+        cwd=decoy_dir,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).is_relative_to(installed)
 
 
-def test_llmsched_api_serves_from_a_directory_holding_decoy_packages(installed: Path, decoy_dir: Path,
-                                                                     redis_url: str) -> None:
+def test_llmsched_api_serves_from_a_directory_holding_decoy_packages(
+    installed: Path, decoy_dir: Path, redis_url: str
+) -> None:
     port = free_port()
-    api = subprocess.Popen([str(installed / "bin" / "llmsched"), "api", "--redis-url", redis_url,
-                            "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-                           cwd=decoy_dir, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    api = subprocess.Popen(
+        [
+            str(installed / "bin" / "llmsched"),
+            "api",
+            "--redis-url",
+            redis_url,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+        ],
+        cwd=decoy_dir,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline, answer = time.monotonic() + 30, None
         while answer is None and time.monotonic() < deadline and api.poll() is None:
@@ -85,11 +125,17 @@ def test_llmsched_api_serves_from_a_directory_holding_decoy_packages(installed: 
         api.wait(timeout=15)
 
 
-def test_llmsched_demo_runs_up_and_its_stack_from_a_directory_holding_decoy_packages(installed: Path,
-                                                                                    decoy_dir: Path) -> None:
-    done = subprocess.run([str(installed / "bin" / "llmsched"), "demo", "--duration", "6", "--clients", "4"],
-                          cwd=decoy_dir, env=clean_env(TMPDIR=str(decoy_dir)), capture_output=True, text=True,
-                          timeout=120)
+def test_llmsched_demo_runs_up_and_its_stack_from_a_directory_holding_decoy_packages(
+    installed: Path, decoy_dir: Path
+) -> None:
+    done = subprocess.run(
+        [str(installed / "bin" / "llmsched"), "demo", "--duration", "6", "--clients", "4"],
+        cwd=decoy_dir,
+        env=clean_env(TMPDIR=str(decoy_dir)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "decoy" not in done.stdout + done.stderr
     total = re.search(r"demo traffic stopped: (\d+) decisions", done.stdout)

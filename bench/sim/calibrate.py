@@ -6,6 +6,7 @@
 * anchor: N ShareGPT requests sent at once (vLLM `benchmark_serving.py --request-rate inf`), to compare with
   published runs. `python -m llmsched.bench.sim.calibrate` prints all three for every preset (docs/routing.md).
 """
+
 from __future__ import annotations
 
 import random
@@ -43,7 +44,7 @@ class _ClosedLoop:
         if self.refill:
             self._send(now)
 
-    def failed(self, req: Request, now: float) -> None:     # engines never fail here
+    def failed(self, req: Request, now: float) -> None:  # engines never fail here
         raise AssertionError("calibration engine failed")
 
     def run(self, until: float) -> float:
@@ -61,13 +62,16 @@ class _ClosedLoop:
 def capacity(prof: EngineProfile, workload: Workload, seed: int = 7, horizon: float = 240.0) -> float:
     """Saturated throughput in requests/s: the best of closed loops of max_seqs / 8 ... 2 x max_seqs clients
     (a KV-bound engine does best before it thrashes on preemptions), measured after a quarter of the horizon."""
-    return max(background_rate(prof, workload, max(1, int(prof.max_seqs * f)), seed, horizon)
-               for f in (0.125, 0.25, 0.5, 1.0, 2.0))
+    return max(
+        background_rate(prof, workload, max(1, int(prof.max_seqs * f)), seed, horizon)
+        for f in (0.125, 0.25, 0.5, 1.0, 2.0)
+    )
 
 
 @lru_cache(maxsize=64)
-def background_rate(prof: EngineProfile, workload: Workload, clients: int, seed: int = 11,
-                    horizon: float = 240.0) -> float:
+def background_rate(
+    prof: EngineProfile, workload: Workload, clients: int, seed: int = 11, horizon: float = 240.0
+) -> float:
     """Requests/s that `clients` closed-loop clients alone get from the engine."""
     loop = _ClosedLoop(prof, workload, clients, seed, refill=True)
     loop.run(horizon)
@@ -81,10 +85,14 @@ def anchor(prof: EngineProfile, workload: Workload, prompts: int = 1000, seed: i
     end = loop.run(10_000.0)
     done = loop.done
     tpots = [r.tpot for r in done if r.tpot is not None]
-    return {"requests": len(done), "duration": end, "throughput_rps": len(done) / end,
-            "output_tok_s": sum(r.output for r in done) / end,
-            "ttft_mean": statistics.fmean(r.first_token for r in done),
-            "tpot_mean": statistics.fmean(tpots)}
+    return {
+        "requests": len(done),
+        "duration": end,
+        "throughput_rps": len(done) / end,
+        "output_tok_s": sum(r.output for r in done) / end,
+        "ttft_mean": statistics.fmean(r.first_token for r in done),
+        "tpot_mean": statistics.fmean(tpots),
+    }
 
 
 def idle_latency(prof: EngineProfile, prompt: int, output: int) -> tuple[float, float]:
@@ -98,14 +106,18 @@ def idle_latency(prof: EngineProfile, prompt: int, output: int) -> tuple[float, 
 
 def main() -> None:
     wl = Workload()
-    print("preset                 capacity  idle TTFT  idle TPOT | 1000 prompts at once, 256 slots: "
-          "duration  req/s  out tok/s  TTFT mean  TPOT mean")
+    print(
+        "preset                 capacity  idle TTFT  idle TPOT | 1000 prompts at once, 256 slots: "
+        "duration  req/s  out tok/s  TTFT mean  TPOT mean"
+    )
     for name, prof in PRESETS.items():
         ttft, tpot = idle_latency(prof, 230, 203)
         a = anchor(prof.with_overrides({"max_seqs": 256}), wl)
-        print(f"{name:<21} {capacity(prof, wl):>6.2f}/s {ttft * 1000:>8.1f}ms {tpot * 1000:>8.1f}ms | "
-              f"{a['duration']:>38.1f}s {a['throughput_rps']:>6.2f} {a['output_tok_s']:>10.0f} "
-              f"{a['ttft_mean']:>9.2f}s {a['tpot_mean'] * 1000:>8.1f}ms")
+        print(
+            f"{name:<21} {capacity(prof, wl):>6.2f}/s {ttft * 1000:>8.1f}ms {tpot * 1000:>8.1f}ms | "
+            f"{a['duration']:>38.1f}s {a['throughput_rps']:>6.2f} {a['output_tok_s']:>10.0f} "
+            f"{a['ttft_mean']:>9.2f}s {a['tpot_mean'] * 1000:>8.1f}ms"
+        )
 
 
 if __name__ == "__main__":

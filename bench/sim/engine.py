@@ -12,6 +12,7 @@ Step duration: bench/sim/profiles.py.
 The per-step cost is independent of the batch size: a decoding sequence's progress is derived from the
 engine's step counter (`tick`), and finishing sequences come off a heap ordered by their last tick.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -25,26 +26,42 @@ WAITING, PREFILLING, DECODING, DONE, FAILED = range(5)
 
 
 class Request:
-    __slots__ = ("rid", "prompt", "output", "arrival", "main", "engine", "first_token", "finished",
-                 "state", "remaining", "kv_prompt", "prefilled", "join", "finish_tick", "epoch", "client")
+    __slots__ = (
+        "rid",
+        "prompt",
+        "output",
+        "arrival",
+        "main",
+        "engine",
+        "first_token",
+        "finished",
+        "state",
+        "remaining",
+        "kv_prompt",
+        "prefilled",
+        "join",
+        "finish_tick",
+        "epoch",
+        "client",
+    )
 
     def __init__(self, rid: int, prompt: int, output: int, arrival: float, main: bool = True) -> None:
         self.rid = rid
         self.prompt = prompt
         self.output = output
-        self.arrival = arrival          # when the client sent it (TTFT and end-to-end latency start here)
-        self.main = main                # False: background load sent straight to the engine
+        self.arrival = arrival  # when the client sent it (TTFT and end-to-end latency start here)
+        self.main = main  # False: background load sent straight to the engine
         self.engine = -1
         self.first_token: float | None = None
         self.finished: float | None = None
         self.state = WAITING
-        self.remaining = output         # output tokens not produced yet
-        self.kv_prompt = prompt         # tokens to (re)compute before the next token
+        self.remaining = output  # output tokens not produced yet
+        self.kv_prompt = prompt  # tokens to (re)compute before the next token
         self.prefilled = 0
-        self.join = 0                   # tick at which it started decoding
+        self.join = 0  # tick at which it started decoding
         self.finish_tick = 0
-        self.epoch = 0                  # bumped on every (re)start of decoding: stale heap entries are skipped
-        self.client = -1                # background client that sent it
+        self.epoch = 0  # bumped on every (re)start of decoding: stale heap entries are skipped
+        self.client = -1  # background client that sent it
 
     @property
     def tpot(self) -> float | None:
@@ -67,17 +84,17 @@ class Engine:
         self.p = profile
         self.listener = listener
         self.up = True
-        self.generation = 0             # bumped on failure: a step scheduled before it is void
+        self.generation = 0  # bumped on failure: a step scheduled before it is void
         self.busy = False
         self.step_end = 0.0
         self.tick = 0
         self.waiting: deque[Request] = deque()
         self.prefilling: list[Request] = []
-        self.heap: list[tuple[int, int, int, Request]] = []     # (finish_tick, rid, epoch, req)
+        self.heap: list[tuple[int, int, int, Request]] = []  # (finish_tick, rid, epoch, req)
         self.order: list[Request] = []  # decoding sequences in start order (may hold stale entries)
         self.n_dec = 0
-        self.dec_const = 0              # sum over decoding sequences of (kv_prompt - join)
-        self.prefill_kv = 0             # KV held by admitted sequences still in prefill (whole prompt reserved)
+        self.dec_const = 0  # sum over decoding sequences of (kv_prompt - join)
+        self.prefill_kv = 0  # KV held by admitted sequences still in prefill (whole prompt reserved)
         self.chunks: list[tuple[Request, int]] = []
         self.steps = 0
 
@@ -140,8 +157,12 @@ class Engine:
             return None
         self.chunks = chunks
         self.busy = True
-        duration = (p.step_base + p.step_per_seq * (self.n_dec + len(chunks))
-                    + p.step_per_ctx_token * self.kv_used + prefill_tokens / p.prefill_rate)
+        duration = (
+            p.step_base
+            + p.step_per_seq * (self.n_dec + len(chunks))
+            + p.step_per_ctx_token * self.kv_used
+            + prefill_tokens / p.prefill_rate
+        )
         self.step_end = now + duration
         return duration
 

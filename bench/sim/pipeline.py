@@ -7,10 +7,11 @@ Timing follows the real processes:
 * the scraper starts a cycle every `scrape_interval` (plus its start jitter, up to 10 % of the interval and at
   most 1 s), reads every engine `scrape_latency` later, then writes all documents at once; that write resets
   the dispatch counters of the members it measured (shared/store.py `set_metrics`);
-* the scoring job runs `scoring_latency` after the write and replaces the snapshot (`llmsched.scorer.step.build_snapshot`);
+* the scoring job runs `scoring_latency` after the write and replaces the snapshot (scorer/step.py);
 * a decision's dispatch increment lands in Redis `dispatch_delay` after the answer (the API writes it after
   sending the answer), so decisions closer together than that do not see each other, on any replica.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -19,7 +20,7 @@ from llmsched.bench.sim.engine import Engine
 from llmsched.scorer.step import build_snapshot
 from llmsched.shared.members import Member
 
-SCRAPER_JITTER_FRACTION = 0.1     # collectors/scraper.py JITTER_FRACTION / JITTER_MAX_S
+SCRAPER_JITTER_FRACTION = 0.1  # collectors/scraper.py JITTER_FRACTION / JITTER_MAX_S
 SCRAPER_JITTER_MAX = 1.0
 
 
@@ -48,8 +49,11 @@ class Pipeline:
         members = []
         for engine, ratio, up in zip(self.engines, self.ratios, monitor_up):
             address, port = member_address(engine.index)
-            members.append(Member(address=address, port=port, name=f"{address}:{port}",
-                                  state="up" if up else "down", ratio=ratio).to_dict())
+            members.append(
+                Member(
+                    address=address, port=port, name=f"{address}:{port}", state="up" if up else "down", ratio=ratio
+                ).to_dict()
+            )
         self.membership = {"fetched_at": now, "members": members, "error": None, "error_at": None}
 
     # --- scraper -----------------------------------------------------------------------------------------
@@ -58,15 +62,30 @@ class Pipeline:
         docs = {}
         for mid, engine in zip(self.ids, self.engines):
             if not engine.up:
-                docs[mid] = {"scraped_at": now, "status": "error", "error": "connection refused", "metrics": {},
-                             "kv_cache_max": None, "engine": None, "detected_variant": None,
-                             "detection_status": "failed", "duration": latency}
+                docs[mid] = {
+                    "scraped_at": now,
+                    "status": "error",
+                    "error": "connection refused",
+                    "metrics": {},
+                    "kv_cache_max": None,
+                    "engine": None,
+                    "detected_variant": None,
+                    "detection_status": "failed",
+                    "duration": latency,
+                }
                 continue
             waiting, running, kv = engine.sample()
-            docs[mid] = {"scraped_at": now, "status": "ok", "error": None,
-                         "metrics": {"waiting_queue": waiting, "cache_usage": kv, "running_req": running},
-                         "kv_cache_max": kv, "engine": "vllm", "detected_variant": "vllm",
-                         "detection_status": "ok", "duration": latency}
+            docs[mid] = {
+                "scraped_at": now,
+                "status": "ok",
+                "error": None,
+                "metrics": {"waiting_queue": waiting, "cache_usage": kv, "running_req": running},
+                "kv_cache_max": kv,
+                "engine": "vllm",
+                "detected_variant": "vllm",
+                "detection_status": "ok",
+                "duration": latency,
+            }
         return docs
 
     def write_metrics(self, now: float, docs: dict[str, dict]) -> None:

@@ -14,6 +14,7 @@
 * `oracle`: perfect, instant knowledge of every engine's exact state; picks the least predicted TTFT.
 Only members BIG-IP considers up are offered (the iRule sends `active_members`).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from llmsched.bench.sim.engine import Engine, Request
 from llmsched.bench.sim.pipeline import Pipeline
 from llmsched.shared.routing.decide import decide
-
 
 # The original's suggested weights per mode (spec original.md 5.3); dynamic modes keep transition_point 30,
 # steepness 1.0.
@@ -49,6 +49,7 @@ ORIGINAL_WEIGHTS: dict[str, dict[str, float]] = {
 @dataclass
 class View:
     """What a policy may look at: BIG-IP's view (monitor state, open connections) and the engines' truth."""
+
     engines: list[Engine]
     up: list[bool]
     conns: list[int]
@@ -129,7 +130,7 @@ def mode_policy(name: str) -> tuple[str, bool] | None:
     """A scoring-mode policy name -> (mode, herd control on); None when `name` is not one.
     `default` is llmsched's default mode; `<mode>_no_herd` is the same mode with scheduler.herd_control off."""
     herd = not name.endswith(NO_HERD_SUFFIX)
-    mode = name if herd else name[:-len(NO_HERD_SUFFIX)]
+    mode = name if herd else name[: -len(NO_HERD_SUFFIX)]
     if mode == "default" or mode in ORIGINAL_WEIGHTS:
         return mode, herd
     return None
@@ -164,7 +165,7 @@ class ModePolicy(Policy):
         view.decisions += 1
         decision = decide(pipe.config, pipe.snapshot, candidates, now, rng, dispatch=pipe.dispatch_counts(now))
         chosen = self.index.get(decision.answer)
-        if chosen is None:              # none / fallback: BIG-IP balances with least connections
+        if chosen is None:  # none / fallback: BIG-IP balances with least connections
             view.none_answers += 1
             return self.fallback.choose(now, req, view)
         if self.herd and decision.member_id is not None:

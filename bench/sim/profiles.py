@@ -4,8 +4,8 @@ Every preset serves Llama-3.1-8B-Instruct in bf16 (16.06 GB of weights; KV cache
 128 x 2 bytes = 128 KiB per token) with vLLM V1's defaults for the OpenAI server: `gpu_memory_utilization` 0.9,
 chunked prefill, and `max_num_seqs` / `max_num_batched_tokens` = 256 / 2048 on GPUs under 70 GiB or on A100,
 1024 / 8192 on larger GPUs (vllm/engine/arg_utils.py, `get_batch_defaults`). docs/routing.md ("Calibration")
-derives each number and says which are measured anchors and which are estimates; `python -m llmsched.bench.sim.calibrate`
-replays the anchor benchmark on a preset.
+derives each number and says which are measured anchors and which are estimates;
+`python -m llmsched.bench.sim.calibrate` replays the anchor benchmark on a preset.
 
 The step-time model (one engine iteration, all running sequences advance by one token, plus a prefill chunk):
 
@@ -16,6 +16,7 @@ step_base is reading the weights once (memory-bound decode at batch 1) plus laun
 is reading one token's KV; step_per_seq the per-sequence compute and CPU work; prefill_rate the compute-bound
 prompt throughput.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -23,16 +24,16 @@ from dataclasses import dataclass, fields, replace
 
 @dataclass(frozen=True)
 class EngineProfile:
-    max_seqs: int                   # vLLM max_num_seqs: batch slots
-    max_batched_tokens: int         # vLLM max_num_batched_tokens: token budget of one step (decode + prefill)
-    kv_tokens: int                  # KV-cache capacity in tokens
-    step_base: float                # s
-    step_per_seq: float             # s per sequence in the batch
-    step_per_ctx_token: float       # s per KV token in use (attention reads)
-    prefill_rate: float             # prompt tokens per second
+    max_seqs: int  # vLLM max_num_seqs: batch slots
+    max_batched_tokens: int  # vLLM max_num_batched_tokens: token budget of one step (decode + prefill)
+    kv_tokens: int  # KV-cache capacity in tokens
+    step_base: float  # s
+    step_per_seq: float  # s per sequence in the batch
+    step_per_ctx_token: float  # s per KV token in use (attention reads)
+    prefill_rate: float  # prompt tokens per second
     description: str = ""
 
-    def with_overrides(self, overrides: dict) -> "EngineProfile":
+    def with_overrides(self, overrides: dict) -> EngineProfile:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -44,27 +45,51 @@ PRESETS: dict[str, EngineProfile] = {
     # NVIDIA A10 24 GB (600 GB/s, 125 TFLOPS bf16 dense). 0.9 x 22.5 GiB - 14.96 GiB weights - ~1.2 GiB
     # activations/CUDA graphs = ~4.1 GiB of KV = ~33k tokens: KV-bound at ~70 ShareGPT sequences.
     "a10-llama3-8b": EngineProfile(
-        max_seqs=256, max_batched_tokens=2048, kv_tokens=32_000,
-        step_base=0.032, step_per_seq=0.00012, step_per_ctx_token=0.26e-6, prefill_rate=3_800.0,
-        description="1x A10 24GB, Llama-3.1-8B bf16, vLLM V1 defaults"),
+        max_seqs=256,
+        max_batched_tokens=2048,
+        kv_tokens=32_000,
+        step_base=0.032,
+        step_per_seq=0.00012,
+        step_per_ctx_token=0.26e-6,
+        prefill_rate=3_800.0,
+        description="1x A10 24GB, Llama-3.1-8B bf16, vLLM V1 defaults",
+    ),
     # Four A10 with tensor parallelism over PCIe (no NVLink), e.g. an AWS g5.12xlarge: a quarter of the weights
     # per GPU, plus 64 all-reduces per step; KV 4 x ~15.3 GiB = ~500k tokens: slot-bound (256).
     "4xa10-tp4-llama3-8b": EngineProfile(
-        max_seqs=256, max_batched_tokens=2048, kv_tokens=500_000,
-        step_base=0.012, step_per_seq=0.00005, step_per_ctx_token=0.065e-6, prefill_rate=11_000.0,
-        description="4x A10 24GB tensor-parallel, Llama-3.1-8B bf16, vLLM V1 defaults"),
+        max_seqs=256,
+        max_batched_tokens=2048,
+        kv_tokens=500_000,
+        step_base=0.012,
+        step_per_seq=0.00005,
+        step_per_ctx_token=0.065e-6,
+        prefill_rate=11_000.0,
+        description="4x A10 24GB tensor-parallel, Llama-3.1-8B bf16, vLLM V1 defaults",
+    ),
     # NVIDIA A100 80GB SXM (2.04 TB/s, 312 TFLOPS bf16 dense); A100 keeps the small defaults (PR #17885).
     # KV 0.9 x 79.2 GiB - 14.96 GiB - ~2 GiB = ~54 GiB = ~440k tokens: slot-bound (256).
     "a100-llama3-8b": EngineProfile(
-        max_seqs=256, max_batched_tokens=2048, kv_tokens=440_000,
-        step_base=0.011, step_per_seq=0.0001, step_per_ctx_token=0.076e-6, prefill_rate=9_700.0,
-        description="1x A100 80GB SXM, Llama-3.1-8B bf16, vLLM V1 defaults"),
+        max_seqs=256,
+        max_batched_tokens=2048,
+        kv_tokens=440_000,
+        step_base=0.011,
+        step_per_seq=0.0001,
+        step_per_ctx_token=0.076e-6,
+        prefill_rate=9_700.0,
+        description="1x A100 80GB SXM, Llama-3.1-8B bf16, vLLM V1 defaults",
+    ),
     # NVIDIA H100 80GB SXM (3.35 TB/s, 989 TFLOPS bf16 dense); KV ~52 GiB = ~430k tokens. step_per_seq is fitted
     # so that 1000 ShareGPT prompts sent at once reproduce the published ~32 req/s / ~38 ms ITL at 256 slots.
     "h100-llama3-8b": EngineProfile(
-        max_seqs=1024, max_batched_tokens=8192, kv_tokens=430_000,
-        step_base=0.007, step_per_seq=0.00006, step_per_ctx_token=0.046e-6, prefill_rate=30_000.0,
-        description="1x H100 80GB SXM, Llama-3.1-8B bf16, vLLM V1 defaults"),
+        max_seqs=1024,
+        max_batched_tokens=8192,
+        kv_tokens=430_000,
+        step_base=0.007,
+        step_per_seq=0.00006,
+        step_per_ctx_token=0.046e-6,
+        prefill_rate=30_000.0,
+        description="1x H100 80GB SXM, Llama-3.1-8B bf16, vLLM V1 defaults",
+    ),
 }
 
 

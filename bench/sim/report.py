@@ -1,4 +1,5 @@
 """Running a scenario's policies with progress, and printing the results as text, JSON or Markdown."""
+
 from __future__ import annotations
 
 import math
@@ -19,16 +20,19 @@ def stderr_progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_scenario(scenario: Scenario, seed: int | None, policies: Sequence[str] | None = None,
-                 progress: Progress | None = None) -> tuple[Prepared, list[Result]]:
+def run_scenario(
+    scenario: Scenario, seed: int | None, policies: Sequence[str] | None = None, progress: Progress | None = None
+) -> tuple[Prepared, list[Result]]:
     """Every policy of the scenario (or the given ones) on the same requests, in order."""
     started = time.monotonic()
     prepared = runner.prepare(scenario, seed)
     names = list(policies or scenario.policies)
     if progress:
-        progress(f"{scenario.name}: {len(prepared.requests)} requests at {prepared.rate:.2f}/s "
-                 f"({scenario.load:.0%} of {sum(prepared.capacity) - sum(prepared.background):.2f}/s), "
-                 f"{len(names)} policies")
+        progress(
+            f"{scenario.name}: {len(prepared.requests)} requests at {prepared.rate:.2f}/s "
+            f"({scenario.load:.0%} of {sum(prepared.capacity) - sum(prepared.background):.2f}/s), "
+            f"{len(names)} policies"
+        )
     results = []
     for i, name in enumerate(names, start=1):
         t0 = time.monotonic()
@@ -58,26 +62,41 @@ def print_text(prepared: Prepared, results: Sequence[Result], out: TextIO | None
     print(f"scenario {sc.name} (seed {prepared.seed}): {sc.description}", file=out)
     engines = ", ".join(f"{e.name} ({e.profile_name}, {c:.1f} req/s)" for e, c in zip(sc.engines, prepared.capacity))
     print(f"engines: {engines}", file=out)
-    print(f"arrivals: {sc.arrivals.process} at {prepared.rate:.2f} req/s; scrape every "
-          f"{sc.pipeline.scrape_interval:g}s; {sc.pipeline.replicas} API replica(s)", file=out)
-    print(f"{'policy':<20} {'TTFT mean':>9} {'p50':>6} {'p99':>7} {'TPOT':>6} {'e2e p99':>8} {'req/s':>7} "
-          f"{'failed':>6} {'none':>5}  share ({' '.join(e.name for e in sc.engines)})", file=out)
+    print(
+        f"arrivals: {sc.arrivals.process} at {prepared.rate:.2f} req/s; scrape every "
+        f"{sc.pipeline.scrape_interval:g}s; {sc.pipeline.replicas} API replica(s)",
+        file=out,
+    )
+    print(
+        f"{'policy':<20} {'TTFT mean':>9} {'p50':>6} {'p99':>7} {'TPOT':>6} {'e2e p99':>8} {'req/s':>7} "
+        f"{'failed':>6} {'none':>5}  share ({' '.join(e.name for e in sc.engines)})",
+        file=out,
+    )
     for r in results:
-        print(f"{r.policy:<20} {_ms(r.ttft_mean):>7}ms {_ms(r.ttft_p50):>6} {_ms(r.ttft_p99):>7} "
-              f"{_ms(r.tpot_mean):>6} {r.e2e_p99:>7.1f}s {r.throughput_rps:>7.2f} {r.failed:>6} "
-              f"{r.none_share:>5.0%}  {_share(r)}", file=out)
+        print(
+            f"{r.policy:<20} {_ms(r.ttft_mean):>7}ms {_ms(r.ttft_p50):>6} {_ms(r.ttft_p99):>7} "
+            f"{_ms(r.tpot_mean):>6} {r.e2e_p99:>7.1f}s {r.throughput_rps:>7.2f} {r.failed:>6} "
+            f"{r.none_share:>5.0%}  {_share(r)}",
+            file=out,
+        )
 
 
 def markdown(prepared: Prepared, results: Sequence[Result]) -> str:
     """The table of one scenario for docs/routing.md, with the command that reproduces it."""
     sc = prepared.scenario
-    lines = [f"#### {sc.name}", "",
-             f"`llmsched bench routing --scenario {sc.name} --seed {prepared.seed}` — {sc.description}", "",
-             "| policy | TTFT mean (ms) | TTFT p50 | TTFT p99 | TPOT mean (ms) | e2e p99 (s) | req/s | failed "
-             f"| share ({', '.join(e.name for e in sc.engines)}) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        f"#### {sc.name}",
+        "",
+        f"`llmsched bench routing --scenario {sc.name} --seed {prepared.seed}` — {sc.description}",
+        "",
+        "| policy | TTFT mean (ms) | TTFT p50 | TTFT p99 | TPOT mean (ms) | e2e p99 (s) | req/s | failed "
+        f"| share ({', '.join(e.name for e in sc.engines)}) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in results:
-        lines.append(f"| {r.policy} | {_ms(r.ttft_mean)} | {_ms(r.ttft_p50)} | {_ms(r.ttft_p99)} | "
-                     f"{_ms(r.tpot_mean)} | {r.e2e_p99:.1f} | {r.throughput_rps:.2f} | {r.failed} | "
-                     f"{_share(r)} |")
+        lines.append(
+            f"| {r.policy} | {_ms(r.ttft_mean)} | {_ms(r.ttft_p50)} | {_ms(r.ttft_p99)} | "
+            f"{_ms(r.tpot_mean)} | {r.e2e_p99:.1f} | {r.throughput_rps:.2f} | {r.failed} | "
+            f"{_share(r)} |"
+        )
     return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ Every policy of a scenario sees the same client requests (same arrival instants 
 the seed), so differences between rows come from routing alone. Events: client arrivals, engine steps, scrape
 cycles (read, then write), scoring jobs, poller fetches, BIG-IP monitor probes, failures and recoveries.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -14,14 +15,23 @@ from dataclasses import dataclass
 from llmsched.bench.sim import calibrate
 from llmsched.bench.sim.engine import Engine, Request
 from llmsched.bench.sim.pipeline import SCRAPER_JITTER_FRACTION, SCRAPER_JITTER_MAX, Pipeline
-from llmsched.bench.sim.policies import (ORIGINAL_WEIGHTS, LeastConn, ModePolicy, Oracle, Policy, RandomPolicy, RoundRobin,
-                                View, mode_policy)
+from llmsched.bench.sim.policies import (
+    ORIGINAL_WEIGHTS,
+    LeastConn,
+    ModePolicy,
+    Oracle,
+    Policy,
+    RandomPolicy,
+    RoundRobin,
+    View,
+    mode_policy,
+)
 from llmsched.bench.sim.scenario import Scenario
 from llmsched.bench.sim.stats import Result, summarize
 from llmsched.shared.config_model import DEFAULT_MODE, Config, ModeConfig, PoolConfig, SchedulerConfig
 from llmsched.shared.publish import pool_routing_doc
 
-BACKGROUND_RETRY = 1.0      # s before a background client whose engine is down tries again
+BACKGROUND_RETRY = 1.0  # s before a background client whose engine is down tries again
 
 ARRIVE, STEP, SCRAPE, WRITE, SCORE, POLL, PROBE, MARK_DOWN, FAIL, RECOVER, BG_RETRY = range(11)
 
@@ -29,12 +39,13 @@ ARRIVE, STEP, SCRAPE, WRITE, SCORE, POLL, PROBE, MARK_DOWN, FAIL, RECOVER, BG_RE
 @dataclass(frozen=True)
 class Prepared:
     """A scenario with its client requests drawn and its arrival rate resolved."""
+
     scenario: Scenario
     seed: int
     rate: float
     capacity: tuple[float, ...]
     background: tuple[float, ...]
-    requests: tuple[tuple[float, int, int], ...]       # (arrival, prompt tokens, output tokens)
+    requests: tuple[tuple[float, int, int], ...]  # (arrival, prompt tokens, output tokens)
 
 
 def prepare(scenario: Scenario, seed: int | None = None) -> Prepared:
@@ -47,8 +58,10 @@ def prepare(scenario: Scenario, seed: int | None = None) -> Prepared:
     available = max(0.0, sum(caps) - sum(bg))
     rate = scenario.load * available
     times_rng, lengths_rng = random.Random(seed * 7919 + 1), random.Random(seed * 7919 + 2)
-    requests = tuple((t, *scenario.workload.draw(lengths_rng))
-                     for t in scenario.arrivals.times(rate, 0.0, scenario.duration, times_rng))
+    requests = tuple(
+        (t, *scenario.workload.draw(lengths_rng))
+        for t in scenario.arrivals.times(rate, 0.0, scenario.duration, times_rng)
+    )
     return Prepared(scenario, seed, rate, caps, tuple(bg), requests)
 
 
@@ -56,9 +69,15 @@ def config_doc(scenario: Scenario, mode: str, weights: dict, herd: bool) -> dict
     """The pool's routing document, written by shared/publish.py from the config a user would write."""
     pipe = scenario.pipeline
     pool = PoolConfig(name="sim_pool", engine_type="vllm")
-    config = Config(scheduler=SchedulerConfig(metrics_fetch_interval=int(pipe.scrape_interval * 1000),
-                                              stale_after=pipe.effective_stale_after, herd_control=herd),
-                    modes=(ModeConfig(name=mode, **weights),), pools=(pool,))
+    config = Config(
+        scheduler=SchedulerConfig(
+            metrics_fetch_interval=int(pipe.scrape_interval * 1000),
+            stale_after=pipe.effective_stale_after,
+            herd_control=herd,
+        ),
+        modes=(ModeConfig(name=mode, **weights),),
+        pools=(pool,),
+    )
     return pool_routing_doc(config, pool)
 
 
@@ -92,8 +111,7 @@ class Simulation:
         self.bg_rng = random.Random(prepared.seed * 31 + 6)
         self.engines = [Engine(i, e.name, e.profile, self) for i, e in enumerate(sc.engines)]
         self.policy, config = make_policy(policy_name, prepared)
-        self.pipeline = Pipeline(config or {}, self.engines, [e.ratio for e in sc.engines],
-                                 sc.pipeline.dispatch_delay)
+        self.pipeline = Pipeline(config or {}, self.engines, [e.ratio for e in sc.engines], sc.pipeline.dispatch_delay)
         n = len(self.engines)
         self.view = View(self.engines, [True] * n, [0] * n, self.pipeline)
         self.uses_pipeline = config is not None
@@ -161,9 +179,19 @@ class Simulation:
             self.at(self.rng.uniform(0, pipe.pool_fetch_interval), POLL)
             self.at(0.0, SCRAPE, 0)
         horizon = sc.duration * 4 + 600.0
-        handlers = {ARRIVE: self._arrive, STEP: self._step, SCRAPE: self._scrape, WRITE: self._write,
-                    SCORE: self._score, POLL: self._poll, PROBE: self._probe, MARK_DOWN: self._mark_down,
-                    FAIL: self._fail, RECOVER: self._recover, BG_RETRY: self._bg_retry}
+        handlers = {
+            ARRIVE: self._arrive,
+            STEP: self._step,
+            SCRAPE: self._scrape,
+            WRITE: self._write,
+            SCORE: self._score,
+            POLL: self._poll,
+            PROBE: self._probe,
+            MARK_DOWN: self._mark_down,
+            FAIL: self._fail,
+            RECOVER: self._recover,
+            BG_RETRY: self._bg_retry,
+        }
         events = self.events
         now = 0.0
         while events and self.unresolved > 0:
@@ -176,7 +204,7 @@ class Simulation:
     # --- handlers ----------------------------------------------------------------------------------------
     def _arrive(self, now: float, req: Request, _: object) -> None:
         choice = self.policy.choose(now, req, self.view)
-        if choice is None:              # BIG-IP has no member up: the connection fails
+        if choice is None:  # BIG-IP has no member up: the connection fails
             req.engine = -1
             self.unresolved -= 1
             return

@@ -20,6 +20,7 @@
 engines' saturated throughputs minus what the background clients alone take (bench/sim/calibrate.py measures
 both with the simulator itself).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,9 +37,12 @@ SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 ORIGINAL_STANDARD = ("s1", "s1_enhanced", "s2", "s2_enhanced", "s2_dynamic_waiting")
 # A mode under its own name runs with herd control on, as any config does by default; `<mode>_no_herd` runs it
 # with scheduler.herd_control off (the original had no herd control; bench/sim/policies.py).
-STANDARD_POLICIES = (("random", "round_robin", "least_conn") + ORIGINAL_STANDARD
-                     + tuple(m + NO_HERD_SUFFIX for m in ORIGINAL_STANDARD)
-                     + ("default", "default_no_herd", "oracle"))
+STANDARD_POLICIES = (
+    ("random", "round_robin", "least_conn")
+    + ORIGINAL_STANDARD
+    + tuple(m + NO_HERD_SUFFIX for m in ORIGINAL_STANDARD)
+    + ("default", "default_no_herd", "oracle")
+)
 
 
 def known_policies() -> tuple[str, ...]:
@@ -78,7 +82,7 @@ class PipelineSpec:
 
 @dataclass(frozen=True)
 class BigipSpec:
-    monitor_interval: float = 5.0       # BIG-IP http monitor defaults
+    monitor_interval: float = 5.0  # BIG-IP http monitor defaults
     monitor_timeout: float = 16.0
 
 
@@ -120,8 +124,10 @@ class Scenario:
 def shipped() -> list[str]:
     """Names of the scenarios shipped in bench/scenarios (package data, next to this package), sorted."""
     if not SCENARIO_DIR.is_dir():
-        raise ScenarioError(f"the shipped scenarios are missing: no directory {SCENARIO_DIR} "
-                            "(reinstall llmsched; pyproject.toml ships bench/scenarios/*.yaml as package data)")
+        raise ScenarioError(
+            f"the shipped scenarios are missing: no directory {SCENARIO_DIR} "
+            "(reinstall llmsched; pyproject.toml ships bench/scenarios/*.yaml as package data)"
+        )
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 
 
@@ -172,8 +178,9 @@ def _only(d: dict, allowed: set[str], where: str) -> None:
         raise ValueError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(allowed))})")
 
 
-def _num(d: dict, key: str, where: str, default: float | None = None, minimum: float = 0.0,
-         allow_none: bool = False) -> float | None:
+def _num(
+    d: dict, key: str, where: str, default: float | None = None, minimum: float = 0.0, allow_none: bool = False
+) -> float | None:
     value = d.get(key, default)
     if value is None:
         if allow_none:
@@ -200,8 +207,25 @@ def _dataclass_from(cls: type, d: dict, where: str) -> object:
 
 def _parse(raw: object, default_name: str, source: str) -> Scenario:
     top = _mapping(raw, "scenario")
-    _only(top, {"name", "description", "duration", "warmup", "seed", "engines", "workload", "arrivals",
-                "background", "pipeline", "bigip", "failures", "policies"}, "scenario")
+    _only(
+        top,
+        {
+            "name",
+            "description",
+            "duration",
+            "warmup",
+            "seed",
+            "engines",
+            "workload",
+            "arrivals",
+            "background",
+            "pipeline",
+            "bigip",
+            "failures",
+            "policies",
+        },
+        "scenario",
+    )
     duration = _num(top, "duration", "scenario", minimum=1.0)
     warmup = _num(top, "warmup", "scenario", default=0.0)
     if warmup >= duration:
@@ -222,15 +246,29 @@ def _parse(raw: object, default_name: str, source: str) -> Scenario:
         raise ValueError("engines: names must be unique")
     wl = _mapping(top.get("workload"), "workload")
     _only(wl, {"prompt", "output"}, "workload")
-    workload = Workload(*(LengthDist(_num(_mapping(wl.get(k), f"workload.{k}"), "median", f"workload.{k}",
-                                          default=getattr(Workload(), k).median, minimum=1.0),
-                                     _num(_mapping(wl.get(k), f"workload.{k}"), "sigma", f"workload.{k}",
-                                          default=getattr(Workload(), k).sigma))
-                          for k in ("prompt", "output")))
+    workload = Workload(
+        *(
+            LengthDist(
+                _num(
+                    _mapping(wl.get(k), f"workload.{k}"),
+                    "median",
+                    f"workload.{k}",
+                    default=getattr(Workload(), k).median,
+                    minimum=1.0,
+                ),
+                _num(
+                    _mapping(wl.get(k), f"workload.{k}"), "sigma", f"workload.{k}", default=getattr(Workload(), k).sigma
+                ),
+            )
+            for k in ("prompt", "output")
+        )
+    )
     arr = _mapping(top.get("arrivals"), "arrivals")
     _only(arr, {"process", "load", "on_mean", "off_mean", "peak"}, "arrivals")
-    arrivals = Arrivals(str(arr.get("process", "poisson")),
-                        *(_num(arr, k, "arrivals", getattr(Arrivals(), k)) for k in ("on_mean", "off_mean", "peak")))
+    arrivals = Arrivals(
+        str(arr.get("process", "poisson")),
+        *(_num(arr, k, "arrivals", getattr(Arrivals(), k)) for k in ("on_mean", "off_mean", "peak")),
+    )
     arrivals.validate()
     load = _num(arr, "load", "arrivals", minimum=0.01)
     background = []
@@ -256,9 +294,19 @@ def _parse(raw: object, default_name: str, source: str) -> Scenario:
         if p not in known_policies():
             raise ValueError(f"policies: unknown policy {p!r}; known: {', '.join(known_policies())}")
     return Scenario(
-        name=str(top.get("name") or default_name), description=str(top.get("description") or "").strip(),
-        duration=duration, warmup=warmup, seed=int(_num(top, "seed", "scenario", 1)),
-        engines=tuple(engines), workload=workload, arrivals=arrivals, load=load, background=tuple(background),
+        name=str(top.get("name") or default_name),
+        description=str(top.get("description") or "").strip(),
+        duration=duration,
+        warmup=warmup,
+        seed=int(_num(top, "seed", "scenario", 1)),
+        engines=tuple(engines),
+        workload=workload,
+        arrivals=arrivals,
+        load=load,
+        background=tuple(background),
         pipeline=_dataclass_from(PipelineSpec, _mapping(top.get("pipeline"), "pipeline"), "pipeline"),
         bigip=_dataclass_from(BigipSpec, _mapping(top.get("bigip"), "bigip"), "bigip"),
-        failures=tuple(failures), policies=policies, source=source)
+        failures=tuple(failures),
+        policies=policies,
+        source=source,
+    )

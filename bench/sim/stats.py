@@ -1,4 +1,5 @@
 """Per-policy results: latency percentiles and traffic shares of the requests that arrived after the warm-up."""
+
 from __future__ import annotations
 
 import math
@@ -30,10 +31,19 @@ class Result:
 
     def to_json(self) -> dict:
         """The row of `llmsched bench routing --json` (times in seconds)."""
-        return {"policy": self.policy, "ttft_mean": self.ttft_mean, "ttft_p50": self.ttft_p50,
-                "ttft_p99": self.ttft_p99, "tpot_mean": self.tpot_mean, "e2e_p99": self.e2e_p99,
-                "throughput_rps": self.throughput_rps, "share": self.share,
-                "requests": self.requests, "failed": self.failed, "none_share": self.none_share}
+        return {
+            "policy": self.policy,
+            "ttft_mean": self.ttft_mean,
+            "ttft_p50": self.ttft_p50,
+            "ttft_p99": self.ttft_p99,
+            "tpot_mean": self.tpot_mean,
+            "e2e_p99": self.e2e_p99,
+            "throughput_rps": self.throughput_rps,
+            "share": self.share,
+            "requests": self.requests,
+            "failed": self.failed,
+            "none_share": self.none_share,
+        }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -47,7 +57,7 @@ def percentile(values: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def summarize(policy: str, prepared: "Prepared", requests: list[Request], view: "View", end: float) -> Result:
+def summarize(policy: str, prepared: Prepared, requests: list[Request], view: View, end: float) -> Result:
     sc = prepared.scenario
     measured = [r for r in requests if sc.warmup <= r.arrival < sc.duration]
     ttft = [r.first_token - r.arrival for r in measured if r.first_token is not None and r.finished is not None]
@@ -60,8 +70,16 @@ def summarize(policy: str, prepared: "Prepared", requests: list[Request], view: 
     routed = [r.engine for r in measured if r.engine >= 0]
     share = {e.name: (routed.count(i) / len(routed) if routed else 0.0) for i, e in enumerate(sc.engines)}
     failed = sum(1 for r in measured if r.finished is None)
-    return Result(policy=policy, ttft_mean=statistics.fmean(ttft) if ttft else math.nan,
-                  ttft_p50=percentile(ttft, 50), ttft_p99=percentile(ttft, 99),
-                  tpot_mean=statistics.fmean(tpots) if tpots else math.nan, e2e_p99=percentile(e2e, 99),
-                  throughput_rps=completed / window, share=share, requests=len(measured), failed=failed,
-                  none_share=view.none_answers / view.decisions if view.decisions else 0.0)
+    return Result(
+        policy=policy,
+        ttft_mean=statistics.fmean(ttft) if ttft else math.nan,
+        ttft_p50=percentile(ttft, 50),
+        ttft_p99=percentile(ttft, 99),
+        tpot_mean=statistics.fmean(tpots) if tpots else math.nan,
+        e2e_p99=percentile(e2e, 99),
+        throughput_rps=completed / window,
+        share=share,
+        requests=len(measured),
+        failed=failed,
+        none_share=view.none_answers / view.decisions if view.decisions else 0.0,
+    )

@@ -11,6 +11,7 @@ Arrivals are open-loop (clients do not wait for each other): `poisson` (exponent
 two-state Markov-modulated Poisson process: "on" periods at `peak` x the mean rate alternate with "off"
 periods at the rate that keeps the long-run mean, both with exponentially distributed lengths.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,10 +47,10 @@ class Workload:
 
 @dataclass(frozen=True)
 class Arrivals:
-    process: str = "poisson"        # poisson | bursty
-    on_mean: float = 5.0            # bursty: mean length of an "on" period, s
-    off_mean: float = 15.0          # bursty: mean length of an "off" period, s
-    peak: float = 2.5               # bursty: rate during "on" periods, as a multiple of the mean rate
+    process: str = "poisson"  # poisson | bursty
+    on_mean: float = 5.0  # bursty: mean length of an "on" period, s
+    off_mean: float = 15.0  # bursty: mean length of an "off" period, s
+    peak: float = 2.5  # bursty: rate during "on" periods, as a multiple of the mean rate
 
     def validate(self) -> None:
         if self.process not in ("poisson", "bursty"):
@@ -58,8 +59,10 @@ class Arrivals:
             if self.on_mean <= 0 or self.off_mean <= 0:
                 raise ValueError("bursty arrivals need on_mean > 0 and off_mean > 0")
             if not 1.0 <= self.peak <= (self.on_mean + self.off_mean) / self.on_mean:
-                raise ValueError("bursty peak must be >= 1 and at most (on_mean + off_mean) / on_mean "
-                                 "(the off-period rate cannot be negative)")
+                raise ValueError(
+                    "bursty peak must be >= 1 and at most (on_mean + off_mean) / on_mean "
+                    "(the off-period rate cannot be negative)"
+                )
 
     def times(self, rate: float, start: float, end: float, rng: random.Random) -> Iterator[float]:
         """Arrival instants in [start, end) for a long-run mean of `rate` per second."""

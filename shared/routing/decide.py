@@ -3,6 +3,7 @@
 The answer is what the iRule understands: a member in the string form BIG-IP sent it, `none` (BIG-IP balances
 with its own method) or `fallback` (the pool's fallback pool). Pure: time and randomness come in as arguments.
 """
+
 from __future__ import annotations
 
 import random
@@ -24,7 +25,7 @@ class Eligible:
 
     answers: list[str] = field(default_factory=list)
     members: list[dict] = field(default_factory=list)
-    reason: str = ""                # why the list is empty, when it is
+    reason: str = ""  # why the list is empty, when it is
 
     @property
     def weights(self) -> list[float]:
@@ -39,9 +40,9 @@ def expected_weights(members: list[dict]) -> list[float]:
 
 @dataclass(frozen=True)
 class Decision:
-    answer: str                     # ip:port as BIG-IP sent it, "none" or "fallback"
-    reason: str                     # "picked", "fallback", "unknown pool", "no fresh member", ...
-    member_id: str | None = None    # our id of the chosen member (for dispatch accounting)
+    answer: str  # ip:port as BIG-IP sent it, "none" or "fallback"
+    reason: str  # "picked", "fallback", "unknown pool", "no fresh member", ...
+    member_id: str | None = None  # our id of the chosen member (for dispatch accounting)
 
 
 def candidate_index(candidates: Sequence[str], known: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -78,9 +79,12 @@ def eligible(config: dict | None, snapshot: dict | None, candidates: Sequence[st
         ("no candidate enabled on BIG-IP", filters.enabled_on_bigip),
         ("no candidate has usable metrics", filters.scored),
         ("every candidate's metrics are stale", filters.fresh(now, float(config.get("stale_after") or 0.0))),
-        ("every candidate is above the thresholds",
-         filters.under_thresholds(config.get("member_running_req_threshold"),
-                                  config.get("member_waiting_queue_threshold"))),
+        (
+            "every candidate is above the thresholds",
+            filters.under_thresholds(
+                config.get("member_running_req_threshold"), config.get("member_waiting_queue_threshold")
+            ),
+        ),
         ("no candidate has a positive score", filters.positive_score),
     )
     members = offered
@@ -91,8 +95,14 @@ def eligible(config: dict | None, snapshot: dict | None, candidates: Sequence[st
     return Eligible(answers=[index[m["key"]] for m in members], members=members)
 
 
-def decide(config: dict | None, snapshot: dict | None, candidates: Sequence[str], now: float,
-           rng: random.Random, dispatch: Mapping[str, int] | None = None) -> Decision:
+def decide(
+    config: dict | None,
+    snapshot: dict | None,
+    candidates: Sequence[str],
+    now: float,
+    rng: random.Random,
+    dispatch: Mapping[str, int] | None = None,
+) -> Decision:
     """`dispatch`: decisions sent to each member id since its last scrape (all replicas, from Redis). With
     herd control on and counts available the pick is the shared weighted round robin (llmsched.shared.routing.herd);
     otherwise the original's weighted random pick, probability score / sum of scores."""

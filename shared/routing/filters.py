@@ -3,6 +3,7 @@
 A member dict is one entry of a pool's score snapshot (docs/redis.md): `status`, `score`, `metrics`,
 `scraped_at`, ... Filters never reorder, so the pick walks members in BIG-IP's pool order, as the original did.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -26,11 +27,13 @@ def fresh(now: float, stale_after: float) -> Filter:
 
     def keep_fresh(members: list[dict]) -> list[dict]:
         return [m for m in members if (m.get("scraped_at") or 0.0) >= oldest]
+
     return keep_fresh
 
 
 def under_thresholds(running_max: float | None, waiting_max: float | None) -> Filter:
     """The original's member thresholds: exclude when a raw metric is strictly above its limit."""
+
     def keep_under(members: list[dict]) -> list[dict]:
         if running_max is None and waiting_max is None:
             return members
@@ -43,6 +46,7 @@ def under_thresholds(running_max: float | None, waiting_max: float | None) -> Fi
                 continue
             kept.append(m)
         return kept
+
     return keep_under
 
 

@@ -10,6 +10,7 @@ variance and without two replicas piling onto the same member. The routing simul
 (docs/routing.md): dividing by an estimate of the member's room instead of 1 kept sending everything to the
 largest member, and a weighted random pick on the same weights herded more.
 """
+
 from __future__ import annotations
 
 import random

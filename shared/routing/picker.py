@@ -1,4 +1,5 @@
 """Weighted random pick: member i is chosen with probability weight_i / sum of weights."""
+
 from __future__ import annotations
 
 import random
@@ -25,7 +26,7 @@ def pick_weighted(items: Sequence[T], weights: Sequence[float], rng: random.Rand
         point -= w
         if point < 0.0:
             return item
-    return last     # float rounding left a sliver at the end: it belongs to the last positive item
+    return last  # float rounding left a sliver at the end: it belongs to the last positive item
 
 
 def shares(weights: Sequence[float]) -> list[float]:

@@ -3,6 +3,7 @@ import random
 import pytest
 
 from llmsched.api.app import create_app
+
 from tests.helpers import make_store
 
 

@@ -1,4 +1,5 @@
 """A real `llmsched api` (gunicorn, several workers) on 127.0.0.1 for tests that need more than Flask's client."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import free_port
@@ -17,15 +18,31 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
-def live_api(redis_url: str, workers: int = 2, env: dict[str, str] | None = None,
-             log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+def live_api(
+    redis_url: str, workers: int = 2, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """Yields (base URL, gunicorn master process); SIGTERM and wait on exit."""
     port = free_port()
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "LLMSCHED_LOG_LEVEL": "warning", **(env or {})}
     out = open(log, "wb") if log else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "api", "--redis-url", redis_url, "--bind",
-                             f"127.0.0.1:{port}", "--workers", str(workers)], cwd=REPO, env=full_env,
-                            stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmsched.cli.main",
+            "api",
+            "--redis-url",
+            redis_url,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+        ],
+        cwd=REPO,
+        env=full_env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:

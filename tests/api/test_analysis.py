@@ -1,5 +1,7 @@
 """simulate and analyze: bounded iterations, real picks, no 500 where the original had one."""
+
 from llmsched.shared.config_model import FallbackConfig
+
 from tests.helpers import seed
 
 A = {"waiting_queue": 0.0, "cache_usage": 0.2, "running_req": 1.0}
@@ -34,8 +36,15 @@ def test_iterations_above_the_cap_zero_or_not_a_number_are_400_with_a_message(cl
 def test_analyze_reports_theory_practice_and_a_grade(client, store):
     seed(store, {"10.0.0.1:8000": A, "10.0.0.2:8000": B})
     r = client.post("/pools/p1/Common/analyze?iterations=20000", json=BODY).json
-    assert set(r) >= {"pool_info", "theoretical_probabilities", "actual_probabilities", "deviation_analysis",
-                      "overall_statistics", "quality_assessment", "detailed_results"}
+    assert set(r) >= {
+        "pool_info",
+        "theoretical_probabilities",
+        "actual_probabilities",
+        "deviation_analysis",
+        "overall_statistics",
+        "quality_assessment",
+        "detailed_results",
+    }
     assert abs(sum(r["theoretical_probabilities"].values()) - 100) < 1e-6
     assert r["overall_statistics"]["successful_selections"] == 20000
     assert r["quality_assessment"]["grade"] in ("Excellent", "Good")
@@ -44,14 +53,20 @@ def test_analyze_reports_theory_practice_and_a_grade(client, store):
 
 def test_analyze_unknown_pool_and_no_eligible_member_are_errors_not_500(client, store):
     assert client.post("/pools/nope/Common/analyze", json=BODY).json == {"error": "Pool not found: nope:Common"}
-    seed(store, {"10.0.0.1:8000": {"waiting_queue": 9.0, "cache_usage": 1.0, "running_req": 1.0},
-                 "10.0.0.2:8000": {"waiting_queue": 0.0, "cache_usage": 0.0, "running_req": 1.0}})
+    seed(
+        store,
+        {
+            "10.0.0.1:8000": {"waiting_queue": 9.0, "cache_usage": 1.0, "running_req": 1.0},
+            "10.0.0.2:8000": {"waiting_queue": 0.0, "cache_usage": 0.0, "running_req": 1.0},
+        },
+    )
     r = client.post("/pools/p1/Common/analyze", json={**BODY, "members": ["10.0.0.1:8000"]})
     assert r.status_code == 200 and r.json["error"].startswith("No eligible member")
 
 
 def test_analyze_grades_follow_the_original_thresholds():
     from llmsched.api.analysis import grade
+
     assert grade(0.5, 1.0, 100.0) == ("Excellent", 99.5)
     assert grade(1.5, 3.0, 100.0) == ("Good", 80 + 15 - 4.5)
     assert grade(4.0, 9.0, 95.0) == ("Fair", 60 + 20 - 16.0)

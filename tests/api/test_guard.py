@@ -1,15 +1,24 @@
 """The optional admin token guards every endpoint but decisions, health checks and metrics."""
+
 import random
 
 import pytest
 
 from llmsched.api.app import create_app
+
 from tests.helpers import seed
 
 M = {"waiting_queue": 1.0, "cache_usage": 0.3, "running_req": 2.0}
 BODY = {"pool_name": "p1", "partition": "Common", "members": ["10.0.0.1:8000"]}
-GUARDED = [("get", "/pools/status"), ("get", "/pools/p1/Common/status"), ("get", "/ui"), ("get", "/ui/data.json"),
-           ("post", "/pools/p1/Common/simulate"), ("post", "/pools/p1/Common/analyze"), ("get", "/api_key_health")]
+GUARDED = [
+    ("get", "/pools/status"),
+    ("get", "/pools/p1/Common/status"),
+    ("get", "/ui"),
+    ("get", "/ui/data.json"),
+    ("post", "/pools/p1/Common/simulate"),
+    ("post", "/pools/p1/Common/analyze"),
+    ("get", "/api_key_health"),
+]
 
 
 @pytest.fixture()

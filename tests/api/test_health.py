@@ -1,8 +1,10 @@
 """Readiness tells the truth about Redis and data age; liveness never depends on Redis."""
+
 import random
 
 from llmsched.api.app import create_app
 from llmsched.shared.store import Store, connect
+
 from tests.helpers import seed
 
 M = {"waiting_queue": 0.0, "cache_usage": 0.2, "running_req": 1.0}

@@ -1,4 +1,5 @@
 """Dispatch counters in Redis, shared by every API replica (real gunicorn processes against a real Redis)."""
+
 import http.client
 import json
 import time
@@ -30,7 +31,7 @@ def replicas(redis_url):
 
 def wait_for_total(r: redis.Redis, expected: int) -> dict:
     deadline = time.monotonic() + 5
-    while True:   # counts are written right after each answer is sent; give the last one a moment
+    while True:  # counts are written right after each answer is sent; give the last one a moment
         counts = {k.decode(): int(v) for k, v in r.hgetall(DISPATCH).items()}
         if sum(counts.values()) == expected or time.monotonic() > deadline:
             return counts

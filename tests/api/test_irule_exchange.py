@@ -1,4 +1,5 @@
 """The exact bytes the original iRule sends, over a real socket, to a real gunicorn API (spec 1.9)."""
+
 import socket
 
 import pytest
@@ -13,8 +14,10 @@ def api_server(redis_server):
 
 
 def irule_request(port: int, payload: str) -> bytes:
-    raw = (f"POST /scheduler/select HTTP/1.0\r\nContent-Type: application/json\r\n"
-           f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n{payload}").encode()
+    raw = (
+        f"POST /scheduler/select HTTP/1.0\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n{payload}"
+    ).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(raw)
         data = b""
@@ -31,8 +34,11 @@ def parse_like_the_irule(data: bytes) -> tuple[str, str]:
 
 
 def test_irule_raw_request_gets_a_200_whose_body_is_exactly_the_member(api_server, redis_url):
-    seed(make_store(redis_url), {"127.0.0.1:8001": {"waiting_queue": 0.0, "cache_usage": 0.1, "running_req": 1.0}},
-         pool="example_pool1")
+    seed(
+        make_store(redis_url),
+        {"127.0.0.1:8001": {"waiting_queue": 0.0, "cache_usage": 0.1, "running_req": 1.0}},
+        pool="example_pool1",
+    )
     payload = '{"pool_name":"example_pool1","partition":"Common","members":["127.0.0.1:8001","127.0.0.1:8002"]}'
     data = irule_request(api_server, payload)
     status, body = parse_like_the_irule(data)
@@ -48,7 +54,12 @@ def test_irule_raw_request_for_an_unknown_pool_gets_none(api_server, redis_url):
 
 def test_irule_raw_request_for_a_fallback_pool_gets_fallback(api_server, redis_url):
     from llmsched.shared.config_model import FallbackConfig
-    seed(make_store(redis_url), {"10.1.1.1:8000": {"waiting_queue": 0.0, "cache_usage": 0.1, "running_req": 1.0}},
-         pool="Pool_vllm", fallback=FallbackConfig(pool_fallback=True))
+
+    seed(
+        make_store(redis_url),
+        {"10.1.1.1:8000": {"waiting_queue": 0.0, "cache_usage": 0.1, "running_req": 1.0}},
+        pool="Pool_vllm",
+        fallback=FallbackConfig(pool_fallback=True),
+    )
     payload = '{"pool_name":"Pool_vllm","partition":"Common","members":["10.1.1.1:8000"]}'
     assert parse_like_the_irule(irule_request(api_server, payload)) == ("200", "fallback")

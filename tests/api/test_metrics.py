@@ -1,5 +1,6 @@
 """GET /metrics of the API: decisions counted across gunicorn workers (multiprocess mode), the decision histograms,
 bounded labels, and the member gauges computed from Redis at scrape time."""
+
 from __future__ import annotations
 
 import ast
@@ -14,20 +15,23 @@ from pathlib import Path
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client import CollectorRegistry
 
 from llmsched.api.app import create_app
 from llmsched.shared import telemetry
 from llmsched.shared.store import Store, connect
+
 from tests.api.live_api import live_api
 from tests.conftest import free_port
 from tests.helpers import make_store, seed
 
-MEMBERS = {"10.0.0.1:8000": {"waiting_queue": 1.0, "cache_usage": 0.2, "running_req": 4.0},
-           "10.0.0.2:8000": {"waiting_queue": 5.0, "cache_usage": 0.5, "running_req": 9.0},
-           "10.0.0.3:8000": {"waiting_queue": 9.0, "cache_usage": 0.9, "running_req": 30.0}}
+MEMBERS = {
+    "10.0.0.1:8000": {"waiting_queue": 1.0, "cache_usage": 0.2, "running_req": 4.0},
+    "10.0.0.2:8000": {"waiting_queue": 5.0, "cache_usage": 0.5, "running_req": 9.0},
+    "10.0.0.3:8000": {"waiting_queue": 9.0, "cache_usage": 0.9, "running_req": 30.0},
+}
 BODY = orjson.dumps({"pool_name": "p1", "partition": "Common", "members": list(MEMBERS)})
 
 
@@ -39,8 +43,9 @@ def value(fams: dict, name: str, sample: str | None = None, **labels: str) -> fl
     """Sum of the samples called `sample` (default: the family's name + suffix) whose labels include `labels`."""
     family = fams[name]
     wanted = sample or name
-    return sum(s.value for s in family.samples
-               if s.name == wanted and all(s.labels.get(k) == v for k, v in labels.items()))
+    return sum(
+        s.value for s in family.samples if s.name == wanted and all(s.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def http_call(base: str, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -74,7 +79,7 @@ def test_decisions_are_counted_across_gunicorn_workers_and_every_worker_reports_
             answers = list(pool.map(lambda _: http_call(base, "POST", "/scheduler/select", BODY), range(n)))
         assert all(status == 200 for status, _ in answers)
         picked = sum(answer.decode() in MEMBERS for _, answer in answers)
-        time.sleep(0.2)     # the last decisions are counted after their answers were sent
+        time.sleep(0.2)  # the last decisions are counted after their answers were sent
         # Both workers answered some: each one's files alone hold part of the decisions.
         per_worker = []
         for path in prom.glob("counter_*.db"):
@@ -89,10 +94,21 @@ def test_decisions_are_counted_across_gunicorn_workers_and_every_worker_reports_
             assert status == 200
             fams = families(text.decode())
             assert value(fams, "llmsched_decisions", "llmsched_decisions_total") == n
-            assert value(fams, "llmsched_decisions", "llmsched_decisions_total", pool="p1:Common",
-                         result="member", reason="picked") == picked
-            assert sum(value(fams, "llmsched_selections", "llmsched_selections_total", member=m)
-                       for m in MEMBERS) == picked
+            assert (
+                value(
+                    fams,
+                    "llmsched_decisions",
+                    "llmsched_decisions_total",
+                    pool="p1:Common",
+                    result="member",
+                    reason="picked",
+                )
+                == picked
+            )
+            assert (
+                sum(value(fams, "llmsched_selections", "llmsched_selections_total", member=m) for m in MEMBERS)
+                == picked
+            )
             assert value(fams, "llmsched_decision_duration_seconds", "llmsched_decision_duration_seconds_count") == n
             buckets = [s for s in fams["llmsched_decision_duration_seconds"].samples if s.name.endswith("_bucket")]
             assert [s.labels["le"] for s in buckets][:2] == ["0.00025", "0.0005"] and buckets[-1].value == n
@@ -104,10 +120,11 @@ def test_llmsched_api_makes_its_own_metrics_dir_and_removes_it_at_exit(redis_url
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     with live_api(redis_url, workers=2, env=env) as (base, proc):
         environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
-        directory = Path(next(e for e in environ if e.startswith(b"PROMETHEUS_MULTIPROC_DIR=")).split(b"=", 1)[1]
-                         .decode())
+        directory = Path(
+            next(e for e in environ if e.startswith(b"PROMETHEUS_MULTIPROC_DIR=")).split(b"=", 1)[1].decode()
+        )
         assert http_call(base, "POST", "/scheduler/select", BODY)[0] == 200
-        deadline = time.monotonic() + 5     # counted after the answer was sent
+        deadline = time.monotonic() + 5  # counted after the answer was sent
         while not list(directory.glob("counter_*.db")) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert directory.is_dir() and list(directory.glob("counter_*.db"))
@@ -120,10 +137,11 @@ def test_files_of_an_earlier_run_in_a_reused_metrics_dir_are_removed_at_start(re
     with live_api(redis_url, workers=1, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}) as (base, _proc):
         assert not stale.exists()
         assert http_call(base, "GET", "/metrics")[0] == 200
-    assert tmp_path.is_dir()        # a directory the operator gave is kept
+    assert tmp_path.is_dir()  # a directory the operator gave is kept
 
 
 # --- in-process (one worker, no multiprocess dir) -------------------------------------------------------------
+
 
 def post(client, body=None, **kwargs) -> str:
     """A select through Flask's test client; closing the response is when the decision gets counted."""
@@ -144,26 +162,31 @@ def test_pools_nobody_configured_are_counted_under_one_label_value(client):
     fams = families(client.get("/metrics").get_data(as_text=True))
     pools = {s.labels["pool"] for s in fams["llmsched_decisions"].samples}
     assert not any(p.startswith("made-up") for p in pools)
-    assert sample("llmsched_decisions_total", pool=telemetry.UNKNOWN_POOL, result="none",
-                  reason="unknown_pool") == before + 5
+    assert (
+        sample("llmsched_decisions_total", pool=telemetry.UNKNOWN_POOL, result="none", reason="unknown_pool")
+        == before + 5
+    )
 
 
 def test_none_answers_carry_the_reason_class_and_fallback_its_own_result(client, store):
     from llmsched.shared.config_model import FallbackConfig
+
     stale = sample("llmsched_decisions_total", pool="old:Common", result="none", reason="stale")
     fallback = sample("llmsched_decisions_total", pool="fb:Common", result="fallback", reason="pool_fallback")
-    seed(store, MEMBERS, pool="old", now=time.time() - 600)       # each seed publishes only its own pool
+    seed(store, MEMBERS, pool="old", now=time.time() - 600)  # each seed publishes only its own pool
     post(client, {"pool_name": "old", "partition": "Common", "members": list(MEMBERS)})
     seed(store, MEMBERS, pool="fb", fallback=FallbackConfig(pool_fallback=True))
     post(client, {"pool_name": "fb", "partition": "Common", "members": list(MEMBERS)})
     assert sample("llmsched_decisions_total", pool="old:Common", result="none", reason="stale") == stale + 1
-    assert sample("llmsched_decisions_total", pool="fb:Common", result="fallback",
-                  reason="pool_fallback") == fallback + 1
+    assert (
+        sample("llmsched_decisions_total", pool="fb:Common", result="fallback", reason="pool_fallback") == fallback + 1
+    )
 
 
 def test_every_reason_a_decision_can_give_has_a_label_class():
     from llmsched.api.metrics import REASON_CLASSES
-    decide = importlib.import_module("llmsched.shared.routing.decide")   # the package re-exports a function of that name
+
+    decide = importlib.import_module("llmsched.shared.routing.decide")  # the package re-exports a function of that name
     tree = ast.parse(Path(decide.__file__).read_text())
     reasons = set()
     for node in ast.walk(tree):
@@ -172,15 +195,17 @@ def test_every_reason_a_decision_can_give_has_a_label_class():
             reasons |= {a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
         if isinstance(node, ast.Tuple) and len(node.elts) == 2 and isinstance(node.elts[0], ast.Constant):
             stage = node.elts[1].func if isinstance(node.elts[1], ast.Call) else node.elts[1]
-            if isinstance(stage, ast.Attribute) and getattr(stage.value, "id", "") == "filters":   # filter stages
+            if isinstance(stage, ast.Attribute) and getattr(stage.value, "id", "") == "filters":  # filter stages
                 reasons.add(node.elts[0].value)
     assert len(reasons) >= 10, reasons
     assert reasons <= set(REASON_CLASSES), reasons - set(REASON_CLASSES)
 
 
 def test_rejected_select_requests_are_counted_by_status(client):
-    before_400, before_422 = sample("llmsched_decisions_rejected_total", status="400"), \
-        sample("llmsched_decisions_rejected_total", status="422")
+    before_400, before_422 = (
+        sample("llmsched_decisions_rejected_total", status="400"),
+        sample("llmsched_decisions_rejected_total", status="422"),
+    )
     post(client, {"pool_name": "", "partition": "Common", "members": ["10.0.0.1:80"]})
     post(client, data=b"{not json", content_type="application/json")
     assert sample("llmsched_decisions_rejected_total", status="400") == before_400 + 1
@@ -226,7 +251,9 @@ def test_metrics_answer_with_redis_down_and_say_so():
 def test_a_metrics_dir_left_by_a_killed_api_is_removed_by_the_next_run(tmp_path, monkeypatch):
     import subprocess
     import sys
+
     from llmsched.api import metrics_dir
+
     monkeypatch.setattr(metrics_dir.tempfile, "gettempdir", lambda: str(tmp_path))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -1,4 +1,5 @@
 """Pool status endpoints: the original's JSON and ?simple shapes, plus what we add."""
+
 import pytest
 
 from tests.helpers import seed
@@ -58,6 +59,7 @@ def test_status_with_redis_down_is_503_json(path):
 
     from llmsched.api.app import create_app
     from llmsched.shared.store import Store, connect
+
     client = create_app(Store(connect("redis://127.0.0.1:1/0", socket_timeout=0.05)), random.Random(1)).test_client()
     r = client.get(path)
     assert r.status_code == 503 and "Redis unavailable" in r.json["detail"]

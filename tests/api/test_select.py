@@ -1,5 +1,7 @@
 """POST /scheduler/select: every row of the original's edge-case table (spec 1.2), with our fixes."""
+
 from llmsched.shared.config_model import FallbackConfig
+
 from tests.helpers import seed
 
 M = {"waiting_queue": 1.0, "cache_usage": 0.3, "running_req": 2.0}
@@ -42,15 +44,23 @@ def test_no_intersection_or_unparsable_members_answer_none(client, store):
 
 
 def test_all_candidates_above_thresholds_answer_none(client, store):
-    seed(store, {"10.0.0.1:8000": {**M, "waiting_queue": 50.0}},
-         fallback=FallbackConfig(member_waiting_queue_threshold=10.0))
+    seed(
+        store,
+        {"10.0.0.1:8000": {**M, "waiting_queue": 50.0}},
+        fallback=FallbackConfig(member_waiting_queue_threshold=10.0),
+    )
     assert select(client, body(["10.0.0.1:8000"])).data == b"none"
 
 
 def test_candidates_scoring_zero_answer_none(client, store):
     # s1 with cache at 1.0 and the worst waiting gives exactly 0
-    seed(store, {"10.0.0.1:8000": {"waiting_queue": 9.0, "cache_usage": 1.0, "running_req": 1.0},
-                 "10.0.0.2:8000": {"waiting_queue": 0.0, "cache_usage": 0.0, "running_req": 1.0}})
+    seed(
+        store,
+        {
+            "10.0.0.1:8000": {"waiting_queue": 9.0, "cache_usage": 1.0, "running_req": 1.0},
+            "10.0.0.2:8000": {"waiting_queue": 0.0, "cache_usage": 0.0, "running_req": 1.0},
+        },
+    )
     assert select(client, body(["10.0.0.1:8000"])).data == b"none"
 
 
@@ -116,6 +126,7 @@ def test_redis_down_answers_none_instead_of_an_error():
 
     from llmsched.api.app import create_app
     from llmsched.shared.store import Store, connect
+
     client = create_app(Store(connect("redis://127.0.0.1:1/0", socket_timeout=0.05)), random.Random(1)).test_client()
     r = select(client, body(["10.0.0.1:8000"]))
     assert r.status_code == 200 and r.data == b"none"
@@ -133,6 +144,7 @@ def test_a_decision_makes_exactly_one_redis_round_trip(client, store):
         real = pipe.execute
         pipe.execute = lambda *x, **y: (trips.append("pipeline"), real(*x, **y))[1]
         return pipe
+
     store.client.pipeline = counting_pipeline
     store.client.execute_command = lambda *a, **kw: (trips.append(a[0]), real_execute(*a, **kw))[1]
     assert select(client, body(["10.0.0.1:8000", "10.0.0.2:8000"])).status_code == 200
@@ -140,9 +152,15 @@ def test_a_decision_makes_exactly_one_redis_round_trip(client, store):
 
 
 def test_ten_thousand_picks_match_the_score_shares_without_herd_control(client, store):
-    snap = seed(store, herd_control=False, members={"10.0.0.1:8000": {"waiting_queue": 0.0, "cache_usage": 0.1, "running_req": 1.0},
-                        "10.0.0.2:8000": {"waiting_queue": 4.0, "cache_usage": 0.5, "running_req": 1.0},
-                        "10.0.0.3:8000": {"waiting_queue": 8.0, "cache_usage": 0.8, "running_req": 1.0}})
+    snap = seed(
+        store,
+        herd_control=False,
+        members={
+            "10.0.0.1:8000": {"waiting_queue": 0.0, "cache_usage": 0.1, "running_req": 1.0},
+            "10.0.0.2:8000": {"waiting_queue": 4.0, "cache_usage": 0.5, "running_req": 1.0},
+            "10.0.0.3:8000": {"waiting_queue": 8.0, "cache_usage": 0.8, "running_req": 1.0},
+        },
+    )
     scores = {m["id"]: m["score"] for m in snap["members"]}
     total = sum(scores.values())
     n = 10_000

@@ -1,5 +1,6 @@
 """The status page: served by the API, self-contained, and rendered by a real headless Chromium against a running
 API (gunicorn) over a Redis holding what the collectors and the scorer write."""
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,10 @@ from tests.status_data import BIGIP_ERROR, DISABLED, FAILING, HEALTHY, SCRAPE_ER
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium binary: `make test` installs Debian's chromium package (make browser-deps);"
-                             " it could not be installed on this machine")
+    CHROMIUM is None,
+    reason="no chromium binary: `make test` installs Debian's chromium package (make browser-deps);"
+    " it could not be installed on this machine",
+)
 
 
 class Rendered(HTMLParser):
@@ -29,17 +32,20 @@ class Rendered(HTMLParser):
         self.errors: list[str] = []
         self.state = ""
         self._row: dict[str, str] | None = None
-        self._capture: list[tuple[str, str]] = []       # (tag, what) being captured, innermost last
+        self._capture: list[tuple[str, str]] = []  # (tag, what) being captured, innermost last
         self._text: dict[str, list[str]] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         classes = a.get("class", "").split()
         if tag == "tr" and "member" in classes:
-            self._row = {"member": a.get("data-member", ""), "pool": a.get("data-pool", ""),
-                         "row_class": a.get("class", "")}
+            self._row = {
+                "member": a.get("data-member", ""),
+                "pool": a.get("data-pool", ""),
+                "row_class": a.get("class", ""),
+            }
         elif tag == "td" and self._row is not None:
-            named = [c for c in classes if c not in ("num", "stale")]      # "num waiting" -> waiting
+            named = [c for c in classes if c not in ("num", "stale")]  # "num waiting" -> waiting
             self._start(tag, named[0] if named else "td")
         elif tag == "li" and "error" in classes:
             self._start(tag, "error")
@@ -70,10 +76,27 @@ class Rendered(HTMLParser):
 
 
 def chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=5000",
-                           *extra, url], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=5000",
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 # --- without a browser ---------------------------------------------------------------------------------------------
@@ -117,8 +140,9 @@ def test_chromium_renders_every_member_row_with_its_state_share_and_the_errors(r
     page.feed(done.stdout)
     assert page.state == "live", done.stdout[-2000:]
     rows = {(r["pool"], r["member"]): r for r in page.rows}
-    assert set(rows) == {("llm_pool:Common", m) for m in (*HEALTHY, FAILING, DISABLED)} | \
-        {("other_pool:Common", "10.1.0.1:30000")}
+    assert set(rows) == {("llm_pool:Common", m) for m in (*HEALTHY, FAILING, DISABLED)} | {
+        ("other_pool:Common", "10.1.0.1:30000")
+    }
     healthy = rows[("llm_pool:Common", HEALTHY[0])]
     assert healthy["bigip"] == "enabled" and healthy["engine"] == "vllm" and healthy["why"] == "eligible"
     assert healthy["waiting"] == "2" and healthy["running"] == "12" and healthy["kv"] == "31.0 %"
@@ -139,9 +163,11 @@ def test_chromium_renders_every_member_row_with_its_state_share_and_the_errors(r
 def test_the_page_refreshes_itself_from_the_data_endpoint(redis_url: str, tmp_path: Path) -> None:
     seed_status(make_store(redis_url))
     log = tmp_path / "api.log"
-    with live_api(redis_url, workers=1, env={"LLMSCHED_ACCESS_LOG": "1", "LLMSCHED_LOG_LEVEL": "info"},
-                  log=log) as (base, _proc):
+    with live_api(redis_url, workers=1, env={"LLMSCHED_ACCESS_LOG": "1", "LLMSCHED_LOG_LEVEL": "info"}, log=log) as (
+        base,
+        _proc,
+    ):
         done = chromium(f"{base}/ui", tmp_path / "profile", "--dump-dom")
     assert done.returncode == 0, done.stderr[-2000:]
     fetches = [line for line in log.read_text().splitlines() if "GET /ui/data.json" in line]
-    assert len(fetches) >= 3, fetches     # the first load, then every 2 s of the page's (virtual) time
+    assert len(fetches) >= 3, fetches  # the first load, then every 2 s of the page's (virtual) time

@@ -1,4 +1,5 @@
 """The engine presets against the published anchor and against each other (docs/routing.md, Calibration)."""
+
 from __future__ import annotations
 
 import pytest

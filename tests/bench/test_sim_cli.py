@@ -1,4 +1,5 @@
 """`llmsched bench routing`: --list, the --json schema, progress on stderr, and scenario errors."""
+
 from __future__ import annotations
 
 import json
@@ -57,7 +58,7 @@ def test_json_output_has_the_documented_schema(tiny_file: Path, capsys: pytest.C
             assert isinstance(row[key], float) and row[key] > 0
         assert set(row["share"]) == {"e1", "e2"} and sum(row["share"].values()) == pytest.approx(1.0)
         assert row["ttft_p50"] <= row["ttft_p99"]
-    assert "[2/2] default" in captured.err          # progress goes to stderr
+    assert "[2/2] default" in captured.err  # progress goes to stderr
 
 
 def test_policies_option_selects_and_orders_policies(tiny_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,19 +72,32 @@ def test_human_output_is_a_table(tiny_file: Path, capsys: pytest.CaptureFixture[
     assert "TTFT mean" in out and "least_conn" in out and "default" in out
 
 
-@pytest.mark.parametrize("yaml_text, message", [
-    ("duration: 10\nengines: [{name: a, profile: nope}]\narrivals: {load: 0.5}\n", "unknown engine profile 'nope'"),
-    ("duration: 10\nengines: [{name: a, profile: a100-llama3-8b}]\narrivals: {load: 0.5}\nfoo: 1\n",
-     "scenario.foo: unknown key"),
-    ("duration: 10\nengines: [{name: a, profile: a100-llama3-8b}]\narrivals: {load: 0.5}\n"
-     "background: [{engine: b, concurrency: 3}]\n", "background[0].engine: 'b' is not an engine name"),
-    ("duration: 10\nengines: [{name: a, profile: a100-llama3-8b, params: {kv: 3}}]\narrivals: {load: 0.5}\n",
-     "unknown engine parameter(s) kv"),
-    ("duration: 10\nengines: [{name: a, profile: a100-llama3-8b}]\narrivals: {load: 0.5}\npolicies: [best]\n",
-     "unknown policy 'best'"),
-])
-def test_a_bad_scenario_is_an_error_naming_the_file_and_the_key(tmp_path: Path, yaml_text: str, message: str,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("duration: 10\nengines: [{name: a, profile: nope}]\narrivals: {load: 0.5}\n", "unknown engine profile 'nope'"),
+        (
+            "duration: 10\nengines: [{name: a, profile: a100-llama3-8b}]\narrivals: {load: 0.5}\nfoo: 1\n",
+            "scenario.foo: unknown key",
+        ),
+        (
+            "duration: 10\nengines: [{name: a, profile: a100-llama3-8b}]\narrivals: {load: 0.5}\n"
+            "background: [{engine: b, concurrency: 3}]\n",
+            "background[0].engine: 'b' is not an engine name",
+        ),
+        (
+            "duration: 10\nengines: [{name: a, profile: a100-llama3-8b, params: {kv: 3}}]\narrivals: {load: 0.5}\n",
+            "unknown engine parameter(s) kv",
+        ),
+        (
+            "duration: 10\nengines: [{name: a, profile: a100-llama3-8b}]\narrivals: {load: 0.5}\npolicies: [best]\n",
+            "unknown policy 'best'",
+        ),
+    ],
+)
+def test_a_bad_scenario_is_an_error_naming_the_file_and_the_key(
+    tmp_path: Path, yaml_text: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(yaml_text)
     assert main(["bench", "routing", "--scenario", str(path)]) == 2

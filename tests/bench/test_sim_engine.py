@@ -1,4 +1,5 @@
 """The engine model: a request's timings on an idle engine follow the step formula; queueing and preemption."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,15 @@ import pytest
 from llmsched.bench.sim.engine import Engine, Request
 from llmsched.bench.sim.profiles import EngineProfile
 
-PROFILE = EngineProfile(max_seqs=8, max_batched_tokens=512, kv_tokens=10_000, step_base=0.010,
-                        step_per_seq=0.001, step_per_ctx_token=1e-6, prefill_rate=10_000.0)
+PROFILE = EngineProfile(
+    max_seqs=8,
+    max_batched_tokens=512,
+    kv_tokens=10_000,
+    step_base=0.010,
+    step_per_seq=0.001,
+    step_per_ctx_token=1e-6,
+    prefill_rate=10_000.0,
+)
 
 
 class Listener:

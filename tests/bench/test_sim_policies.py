@@ -1,5 +1,6 @@
 """Policy names and what each runs: `default` is the saturation mode through the real decide() with herd
 control on, `<mode>_no_herd` the same mode with the weighted random pick, original modes as an upgrade runs them."""
+
 from __future__ import annotations
 
 import textwrap
@@ -43,27 +44,44 @@ def picks(sim: Simulation, n: int) -> list[int]:
 
 def test_standard_policies_are_the_issue_names_plus_each_original_mode_without_herd_control() -> None:
     originals = ("s1", "s1_enhanced", "s2", "s2_enhanced", "s2_dynamic_waiting")
-    assert scenario.STANDARD_POLICIES == (("random", "round_robin", "least_conn") + originals
-                                          + tuple(f"{m}_no_herd" for m in originals)
-                                          + ("default", "default_no_herd", "oracle"))
+    assert scenario.STANDARD_POLICIES == (
+        ("random", "round_robin", "least_conn")
+        + originals
+        + tuple(f"{m}_no_herd" for m in originals)
+        + ("default", "default_no_herd", "oracle")
+    )
     assert "default_shared_rr" not in scenario.known_policies()
     assert set(ORIGINAL_WEIGHTS) <= set(scenario.known_policies())
     assert {f"{m}_no_herd" for m in ORIGINAL_WEIGHTS} <= set(scenario.known_policies())
 
 
-@pytest.mark.parametrize("name, parsed", [
-    ("default", ("default", True)), ("default_no_herd", ("default", False)),
-    ("s1", ("s1", True)), ("s2_dynamic_waiting_no_herd", ("s2_dynamic_waiting", False)),
-    ("least_conn", None), ("oracle", None), ("default_shared_rr", None), ("s9_no_herd", None),
-])
+@pytest.mark.parametrize(
+    "name, parsed",
+    [
+        ("default", ("default", True)),
+        ("default_no_herd", ("default", False)),
+        ("s1", ("s1", True)),
+        ("s2_dynamic_waiting_no_herd", ("s2_dynamic_waiting", False)),
+        ("least_conn", None),
+        ("oracle", None),
+        ("default_shared_rr", None),
+        ("s9_no_herd", None),
+    ],
+)
 def test_policy_names_map_to_a_mode_and_its_herd_control_setting(name: str, parsed: tuple | None) -> None:
     assert mode_policy(name) == parsed
 
 
-@pytest.mark.parametrize("name, mode, herd", [
-    ("default", "saturation", True), ("default_no_herd", "saturation", False),
-    ("s1", "s1", True), ("s1_no_herd", "s1", False), ("s2_enhanced", "s2_enhanced", True),
-])
+@pytest.mark.parametrize(
+    "name, mode, herd",
+    [
+        ("default", "saturation", True),
+        ("default_no_herd", "saturation", False),
+        ("s1", "s1", True),
+        ("s1_no_herd", "s1", False),
+        ("s2_enhanced", "s2_enhanced", True),
+    ],
+)
 def test_mode_policies_publish_the_routing_config_a_user_would_get(name: str, mode: str, herd: bool) -> None:
     sim = scored_simulation(name)
     assert isinstance(sim.policy, ModePolicy)
@@ -77,7 +95,7 @@ def test_default_is_the_shared_weighted_round_robin_of_the_real_decide() -> None
     first = picks(sim, 6)
     # equal scores: each member gets one decision of every two, whichever replica answers (which one goes
     # first within a pair is the random tie-break)
-    assert all(sorted(first[i:i + 2]) == [0, 1] for i in (0, 2, 4))
+    assert all(sorted(first[i : i + 2]) == [0, 1] for i in (0, 2, 4))
     assert sim.pipeline.dispatch_counts(1.0) == {mid: 3 for mid in sim.pipeline.ids}
     assert sim.view.none_answers == 0
 
@@ -98,7 +116,7 @@ def test_default_no_herd_is_a_weighted_random_pick_that_counts_nothing() -> None
     assert shares[0] / len(chosen) == pytest.approx(0.5, abs=0.08)
     assert sim.view.none_answers == 0
     runs = sum(1 for x, y in zip(chosen, chosen[1:]) if x == y)
-    assert runs > 100        # independent draws repeat a member about half the time; the round robin never
+    assert runs > 100  # independent draws repeat a member about half the time; the round robin never
 
 
 def test_herd_control_makes_default_at_least_as_good_as_without_on_a_busy_pool() -> None:

@@ -1,4 +1,5 @@
 """Whole simulations on tiny scenarios: determinism, the pipeline through the real scoring code, failures."""
+
 from __future__ import annotations
 
 import textwrap
@@ -56,7 +57,7 @@ def test_the_default_policy_decides_on_snapshots_built_by_the_real_scoring_step(
     sim = Simulation(runner.prepare(tiny(), 1), "default")
     result = sim.run()
     pipe: Pipeline = sim.pipeline
-    assert pipe.snapshots >= 35                     # one per 1 s scrape cycle
+    assert pipe.snapshots >= 35  # one per 1 s scrape cycle
     assert pipe.snapshot["mode"] == "saturation"
     assert all(m["score"] is not None for m in pipe.snapshot["members"])
     assert result.failed == 0 and sum(result.share.values()) == pytest.approx(1.0)
@@ -88,12 +89,12 @@ def test_a_dead_engine_is_a_black_hole_for_least_conn_until_the_monitor_marks_it
     least = runner.run(prepared, "least_conn")
     default = runner.run(prepared, "default")
     assert least.failed > 0
-    assert default.failed < least.failed            # scrapes fail at once; the monitor needs up to 16 s
+    assert default.failed < least.failed  # scrapes fail at once; the monitor needs up to 16 s
 
 
 def test_background_clients_bypass_bigip() -> None:
     sc = tiny(background=[{"engine": "small", "concurrency": 4}])
     sim = Simulation(runner.prepare(sc, 1), "least_conn")
     sim.run()
-    assert all(c == 0 for c in sim.view.conns)      # only balanced requests were ever counted
+    assert all(c == 0 for c in sim.view.conns)  # only balanced requests were ever counted
     assert sim.engines[0].steps > 0

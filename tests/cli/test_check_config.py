@@ -1,4 +1,5 @@
 """Tests of `llmsched check-config` (llmsched.cli.check_config.run): exit codes, output streams, no secret leaks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,7 @@ def test_valid_file_prints_effective_config(secret_env: None, capsys: pytest.Cap
     assert check_config.run(str(EXAMPLE)) == 0
     out, err = capsys.readouterr()
     assert err == ""
-    doc = yaml.safe_load(out)                     # the output is YAML (warnings are comments)
+    doc = yaml.safe_load(out)  # the output is YAML (warnings are comments)
     assert doc["f5"]["password_env"] == "F5_PASSWORD"
     assert doc["pools"][0]["metrics"]["APIkey"] == "********"
     assert doc["scheduler"]["metrics_fetch_interval"] == 10000
@@ -44,8 +45,9 @@ def test_warnings_are_printed(secret_env: None, tmp_path: Path, capsys: pytest.C
     assert "pools[0].members: ignored" in out
 
 
-def test_invalid_file_prints_errors(secret_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_invalid_file_prints_errors(
+    secret_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("METRIC_PWD")
     data = yaml.safe_load(EXAMPLE.read_text())
     data["pools"][1]["engine_type"] = "xinference"

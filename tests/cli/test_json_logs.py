@@ -1,5 +1,6 @@
 """`global.log_format: json`: every line every process writes is one JSON object (for log shippers), gunicorn's own
 lines and access log included."""
+
 from __future__ import annotations
 
 import json
@@ -47,22 +48,32 @@ def test_the_api_logs_json_including_gunicorn_and_its_access_log(redis_url: str,
 
 def test_the_collectors_and_the_scorer_log_json(redis_url: str, tmp_path: Path) -> None:
     config = tmp_path / "scheduler-config.yaml"
-    config.write_text(yaml.safe_dump({
-        "global": {"log_format": "json"},
-        "f5": {"host": "127.0.0.1", "port": free_port(), "password_env": "TEST_F5_PW"},   # nothing listens there
-        "redis": {"url": redis_url},
-        "telemetry": {"host": "127.0.0.1", "poller_port": 0, "scraper_port": 0, "scorer_port": 0},
-        "pools": [{"name": "p", "engine_type": "vllm"}],
-    }))
-    env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"}, "TEST_F5_PW": "pw",
-           "PYTHONPATH": str(REPO)}
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"log_format": "json"},
+                "f5": {"host": "127.0.0.1", "port": free_port(), "password_env": "TEST_F5_PW"},  # nothing listens there
+                "redis": {"url": redis_url},
+                "telemetry": {"host": "127.0.0.1", "poller_port": 0, "scraper_port": 0, "scorer_port": 0},
+                "pools": [{"name": "p", "engine_type": "vllm"}],
+            }
+        )
+    )
+    env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"}, "TEST_F5_PW": "pw", "PYTHONPATH": str(REPO)}
     for process in ("poller", "scraper", "scorer"):
-        proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", process, "--config", str(config)], cwd=REPO,
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(2.0)     # start, publish, one cycle (the poller's fails: BIG-IP unreachable)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llmsched.cli.main", process, "--config", str(config)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2.0)  # start, publish, one cycle (the poller's fails: BIG-IP unreachable)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
         records = json_lines(out + err)
         assert {r["extra"]["process"] for r in records} == {process}, process
-        assert any(r["message"].startswith(f"{process} started") or "scoring worker" in r["message"]
-                   for r in records), process
+        assert any(
+            r["message"].startswith(f"{process} started") or "scoring worker" in r["message"] for r in records
+        ), process

@@ -1,4 +1,5 @@
 """`llmsched status`: the status table printed from Redis, as a real subprocess against a real Redis."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def status(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}     # only what the test says
+    inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # only what the test says
     full_env = {**inherited, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "llmsched.cli.main", "status", *args], cwd=REPO, env=full_env,
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "llmsched.cli.main", "status", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def row(output: str, member: str) -> str:
@@ -38,7 +45,7 @@ def test_prints_each_member_with_state_load_score_share_and_why_it_cannot_be_pic
     assert "eligible 2/4" in out
     healthy = row(out, HEALTHY[0]).split()
     assert healthy[1:6] == ["enabled", "vllm", "2", "12", "31.0"] and healthy[-1] == "yes"
-    assert float(healthy[7]) > 0        # share%
+    assert float(healthy[7]) > 0  # share%
     assert row(out, DISABLED).split()[1] == "disabled"
     assert row(out, DISABLED).endswith("not enabled on BIG-IP")
     assert row(out, FAILING).endswith("no usable metrics (failed, stale or missing)")
@@ -55,11 +62,21 @@ def test_pool_filter_json_output_and_config_file(redis_url: str, tmp_path: Path)
     view = json.loads(status("--redis-url", redis_url, "--pool", "llm_pool:Common", "--json").stdout)
     assert [p["key"] for p in view["pools"]] == ["llm_pool:Common"]
     assert {m["id"]: m["eligible"] for m in view["pools"][0]["members"]} == {
-        HEALTHY[0]: True, HEALTHY[1]: True, FAILING: False, DISABLED: False}
+        HEALTHY[0]: True,
+        HEALTHY[1]: True,
+        FAILING: False,
+        DISABLED: False,
+    }
     config = tmp_path / "scheduler-config.yaml"
-    config.write_text(yaml.safe_dump({"f5": {"host": "127.0.0.1", "password_env": "TEST_F5_PW"},
-                                      "redis": {"url": redis_url},
-                                      "pools": [{"name": "llm_pool", "engine_type": "vllm"}]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "f5": {"host": "127.0.0.1", "password_env": "TEST_F5_PW"},
+                "redis": {"url": redis_url},
+                "pools": [{"name": "llm_pool", "engine_type": "vllm"}],
+            }
+        )
+    )
     from_config = status("--config", str(config), env={"TEST_F5_PW": "pw"})
     assert from_config.returncode == 0 and "llm_pool / Common" in from_config.stdout
 
@@ -78,8 +95,14 @@ def test_unknown_pool_and_unreachable_redis_are_clear_errors(redis_url: str) -> 
 def test_watch_redraws_until_interrupted(redis_url: str) -> None:
     seed_status(make_store(redis_url))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "status", "--redis-url", redis_url, "--watch", "0.2"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmsched.cli.main", "status", "--redis-url", redis_url, "--watch", "0.2"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 15
         lines: list[str] = []

@@ -3,6 +3,7 @@
 The emulated BIG-IP and three emulated vLLM engines run in the test's event loop on 127.0.0.1; `llmsched up`
 runs as a real process tree, and the test talks to everything over HTTP like BIG-IP and an operator would.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,6 +29,7 @@ from llmsched.emulators.engine import serve_engine
 from llmsched.emulators.engine_state import EngineSpec
 from llmsched.emulators.f5 import bound_port, serve_f5
 from llmsched.emulators.f5_state import F5State
+
 from tests.conftest import free_port
 from tests.helpers import alive, descendants
 
@@ -44,7 +46,7 @@ class Stack:
     up: subprocess.Popen
     log: Path
     session: aiohttp.ClientSession
-    f5_session: aiohttp.ClientSession       # trusts the emulated BIG-IP's self-signed certificate
+    f5_session: aiohttp.ClientSession  # trusts the emulated BIG-IP's self-signed certificate
 
     async def select(self, offered: list[str] | None = None) -> str:
         body = {"pool_name": POOL, "partition": "Common", "members": offered or self.members}
@@ -86,8 +88,13 @@ async def wait_for(what: str, check: Callable[[], Awaitable[Any]], timeout: floa
 def config_doc(f5_port: int, cert: str, api_port: int) -> dict[str, Any]:
     return {
         "global": {"interval": 1, "api_host": "127.0.0.1", "api_port": api_port, "log_level": "INFO"},
-        "f5": {"host": "127.0.0.1", "port": f5_port, "username": "admin", "password_env": "TEST_F5_PW",
-               "ca_bundle": cert},
+        "f5": {
+            "host": "127.0.0.1",
+            "port": f5_port,
+            "username": "admin",
+            "password_env": "TEST_F5_PW",
+            "ca_bundle": cert,
+        },
         "scheduler": {"pool_fetch_interval": POLL_S, "metrics_fetch_interval": 500},
         "modes": [{"name": "s1", "w_a": 0.5, "w_b": 0.5}],
         "pools": [{"name": POOL, "engine_type": "vllm", "metrics": {"timeout": 1}}],
@@ -96,11 +103,13 @@ def config_doc(f5_port: int, cert: str, api_port: int) -> dict[str, Any]:
 
 @pytest.fixture()
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    engines = [await serve_engine("127.0.0.1", 0, EngineSpec(engine="vllm", kv_name=kv))
-               for kv in ("new", "old", "both")]
+    engines = [
+        await serve_engine("127.0.0.1", 0, EngineSpec(engine="vllm", kv_name=kv)) for kv in ("new", "old", "both")
+    ]
     members = [f"127.0.0.1:{engine_port(r)}" for r in engines]
-    state = F5State.from_dict({"users": {"admin": "f5-pw"},
-                               "pools": [{"name": POOL, "members": [{"name": m} for m in members]}]})
+    state = F5State.from_dict(
+        {"users": {"admin": "f5-pw"}, "pools": [{"name": POOL, "members": [{"name": m} for m in members]}]}
+    )
     f5_runner, cert = await serve_f5("127.0.0.1", 0, state, tls=True)
     api_port = free_port()
     config = tmp_path / "scheduler-config.yaml"
@@ -109,24 +118,39 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     env.update(TEST_F5_PW="f5-pw", PYTHONPATH=str(REPO))
     log = tmp_path / "up.log"
     with open(log, "wb") as out:
-        up = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "up", "--config", str(config), "--workers", "1"],
-                              cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        up = subprocess.Popen(
+            [sys.executable, "-m", "llmsched.cli.main", "up", "--config", str(config), "--workers", "1"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     timeout = aiohttp.ClientTimeout(total=5)
     session = aiohttp.ClientSession(timeout=timeout)
-    f5_session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(
-        ssl=ssl.create_default_context(cafile=cert)))
-    s = Stack(f"http://127.0.0.1:{api_port}", f"https://127.0.0.1:{bound_port(f5_runner)}", members, up, log,
-              session, f5_session)
+    f5_session = aiohttp.ClientSession(
+        timeout=timeout, connector=aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=cert))
+    )
+    s = Stack(
+        f"http://127.0.0.1:{api_port}",
+        f"https://127.0.0.1:{bound_port(f5_runner)}",
+        members,
+        up,
+        log,
+        session,
+        f5_session,
+    )
     try:
+
         async def all_scored() -> bool:
             ms = (await s.status()).get("members", [])
             return len(ms) == 3 and all(m["eligible"] for m in ms)
+
         await wait_for("every member to be scored", all_scored, timeout=30)
         yield s
     finally:
         if up.poll() is None:
             up.send_signal(signal.SIGTERM)
-            try:        # in a thread: the emulators on this loop must keep answering (the poller logs out)
+            try:  # in a thread: the emulators on this loop must keep answering (the poller logs out)
                 await asyncio.to_thread(up.wait, 10)
             except subprocess.TimeoutExpired:
                 up.kill()
@@ -146,9 +170,10 @@ async def test_member_disabled_on_bigip_stops_being_picked_within_one_poll_even_
     async def target_marked_disabled() -> bool:
         ms = {f"{m['ip']}:{m['port']}": m for m in (await stack.status()).get("members", [])}
         return ms.get(target, {}).get("status") == "disabled"
+
     # One poll interval, plus a scoring job and a margin for a loaded machine.
     await wait_for("the disabled member to leave the decisions", target_marked_disabled, timeout=POLL_S + 2)
-    picks = await stack.shares(100)         # the iRule still offers it: BIG-IP's view lags ours
+    picks = await stack.shares(100)  # the iRule still offers it: BIG-IP's view lags ours
     assert target not in picks and sum(picks.values()) == 100
     assert set(picks) <= set(stack.members[1:])
 
@@ -162,6 +187,7 @@ async def test_engine_load_moves_the_decisions_to_the_unloaded_member(stack: Sta
     async def loaded_seen() -> bool:
         ms = {f"{m['ip']}:{m['port']}": m for m in (await stack.status()).get("members", [])}
         return all((ms.get(m, {}).get("metrics") or {}).get("waiting_queue") == 40 for m in stack.members[:2])
+
     await wait_for("the forced load in the scores", loaded_seen, timeout=10)
     after = await stack.shares(150)
     assert after[idle] / 150 > 0.6, (before, after)
@@ -195,8 +221,8 @@ async def test_a_child_that_dies_is_restarted_with_the_restart_logged(stack: Sta
     os.kill(scorer, signal.SIGKILL)
 
     async def restarted() -> int | None:
-        return next((p for p in descendants(stack.up.pid) if " scorer --config" in cmdline(p) and p != scorer),
-                    None)
+        return next((p for p in descendants(stack.up.pid) if " scorer --config" in cmdline(p) and p != scorer), None)
+
     await wait_for("a new scoring worker", restarted, timeout=10)
     assert re.search(r"scorer exited \(signal 9\) after [\d.]+ s; restart #1 in 0\.5 s", stack.output())
     # The new worker scores: a load change still reaches the snapshots.
@@ -205,6 +231,7 @@ async def test_a_child_that_dies_is_restarted_with_the_restart_logged(stack: Sta
     async def rescored() -> bool:
         ms = {f"{m['ip']}:{m['port']}": m for m in (await stack.status()).get("members", [])}
         return (ms.get(stack.members[1], {}).get("metrics") or {}).get("waiting_queue") == 7
+
     await wait_for("a snapshot from the restarted worker", rescored, timeout=10)
 
 
@@ -229,12 +256,24 @@ def test_restart_backoff_doubles_on_quick_failures_up_to_the_cap_and_resets_afte
 
 def test_invalid_config_is_reported_with_key_paths_and_nothing_is_started(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
-    config.write_text(yaml.safe_dump({"f5": {"host": "127.0.0.1", "password_env": "TEST_F5_PW"},
-                                      "scheduler": {"metrics_fetch_interval": 0},
-                                      "pools": [{"name": "p", "engine_type": "xinference2"}]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "f5": {"host": "127.0.0.1", "password_env": "TEST_F5_PW"},
+                "scheduler": {"metrics_fetch_interval": 0},
+                "pools": [{"name": "p", "engine_type": "xinference2"}],
+            }
+        )
+    )
     env = {**os.environ, "TEST_F5_PW": "pw", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "llmsched.cli.main", "up", "--config", str(config)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "llmsched.cli.main", "up", "--config", str(config)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 1
     assert "pools[0].engine_type:" in done.stderr and "scheduler.metrics_fetch_interval:" in done.stderr
     assert "started" not in done.stderr + done.stdout

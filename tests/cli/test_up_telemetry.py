@@ -1,6 +1,7 @@
 """A running `llmsched up` stack (emulated BIG-IP and engines on 127.0.0.1) exposes every metric the operator's guide
 promises: the API's /metrics and each collector's and scorer's own endpoint, scraped over HTTP and parsed with
 prometheus_client's parser."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,6 +24,7 @@ from llmsched.emulators.engine_state import EngineSpec
 from llmsched.emulators.f5 import bound_port, serve_f5
 from llmsched.emulators.f5_state import F5State
 from llmsched.shared.config_model import TelemetryConfig
+
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,29 +59,57 @@ async def wait_for(what: str, check, timeout: float):
 async def test_a_running_stack_exposes_every_metric_the_guide_promises(tmp_path: Path) -> None:
     engines = [await serve_engine("127.0.0.1", 0, EngineSpec(engine="vllm", kv_name=kv)) for kv in ("new", "old")]
     members = [f"127.0.0.1:{engine_port(r)}" for r in engines]
-    state = F5State.from_dict({"users": {"admin": "f5-pw"},
-                               "pools": [{"name": POOL, "members": [{"name": m} for m in members]}]})
+    state = F5State.from_dict(
+        {"users": {"admin": "f5-pw"}, "pools": [{"name": POOL, "members": [{"name": m} for m in members]}]}
+    )
     f5_runner, cert = await serve_f5("127.0.0.1", 0, state, tls=True)
     api_port = free_port()
     config = tmp_path / "scheduler-config.yaml"
-    config.write_text(yaml.safe_dump({
-        "global": {"interval": 1, "api_host": "127.0.0.1", "api_port": api_port},
-        "f5": {"host": "127.0.0.1", "port": bound_port(f5_runner), "password_env": "TEST_F5_PW", "ca_bundle": cert},
-        "scheduler": {"pool_fetch_interval": 1, "metrics_fetch_interval": 500},
-        "telemetry": {"host": "127.0.0.1"},
-        "pools": [{"name": POOL, "engine_type": "vllm", "metrics": {"timeout": 1}}],
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"interval": 1, "api_host": "127.0.0.1", "api_port": api_port},
+                "f5": {
+                    "host": "127.0.0.1",
+                    "port": bound_port(f5_runner),
+                    "password_env": "TEST_F5_PW",
+                    "ca_bundle": cert,
+                },
+                "scheduler": {"pool_fetch_interval": 1, "metrics_fetch_interval": 500},
+                "telemetry": {"host": "127.0.0.1"},
+                "pools": [{"name": POOL, "engine_type": "vllm", "metrics": {"timeout": 1}}],
+            }
+        )
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")}
     env.update(TEST_F5_PW="f5-pw", PYTHONPATH=str(REPO))
     log = tmp_path / "up.log"
     with open(log, "wb") as out:
-        up = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "up", "--config", str(config), "--workers", "2",
-                               "--metrics-ports", "free"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        up = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llmsched.cli.main",
+                "up",
+                "--config",
+                str(config),
+                "--workers",
+                "2",
+                "--metrics-ports",
+                "free",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     api = f"http://127.0.0.1:{api_port}"
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
     try:
+
         async def metrics_line():
             return re.search(r"metrics (poller \S+), (scraper \S+), (scorer \S+), (api \S+);", log.read_text())
+
         line = await wait_for("the metrics line", metrics_line, 30)
         endpoints = dict(part.split(" ") for part in line.groups())
         assert endpoints["api"] == f"{api}/metrics"
@@ -87,10 +117,11 @@ async def test_a_running_stack_exposes_every_metric_the_guide_promises(tmp_path:
         async def scored() -> bool:
             async with session.get(f"{api}/pools/{POOL}/Common/status") as resp:
                 return resp.status == 200 and all(m["eligible"] for m in (await resp.json())["members"])
+
         await wait_for("every member scored", scored, 30)
         body = {"pool_name": POOL, "partition": "Common", "members": members}
         picked = 0
-        for _ in range(300):        # a loaded machine may answer some `none` (the API's 10 ms Redis budget)
+        for _ in range(300):  # a loaded machine may answer some `none` (the API's 10 ms Redis budget)
             async with session.post(f"{api}/scheduler/select", json=body) as resp:
                 answer = await resp.text()
             assert answer in members or answer == "none", answer
@@ -117,7 +148,7 @@ async def test_a_running_stack_exposes_every_metric_the_guide_promises(tmp_path:
         await session.close()
         up.send_signal(signal.SIGTERM)
         try:
-            await asyncio.to_thread(up.wait, 10)     # in a thread: the emulators on this loop keep answering
+            await asyncio.to_thread(up.wait, 10)  # in a thread: the emulators on this loop keep answering
         except subprocess.TimeoutExpired:
             up.kill()
             up.wait()
@@ -129,11 +160,17 @@ async def test_a_running_stack_exposes_every_metric_the_guide_promises(tmp_path:
 
 def test_up_gives_every_collector_and_scorer_a_distinct_metrics_port() -> None:
     argv = [sys.executable, "-m", "llmsched.cli.main"]
-    children = [Child("poller", argv + ["poller"]), Child("scraper", argv + ["scraper"]),
-                Child("scorer-1", argv + ["scorer"]), Child("scorer-2", argv + ["scorer"]),
-                Child("scorer-3", argv + ["scorer"]), Child("api", argv + ["api"])]
-    ports = assign_metrics_ports(children, TelemetryConfig(poller_port=9101, scraper_port=9104, scorer_port=9103),
-                                 free=False)
+    children = [
+        Child("poller", argv + ["poller"]),
+        Child("scraper", argv + ["scraper"]),
+        Child("scorer-1", argv + ["scorer"]),
+        Child("scorer-2", argv + ["scorer"]),
+        Child("scorer-3", argv + ["scorer"]),
+        Child("api", argv + ["api"]),
+    ]
+    ports = assign_metrics_ports(
+        children, TelemetryConfig(poller_port=9101, scraper_port=9104, scorer_port=9103), free=False
+    )
     assert ports == {"poller": 9101, "scraper": 9104, "scorer-1": 9103, "scorer-2": 9105, "scorer-3": 9106}
     assert children[2].extra_env == {"LLMSCHED_METRICS_PORT": "9103"} and children[-1].extra_env == {}
     off = assign_metrics_ports(children[:3], TelemetryConfig(poller_port=0, scraper_port=0, scorer_port=0), False)

@@ -1,5 +1,6 @@
 """Fixtures of the collectors tests: the BIG-IP emulator over HTTPS on 127.0.0.1, F5 settings pointing at it,
 a manual clock, and a loguru capture for checking what the collectors log (and that no secret is in it)."""
+
 from __future__ import annotations
 
 import shutil
@@ -23,17 +24,24 @@ BIGIP = {
     "login_providers": ["tmos", "corp-ldap"],
     "partitions": ["TEST2"],
     "pools": [
-        {"name": "vllm_pool", "members": [
-            {"address": "10.0.0.1", "port": 8000},
-            {"address": "10.0.0.2", "port": 8000, "ratio": 2},
-            {"address": "10.0.0.3", "port": 8000, "priorityGroup": 10},
-        ]},
-        {"name": "v6_pool", "partition": "TEST2", "members": [
-            {"name": "2001:db8::1.80"},
-            {"address": "2.3.2.2%30", "port": 8080},
-            {"fqdn": "app.example.com", "port": 8000, "resolved": ["10.1.2.3"]},
-            {"name": "web01:443", "address": "10.156.153.10"},
-        ]},
+        {
+            "name": "vllm_pool",
+            "members": [
+                {"address": "10.0.0.1", "port": 8000},
+                {"address": "10.0.0.2", "port": 8000, "ratio": 2},
+                {"address": "10.0.0.3", "port": 8000, "priorityGroup": 10},
+            ],
+        },
+        {
+            "name": "v6_pool",
+            "partition": "TEST2",
+            "members": [
+                {"name": "2001:db8::1.80"},
+                {"address": "2.3.2.2%30", "port": 8080},
+                {"fqdn": "app.example.com", "port": 8000, "resolved": ["10.1.2.3"]},
+                {"name": "web01:443", "address": "10.156.153.10"},
+            ],
+        },
         {"name": "pool", "sub_path": "myapp.app", "members": [{"address": "10.9.9.9", "port": 80}]},
         {"name": "empty_pool", "members": []},
     ],
@@ -55,8 +63,15 @@ class BigIP:
         return f"https://127.0.0.1:{self.port}"
 
     def f5_config(self, **overrides: object) -> F5Config:
-        cfg = F5Config(host="127.0.0.1", port=self.port, username="admin", password_env="F5_PASSWORD",
-                       password=Secret(F5_PASSWORD), ca_bundle=self.cert, timeout=3.0)
+        cfg = F5Config(
+            host="127.0.0.1",
+            port=self.port,
+            username="admin",
+            password_env="F5_PASSWORD",
+            password=Secret(F5_PASSWORD),
+            ca_bundle=self.cert,
+            timeout=3.0,
+        )
         return replace(cfg, **overrides)
 
     async def admin(self, method: str, path: str, body: object = None) -> object:
@@ -71,7 +86,7 @@ class BigIP:
         return set(self.state.tokens)
 
     async def stop(self) -> None:
-        await self.runner.cleanup()     # type: ignore[attr-defined]
+        await self.runner.cleanup()  # type: ignore[attr-defined]
 
 
 @pytest.fixture()

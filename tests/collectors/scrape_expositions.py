@@ -2,6 +2,7 @@
 SGLang, copied verbatim) and variants derived from them the way real versions differ (old/both KV names, DP=2,
 the `sglang_` prefix, per-TP duplicates, MindIE's un-prefixed names), plus broken bodies.
 """
+
 from __future__ import annotations
 
 # wire-formats.md B4: one vLLM engine (about 0.12): running 7, waiting 2, KV 0.3127 under the new name only.
@@ -66,9 +67,11 @@ vllm:cache_config_info{block_size="16",cache_dtype="auto",enable_prefix_caching=
 """
 
 # vLLM < 0.9.2: the KV gauge and the prefix-cache counters still carry the `gpu_` names.
-VLLM_OLD = (VLLM_NEW.replace("vllm:kv_cache_usage_perc KV-cache usage", "vllm:gpu_cache_usage_perc GPU KV-cache usage")
-            .replace("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
-            .replace("vllm:prefix_cache_", "vllm:gpu_prefix_cache_"))
+VLLM_OLD = (
+    VLLM_NEW.replace("vllm:kv_cache_usage_perc KV-cache usage", "vllm:gpu_cache_usage_perc GPU KV-cache usage")
+    .replace("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+    .replace("vllm:prefix_cache_", "vllm:gpu_prefix_cache_")
+)
 
 # vLLM 0.9.2-0.10.x: both KV names, same value.
 VLLM_BOTH = VLLM_NEW.replace(
@@ -76,7 +79,9 @@ VLLM_BOTH = VLLM_NEW.replace(
     "# HELP vllm:gpu_cache_usage_perc GPU KV-cache usage. 1 means 100 percent usage.\n"
     "# TYPE vllm:gpu_cache_usage_perc gauge\n"
     'vllm:gpu_cache_usage_perc{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"} 0.3127\n'
-    "# HELP vllm:prefix_cache_queries_total", 1)
+    "# HELP vllm:prefix_cache_queries_total",
+    1,
+)
 
 # wire-formats.md B5: `--data-parallel-size 2` behind one /metrics: one series per engine.
 # waiting 2 + 5 = 7, running 3 + 4 = 7, KV mean (0.41 + 0.87) / 2 = 0.64, max 0.87.
@@ -178,9 +183,14 @@ SGLANG_UNDERSCORE = SGLANG_COLON.replace("sglang:", "sglang_")
 SGLANG_DP2_TP2 = "".join(
     f'sglang:{name}{{dp_rank="{dp}",engine_type="unified",model_name="Qwen/Qwen2.5-72B-Instruct",'
     f'moe_ep_rank="{tp}",pp_rank="0",tp_rank="{tp}"}} {value}\n'
-    for name, values in (("num_queue_reqs", ("3.0", "4.0")), ("num_running_reqs", ("12.0", "10.0")),
-                         ("token_usage", ("0.5", "0.7")))
-    for dp, value in enumerate(values) for tp in (0, 1))
+    for name, values in (
+        ("num_queue_reqs", ("3.0", "4.0")),
+        ("num_running_reqs", ("12.0", "10.0")),
+        ("token_usage", ("0.5", "0.7")),
+    )
+    for dp, value in enumerate(values)
+    for tp in (0, 1)
+)
 
 # The original's MindIE mock (spec 9.2): un-prefixed names, model_name only, and a 0-100 cache scale.
 MINDIE = """\

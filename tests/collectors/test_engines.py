@@ -1,4 +1,5 @@
-"""llmsched.collectors.engines: metric maps, variant detection and DP/TP aggregation, on the wire-formats.md expositions."""
+"""collectors/engines.py: metric maps, variant detection and DP/TP aggregation, on the wire-formats.md expositions."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,15 +7,35 @@ import pytest
 from llmsched.collectors.engines import BUILTIN_KEYS, build_engine_maps, combine, detection_status, read_engine
 from llmsched.collectors.prom import Sample
 from llmsched.shared.config_model import EngineVariant
-from tests.collectors.scrape_expositions import (GARBAGE, MINDIE, QUIRKS, SGLANG_COLON, SGLANG_DP2_TP2,
-                                                 SGLANG_UNDERSCORE, VLLM_BOTH, VLLM_DP2, VLLM_NEW, VLLM_OLD,
-                                                 VLLM_PARTIAL, VLLM_TWO_MODELS)
+
+from tests.collectors.scrape_expositions import (
+    GARBAGE,
+    MINDIE,
+    QUIRKS,
+    SGLANG_COLON,
+    SGLANG_DP2_TP2,
+    SGLANG_UNDERSCORE,
+    VLLM_BOTH,
+    VLLM_DP2,
+    VLLM_NEW,
+    VLLM_OLD,
+    VLLM_PARTIAL,
+    VLLM_TWO_MODELS,
+)
 
 MAPS = build_engine_maps()
-ASCEND = EngineVariant("vllm_ascend", waiting_queue="vllm:num_requests_waiting",
-                       cache_usage="vllm:kv_cache_usage_perc", running_req="vllm:num_requests_running")
-MINDIE_VARIANT = EngineVariant("vllm_mindie", waiting_queue="num_requests_waiting",
-                               cache_usage="npu_cache_usage_perc", running_req="num_requests_running")
+ASCEND = EngineVariant(
+    "vllm_ascend",
+    waiting_queue="vllm:num_requests_waiting",
+    cache_usage="vllm:kv_cache_usage_perc",
+    running_req="vllm:num_requests_running",
+)
+MINDIE_VARIANT = EngineVariant(
+    "vllm_mindie",
+    waiting_queue="num_requests_waiting",
+    cache_usage="npu_cache_usage_perc",
+    running_req="num_requests_running",
+)
 
 
 @pytest.mark.parametrize("text", [VLLM_NEW, VLLM_OLD, VLLM_BOTH], ids=["new-kv-name", "old-kv-name", "both"])
@@ -27,14 +48,14 @@ def test_vllm_kv_usage_is_read_under_the_new_or_the_old_name(text):
 
 
 def test_vllm_prefers_the_new_kv_name_when_both_are_present():
-    text = VLLM_BOTH.replace('} 0.3127\n# HELP vllm:prefix', '} 0.9\n# HELP vllm:prefix')    # the old gauge only
+    text = VLLM_BOTH.replace("} 0.3127\n# HELP vllm:prefix", "} 0.9\n# HELP vllm:prefix")  # the old gauge only
     r = read_engine(text, "vllm", MAPS)
     assert r.keys["cache_usage"] == "vllm:kv_cache_usage_perc" and r.metrics["cache_usage"] == 0.3127
 
 
 def test_vllm_data_parallel_sums_queues_and_averages_kv_keeping_the_max():
     r = read_engine(VLLM_DP2, "vllm", MAPS)
-    assert r.metrics["waiting_queue"] == 7.0        # not the original's mean (3.5)
+    assert r.metrics["waiting_queue"] == 7.0  # not the original's mean (3.5)
     assert r.metrics["running_req"] == 7.0
     assert r.metrics["cache_usage"] == pytest.approx(0.64)
     assert r.kv_cache_max == 0.87
@@ -59,20 +80,24 @@ def test_sglang_is_read_with_either_prefix(text):
 
 def test_sglang_tp_duplicates_count_once_and_dp_ranks_add_up():
     r = read_engine(SGLANG_DP2_TP2, "sglang", MAPS)
-    assert r.metrics["waiting_queue"] == 7.0        # 3 + 4, not 14
+    assert r.metrics["waiting_queue"] == 7.0  # 3 + 4, not 14
     assert r.metrics["running_req"] == 22.0
     assert r.metrics["cache_usage"] == pytest.approx(0.6)
     assert r.kv_cache_max == 0.7
 
 
 def test_combine_keeps_the_largest_of_copies_that_differ_only_in_replica_labels():
-    samples = [Sample("q", {"dp_rank": "0", "tp_rank": "0"}, 3.0), Sample("q", {"dp_rank": "0", "tp_rank": "1"}, 4.0),
-               Sample("q", {"dp_rank": "1", "tp_rank": "0", "pid": "7"}, 1.0)]
+    samples = [
+        Sample("q", {"dp_rank": "0", "tp_rank": "0"}, 3.0),
+        Sample("q", {"dp_rank": "0", "tp_rank": "1"}, 4.0),
+        Sample("q", {"dp_rank": "1", "tp_rank": "0", "pid": "7"}, 1.0),
+    ]
     assert sorted(combine(samples)) == [1.0, 4.0]
 
 
-@pytest.mark.parametrize("text,engine", [(VLLM_NEW, "vllm"), (VLLM_OLD, "vllm"), (SGLANG_COLON, "sglang"),
-                                         (SGLANG_UNDERSCORE, "sglang")])
+@pytest.mark.parametrize(
+    "text,engine", [(VLLM_NEW, "vllm"), (VLLM_OLD, "vllm"), (SGLANG_COLON, "sglang"), (SGLANG_UNDERSCORE, "sglang")]
+)
 def test_auto_detects_the_engine_per_body(text, engine):
     r = read_engine(text, "auto", MAPS)
     assert (r.engine, r.detection_status) == (engine, "ok")
@@ -99,14 +124,17 @@ def test_detection_status_rules():
 
 def test_garbage_is_an_error_naming_the_malformed_line():
     r = read_engine(GARBAGE, "vllm", MAPS)
-    assert r.error == ("malformed line 3 of vllm:num_requests_waiting: could not convert string to float: "
-                       "'{engine=\"0\"'")
+    assert r.error == (
+        "malformed line 3 of vllm:num_requests_waiting: could not convert string to float: '{engine=\"0\"'"
+    )
     assert r.detection_status == "failed" and r.metrics == {}
 
 
 def test_a_malformed_series_of_a_read_metric_fails_the_scrape_rather_than_undercount():
-    text = VLLM_DP2.replace('vllm:num_requests_waiting{engine="1",model_name="deepseek-ai/DeepSeek-V3"} 5.0',
-                            'vllm:num_requests_waiting{engine="1",model_name="deepseek-ai/DeepSeek-V3"} 5.0.1')
+    text = VLLM_DP2.replace(
+        'vllm:num_requests_waiting{engine="1",model_name="deepseek-ai/DeepSeek-V3"} 5.0',
+        'vllm:num_requests_waiting{engine="1",model_name="deepseek-ai/DeepSeek-V3"} 5.0.1',
+    )
     r = read_engine(text, "vllm", MAPS)
     assert r.error is not None and "vllm:num_requests_waiting" in r.error
 

@@ -1,4 +1,5 @@
 """The iControl REST client against the BIG-IP emulator over real HTTPS on 127.0.0.1."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,9 +8,9 @@ from llmsched.collectors.f5_client import F5Client, fingerprint
 from llmsched.collectors.f5_errors import F5AuthError, F5HTTPError, F5NotFound, F5TLSError, F5Unavailable, F5Unreachable
 from llmsched.collectors.f5_members import MEMBER_FIELDS, members_path, pool_full_path
 from llmsched.shared.errors import F5Error
-from tests.conftest import free_port
 
 from tests.collectors.conftest import F5_PASSWORD, BigIP, ManualClock
+from tests.conftest import free_port
 
 
 def by_id(parsed) -> dict:
@@ -24,7 +25,7 @@ async def test_login_extends_the_token_to_36000_s_and_reuses_it_across_calls(big
         await client.pool_members("vllm_pool")
         assert client.logins == 1
         [token] = bigip.state.tokens.values()
-        assert token.timeout == 36000 and token.generation == 2     # PATCHed once
+        assert token.timeout == 36000 and token.generation == 2  # PATCHed once
         assert token.provider == "tmos"
     finally:
         await client.close()
@@ -51,18 +52,19 @@ async def test_unknown_login_provider_is_an_auth_error_naming_user_and_provider(
         await client.close()
 
 
-async def test_token_is_renewed_before_its_local_expiry_without_waiting_for_a_401(bigip: BigIP,
-                                                                                 clock: ManualClock) -> None:
+async def test_token_is_renewed_before_its_local_expiry_without_waiting_for_a_401(
+    bigip: BigIP, clock: ManualClock
+) -> None:
     # A box that refuses the 36000 s extension: the token keeps its 20 s life (the PATCH gets 406).
     await bigip.admin("POST", "/settings", {"token_timeout": 20, "max_token_timeout": 20})
     client = F5Client(bigip.f5_config(), clock=clock)
     try:
         await client.pool_members("vllm_pool")
         first = set(bigip.state.tokens)
-        clock.advance(17)                       # 3 s left, more than the renewal margin (2 s): reuse
+        clock.advance(17)  # 3 s left, more than the renewal margin (2 s): reuse
         await client.pool_members("vllm_pool")
         assert client.logins == 1
-        clock.advance(1.5)                      # 1.5 s left: renew now, before BIG-IP would refuse it
+        clock.advance(1.5)  # 1.5 s left: renew now, before BIG-IP would refuse it
         await client.pool_members("vllm_pool")
         assert client.logins == 2 and client.relogins_after_401 == 0
         assert not first & set(bigip.state.tokens), "the replaced token is deleted on BIG-IP"
@@ -96,12 +98,12 @@ async def test_changed_password_gives_an_auth_error_and_costs_one_login_per_auth
             await client.pool_members("vllm_pool")
         assert info.value.status == 401 and "'admin'" in str(info.value)
         attempts = client.login_attempts
-        for _ in range(3):      # further calls fail at once: no login storm that could lock the account
+        for _ in range(3):  # further calls fail at once: no login storm that could lock the account
             with pytest.raises(F5AuthError):
                 await client.pool_members("v6_pool", "TEST2")
         assert client.login_attempts == attempts
         with pytest.raises(F5AuthError):
-            await client.authenticate()         # the next cycle tries once more
+            await client.authenticate()  # the next cycle tries once more
         assert client.login_attempts == attempts + 1
     finally:
         await client.close()
@@ -191,7 +193,10 @@ async def test_member_session_and_state_become_status(bigip: BigIP) -> None:
     finally:
         await client.close()
     assert {k: m.status for k, m in members.items()} == {
-        "10.0.0.1:8000": "disabled", "10.0.0.2:8000": "forced_offline", "10.0.0.3:8000": "down"}
+        "10.0.0.1:8000": "disabled",
+        "10.0.0.2:8000": "forced_offline",
+        "10.0.0.3:8000": "down",
+    }
     assert members["10.0.0.1:8000"].session == "user-disabled"
     assert (members["10.0.0.2:8000"].ratio, members["10.0.0.3:8000"].priority_group) == (2, 10)
 
@@ -253,7 +258,7 @@ async def test_server_errors_and_restjavad_restarts_are_unavailable_not_missing(
     try:
         await client.authenticate()
         await bigip.admin("POST", "/faults", {"fail_next": 1, "status": status, "path_prefix": "/mgmt/tm"})
-        with pytest.raises(F5Unavailable) as info:      # a restjavad 404 ("URI not registered") is transient
+        with pytest.raises(F5Unavailable) as info:  # a restjavad 404 ("URI not registered") is transient
             await client.pool_members("vllm_pool")
         assert info.value.status == status
         assert len((await client.pool_members("vllm_pool")).members) == 3
@@ -264,6 +269,7 @@ async def test_server_errors_and_restjavad_restarts_are_unavailable_not_missing(
 async def test_connection_refused_is_unreachable_with_no_status() -> None:
     from llmsched.shared.config_model import F5Config
     from llmsched.shared.secrets import Secret
+
     client = F5Client(F5Config(host="127.0.0.1", port=free_port(), password=Secret(F5_PASSWORD), timeout=2.0))
     try:
         with pytest.raises(F5Unreachable) as info:
@@ -286,8 +292,9 @@ async def test_a_bigip_slower_than_the_timeout_is_unreachable(bigip: BigIP) -> N
 
 
 # --- secrets ---------------------------------------------------------------------------------------------------
-async def test_password_and_tokens_never_reach_logs_or_error_messages(bigip: BigIP, clock: ManualClock,
-                                                                      logs: list[str]) -> None:
+async def test_password_and_tokens_never_reach_logs_or_error_messages(
+    bigip: BigIP, clock: ManualClock, logs: list[str]
+) -> None:
     seen_tokens: set[str] = set()
     errors: list[str] = []
     client = F5Client(bigip.f5_config(), clock=clock)
@@ -295,9 +302,9 @@ async def test_password_and_tokens_never_reach_logs_or_error_messages(bigip: Big
         await client.pool_members("vllm_pool")
         seen_tokens |= bigip.token_values()
         await bigip.admin("POST", "/tokens/revoke", {})
-        await client.pool_members("vllm_pool")                      # 401 -> re-login
+        await client.pool_members("vllm_pool")  # 401 -> re-login
         seen_tokens |= bigip.token_values()
-        clock.advance(36000)                                        # local expiry -> renewal + DELETE
+        clock.advance(36000)  # local expiry -> renewal + DELETE
         await client.pool_members("vllm_pool")
         seen_tokens |= bigip.token_values()
         for call in (lambda: client.pool_members("nope"), lambda: client.pool_members("x", "NOPART")):

@@ -2,6 +2,7 @@
 engine emulators and a Redis the test owns (tests/collectors/up_stack.py). Exactly one poller reads BIG-IP
 (counted by the emulator); kill -9 of a lease holder hands its work to another process within 5 s; a SIGTERM'd
 holder releases its lease so the standby takes over without waiting for the TTL."""
+
 from __future__ import annotations
 
 import asyncio
@@ -55,8 +56,7 @@ async def test_one_poller_and_one_scraper_work_and_a_killed_holder_is_replaced_w
             dead = holder_pid(r, "poller")
             os.kill(dead, signal.SIGKILL)
             killed, reads = time.monotonic(), stack.bigip.requests[POLL_GET]
-            await until("BIG-IP reads to resume", lambda: stack.bigip.requests[POLL_GET] > reads,
-                        TAKEOVER_LIMIT_S + 5)
+            await until("BIG-IP reads to resume", lambda: stack.bigip.requests[POLL_GET] > reads, TAKEOVER_LIMIT_S + 5)
             poll_takeover = time.monotonic() - killed
             assert holder_pid(r, "poller") not in (None, dead)
 
@@ -68,6 +68,7 @@ async def test_one_poller_and_one_scraper_work_and_a_killed_holder_is_replaced_w
             def scraped_after_kill() -> bool:
                 docs = r.hgetall(f"llmsched:pool:{{{POOL}:Common}}:metrics").values()
                 return bool(docs) and all(json.loads(d)["scraped_at"] > wall + 0.05 for d in docs)
+
             await until("fresh scrapes", scraped_after_kill, TAKEOVER_LIMIT_S + 5)
             scrape_takeover = time.monotonic() - killed
             assert holder_pid(r, "scraper") not in (None, dead)
@@ -76,12 +77,13 @@ async def test_one_poller_and_one_scraper_work_and_a_killed_holder_is_replaced_w
             leaving = holder_pid(r, "poller")
             os.kill(leaving, signal.SIGTERM)
             stopped = time.monotonic()
-            await until("another poller to hold the lease",
-                        lambda: holder_pid(r, "poller") not in (None, leaving), 5)
+            await until("another poller to hold the lease", lambda: holder_pid(r, "poller") not in (None, leaving), 5)
             handover = time.monotonic() - stopped
-            print(f"takeover after kill -9: poller {poll_takeover:.2f} s (first BIG-IP read), scraper "
-                  f"{scrape_takeover:.2f} s (first fresh scrape); after SIGTERM: lease handed over in "
-                  f"{handover:.2f} s")
+            print(
+                f"takeover after kill -9: poller {poll_takeover:.2f} s (first BIG-IP read), scraper "
+                f"{scrape_takeover:.2f} s (first fresh scrape); after SIGTERM: lease handed over in "
+                f"{handover:.2f} s"
+            )
             assert poll_takeover < TAKEOVER_LIMIT_S and scrape_takeover < TAKEOVER_LIMIT_S
             assert handover < 2.0, "a SIGTERM'd holder must release its lease, not let it expire"
             await until("the release in the log", lambda: "poller lease released" in stack.output(), 5)

@@ -1,6 +1,7 @@
-"""Collectors with leases and a Redis watchdog (llmsched.collectors.ha), in process: only the lease holder polls or scrapes,
+"""Collectors with leases and a Redis watchdog (collectors/ha.py), in process: only the lease holder polls or scrapes,
 a holder past its lease stops at once, and what Redis lost is written back from memory without asking BIG-IP
 or the engines again. Real BIG-IP and engine emulators over HTTP(S), a real Redis."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,6 +25,7 @@ from llmsched.shared.config_model import Config, MetricsConfig, PoolConfig, Sche
 from llmsched.shared.jobs import SERIALIZER
 from llmsched.shared.lease import Lease
 from llmsched.shared.store import Store
+
 from tests.collectors.conftest import BigIP
 from tests.helpers import make_store
 
@@ -46,8 +48,12 @@ def lease(store: Store, role: str, ttl: float = 0.6, clock: Callable[[], float] 
 
 
 def poller(bigip: BigIP, store: Store, duty: Duty, fetch_s: float = 0.2) -> Poller:
-    config = Config(f5=bigip.f5_config(), pools=(POOL,), source="test",
-                    scheduler=SchedulerConfig(pool_fetch_interval=fetch_s, ha_lease_ttl=0.6))
+    config = Config(
+        f5=bigip.f5_config(),
+        pools=(POOL,),
+        source="test",
+        scheduler=SchedulerConfig(pool_fetch_interval=fetch_s, ha_lease_ttl=0.6),
+    )
     return Poller(config, store, client_factory=lambda c: F5Client(c.f5), duty=duty)
 
 
@@ -65,7 +71,8 @@ async def running(*jobs: Callable[[asyncio.Event], Awaitable[None]]) -> tuple[li
 
 
 async def test_only_the_lease_holder_polls_bigip_and_the_standby_takes_over_when_it_stops(
-        bigip: BigIP, redis_url: str) -> None:
+    bigip: BigIP, redis_url: str
+) -> None:
     store = make_store(redis_url)
     first = poller(bigip, store, Duty("poller", store, lease(store, "poller")))
     second = poller(bigip, store, Duty("poller", store, lease(store, "poller")))
@@ -76,8 +83,8 @@ async def test_only_the_lease_holder_polls_bigip_and_the_standby_takes_over_when
     await asyncio.sleep(1.2)
     polls = bigip.state.requests[POLL_GET]
     print(f"\ntwo pollers, fetch every 0.2 s: {polls} BIG-IP pool reads in 1.2 s")
-    assert 4 <= polls <= 8         # one poller's worth (6); both polling would read about 12 times
-    stops[holder].set()             # a clean stop releases the lease: the standby polls at once
+    assert 4 <= polls <= 8  # one poller's worth (6); both polling would read about 12 times
+    stops[holder].set()  # a clean stop releases the lease: the standby polls at once
     stopped = time.monotonic()
     await tasks[holder]
     before = bigip.state.requests[POLL_GET]
@@ -96,20 +103,21 @@ async def test_a_holder_past_its_lease_deadline_polls_no_more(bigip: BigIP, redi
         assert p.duty.lease.acquire()
         assert (await p.poll_once()) == {POOL.key: None}
         reads = bigip.state.requests[POLL_GET]
-        clock.offset = 3.5          # e.g. the process was frozen for longer than the lease's TTL
+        clock.offset = 3.5  # e.g. the process was frozen for longer than the lease's TTL
         assert (await p.poll_once()) == {} and bigip.state.requests[POLL_GET] == reads
     finally:
         await p.close()
 
 
 async def test_an_emptied_redis_gets_the_config_and_membership_back_without_reading_bigip_again(
-        bigip: BigIP, redis_url: str) -> None:
+    bigip: BigIP, redis_url: str
+) -> None:
     store = make_store(redis_url)
     p = poller(bigip, store, Duty("poller", store, lease(store, "poller"), watch_interval=0.05), fetch_s=60)
     stops, tasks = await running(p.run)
     try:
         written = await until("the first membership", lambda: store.members(POOL.key))
-        await until("its scoring job", lambda: rescores(store))     # so it is not enqueued after the flush
+        await until("its scoring job", lambda: rescores(store))  # so it is not enqueued after the flush
         reads = bigip.state.requests[POLL_GET]
         redis.Redis.from_url(redis_url).flushall()
         flushed = time.monotonic()
@@ -137,6 +145,7 @@ def counting_session() -> tuple[aiohttp.ClientSession, Counter]:
 
     async def on_start(_session: Any, _ctx: SimpleNamespace, params: aiohttp.TraceRequestStartParams) -> None:
         sent[params.url.path] += 1
+
     trace.on_request_start.append(on_start)
     return aiohttp.ClientSession(trace_configs=[trace]), sent
 
@@ -145,19 +154,28 @@ async def engine_pool(store: Store) -> tuple[Any, str]:
     """An engine emulator and a membership naming it, as the poller would have written it."""
     engine = await serve_engine("127.0.0.1", 0, EngineSpec(engine="vllm"))
     port = bound_port(engine)
-    store.set_members(POOL.key, {"fetched_at": time.time(), "error": None, "error_at": None,
-                                 "members": [{"address": "127.0.0.1", "port": port, "name": f"127.0.0.1:{port}"}]})
+    store.set_members(
+        POOL.key,
+        {
+            "fetched_at": time.time(),
+            "error": None,
+            "error_at": None,
+            "members": [{"address": "127.0.0.1", "port": port, "name": f"127.0.0.1:{port}"}],
+        },
+    )
     return engine, f"127.0.0.1:{port}"
 
 
 def scraper(store: Store, session: aiohttp.ClientSession, interval_ms: int, watch: float | None = None) -> Scraper:
-    config = Config(pools=(POOL,), source="test",
-                    scheduler=SchedulerConfig(metrics_fetch_interval=interval_ms, ha_lease_ttl=0.6))
+    config = Config(
+        pools=(POOL,), source="test", scheduler=SchedulerConfig(metrics_fetch_interval=interval_ms, ha_lease_ttl=0.6)
+    )
     return Scraper(config, store, session, duty=Duty("scraper", store, lease(store, "scraper"), watch))
 
 
 async def test_only_the_scraper_holding_the_lease_scrapes_and_the_standby_takes_over_when_it_stops(
-        redis_url: str) -> None:
+    redis_url: str,
+) -> None:
     store = make_store(redis_url)
     engine, _ = await engine_pool(store)
     (s1, sent1), (s2, sent2) = counting_session(), counting_session()
@@ -190,7 +208,7 @@ async def test_an_emptied_redis_gets_the_last_scrape_back_without_scraping_again
     stops, tasks = await running(s.run)
     try:
         scraped = await until("the first scrape", lambda: store.metrics(POOL.key).get(member))
-        await until("its scoring job", lambda: rescores(store))     # so it is not enqueued after the flush
+        await until("its scoring job", lambda: rescores(store))  # so it is not enqueued after the flush
         redis.Redis.from_url(redis_url).flushall()
         flushed = time.monotonic()
         back = await until("the scrape to be written back", lambda: store.metrics(POOL.key).get(member), timeout=2)

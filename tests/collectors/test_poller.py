@@ -1,4 +1,5 @@
 """The poller against the BIG-IP emulator (real HTTPS on 127.0.0.1) and a real Redis."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,6 +21,7 @@ from llmsched.collectors.poller import Poller
 from llmsched.shared.config_model import Config, PoolConfig, SchedulerConfig
 from llmsched.shared.jobs import clear_pending, scoring_queue
 from llmsched.shared.store import Store
+
 from tests.collectors.conftest import F5_PASSWORD, BigIP, ManualClock
 from tests.conftest import free_port
 from tests.helpers import make_store
@@ -32,8 +34,12 @@ MISSING = PoolConfig(name="nope", engine_type="vllm")
 
 
 def make_config(bigip: BigIP, *pools: PoolConfig, **f5: object) -> Config:
-    return Config(f5=bigip.f5_config(**f5), pools=pools or (VLLM,), source="test",
-                  scheduler=SchedulerConfig(pool_fetch_interval=0.2))
+    return Config(
+        f5=bigip.f5_config(**f5),
+        pools=pools or (VLLM,),
+        source="test",
+        scheduler=SchedulerConfig(pool_fetch_interval=0.2),
+    )
 
 
 def make_poller(config: Config, store: Store, clock: ManualClock) -> Poller:
@@ -49,8 +55,9 @@ def queued(store: Store) -> int:
 
 
 # --- normal operation ------------------------------------------------------------------------------------------
-async def test_first_poll_writes_every_pool_and_publishes_the_config(bigip: BigIP, redis_url: str,
-                                                                     clock: ManualClock) -> None:
+async def test_first_poll_writes_every_pool_and_publishes_the_config(
+    bigip: BigIP, redis_url: str, clock: ManualClock
+) -> None:
     store = make_store(redis_url)
     poller = make_poller(make_config(bigip, VLLM, V6, SUBFOLDER), store, clock)
     try:
@@ -66,14 +73,15 @@ async def test_first_poll_writes_every_pool_and_publishes_the_config(bigip: BigI
     assert [m["id"] for m in store.members(SUBFOLDER.key)["members"]] == ["10.9.9.9:80"]
 
 
-async def test_member_disabled_on_bigip_is_written_and_triggers_a_scoring_job(bigip: BigIP, redis_url: str,
-                                                                             clock: ManualClock) -> None:
+async def test_member_disabled_on_bigip_is_written_and_triggers_a_scoring_job(
+    bigip: BigIP, redis_url: str, clock: ManualClock
+) -> None:
     store = make_store(redis_url)
     poller = make_poller(make_config(bigip), store, clock)
     try:
         await poller.poll_once()
-        assert queued(store) == 1               # a new membership is a change
-        clear_pending(store, VLLM.key)          # as the scoring worker does when it takes the job
+        assert queued(store) == 1  # a new membership is a change
+        clear_pending(store, VLLM.key)  # as the scoring worker does when it takes the job
         clock.advance(10)
         await poller.poll_once()
         assert queued(store) == 1, "an unchanged membership enqueues nothing"
@@ -86,7 +94,10 @@ async def test_member_disabled_on_bigip_is_written_and_triggers_a_scoring_job(bi
         assert job.func_name == "llmsched.scorer.jobs.score_pool_job" and job.args[0] == VLLM.key
         assert job.args[2] == "membership"
         assert statuses(store.members(VLLM.key)) == {
-            "10.0.0.1:8000": "enabled", "10.0.0.2:8000": "disabled", "10.0.0.3:8000": "forced_offline"}
+            "10.0.0.1:8000": "enabled",
+            "10.0.0.2:8000": "disabled",
+            "10.0.0.3:8000": "forced_offline",
+        }
         clear_pending(store, VLLM.key)
         await bigip.set_member("vllm_pool", "10.0.0.1:8000", "monitor_down")
         await bigip.admin("DELETE", "/pools/vllm_pool/members/10.0.0.2:8000")
@@ -99,16 +110,16 @@ async def test_member_disabled_on_bigip_is_written_and_triggers_a_scoring_job(bi
 
 
 # --- failures keep the last membership -------------------------------------------------------------------------
-async def test_bigip_down_keeps_the_last_membership_with_error_and_its_age(bigip: BigIP, redis_url: str,
-                                                                          clock: ManualClock,
-                                                                          logs: list[str]) -> None:
+async def test_bigip_down_keeps_the_last_membership_with_error_and_its_age(
+    bigip: BigIP, redis_url: str, clock: ManualClock, logs: list[str]
+) -> None:
     store = make_store(redis_url)
     poller = make_poller(make_config(bigip), store, clock)
     try:
         await poller.poll_once()
         fetched_at = clock.now
         before = store.members(VLLM.key)["members"]
-        await bigip.stop()                      # connection refused from now on
+        await bigip.stop()  # connection refused from now on
         for _ in range(3):
             clock.advance(10)
             result = await poller.poll_once()
@@ -123,8 +134,9 @@ async def test_bigip_down_keeps_the_last_membership_with_error_and_its_age(bigip
 
 
 @pytest.mark.parametrize("status", [500, 503])
-async def test_bigip_5xx_keeps_the_last_membership_and_recovers(bigip: BigIP, redis_url: str, clock: ManualClock,
-                                                               logs: list[str], status: int) -> None:
+async def test_bigip_5xx_keeps_the_last_membership_and_recovers(
+    bigip: BigIP, redis_url: str, clock: ManualClock, logs: list[str], status: int
+) -> None:
     store = make_store(redis_url)
     poller = make_poller(make_config(bigip), store, clock)
     try:
@@ -161,9 +173,9 @@ async def test_slow_bigip_keeps_the_last_membership(bigip: BigIP, redis_url: str
     assert len(doc["members"]) == 3 and "no answer" in doc["error"] and doc["error_at"] == clock.now
 
 
-async def test_missing_pool_is_reported_clearly_once_and_other_pools_still_update(bigip: BigIP, redis_url: str,
-                                                                                 clock: ManualClock,
-                                                                                 logs: list[str]) -> None:
+async def test_missing_pool_is_reported_clearly_once_and_other_pools_still_update(
+    bigip: BigIP, redis_url: str, clock: ManualClock, logs: list[str]
+) -> None:
     store = make_store(redis_url)
     poller = make_poller(make_config(bigip, VLLM, MISSING), store, clock)
     try:
@@ -180,8 +192,9 @@ async def test_missing_pool_is_reported_clearly_once_and_other_pools_still_updat
     assert len(warned) == 1 and warned[0].startswith("WARNING")
 
 
-async def test_pool_deleted_on_bigip_keeps_its_last_members_with_the_error(bigip: BigIP, redis_url: str,
-                                                                          clock: ManualClock) -> None:
+async def test_pool_deleted_on_bigip_keeps_its_last_members_with_the_error(
+    bigip: BigIP, redis_url: str, clock: ManualClock
+) -> None:
     store = make_store(redis_url)
     poller = make_poller(make_config(bigip), store, clock)
     try:
@@ -195,8 +208,9 @@ async def test_pool_deleted_on_bigip_keeps_its_last_members_with_the_error(bigip
     assert len(doc["members"]) == 3 and doc["error"] == "pool /Common/vllm_pool does not exist on BIG-IP"
 
 
-async def test_changed_password_keeps_the_membership_and_tries_one_login_per_cycle(bigip: BigIP, redis_url: str,
-                                                                                   clock: ManualClock) -> None:
+async def test_changed_password_keeps_the_membership_and_tries_one_login_per_cycle(
+    bigip: BigIP, redis_url: str, clock: ManualClock
+) -> None:
     store = make_store(redis_url)
     poller = make_poller(make_config(bigip, VLLM, V6, SUBFOLDER), store, clock)
     try:
@@ -216,8 +230,9 @@ async def test_changed_password_keeps_the_membership_and_tries_one_login_per_cyc
         assert "login of user 'admin'" in doc["error"] and "HTTP 401" in doc["error"]
 
 
-async def test_restart_while_bigip_is_down_keeps_the_membership_an_earlier_run_wrote(bigip: BigIP, redis_url: str,
-                                                                                    clock: ManualClock) -> None:
+async def test_restart_while_bigip_is_down_keeps_the_membership_an_earlier_run_wrote(
+    bigip: BigIP, redis_url: str, clock: ManualClock
+) -> None:
     store = make_store(redis_url)
     config = make_config(bigip)
     first = make_poller(config, store, clock)
@@ -252,9 +267,23 @@ class RedisProcess:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-                                      "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
         while True:
@@ -273,12 +302,13 @@ class RedisProcess:
 
 
 async def test_redis_outage_is_logged_once_and_the_poller_catches_up_when_it_returns(
-        bigip: BigIP, redis_server: str, clock: ManualClock, logs: list[str]) -> None:
+    bigip: BigIP, redis_server: str, clock: ManualClock, logs: list[str]
+) -> None:
     server = RedisProcess()
     store = make_store(server.url)
     poller = make_poller(make_config(bigip), store, clock)
     try:
-        for _ in range(2):                      # Redis not started yet: nothing to write, no crash
+        for _ in range(2):  # Redis not started yet: nothing to write, no crash
             assert await poller.poll_once() == {VLLM.key: None}
         assert sum("Redis unavailable" in line for line in logs) == 1
         server.start()
@@ -295,7 +325,8 @@ async def test_redis_outage_is_logged_once_and_the_poller_catches_up_when_it_ret
 
 # --- reload and shutdown ---------------------------------------------------------------------------------------
 async def test_apply_config_adds_pools_and_replaces_the_client_when_f5_settings_change(
-        bigip: BigIP, redis_url: str, clock: ManualClock) -> None:
+    bigip: BigIP, redis_url: str, clock: ManualClock
+) -> None:
     store = make_store(redis_url)
     config = make_config(bigip)
     poller = make_poller(config, store, clock)
@@ -320,7 +351,7 @@ async def test_run_polls_at_once_and_stops_on_request_deleting_its_token(bigip: 
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run(stop))
     deadline = time.monotonic() + 10
-    while poller.cycles < 3:                    # interval 0.2 s: several cycles
+    while poller.cycles < 3:  # interval 0.2 s: several cycles
         assert time.monotonic() < deadline and not task.done()
         await asyncio.sleep(0.05)
     assert store.members(VLLM.key)["error"] is None and bigip.state.tokens
@@ -336,15 +367,17 @@ async def test_stop_during_a_hanging_bigip_call_ends_run_within_five_seconds(big
     await bigip.admin("POST", "/faults", {"latency": 20.0})
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run(stop))
-    await asyncio.sleep(0.3)                    # the login is now waiting on the slow BIG-IP
+    await asyncio.sleep(0.3)  # the login is now waiting on the slow BIG-IP
     stop.set()
     await asyncio.wait_for(task, timeout=5)
     assert task.exception() is None
 
 
 # --- the command -----------------------------------------------------------------------------------------------
-POLLER_MAIN = ("import argparse, sys; import llmsched.cli.poller as m; p = argparse.ArgumentParser(); m.add_arguments(p); "
-               "sys.exit(m.run(p.parse_args(sys.argv[1:])))")
+POLLER_MAIN = (
+    "import argparse, sys; import llmsched.cli.poller as m; p = argparse.ArgumentParser(); m.add_arguments(p); "
+    "sys.exit(m.run(p.parse_args(sys.argv[1:])))"
+)
 
 
 def write_config(path: Path, bigip: BigIP, redis_url: str) -> None:
@@ -360,13 +393,15 @@ pools:
 
 
 async def test_command_polls_logs_no_secret_and_exits_0_on_sigterm_after_deleting_its_token(
-        bigip: BigIP, redis_url: str, tmp_path: Path) -> None:
+    bigip: BigIP, redis_url: str, tmp_path: Path
+) -> None:
     cfg = tmp_path / "scheduler-config.yaml"
     write_config(cfg, bigip, redis_url)
     env = {**os.environ, "TEST_F5_PW": F5_PASSWORD, "PYTHONPATH": str(ROOT)}
     env.pop("REDIS_URL", None)
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", POLLER_MAIN, "--config", str(cfg),
-                                                cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", POLLER_MAIN, "--config", str(cfg), cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
+    )
     store = make_store(redis_url)
     tokens: set[str] = set()
     deadline = time.monotonic() + 15
@@ -388,7 +423,13 @@ def test_command_prints_config_errors_with_their_path_and_exits_1(tmp_path: Path
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("f5: {host: 127.0.0.1, password_env: UNSET_F5_PW_FOR_TEST}\npools: []\n")
     env = {k: v for k, v in os.environ.items() if k != "UNSET_F5_PW_FOR_TEST"}
-    done = subprocess.run([sys.executable, "-c", POLLER_MAIN, "--config", str(cfg)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", POLLER_MAIN, "--config", str(cfg)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert f"{cfg}: f5.password_env:" in done.stderr and "pools" in done.stderr

@@ -1,9 +1,11 @@
 """llmsched.collectors.prom: the Prometheus text parser around prometheus_client, on real-shaped expositions."""
+
 from __future__ import annotations
 
 import math
 
 from llmsched.collectors.prom import finite, line_name, parse_exposition
+
 from tests.collectors.scrape_expositions import GARBAGE, QUIRKS, SGLANG_COLON, VLLM_NEW
 
 
@@ -11,7 +13,9 @@ def test_samples_are_grouped_by_sample_name_including_counter_and_histogram_suff
     expo = parse_exposition(VLLM_NEW)
     assert [s.value for s in expo.get("vllm:num_requests_waiting")] == [2.0]
     assert expo.get("vllm:num_requests_waiting")[0].labels == {
-        "engine": "0", "model_name": "meta-llama/Llama-3.1-8B-Instruct"}
+        "engine": "0",
+        "model_name": "meta-llama/Llama-3.1-8B-Instruct",
+    }
     assert expo.get("vllm:prefix_cache_queries_total")[0].value == 1048576.0
     assert len(expo.get("vllm:time_to_first_token_seconds_bucket")) == 23
     assert len(expo.get("vllm:request_success_total")) == 4
@@ -35,7 +39,7 @@ def test_unlabelled_samples_and_samples_with_timestamps_are_kept():
     assert [s.value for s in expo.get("vllm:num_requests_waiting")] == [3.0]
     running = expo.get("vllm:num_requests_running")[0]
     assert running.value == 15.0
-    assert running.timestamp == 1717000000.0    # exposition timestamps are milliseconds
+    assert running.timestamp == 1717000000.0  # exposition timestamps are milliseconds
 
 
 def test_escaped_label_values_with_quotes_braces_and_backslashes_are_decoded():
@@ -50,8 +54,10 @@ def test_nan_and_inf_are_kept_as_floats_and_finite_filters_them_out():
 
 
 def test_a_malformed_line_is_reported_with_its_number_and_name_and_the_rest_is_kept():
-    text = VLLM_NEW.replace('vllm:num_requests_waiting{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"} 2.0',
-                            'vllm:num_requests_waiting{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct" 2.0')
+    text = VLLM_NEW.replace(
+        'vllm:num_requests_waiting{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"} 2.0',
+        'vllm:num_requests_waiting{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct" 2.0',
+    )
     expo = parse_exposition(text)
     assert [(b.number, b.name) for b in expo.bad_lines] == [(6, "vllm:num_requests_waiting")]
     assert expo.get("vllm:num_requests_waiting") == []
@@ -71,7 +77,7 @@ def test_a_garbage_body_yields_bad_lines_and_no_samples():
 
 
 def test_a_body_without_final_line_feed_is_truncated_and_its_last_line_not_parsed():
-    text = VLLM_NEW[: VLLM_NEW.index("0.3127") + 3]    # cut inside the KV value: "0.3"
+    text = VLLM_NEW[: VLLM_NEW.index("0.3127") + 3]  # cut inside the KV value: "0.3"
     expo = parse_exposition(text)
     assert expo.truncated
     assert expo.get("vllm:kv_cache_usage_perc") == []

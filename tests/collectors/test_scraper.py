@@ -1,4 +1,5 @@
 """The scraper against engine emulators over real HTTP(S) on 127.0.0.1 (and ::1) and a real Redis."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,16 +20,24 @@ from loguru import logger
 
 from llmsched.collectors.scrape_plan import metrics_url, plan_targets
 from llmsched.collectors.scraper import Scraper
-from llmsched.emulators.engine import build_engine_app
 from llmsched.emulators.engine import bound_port as engine_port
+from llmsched.emulators.engine import build_engine_app
 from llmsched.emulators.engine_state import EngineSpec
 from llmsched.emulators.tls import CertFiles, generate_self_signed
 from llmsched.scorer.step import score_pool
-from llmsched.shared.config_model import (Config, EngineVariant, FallbackConfig, MetricsConfig, PoolConfig, SchedulerConfig)
+from llmsched.shared.config_model import (
+    Config,
+    EngineVariant,
+    FallbackConfig,
+    MetricsConfig,
+    PoolConfig,
+    SchedulerConfig,
+)
 from llmsched.shared.jobs import SCORING_JOB, scoring_queue
 from llmsched.shared.members import Member
 from llmsched.shared.secrets import Secret
 from llmsched.shared.store import Store, connect
+
 from tests.conftest import free_port
 from tests.helpers import make_store
 
@@ -64,15 +73,18 @@ class Engine:
 @dataclass
 class Harness:
     store: Store
-    session: aiohttp.ClientSession       # the scraper's session
+    session: aiohttp.ClientSession  # the scraper's session
     admin_session: aiohttp.ClientSession
     certs: list[CertFiles] = field(default_factory=list)
     engines: list[Engine] = field(default_factory=list)
 
     async def engine(self, host: str = "127.0.0.1", tls: bool = False, **spec: object) -> Engine:
         """Start an engine emulator; with `tls`, serve it over HTTPS with a fresh self-signed certificate."""
-        runner = web.AppRunner(build_engine_app(EngineSpec(**spec)), access_log=None,  # type: ignore[arg-type]
-                               shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            build_engine_app(EngineSpec(**spec)),
+            access_log=None,  # type: ignore[arg-type]
+            shutdown_timeout=1.0,
+        )
         await runner.setup()
         ctx = None
         if tls:
@@ -85,18 +97,28 @@ class Harness:
 
     def members(self, pool_key: str, *addresses: tuple[str, int]) -> list[Member]:
         ms = [Member(address=a, port=p, name=f"{a}:{p}") for a, p in addresses]
-        self.store.set_members(pool_key, {"fetched_at": time.time(), "members": [m.to_dict() for m in ms],
-                                          "error": None, "error_at": None})
+        self.store.set_members(
+            pool_key, {"fetched_at": time.time(), "members": [m.to_dict() for m in ms], "error": None, "error_at": None}
+        )
         return ms
 
-    def scraper(self, *pools: PoolConfig, variants: tuple[EngineVariant, ...] = (), interval_ms: int = 1000,
-                store: Store | None = None) -> Scraper:
+    def scraper(
+        self,
+        *pools: PoolConfig,
+        variants: tuple[EngineVariant, ...] = (),
+        interval_ms: int = 1000,
+        store: Store | None = None,
+    ) -> Scraper:
         return Scraper(config(*pools, variants=variants, interval_ms=interval_ms), store or self.store, self.session)
 
 
 def config(*pools: PoolConfig, variants: tuple[EngineVariant, ...] = (), interval_ms: int = 1000) -> Config:
-    return Config(pools=pools, engines_metrics_keys=variants, source="test",
-                  scheduler=SchedulerConfig(metrics_fetch_interval=interval_ms, stale_after=60.0))
+    return Config(
+        pools=pools,
+        engines_metrics_keys=variants,
+        source="test",
+        scheduler=SchedulerConfig(metrics_fetch_interval=interval_ms, stale_after=60.0),
+    )
 
 
 def pool(engine_type: str = "vllm", name: str = "vllm_pool", **metrics: object) -> PoolConfig:
@@ -105,8 +127,10 @@ def pool(engine_type: str = "vllm", name: str = "vllm_pool", **metrics: object) 
 
 @pytest.fixture()
 async def h(redis_url: str) -> AsyncIterator[Harness]:
-    async with aiohttp.ClientSession() as session, aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=False)) as admin_session:
+    async with (
+        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as admin_session,
+    ):
         harness = Harness(make_store(redis_url), session, admin_session)
         yield harness
         for engine in harness.engines:
@@ -205,7 +229,7 @@ async def test_https_is_verified_against_the_configured_ca(h: Harness):
     trusted = pool(schema="https", ca_bundle=cert)
     doc = (await h.scraper(trusted).scrape_pool(trusted))[member_id(e)]
     assert doc["status"] == "ok", doc
-    untrusted = pool(schema="https")        # system CAs only: the self-signed certificate is refused
+    untrusted = pool(schema="https")  # system CAs only: the self-signed certificate is refused
     doc = (await h.scraper(untrusted).scrape_pool(untrusted))[member_id(e)]
     assert doc["status"] == "error" and doc["error"].startswith("TLS certificate not trusted")
     unverified = pool(schema="https", verify=False)
@@ -219,7 +243,7 @@ async def test_a_down_engine_is_an_error_and_its_score_becomes_none_after_rescor
         await e.force(waiting=1, running=1, kv=0.2)
     h.members(POOL, (up.host, up.port), (doomed.host, doomed.port))
     scraper = h.scraper(pool())
-    await scraper.run_cycle()                   # publishes the config, scrapes, stores
+    await scraper.run_cycle()  # publishes the config, scrapes, stores
     before = {m["id"]: m["score"] for m in score_pool(h.store, POOL)["members"]}
     assert before[member_id(doomed)] is not None
     await doomed.stop()
@@ -241,8 +265,9 @@ async def test_a_hanging_engine_times_out(h: Harness):
     assert doc["status"] == "error" and doc["error"] == "timeout after 0.3 s"
 
 
-@pytest.mark.parametrize("mode,error", [("error", "HTTP 500"), ("garbage", "malformed line 3"),
-                                        ("truncated", "truncated body")])
+@pytest.mark.parametrize(
+    "mode,error", [("error", "HTTP 500"), ("garbage", "malformed line 3"), ("truncated", "truncated body")]
+)
 async def test_broken_metrics_responses_are_errors(h: Harness, mode: str, error: str):
     e = await h.engine()
     await e.admin("/mode", {"mode": mode})
@@ -299,7 +324,10 @@ def test_metrics_url_brackets_ipv6_strips_route_domains_and_honours_port_and_pat
 def test_plan_groups_members_by_url_only_when_the_url_is_the_same():
     members = [Member("10.0.0.1", 8001), Member("10.0.0.1%2", 8002), Member("10.0.0.2", 8001)]
     assert [t.member_ids for t in plan_targets(MetricsConfig(), members)] == [
-        ("10.0.0.1:8001",), ("10.0.0.1%2:8002",), ("10.0.0.2:8001",)]
+        ("10.0.0.1:8001",),
+        ("10.0.0.1%2:8002",),
+        ("10.0.0.2:8001",),
+    ]
     shared = plan_targets(MetricsConfig(port=9000), members)
     assert [t.member_ids for t in shared] == [("10.0.0.1:8001", "10.0.0.1%2:8002"), ("10.0.0.2:8001",)]
 
@@ -357,7 +385,7 @@ async def test_a_new_config_is_applied_at_the_next_cycle_and_published(h: Harnes
     assert h.store.pool_config(POOL)["pool_fallback"] is False
     fixed = replace(pool(), fallback=FallbackConfig(pool_fallback=True))
     scraper.apply_config(config(fixed))
-    assert scraper.config.pool(POOL).metrics.path == "/nope"     # not before the next cycle
+    assert scraper.config.pool(POOL).metrics.path == "/nope"  # not before the next cycle
     await scraper.run_cycle()
     assert h.store.metrics(POOL)[member_id(e)]["status"] == "ok"
     assert h.store.pool_config(POOL)["pool_fallback"] is True
@@ -403,8 +431,10 @@ pools:
     fallback: {{pool_fallback: {fallback}}}
     metrics: {{timeout: 60, APIkey: proc-key-xyz}}
 """
-RUNNER = ("import argparse, sys; import llmsched.cli.scraper as s; p = argparse.ArgumentParser(); s.add_arguments(p); "
-          "sys.exit(s.run(p.parse_args(sys.argv[1:])))")
+RUNNER = (
+    "import argparse, sys; import llmsched.cli.scraper as s; p = argparse.ArgumentParser(); s.add_arguments(p); "
+    "sys.exit(s.run(p.parse_args(sys.argv[1:])))"
+)
 
 
 async def _until(predicate, what: str, timeout: float = 10.0) -> None:
@@ -425,15 +455,16 @@ async def test_the_process_scrapes_reloads_and_exits_0_on_sigterm_mid_scrape(h: 
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["LLMSCHED_TEST_F5_PW"] = "f5-pw-not-used"
     errlog = open(workdir / "stderr.log", "wb")
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", RUNNER, "--config", str(cfg), cwd=REPO,
-                                                env=env, stdout=errlog, stderr=errlog)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", RUNNER, "--config", str(cfg), cwd=REPO, env=env, stdout=errlog, stderr=errlog
+    )
     try:
         await _until(lambda: store.metrics(POOL).get(member_id(e), {}).get("status") == "ok", "a scrape")
         assert (store.pool_config(POOL) or {}).get("pool_fallback") is False
         cfg.write_text(CONFIG_YAML.format(url=redis_url, fallback="true"))
         await _until(lambda: (store.pool_config(POOL) or {}).get("pool_fallback") is True, "the reload")
         await e.admin("/mode", {"mode": "hang"})
-        await asyncio.sleep(0.3)        # let a cycle start and hang on the 60 s timeout
+        await asyncio.sleep(0.3)  # let a cycle start and hang on the 60 s timeout
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), timeout=5) == 0
     finally:

@@ -3,6 +3,7 @@ and the per-process /metrics endpoint (over real HTTP on 127.0.0.1, parsed with 
 
 Metric objects are per process, so each test reads its own pool's series (or a difference) rather than totals.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,6 +31,7 @@ from llmsched.shared.jobs import enqueue_scoring
 from llmsched.shared.members import Member
 from llmsched.shared.reload import ConfigWatcher
 from llmsched.shared.secrets import Secret
+
 from tests.collectors.conftest import BigIP, ManualClock
 from tests.conftest import free_port
 from tests.helpers import make_store
@@ -45,45 +47,63 @@ def scrape(port: int) -> dict:
 
 
 # --- poller ------------------------------------------------------------------------------------------------------
-async def test_a_poll_records_reads_members_per_status_login_and_cycle_time(bigip: BigIP, redis_url: str,
-                                                                         clock: ManualClock) -> None:
+async def test_a_poll_records_reads_members_per_status_login_and_cycle_time(
+    bigip: BigIP, redis_url: str, clock: ManualClock
+) -> None:
     pool = PoolConfig(name="vllm_pool", engine_type="vllm")
     await bigip.set_member("vllm_pool", "10.0.0.2:8000", "disabled")
-    logins, cycles = value(t.POLLER, "llmsched_bigip_logins_total", result="ok"), \
-        value(t.POLLER, "llmsched_bigip_poll_duration_seconds_count")
+    logins, cycles = (
+        value(t.POLLER, "llmsched_bigip_logins_total", result="ok"),
+        value(t.POLLER, "llmsched_bigip_poll_duration_seconds_count"),
+    )
     reads = value(t.POLLER, "llmsched_bigip_polls_total", pool=pool.key)
-    poller = Poller(Config(f5=bigip.f5_config(), pools=(pool,), source="test"), make_store(redis_url),
-                    client_factory=lambda c: F5Client(c.f5), clock=clock)
+    poller = Poller(
+        Config(f5=bigip.f5_config(), pools=(pool,), source="test"),
+        make_store(redis_url),
+        client_factory=lambda c: F5Client(c.f5),
+        clock=clock,
+    )
     try:
         await poller.poll_once()
         await poller.poll_once()
     finally:
         await poller.close()
     assert value(t.POLLER, "llmsched_bigip_polls_total", pool=pool.key) == reads + 2
-    assert value(t.POLLER, "llmsched_bigip_logins_total", result="ok") == logins + 1      # the token is reused
+    assert value(t.POLLER, "llmsched_bigip_logins_total", result="ok") == logins + 1  # the token is reused
     assert value(t.POLLER, "llmsched_bigip_poll_duration_seconds_count") == cycles + 2
     assert value(t.POLLER, "llmsched_pool_members", pool=pool.key, status="enabled") == 2
     assert value(t.POLLER, "llmsched_pool_members", pool=pool.key, status="disabled") == 1
     assert value(t.POLLER, "llmsched_pool_members", pool=pool.key, status="down") == 0
     assert value(t.POLLER, "llmsched_bigip_last_success_timestamp_seconds", pool=pool.key) == clock.now
     # Every error kind exists at 0 from the first read, so a first failure shows in rate().
-    assert all(t.POLLER.get_sample_value("llmsched_bigip_poll_errors_total", {"pool": pool.key, "kind": kind})
-               is not None for kind in t.POLL_ERROR_KINDS)
+    assert all(
+        t.POLLER.get_sample_value("llmsched_bigip_poll_errors_total", {"pool": pool.key, "kind": kind}) is not None
+        for kind in t.POLL_ERROR_KINDS
+    )
 
 
-async def test_failed_reads_are_counted_by_kind_and_refused_logins_as_failed(bigip: BigIP, redis_url: str,
-                                                                         clock: ManualClock) -> None:
+async def test_failed_reads_are_counted_by_kind_and_refused_logins_as_failed(
+    bigip: BigIP, redis_url: str, clock: ManualClock
+) -> None:
     missing = PoolConfig(name="telemetry_missing_pool", engine_type="vllm")
     failed = value(t.POLLER, "llmsched_bigip_logins_total", result="failed")
-    poller = Poller(Config(f5=bigip.f5_config(), pools=(missing,), source="test"), make_store(redis_url),
-                    client_factory=lambda c: F5Client(c.f5), clock=clock)
+    poller = Poller(
+        Config(f5=bigip.f5_config(), pools=(missing,), source="test"),
+        make_store(redis_url),
+        client_factory=lambda c: F5Client(c.f5),
+        clock=clock,
+    )
     try:
         await poller.poll_once()
     finally:
         await poller.close()
     assert value(t.POLLER, "llmsched_bigip_poll_errors_total", pool=missing.key, kind="not_found") == 1
-    wrong = Poller(Config(f5=replace(bigip.f5_config(), password=Secret("wrong")), pools=(missing,), source="t"),
-                   make_store(redis_url), client_factory=lambda c: F5Client(c.f5), clock=clock)
+    wrong = Poller(
+        Config(f5=replace(bigip.f5_config(), password=Secret("wrong")), pools=(missing,), source="t"),
+        make_store(redis_url),
+        client_factory=lambda c: F5Client(c.f5),
+        clock=clock,
+    )
     try:
         await wrong.poll_once()
     finally:
@@ -94,6 +114,7 @@ async def test_failed_reads_are_counted_by_kind_and_refused_logins_as_failed(big
 
 def test_error_kinds_follow_the_error_classes() -> None:
     from llmsched.collectors.f5_errors import F5AuthError, F5NotFound, F5TLSError, F5Unavailable, F5Unreachable
+
     assert error_kind(F5AuthError("login", 401)) == "auth"
     assert error_kind(F5NotFound("pool p", 404)) == "not_found"
     assert error_kind(F5Unavailable("pool p", 503)) == "unavailable"
@@ -102,8 +123,9 @@ def test_error_kinds_follow_the_error_classes() -> None:
     assert error_kind(RuntimeError("bug")) == "internal"
 
 
-async def test_gauges_of_a_pool_removed_from_the_config_disappear(bigip: BigIP, redis_url: str,
-                                                                 clock: ManualClock) -> None:
+async def test_gauges_of_a_pool_removed_from_the_config_disappear(
+    bigip: BigIP, redis_url: str, clock: ManualClock
+) -> None:
     pool = PoolConfig(name="vllm_pool", engine_type="vllm", partition="Common")
     config = Config(f5=bigip.f5_config(), pools=(pool,), source="test")
     poller = Poller(config, make_store(redis_url), client_factory=lambda c: F5Client(c.f5), clock=clock)
@@ -123,11 +145,13 @@ async def test_gauges_of_a_pool_removed_from_the_config_disappear(bigip: BigIP, 
 async def test_scrapes_count_errors_and_stale_members_per_pool(redis_url: str) -> None:
     store = make_store(redis_url)
     runner = await serve_engine("127.0.0.1", 0, EngineSpec(engine="vllm"))
-    down = free_port()          # nothing listens there: every scrape of it fails
+    down = free_port()  # nothing listens there: every scrape of it fails
     pool = PoolConfig(name="telemetry_scrape_pool", engine_type="vllm")
     members = [Member(address="127.0.0.1", port=engine_port(runner)), Member(address="127.0.0.1", port=down)]
-    store.set_members(pool.key, {"fetched_at": time.time(), "members": [m.to_dict() for m in members],
-                                 "error": None, "error_at": None})
+    store.set_members(
+        pool.key,
+        {"fetched_at": time.time(), "members": [m.to_dict() for m in members], "error": None, "error_at": None},
+    )
     config = Config(pools=(pool,), source="test", scheduler=SchedulerConfig(stale_after=30.0))
     async with aiohttp.ClientSession() as session:
         scraper = Scraper(config, store, session)
@@ -137,7 +161,7 @@ async def test_scrapes_count_errors_and_stale_members_per_pool(redis_url: str) -
     assert value(t.SCRAPER, "llmsched_scrapes_total", pool=pool.key) == 4
     assert value(t.SCRAPER, "llmsched_scrape_errors_total", pool=pool.key) == 2
     assert value(t.SCRAPER, "llmsched_scrape_duration_seconds_count", pool=pool.key) == 4
-    assert value(t.SCRAPER, "llmsched_scrape_stale_members", pool=pool.key) == 1      # never scraped fine
+    assert value(t.SCRAPER, "llmsched_scrape_stale_members", pool=pool.key) == 1  # never scraped fine
     assert value(t.SCRAPER, "llmsched_scrape_oldest_success_timestamp_seconds", pool=pool.key) == 0
     assert value(t.SCRAPER, "llmsched_scrape_cycle_duration_seconds_count") >= 2
 
@@ -149,9 +173,12 @@ def test_config_reloads_are_counted_as_applied_or_rejected(tmp_path: Path, monke
     path = tmp_path / "scheduler-config.yaml"
     path.write_text(yaml.safe_dump(doc))
     from llmsched.shared.config import load_config
+
     watcher = ConfigWatcher(path, load_config(path), on_change=lambda new: None, process="test")
-    applied, rejected = value(t.COMMON, "llmsched_config_reloads_total", result="applied"), \
-        value(t.COMMON, "llmsched_config_reloads_total", result="rejected")
+    applied, rejected = (
+        value(t.COMMON, "llmsched_config_reloads_total", result="applied"),
+        value(t.COMMON, "llmsched_config_reloads_total", result="rejected"),
+    )
     path.write_text(yaml.safe_dump({**doc, "scheduler": {"pool_fetch_interval": 5}}))
     assert watcher.check() is not None
     path.write_text(yaml.safe_dump({**doc, "scheduler": {"pool_fetch_interval": 0}}))
@@ -167,8 +194,9 @@ def test_a_process_endpoint_serves_its_role_its_extra_collectors_and_process_met
     record_latency(store, "p1:Common", "scrape", 0.004)
     record_latency(store, "p1:Common", "scrape", 0.2)
     port = free_port()
-    server = t.serve("scorer", TelemetryConfig(host="127.0.0.1", scorer_port=port), extra=[ScoringCollector(store)],
-                     env={})
+    server = t.serve(
+        "scorer", TelemetryConfig(host="127.0.0.1", scorer_port=port), extra=[ScoringCollector(store)], env={}
+    )
     assert server is not None
     try:
         fams = scrape(port)
@@ -176,7 +204,7 @@ def test_a_process_endpoint_serves_its_role_its_extra_collectors_and_process_met
         server.shutdown()
         server.server_close()
     assert "llmsched_config_reloads" in fams and "llmsched_rescores_enqueued" in fams
-    assert "llmsched_decisions" not in fams and "llmsched_bigip_polls" not in fams     # other roles' metrics
+    assert "llmsched_decisions" not in fams and "llmsched_bigip_polls" not in fams  # other roles' metrics
     assert "process_cpu_seconds" in fams
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in fams.values() for s in f.samples}
     assert samples[("llmsched_scoring_queue_depth", ())] == 1

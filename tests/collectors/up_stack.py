@@ -1,5 +1,6 @@
 """`llmsched up` as a real process tree against the BIG-IP and engine emulators (served in the test's event loop
 on 127.0.0.1) and a Redis the test chooses (a URL, or Sentinels): for the HA and Sentinel tests."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,6 +23,7 @@ from llmsched.emulators.engine import serve_engine
 from llmsched.emulators.engine_state import EngineSpec
 from llmsched.emulators.f5 import bound_port, serve_f5
 from llmsched.emulators.f5_state import F5State
+
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,20 +80,31 @@ async def up_stack(tmp_path: Path, redis: dict[str, Any], *up_args: str, engines
     sends SIGTERM and records the exit code in `exit_code` (None: it had to be killed after 10 s)."""
     servers = [await serve_engine("127.0.0.1", 0, EngineSpec(engine="vllm")) for _ in range(engines)]
     members = [f"127.0.0.1:{engine_port(s)}" for s in servers]
-    state = F5State.from_dict({"users": {"admin": "f5-pw"},
-                               "pools": [{"name": POOL, "members": [{"name": m} for m in members]}]})
+    state = F5State.from_dict(
+        {"users": {"admin": "f5-pw"}, "pools": [{"name": POOL, "members": [{"name": m} for m in members]}]}
+    )
     f5_runner, cert = await serve_f5("127.0.0.1", 0, state, tls=True)
     api_port = free_port()
     config = tmp_path / "scheduler-config.yaml"
     config.write_text(yaml.safe_dump(config_doc(bound_port(f5_runner), cert, api_port, redis)))
-    env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"}, "TEST_F5_PW": "f5-pw",
-           "PYTHONPATH": str(REPO)}
+    env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"}, "TEST_F5_PW": "f5-pw", "PYTHONPATH": str(REPO)}
     log = tmp_path / "up.log"
     with open(log, "wb") as out:
-        up = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "up", "--config", str(config), "--workers", "1",
-                               *up_args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    stack = UpStack(f"http://127.0.0.1:{api_port}", members, state, up, log,
-                    aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)))
+        up = subprocess.Popen(
+            [sys.executable, "-m", "llmsched.cli.main", "up", "--config", str(config), "--workers", "1", *up_args],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    stack = UpStack(
+        f"http://127.0.0.1:{api_port}",
+        members,
+        state,
+        up,
+        log,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)),
+    )
     try:
         await stack.wait_for_a_pick(timeout=40)
         yield stack
@@ -99,7 +112,7 @@ async def up_stack(tmp_path: Path, redis: dict[str, Any], *up_args: str, engines
         await stack.session.close()
         if up.poll() is None:
             up.send_signal(signal.SIGTERM)
-            try:        # in a thread: the emulators on this loop must keep answering (the poller logs out)
+            try:  # in a thread: the emulators on this loop must keep answering (the poller logs out)
                 stack.exit_code = await asyncio.to_thread(up.wait, 10)
             except subprocess.TimeoutExpired:
                 up.kill()

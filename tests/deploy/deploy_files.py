@@ -5,6 +5,7 @@ variable interpolation (`${X}`, `${X:-default}`, `${X-default}`, `${X:?error}`, 
 `raw_compose()` keeps the `${...}` text. `dockerfile()` gives the Dockerfile's instructions with continuation
 lines joined and comment lines dropped, as the Dockerfile parser does.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,6 +42,7 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
                 raise MissingVariable(f"{name}: {arg}")
             return value
         return value or ""
+
     return _VARIABLE.sub(replace, text)
 
 
@@ -69,8 +71,11 @@ def llmsched_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def config_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Services whose command loads a scheduler config with --config."""
-    return {name: svc for name, svc in llmsched_services(compose).items() if "--config" in svc["command"]
-            and svc["command"][0] != "emulate"}
+    return {
+        name: svc
+        for name, svc in llmsched_services(compose).items()
+        if "--config" in svc["command"] and svc["command"][0] != "emulate"
+    }
 
 
 def option(command: list[str], flag: str) -> str | None:
@@ -80,8 +85,7 @@ def option(command: list[str], flag: str) -> str | None:
 
 def dockerfile() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs of the final Dockerfile text."""
-    lines = [line for line in DOCKERFILE.read_text(encoding="utf-8").splitlines()
-             if not line.lstrip().startswith("#")]
+    lines = [line for line in DOCKERFILE.read_text(encoding="utf-8").splitlines() if not line.lstrip().startswith("#")]
     joined: list[str] = []
     buffer = ""
     for line in lines:
@@ -107,7 +111,7 @@ def dockerfile_json(instruction: str) -> list[str]:
 
 def healthcheck_command() -> list[str]:
     args = [a for i, a in dockerfile() if i == "HEALTHCHECK"][-1]
-    return json.loads(args[args.index("CMD") + len("CMD"):].strip())
+    return json.loads(args[args.index("CMD") + len("CMD") :].strip())
 
 
 def env_names_in_config(path: Path) -> set[str]:
@@ -123,5 +127,6 @@ def env_names_in_config(path: Path) -> set[str]:
         elif isinstance(node, list):
             for item in node:
                 walk(item)
+
     walk(yaml.safe_load(path.read_text(encoding="utf-8")))
     return names

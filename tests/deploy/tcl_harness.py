@@ -6,6 +6,7 @@ by the timeout or the peer's close; `table` is a shared key/value store; `active
 {addr port} pairs. The sideband commands use real TCP sockets, so a test can put a real scheduler API behind
 them. Everything the rule does is recorded and returned as `IRuleRun`.
 """
+
 from __future__ import annotations
 
 import re
@@ -150,7 +151,7 @@ def with_variables(path: Path, **values: object) -> str:
     text = path.read_text(encoding="utf-8")
     for name, value in values.items():
         pattern = re.compile(rf"^(\s*set {name} )(\"[^\"]*\"|\S+)", re.MULTILINE)
-        text, count = pattern.subn(lambda m: m.group(1) + f'"{value}"', text)
+        text, count = pattern.subn(lambda m, value=value: m.group(1) + f'"{value}"', text)
         assert count == 1, f"{path.name}: expected one `set {name} ...` line, found {count}"
     return text
 
@@ -159,20 +160,30 @@ def tcl_list(items: list[str]) -> str:
     return " ".join("{" + item + "}" for item in items)
 
 
-def run_irule(rule_text: str, active: dict[str, list[tuple[str, int]]], fires: int = 1, tmp_path: Path | None = None,
-              extra: str = "", timeout: float = 30.0) -> IRuleRun:
+def run_irule(
+    rule_text: str,
+    active: dict[str, list[tuple[str, int]]],
+    fires: int = 1,
+    tmp_path: Path | None = None,
+    extra: str = "",
+    timeout: float = 30.0,
+) -> IRuleRun:
     """Fire HTTP_REQUEST `fires` times in one tclsh process (the session table persists between fires)."""
     assert TCLSH is not None
     rule = (tmp_path or Path("/tmp")) / "irule_under_test.tcl"
     rule.write_text(rule_text, encoding="utf-8")
-    active_dict = " ".join(f"{{{pool}}} {{{tcl_list([f'{a} {p}' for a, p in members])}}}"
-                           for pool, members in active.items())
-    script = (STANDINS + f"\nset ::active [dict create {active_dict}]\nsource {{{rule}}}\n{extra}\n"
-              + "\n".join("record FIRE\nfire HTTP_REQUEST" for _ in range(fires)) + "\n")
+    active_dict = " ".join(
+        f"{{{pool}}} {{{tcl_list([f'{a} {p}' for a, p in members])}}}" for pool, members in active.items()
+    )
+    script = (
+        STANDINS
+        + f"\nset ::active [dict create {active_dict}]\nsource {{{rule}}}\n{extra}\n"
+        + "\n".join("record FIRE\nfire HTTP_REQUEST" for _ in range(fires))
+        + "\n"
+    )
     proc = subprocess.run([TCLSH], input=script, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"tclsh failed: {proc.stderr}"
-    return IRuleRun(events=[_event(line) for line in proc.stdout.splitlines() if line],
-                    stdout=proc.stdout)
+    return IRuleRun(events=[_event(line) for line in proc.stdout.splitlines() if line], stdout=proc.stdout)
 
 
 def call_procs(rule_path: Path, calls: list[tuple[str, ...]]) -> list[str]:

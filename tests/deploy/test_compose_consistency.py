@@ -5,6 +5,7 @@ and every claim they make is checked against the real thing: commands against th
 `--help` run), ports against the configs, health-check paths against the Flask app, secrets against what the
 configs name.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,9 +19,20 @@ import pytest
 
 from llmsched.cli.main import build_parser
 from llmsched.shared.config import load_config
+
 from tests.deploy.deploy_files import (
-    CONFIG_TARGET, ROOT, config_services, dockerfile, dockerfile_json, env_names_in_config, healthcheck_command,
-    interpolate, llmsched_services, load_compose, MissingVariable, raw_compose,
+    CONFIG_TARGET,
+    ROOT,
+    MissingVariable,
+    config_services,
+    dockerfile,
+    dockerfile_json,
+    env_names_in_config,
+    healthcheck_command,
+    interpolate,
+    llmsched_services,
+    load_compose,
+    raw_compose,
 )
 from tests.helpers import make_store
 
@@ -42,6 +54,7 @@ def parse_cli(argv: list[str]):
         pytest.fail(f"`llmsched {' '.join(argv)}` is rejected by the CLI parser")
     if argv[0] == "emulate":
         from llmsched.emulators.cli import build_parser as emulator_parser
+
         try:
             emulator_parser().parse_args(args.argv)
         except SystemExit:
@@ -67,11 +80,18 @@ def test_every_service_command_is_an_llmsched_subcommand_whose_flags_parse(compo
 
 
 def test_every_service_subcommand_answers_help_in_a_real_run(compose):
-    commands = {tuple(svc["command"][:2]) if svc["command"][0] == "emulate" else (svc["command"][0],)
-                for svc in llmsched_services(compose).values()}
+    commands = {
+        tuple(svc["command"][:2]) if svc["command"][0] == "emulate" else (svc["command"][0],)
+        for svc in llmsched_services(compose).values()
+    }
     for command in sorted(commands):
-        proc = subprocess.run([sys.executable, "-m", "llmsched.cli.main", *command, "--help"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "llmsched.cli.main", *command, "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 0, f"llmsched {' '.join(command)} --help: {proc.stderr[-500:]}"
         assert "usage:" in proc.stdout
 
@@ -122,6 +142,7 @@ def test_api_scales_with_one_published_host_port_per_replica(compose):
 
 def test_health_check_paths_exist_in_the_api_and_read_the_port_from_the_environment(compose, redis_url):
     from llmsched.api.app import create_app
+
     routes = {rule.rule for rule in create_app(make_store(redis_url)).url_map.iter_rules()}
     checks = [healthcheck_command(), compose["services"]["api"]["healthcheck"]["test"][1:]]
     for check in checks:
@@ -173,8 +194,14 @@ def test_the_emulated_bigip_gets_the_password_variable_its_command_names(compose
 def test_shipped_config_passes_check_config_with_dummy_secrets(config_path):
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update({name: "dummy" for name in env_names_in_config(config_path)})
-    proc = subprocess.run([sys.executable, "-m", "llmsched.cli.main", "check-config", str(config_path)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmsched.cli.main", "check-config", str(config_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "dummy" not in proc.stdout, "check-config printed a secret"
 
@@ -184,8 +211,9 @@ def test_compose_file_holds_no_secret_literal():
     for name, svc in raw["services"].items():
         for key, value in (svc.get("environment") or {}).items():
             if SECRET_NAME.search(key):
-                assert re.fullmatch(r"\$\{%s(:?[-?][^}]*)?\}" % key, str(value)), \
+                assert re.fullmatch(r"\$\{%s(:?[-?][^}]*)?\}" % key, str(value)), (
                     f"{name}.environment.{key} must come from the environment, not be written here"
+                )
     text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     assert not re.search(r"^\s*-?\s*(password|apikey|api_key|token)\s*[:=]", text, re.IGNORECASE | re.MULTILINE)
 
@@ -193,7 +221,7 @@ def test_compose_file_holds_no_secret_literal():
 def test_compose_refuses_to_start_without_the_bigip_password():
     with pytest.raises(MissingVariable, match="F5_PASSWORD"):
         load_compose({})
-    assert interpolate("${METRIC_PWD:-}", {}) == ""     # optional: only configs that name it need it
+    assert interpolate("${METRIC_PWD:-}", {}) == ""  # optional: only configs that name it need it
 
 
 # ------------------------------------------------------------------ runtime policy
@@ -224,10 +252,20 @@ def test_all_llmsched_services_build_from_deploy_dockerfile(compose):
 
 
 def test_dockerignore_keeps_everything_the_image_build_copies():
-    ignored = [line for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-               if line and not line.startswith("#")]
-    needed = ["pyproject.toml", "__init__.py", "config/scheduler-config.yaml", "api/gunicorn_conf.py", "cli/main.py",
-              "shared/config.py", "api/app.py"]
+    ignored = [
+        line
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    needed = [
+        "pyproject.toml",
+        "__init__.py",
+        "config/scheduler-config.yaml",
+        "api/gunicorn_conf.py",
+        "cli/main.py",
+        "shared/config.py",
+        "api/app.py",
+    ]
     for path in needed:
         assert (ROOT / path).exists(), path
         assert not _ignored(path, ignored), f".dockerignore drops {path}, which the image needs"
@@ -236,6 +274,7 @@ def test_dockerignore_keeps_everything_the_image_build_copies():
 def _ignored(path: str, patterns: list[str]) -> bool:
     """Docker's rule: the last matching pattern wins; `!` re-includes."""
     from fnmatch import fnmatch
+
     verdict = False
     parts = Path(path).parts
     prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]

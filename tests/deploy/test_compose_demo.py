@@ -3,6 +3,7 @@
 The emulated BIG-IP is started exactly as its compose command describes (but on 127.0.0.1, never another
 address) and the members it reports over iControl REST go through the poller's own member parser.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,6 +18,7 @@ from llmsched.emulators.engine import bound_port as engine_port
 from llmsched.emulators.engine import serve_engine
 from llmsched.emulators.f5 import bound_port, serve_f5
 from llmsched.shared.config import load_config
+
 from tests.deploy.deploy_files import ROOT, load_compose, option
 
 DEMO_CONFIG = ROOT / "config" / "demo-compose.yaml"
@@ -55,7 +57,7 @@ def test_demo_config_points_at_the_emulated_bigip_service(compose):
     f5 = compose["services"]["f5"]
     assert config.f5.host == "f5"
     assert config.f5.port == int(option(f5["command"], "--port"))
-    assert config.f5.username == "admin"        # the user --password-env sets on the emulator
+    assert config.f5.username == "admin"  # the user --password-env sets on the emulator
     assert config.f5.password_env == option(f5["command"], "--password-env")
 
 

@@ -1,5 +1,6 @@
 """deploy/grafana and deploy/prometheus: a valid Grafana dashboard whose PromQL names only metrics llmsched exports
 (shared/telemetry.py), and a scrape config with a job per process kind."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ def panels(dashboard: dict) -> list[dict]:
     out = []
     for panel in dashboard["panels"]:
         out.append(panel)
-        out.extend(panel.get("panels", []))     # panels inside collapsed rows
+        out.extend(panel.get("panels", []))  # panels inside collapsed rows
     return out
 
 
@@ -47,15 +48,28 @@ def test_the_dashboard_is_grafana_json_with_a_prometheus_datasource_variable() -
 
 def test_the_dashboard_only_uses_metric_names_llmsched_exports() -> None:
     exported = telemetry.exported_names()
-    used = {name for expr in expressions(json.loads(DASHBOARD.read_text()))
-            for name in re.findall(r"\bllmsched_[a-z_]+", expr)}
+    used = {
+        name
+        for expr in expressions(json.loads(DASHBOARD.read_text()))
+        for name in re.findall(r"\bllmsched_[a-z_]+", expr)
+    }
     assert used - exported == set(), f"not exported by any llmsched process: {sorted(used - exported)}"
 
 
 def test_the_dashboard_covers_what_operators_watch() -> None:
     titles = " | ".join(p["title"].lower() for p in panels(json.loads(DASHBOARD.read_text())))
-    for topic in ("decisions/s by result", "decision latency", "share per member", "scores", "scrape errors",
-                  "staleness", "big-ip poll errors", "queue depth", "scoring latency", "config reloads"):
+    for topic in (
+        "decisions/s by result",
+        "decision latency",
+        "share per member",
+        "scores",
+        "scrape errors",
+        "staleness",
+        "big-ip poll errors",
+        "queue depth",
+        "scoring latency",
+        "config reloads",
+    ):
         assert topic in titles, topic
 
 
@@ -63,7 +77,8 @@ def test_the_scrape_config_has_a_job_for_every_kind_of_process() -> None:
     config = yaml.safe_load(PROMETHEUS.read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert set(jobs) == {"llmsched-api", "llmsched-poller", "llmsched-scraper", "llmsched-scorer"}
-    ports = {name: {t.rsplit(":", 1)[1] for sc in job["static_configs"] for t in sc["targets"]}
-             for name, job in jobs.items()}
+    ports = {
+        name: {t.rsplit(":", 1)[1] for sc in job["static_configs"] for t in sc["targets"]} for name, job in jobs.items()
+    }
     assert ports["llmsched-poller"] == {"9101"} and ports["llmsched-scraper"] == {"9102"}
     assert ports["llmsched-scorer"] == {"9103"} and "8080" in ports["llmsched-api"]

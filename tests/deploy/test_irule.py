@@ -3,6 +3,7 @@
 Static checks read the files; the pure procs (payload and request builders, response parser) then run under a
 real tclsh and are compared with the spec's rules. Sideband behaviour against a real API: test_irule_sideband.py.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,12 +16,20 @@ from tests.deploy.tcl_harness import MULTI, SINGLE, TCLSH, call_procs, needs_tcl
 RULES = [SINGLE, MULTI]
 # spec 1.9, "Constants set in when HTTP_REQUEST", plus the timing switch that replaces the second file.
 ORIGINAL_VARIABLES = {
-    "debug": "0", "partition": "Common", "pool_tblb_sched": "pool_tblb_sched", "pool_backend_llm": "Pool_vllm",
-    "pool_fallback_llm": "Pool_fallback_vllm", "sched_uri": "/scheduler/select", "side_timeout_ms": "500",
-    "call_interval_ms": "1", "timing": "0",
+    "debug": "0",
+    "partition": "Common",
+    "pool_tblb_sched": "pool_tblb_sched",
+    "pool_backend_llm": "Pool_vllm",
+    "pool_fallback_llm": "Pool_fallback_vllm",
+    "sched_uri": "/scheduler/select",
+    "side_timeout_ms": "500",
+    "call_interval_ms": "1",
+    "timing": "0",
 }
-REQUEST_TEMPLATE = ("POST {uri} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
-                    "Connection: close\r\n\r\n{payload}")
+REQUEST_TEMPLATE = (
+    "POST {uri} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+    "Connection: close\r\n\r\n{payload}"
+)
 
 
 def text(path: Path) -> str:
@@ -36,13 +45,13 @@ def proc_body(path: Path, name: str) -> str:
     for i in range(body_open, len(source)):
         depth += {"{": 1, "}": -1}.get(source[i], 0) if source[i - 1] != "\\" else 0
         if depth == 0:
-            return source[body_open:i + 1]
+            return source[body_open : i + 1]
     raise AssertionError(f"proc {name} never closes")
 
 
 def event_variables(path: Path) -> dict[str, str]:
     event = text(path).split("when HTTP_REQUEST {", 1)[1]
-    block = event.split("# ----", 2)[1]     # between the two "edit per deployment" rulers
+    block = event.split("# ----", 2)[1]  # between the two "edit per deployment" rulers
     return {m.group(1): m.group(2).strip('"') for m in re.finditer(r"^\s*set (\w+) (\"[^\"]*\"|\S+)", block, re.M)}
 
 
@@ -77,8 +86,10 @@ def test_variables_and_defaults_are_the_originals(path):
 @pytest.mark.parametrize("path", RULES, ids=lambda p: p.name)
 def test_request_bytes_are_the_originals_http10_without_host_with_connection_close(path):
     body = proc_body(path, "build_request")
-    assert ('"POST $uri HTTP/1.0\\r\\nContent-Type: application/json\\r\\nContent-Length: '
-            '[string length $payload]\\r\\nConnection: close\\r\\n\\r\\n$payload"') in body
+    assert (
+        '"POST $uri HTTP/1.0\\r\\nContent-Type: application/json\\r\\nContent-Length: '
+        '[string length $payload]\\r\\nConnection: close\\r\\n\\r\\n$payload"'
+    ) in body
     assert "Host" not in text(path).split("proc build_request", 1)[1].split("proc ", 1)[0]
 
 
@@ -95,7 +106,7 @@ def test_every_path_after_a_successful_connect_closes_the_connection(path):
             break
     assert branch_end is not None
     closed = False
-    for line in lines[branch_end + 1:]:
+    for line in lines[branch_end + 1 :]:
         if re.search(r"\bclose \$conn\b", line):
             closed = True
         if re.search(r"\breturn\b", line):
@@ -107,8 +118,11 @@ def test_every_path_after_a_successful_connect_closes_the_connection(path):
 @pytest.mark.parametrize("path", RULES, ids=lambda p: p.name)
 def test_connect_send_and_recv_all_have_the_side_timeout(path):
     body = proc_body(path, "request")
-    for command in ("connect -protocol TCP -timeout $timeout_ms", "send -timeout $timeout_ms",
-                    "recv -timeout $timeout_ms -status recv_status 1000"):
+    for command in (
+        "connect -protocol TCP -timeout $timeout_ms",
+        "send -timeout $timeout_ms",
+        "recv -timeout $timeout_ms -status recv_status 1000",
+    ):
         assert command in body
 
 
@@ -126,7 +140,7 @@ def test_every_called_proc_is_defined_under_the_documented_rule_name(path):
 def test_the_multi_variant_shares_every_proc_of_the_single_one_word_for_word():
     single = {m: proc_body(SINGLE, m) for m in re.findall(r"^proc (\w+) ", text(SINGLE), re.M)}
     for name, body in single.items():
-        if name == "split_scheduler":       # the "exactly one scheduler" rule is what multi replaces
+        if name == "split_scheduler":  # the "exactly one scheduler" rule is what multi replaces
             assert "proc split_scheduler" not in text(MULTI)
             continue
         assert proc_body(MULTI, name) == body, f"proc {name} differs between the two files"
@@ -134,8 +148,10 @@ def test_the_multi_variant_shares_every_proc_of_the_single_one_word_for_word():
 
 def test_timing_is_a_variable_and_logs_the_originals_line():
     for path in RULES:
-        assert 'log local0.info "Scheduler total duration: ${total_duration}ms (from connection to pool selection)"' \
+        assert (
+            'log local0.info "Scheduler total duration: ${total_duration}ms (from connection to pool selection)"'
             in text(path)
+        )
         assert "if { $timing }" in text(path)
 
 
@@ -148,10 +164,13 @@ def test_the_single_variant_keeps_the_exactly_one_scheduler_rule():
 @pytest.mark.parametrize("path", RULES, ids=lambda p: p.name)
 def test_payload_is_the_originals_json_with_addr_colon_port_members(path):
     members = "{10.1.1.1 8000} {10.1.1.2 8000} {10.0.0.9%2 8001} {2001:db8::1 80}"
-    (strings, payload) = call_procs(path, [
-        ("member_strings", members),
-        ("build_sched_payload", "Pool_vllm", "Common", "10.1.1.1:8000 10.1.1.2:8000"),
-    ])
+    (strings, payload) = call_procs(
+        path,
+        [
+            ("member_strings", members),
+            ("build_sched_payload", "Pool_vllm", "Common", "10.1.1.1:8000 10.1.1.2:8000"),
+        ],
+    )
     assert strings == "10.1.1.1:8000 10.1.1.2:8000 10.0.0.9%2:8001 2001:db8::1:80"
     assert payload == '{"pool_name":"Pool_vllm","partition":"Common","members":["10.1.1.1:8000","10.1.1.2:8000"]}'
 
@@ -174,9 +193,9 @@ RESPONSES = [
     ("HTTP/1.0 200 OK\r\n\r\n10.0.0.1%2:8000", "10.0.0.1%2:8000 200"),
     ("HTTP/1.1 200 OK\r\n\r\n2001:db8::1:8000", "2001:db8::1:8000 200"),
     ("HTTP/1.1 503 SERVICE UNAVAILABLE\r\n\r\n10.0.0.1:8000", "0 0"),
-    ("HTTP/1.1 422 UNPROCESSABLE ENTITY\r\n\r\n{\"detail\":\"x\"}", "0 0"),
-    ("HTTP/1.1 200 OK\r\nContent-Length: 13\r\n", "0 0"),                 # timeout: header never finished
-    ("", "0 0"),                                                          # connect/send failed
+    ('HTTP/1.1 422 UNPROCESSABLE ENTITY\r\n\r\n{"detail":"x"}', "0 0"),
+    ("HTTP/1.1 200 OK\r\nContent-Length: 13\r\n", "0 0"),  # timeout: header never finished
+    ("", "0 0"),  # connect/send failed
     ("HTTP/1.1 200 OK\r\n\r\n<html><body>It works</body></html>", "0 0"),  # the original used this as a member
     ("HTTP/1.1 200 OK\r\n\r\nrequest_has_no_model_name", "0 0"),
     ("HTTP/1.1 200 OK\r\n\r\nno_the_model_name", "0 0"),
@@ -197,12 +216,15 @@ def test_response_parsing_follows_the_spec_and_treats_non_members_as_none(path):
 @pytest.mark.parametrize("path", RULES, ids=lambda p: p.name)
 def test_a_member_answer_outside_the_offered_candidates_goes_to_the_default_pool(path):
     candidates = "10.0.0.1:8000 10.0.0.2:8000"
-    results = call_procs(path, [
-        ("decide", "HTTP/1.1 200 OK\r\n\r\n10.0.0.2:8000", candidates, "0"),
-        ("decide", "HTTP/1.1 200 OK\r\n\r\n10.0.0.3:8000", candidates, "0"),
-        ("decide", "HTTP/1.1 200 OK\r\n\r\nfallback", candidates, "0"),
-        ("decide", "HTTP/1.1 200 OK\r\n\r\nnone", candidates, "0"),
-    ])
+    results = call_procs(
+        path,
+        [
+            ("decide", "HTTP/1.1 200 OK\r\n\r\n10.0.0.2:8000", candidates, "0"),
+            ("decide", "HTTP/1.1 200 OK\r\n\r\n10.0.0.3:8000", candidates, "0"),
+            ("decide", "HTTP/1.1 200 OK\r\n\r\nfallback", candidates, "0"),
+            ("decide", "HTTP/1.1 200 OK\r\n\r\nnone", candidates, "0"),
+        ],
+    )
     assert results == ["10.0.0.2:8000", "0", "fallback", "0"]
 
 
@@ -217,8 +239,11 @@ def test_sideband_destinations_use_colon_for_ipv4_and_dot_for_ipv6(path):
 def test_multi_tries_a_random_scheduler_then_the_next_one_and_never_more_than_two():
     members = "{10.0.0.1 8080} {10.0.0.2 8080} {10.0.0.3 8080}"
     orders = call_procs(MULTI, [("pick_schedulers", members)] * 60)
-    assert {o for o in orders} <= {"10.0.0.1:8080 10.0.0.2:8080", "10.0.0.2:8080 10.0.0.3:8080",
-                                   "10.0.0.3:8080 10.0.0.1:8080"}
+    assert {o for o in orders} <= {
+        "10.0.0.1:8080 10.0.0.2:8080",
+        "10.0.0.2:8080 10.0.0.3:8080",
+        "10.0.0.3:8080 10.0.0.1:8080",
+    }
     assert len(set(orders)) == 3, "every scheduler must get to be first"
     assert call_procs(MULTI, [("pick_schedulers", "{10.0.0.1 8080}"), ("pick_schedulers", "")]) == ["10.0.0.1:8080", ""]
 

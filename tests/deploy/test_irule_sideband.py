@@ -3,6 +3,7 @@
 Only the TMOS commands are stand-ins (tests/deploy/tcl_harness.py); the rule's own logic, the bytes on the
 wire and the scheduler's answers are real. Also here: the BIG-IP health monitor's exact request (README).
 """
+
 from __future__ import annotations
 
 import re
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from llmsched.shared.config_model import FallbackConfig
+
 from tests.conftest import free_port
 from tests.deploy.tcl_harness import MULTI, ROOT, SINGLE, needs_tclsh, run_irule, with_variables
 from tests.helpers import api_process, make_store, seed
@@ -49,7 +51,7 @@ class FakeServer:
             except OSError:
                 return
             if self.reply is None:
-                self.held.append(conn)      # accept, read nothing, answer nothing: a hung scheduler
+                self.held.append(conn)  # accept, read nothing, answer nothing: a hung scheduler
                 continue
             conn.recv(4096)
             conn.sendall(self.reply)
@@ -71,21 +73,32 @@ def hung() -> Iterator[FakeServer]:
 @pytest.fixture()
 def html() -> Iterator[FakeServer]:
     body = b"<html><body>It works</body></html>"
-    server = FakeServer(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    server = FakeServer(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
     yield server
     server.close()
 
 
 def expected_request(members: list[tuple[str, int]], pool: str = "Pool_vllm") -> str:
-    payload = ('{"pool_name":"%s","partition":"Common","members":[%s]}'
-               % (pool, ",".join(f'"{a}:{p}"' for a, p in members)))
-    return (f"POST /scheduler/select HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}"
-            f"\r\nConnection: close\r\n\r\n{payload}")
+    payload = '{"pool_name":"%s","partition":"Common","members":[%s]}' % (
+        pool,
+        ",".join(f'"{a}:{p}"' for a, p in members),
+    )
+    return (
+        f"POST /scheduler/select HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}"
+        f"\r\nConnection: close\r\n\r\n{payload}"
+    )
 
 
 def run(rule, tmp_path, schedulers, llm=LLM, fires=1, extra="", **variables):
-    return run_irule(with_variables(rule, **variables), {"pool_tblb_sched": schedulers, "Pool_vllm": llm},
-                     fires=fires, tmp_path=tmp_path, extra=extra)
+    return run_irule(
+        with_variables(rule, **variables),
+        {"pool_tblb_sched": schedulers, "Pool_vllm": llm},
+        fires=fires,
+        tmp_path=tmp_path,
+        extra=extra,
+    )
 
 
 # ------------------------------------------------------------------ both variants, one scheduler
@@ -101,15 +114,16 @@ def test_request_is_pinned_to_the_member_the_scheduler_picked(rule, tmp_path, ap
 
 @pytest.mark.parametrize("rule", [SINGLE, MULTI], ids=lambda p: p.name)
 def test_none_from_the_scheduler_leaves_balancing_to_the_default_pool(rule, tmp_path, api_port, redis_url):
-    result = run(rule, tmp_path, [("127.0.0.1", api_port)])        # Pool_vllm unknown to the scheduler
+    result = run(rule, tmp_path, [("127.0.0.1", api_port)])  # Pool_vllm unknown to the scheduler
     assert result.pools == [["Pool_vllm"]]
     assert result.unclosed() == set()
 
 
 @pytest.mark.parametrize("rule", [SINGLE, MULTI], ids=lambda p: p.name)
 def test_fallback_from_the_scheduler_selects_the_fallback_pool(rule, tmp_path, api_port, redis_url):
-    seed(make_store(redis_url), {"10.1.1.1:8000": METRICS}, pool="Pool_vllm",
-         fallback=FallbackConfig(pool_fallback=True))
+    seed(
+        make_store(redis_url), {"10.1.1.1:8000": METRICS}, pool="Pool_vllm", fallback=FallbackConfig(pool_fallback=True)
+    )
     result = run(rule, tmp_path, [("127.0.0.1", api_port)])
     assert result.pools == [["Pool_fallback_vllm"]]
 
@@ -154,8 +168,9 @@ def test_answers_are_reused_per_virtual_server_within_call_interval(rule, tmp_pa
 
 @pytest.mark.parametrize("rule", [SINGLE, MULTI], ids=lambda p: p.name)
 def test_a_cached_fallback_answer_still_goes_to_the_fallback_pool(rule, tmp_path, api_port, redis_url):
-    seed(make_store(redis_url), {"10.1.1.1:8000": METRICS}, pool="Pool_vllm",
-         fallback=FallbackConfig(pool_fallback=True))
+    seed(
+        make_store(redis_url), {"10.1.1.1:8000": METRICS}, pool="Pool_vllm", fallback=FallbackConfig(pool_fallback=True)
+    )
     result = run(rule, tmp_path, [("127.0.0.1", api_port)], fires=2, call_interval_ms=60000)
     assert len(result.connects) == 1
     assert result.pools == [["Pool_fallback_vllm"]] * 2
@@ -183,8 +198,9 @@ def test_single_variant_needs_exactly_one_active_scheduler_like_the_original(tmp
 def test_multi_variant_retries_the_next_scheduler_once_when_one_is_down(tmp_path, api_port, redis_url):
     seed(make_store(redis_url), {"10.1.1.1:8000": METRICS}, pool="Pool_vllm")
     dead = ("127.0.0.1", free_port())
-    result = run(MULTI, tmp_path, [dead, ("127.0.0.1", api_port)], fires=16, call_interval_ms=0,
-                 extra="expr {srand(7)}")
+    result = run(
+        MULTI, tmp_path, [dead, ("127.0.0.1", api_port)], fires=16, call_interval_ms=0, extra="expr {srand(7)}"
+    )
     assert result.pools == [["Pool_vllm", "member", "10.1.1.1", "8000"]] * 16
     per_fire = [len([e for e in fire if e[0] == "CONNECT"]) for fire in _fires(result)]
     assert set(per_fire) == {1, 2}, "some calls must have hit the dead scheduler first and retried"
@@ -193,8 +209,15 @@ def test_multi_variant_retries_the_next_scheduler_once_when_one_is_down(tmp_path
 
 def test_multi_variant_retries_after_a_hung_scheduler(tmp_path, api_port, redis_url, hung):
     seed(make_store(redis_url), {"10.1.1.1:8000": METRICS}, pool="Pool_vllm")
-    result = run(MULTI, tmp_path, [("127.0.0.1", hung.port), ("127.0.0.1", api_port)], fires=6,
-                 call_interval_ms=0, side_timeout_ms=100, extra="expr {srand(3)}")
+    result = run(
+        MULTI,
+        tmp_path,
+        [("127.0.0.1", hung.port), ("127.0.0.1", api_port)],
+        fires=6,
+        call_interval_ms=0,
+        side_timeout_ms=100,
+        extra="expr {srand(3)}",
+    )
     assert result.pools == [["Pool_vllm", "member", "10.1.1.1", "8000"]] * 6
     assert ["timeout", "0"] in result.of("RECV")
     assert result.unclosed() == set()

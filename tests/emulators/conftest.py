@@ -1,4 +1,5 @@
 """Fixtures that run the emulators on 127.0.0.1 (free ports) for the duration of one test."""
+
 from __future__ import annotations
 
 import ssl
@@ -15,22 +16,36 @@ from llmsched.emulators.f5 import bound_port, serve_f5
 from llmsched.emulators.f5_state import F5State
 
 F5_CONFIG = {
-    "users": [{"username": "admin", "password": "s3cret"},
-              {"username": "svc", "password": "svc-pw"},
-              {"username": "ldapuser", "password": "remote-pw", "local": False}],
+    "users": [
+        {"username": "admin", "password": "s3cret"},
+        {"username": "svc", "password": "svc-pw"},
+        {"username": "ldapuser", "password": "remote-pw", "local": False},
+    ],
     "partitions": ["TEST2"],
     "pools": [
-        {"name": "vllm_pool", "members": [
-            {"address": "10.0.0.1", "port": 8000},
-            {"address": "10.0.0.2", "port": 8000, "ratio": 2, "state": "disabled"},
-            {"address": "10.0.0.3", "port": 8000, "priorityGroup": 10, "state": "forced_offline",
-             "monitor": "min 1 of { /Common/http /Common/tcp }"},
-        ]},
-        {"name": "v6_pool", "partition": "TEST2", "members": [
-            {"name": "2001:db8::1.80"},
-            {"address": "2.3.2.2%30", "port": 8080},
-            {"fqdn": "app.example.com", "port": 8000, "resolved": ["10.1.2.3"]},
-        ]},
+        {
+            "name": "vllm_pool",
+            "members": [
+                {"address": "10.0.0.1", "port": 8000},
+                {"address": "10.0.0.2", "port": 8000, "ratio": 2, "state": "disabled"},
+                {
+                    "address": "10.0.0.3",
+                    "port": 8000,
+                    "priorityGroup": 10,
+                    "state": "forced_offline",
+                    "monitor": "min 1 of { /Common/http /Common/tcp }",
+                },
+            ],
+        },
+        {
+            "name": "v6_pool",
+            "partition": "TEST2",
+            "members": [
+                {"name": "2001:db8::1.80"},
+                {"address": "2.3.2.2%30", "port": 8080},
+                {"fqdn": "app.example.com", "port": 8000, "resolved": ["10.1.2.3"]},
+            ],
+        },
         {"name": "pool", "sub_path": "myapp.app", "members": [{"address": "10.9.9.9", "port": 80}]},
         {"name": "empty_pool", "members": []},
     ],
@@ -45,8 +60,10 @@ class F5Handle:
     session: aiohttp.ClientSession
 
     async def login(self, username: str = "admin", password: str = "s3cret") -> str:
-        async with self.session.post(f"{self.base}/mgmt/shared/authn/login", json={
-                "username": username, "password": password, "loginProviderName": "tmos"}) as resp:
+        async with self.session.post(
+            f"{self.base}/mgmt/shared/authn/login",
+            json={"username": username, "password": password, "loginProviderName": "tmos"},
+        ) as resp:
             assert resp.status == 200, await resp.text()
             return str((await resp.json())["token"]["token"])
 

@@ -1,4 +1,5 @@
 """The engine emulator over real HTTP: every /metrics flavour parses, load moves the metrics, speed matters."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,14 +36,26 @@ async def complete(http: aiohttp.ClientSession, base: str, **body: object) -> di
         return await r.json()
 
 
-@pytest.mark.parametrize("kv_name, present, absent", [
-    ("old", {"vllm:gpu_cache_usage_perc", "vllm:gpu_prefix_cache_queries_total",
-             "vllm:time_per_output_token_seconds_bucket"},
-     {"vllm:kv_cache_usage_perc", "vllm:prefix_cache_queries_total"}),
-    ("both", {"vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc"}, set()),
-    ("new", {"vllm:kv_cache_usage_perc", "vllm:prefix_cache_queries_total",
-             "vllm:inter_token_latency_seconds_bucket"}, {"vllm:gpu_cache_usage_perc"}),
-])
+@pytest.mark.parametrize(
+    "kv_name, present, absent",
+    [
+        (
+            "old",
+            {
+                "vllm:gpu_cache_usage_perc",
+                "vllm:gpu_prefix_cache_queries_total",
+                "vllm:time_per_output_token_seconds_bucket",
+            },
+            {"vllm:kv_cache_usage_perc", "vllm:prefix_cache_queries_total"},
+        ),
+        ("both", {"vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc"}, set()),
+        (
+            "new",
+            {"vllm:kv_cache_usage_perc", "vllm:prefix_cache_queries_total", "vllm:inter_token_latency_seconds_bucket"},
+            {"vllm:gpu_cache_usage_perc"},
+        ),
+    ],
+)
 async def test_vllm_flavours_parse(engine, http, kv_name, present, absent):
     base = await engine(kv_name=kv_name)
     await complete(http, base)
@@ -50,13 +63,18 @@ async def test_vllm_flavours_parse(engine, http, kv_name, present, absent):
     assert present <= set(m) and not absent & set(m)
     for name in ("vllm:num_requests_running", "vllm:num_requests_waiting"):
         assert [s.labels for s in m[name]] == [{"engine": "0", "model_name": MODEL}]
-    assert {"vllm:prompt_tokens_total", "vllm:prompt_tokens_created", "vllm:time_to_first_token_seconds_count",
-            "vllm:time_to_first_token_seconds_created", "vllm:cache_config_info"} <= set(m)
+    assert {
+        "vllm:prompt_tokens_total",
+        "vllm:prompt_tokens_created",
+        "vllm:time_to_first_token_seconds_count",
+        "vllm:time_to_first_token_seconds_created",
+        "vllm:cache_config_info",
+    } <= set(m)
     les = [s.labels["le"] for s in m["vllm:time_to_first_token_seconds_bucket"]]
     assert les[0] == "0.001" and les[-2] == "2560.0" and les[-1] == "+Inf" and len(les) == 23
     assert value(m, "vllm:request_success_total", finished_reason="length") == 1
     assert value(m, "vllm:generation_tokens_total") == 16
-    if kv_name == "both":       # same value under both names
+    if kv_name == "both":  # same value under both names
         assert m["vllm:gpu_cache_usage_perc"][0].value == m["vllm:kv_cache_usage_perc"][0].value
 
 
@@ -67,7 +85,7 @@ async def test_vllm_dp2_and_multiprocess(engine, http):
     assert not any(name.endswith("_created") for name in m)
     async with http.get(f"{base}/metrics") as r:
         body = [ln for ln in (await r.text()).splitlines() if ln.startswith("vllm:e2e_request_latency_seconds")]
-    assert body[0].startswith("vllm:e2e_request_latency_seconds_sum")     # multiprocess ordering
+    assert body[0].startswith("vllm:e2e_request_latency_seconds_sum")  # multiprocess ordering
 
 
 @pytest.mark.parametrize("prefix, sep", [("colon", ":"), ("underscore", "_")])
@@ -77,7 +95,11 @@ async def test_sglang_flavours_parse(engine, http, prefix, sep):
     m = await scrape(http, base)
     running = m[f"sglang{sep}num_running_reqs"]
     assert {(s.labels["dp_rank"], s.labels["tp_rank"]) for s in running} == {
-        ("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")}           # per-TP duplicates, per DP rank
+        ("0", "0"),
+        ("0", "1"),
+        ("1", "0"),
+        ("1", "1"),
+    }  # per-TP duplicates, per DP rank
     assert set(running[0].labels) == {"dp_rank", "engine_type", "model_name", "moe_ep_rank", "pp_rank", "tp_rank"}
     assert "pid" in m[f"sglang{sep}num_retracted_reqs"][0].labels
     assert m[f"sglang{sep}prompt_tokens_total"][0].labels == {"engine_type": "unified", "model_name": MODEL}
@@ -87,7 +109,7 @@ async def test_sglang_flavours_parse(engine, http, prefix, sep):
 
 
 async def test_sglang_default_single_series_and_sum_first(engine, http):
-    base = await engine(engine="sglang", tp=4)          # without all_schedulers only TP rank 0 reports
+    base = await engine(engine="sglang", tp=4)  # without all_schedulers only TP rank 0 reports
     m = await scrape(http, base)
     assert [s.labels["tp_rank"] for s in m["sglang:token_usage"]] == ["0"]
     assert "dp_rank" not in m["sglang:token_usage"][0].labels
@@ -100,7 +122,7 @@ async def test_sglang_default_single_series_and_sum_first(engine, http):
 async def test_metrics_follow_load(engine, http):
     base = await engine(max_running=2, speed=0.5, kv_capacity=1000)
     tasks = [asyncio.create_task(complete(http, base, max_tokens=20)) for _ in range(6)]
-    for _ in range(50):     # until all six have arrived (the first batch needs ~0.25 s to finish)
+    for _ in range(50):  # until all six have arrived (the first batch needs ~0.25 s to finish)
         m = await scrape(http, base)
         if value(m, "vllm:num_requests_waiting") == 4:
             break
@@ -108,7 +130,7 @@ async def test_metrics_follow_load(engine, http):
     assert value(m, "vllm:num_requests_running") == 2
     assert value(m, "vllm:num_requests_waiting") == 4
     kv = value(m, "vllm:kv_cache_usage_perc")
-    assert 0.02 <= kv < 0.1                                        # 2 x (10 prompt + some generated) / 1000
+    assert 0.02 <= kv < 0.1  # 2 x (10 prompt + some generated) / 1000
     results = await asyncio.gather(*tasks)
     assert all(r["usage"]["completion_tokens"] == 20 for r in results)
     m = await scrape(http, base)
@@ -123,7 +145,7 @@ async def test_kv_pressure_preempts(engine, http):
     base = await engine(max_running=4, kv_capacity=100)
     await asyncio.gather(*(complete(http, base, max_tokens=20) for _ in range(4)))
     m = await scrape(http, base)
-    assert value(m, "vllm:num_preemptions_total") > 0            # 4 x (10 + 20) tokens cannot fit in 100
+    assert value(m, "vllm:num_preemptions_total") > 0  # 4 x (10 + 20) tokens cannot fit in 100
     assert value(m, "vllm:generation_tokens_total") == 80
 
 
@@ -151,13 +173,24 @@ async def test_openai_shapes_and_streaming(engine, http):
         assert (await r.json())["data"][0]["id"] == MODEL
     body = await complete(http, base, max_tokens=5)
     assert body["object"] == "text_completion" and body["choices"][0]["finish_reason"] == "length"
-    assert body["usage"] == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
-                             "prompt_tokens_details": None}
-    async with http.post(f"{base}/v1/chat/completions", json={
-            "model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True,
-            "stream_options": {"include_usage": True}}) as r:
+    assert body["usage"] == {
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "total_tokens": 15,
+        "prompt_tokens_details": None,
+    }
+    async with http.post(
+        f"{base}/v1/chat/completions",
+        json={
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 3,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    ) as r:
         assert r.headers["Content-Type"].startswith("text/event-stream")
-        frames = [ln[len("data: "):] for ln in (await r.text()).split("\n\n") if ln.startswith("data: ")]
+        frames = [ln[len("data: ") :] for ln in (await r.text()).split("\n\n") if ln.startswith("data: ")]
     assert frames[-1] == "[DONE]"
     chunks = [json.loads(f) for f in frames[:-1]]
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
@@ -182,6 +215,7 @@ async def test_admin_overrides_and_failure_modes(engine, http):
     async def mode(name: str) -> None:
         async with http.post(f"{base}/_emulator/mode", json={"mode": name}) as r:
             assert r.status == 200
+
     await mode("error")
     async with http.get(f"{base}/metrics") as r:
         assert r.status == 500
@@ -216,8 +250,8 @@ async def test_admin_overrides_and_failure_modes(engine, http):
 async def test_stream_disconnect_frees_kv(engine, http):
     base = await engine(speed=0.2)
     resp = await http.post(f"{base}/v1/completions", json={"prompt": "y" * 400, "max_tokens": 200, "stream": True})
-    await resp.content.readline()                                   # the first token is out
-    resp.close()                                                    # client goes away mid-stream
+    await resp.content.readline()  # the first token is out
+    resp.close()  # client goes away mid-stream
     for _ in range(100):
         m = await scrape(http, base)
         if value(m, "vllm:request_success_total", finished_reason="abort") == 1:
@@ -234,5 +268,5 @@ async def test_metrics_auth(engine, http):
         assert r.status == 401
     await scrape(http, base, headers={"Authorization": "Bearer k3y"})
     await scrape(http, base, headers={"Authorization": aiohttp.encode_basic_auth("scrape", "pw")})
-    async with http.get(f"{base}/_emulator/state") as r:           # the admin API stays open
+    async with http.get(f"{base}/_emulator/state") as r:  # the admin API stays open
         assert r.status == 200

@@ -1,4 +1,5 @@
 """The BIG-IP emulator over real HTTP(S): token flow, Basic auth, error shapes, members, admin API."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,10 @@ def _restjavad(body: dict, code: int) -> None:
 
 async def test_login_envelope_over_verified_tls(f5):
     assert f5.base.startswith("https://") and f5.cert_path
-    async with f5.session.post(f"{f5.base}/mgmt/shared/authn/login", json={
-            "username": "admin", "password": "s3cret", "loginProviderName": "tmos"}) as resp:
+    async with f5.session.post(
+        f"{f5.base}/mgmt/shared/authn/login",
+        json={"username": "admin", "password": "s3cret", "loginProviderName": "tmos"},
+    ) as resp:
         assert resp.status == 200
         body = await resp.json()
     tok = body["token"]
@@ -45,19 +48,22 @@ async def test_login_envelope_over_verified_tls(f5):
 
 async def test_login_failures_and_optional_fields(f5_http):
     url = f"{f5_http.base}/mgmt/shared/authn/login"
-    async with f5_http.session.post(url, json={"username": "admin", "password": "nope",
-                                               "loginProviderName": "tmos"}) as resp:
+    async with f5_http.session.post(
+        url, json={"username": "admin", "password": "nope", "loginProviderName": "tmos"}
+    ) as resp:
         assert resp.status == 401
         body = await resp.json()
         _restjavad(body, 401)
         assert body["message"] == "Authentication failed."
-    async with f5_http.session.post(url, json={"username": "admin", "password": "s3cret",
-                                               "loginProviderName": "radius-x"}) as resp:
+    async with f5_http.session.post(
+        url, json={"username": "admin", "password": "s3cret", "loginProviderName": "radius-x"}
+    ) as resp:
         assert resp.status == 401
         assert (await resp.json())["message"] == "loginProviderName is invalid."
     # f5-icontrol-rest omits loginProviderName and adds a Basic header: both must be fine.
-    async with f5_http.session.post(url, json={"username": "svc", "password": "svc-pw"},
-                                    headers=_basic("svc", "svc-pw")) as resp:
+    async with f5_http.session.post(
+        url, json={"username": "svc", "password": "svc-pw"}, headers=_basic("svc", "svc-pw")
+    ) as resp:
         assert resp.status == 200
         assert (await resp.json())["token"]["userName"] == "svc"
 
@@ -85,7 +91,7 @@ async def test_patch_extends_from_start_and_caps_at_max(f5_http):
     async with f5_http.session.patch(url, headers=headers, json={"timeout": "36000"}) as resp:
         assert resp.status == 200
         item = await resp.json()
-    assert "token" in item and item["name"] == token           # the bare item, no {"token": ...} wrapper
+    assert "token" in item and item["name"] == token  # the bare item, no {"token": ...} wrapper
     assert item["timeout"] == 36000 and item["generation"] == 2
     assert item["expirationMicros"] == before["expirationMicros"] + (36000 - 1200) * 1_000_000
     assert item["startTime"] == before["startTime"]
@@ -106,7 +112,7 @@ async def test_get_delete_and_foreign_tokens(f5_http):
     svc_token = await f5_http.login("svc", "svc-pw")
     base = f"{f5_http.base}/mgmt/shared/authz/tokens"
     async with f5_http.session.get(f"{base}/{admin_token}", headers={"X-F5-Auth-Token": svc_token}) as resp:
-        assert resp.status == 400                                    # another user's token
+        assert resp.status == 400  # another user's token
     async with f5_http.session.get(base, headers={"X-F5-Auth-Token": admin_token}) as resp:
         coll = await resp.json()
     assert coll["kind"] == "shared:authz:tokens:authtokencollectionstate" and len(coll["items"]) == 2
@@ -121,10 +127,12 @@ async def test_per_user_token_limit_and_unknown_uri(f5_http):
     f5_http.state.max_tokens_per_user = 2
     await f5_http.login("svc", "svc-pw")
     token = await f5_http.login("svc", "svc-pw")
-    async with f5_http.session.post(f"{f5_http.base}/mgmt/shared/authn/login", json={
-            "username": "svc", "password": "svc-pw", "loginProviderName": "tmos"}) as resp:
+    async with f5_http.session.post(
+        f"{f5_http.base}/mgmt/shared/authn/login",
+        json={"username": "svc", "password": "svc-pw", "loginProviderName": "tmos"},
+    ) as resp:
         assert resp.status == 400 and "maximum active login tokens" in (await resp.json())["message"]
-    for _ in range(3):                                               # "admin" is exempt
+    for _ in range(3):  # "admin" is exempt
         await f5_http.login()
     async with f5_http.session.get(f"{f5_http.base}/mgmt/tm/ltm/nothing", headers={"X-F5-Auth-Token": token}) as r:
         assert r.status == 404
@@ -139,8 +147,8 @@ async def test_basic_auth_and_missing_credentials(f5_http):
         assert resp.status == 401 and resp.reason == "F5 Authorization Required"
         _restjavad(await resp.json(), 401)
     async with f5_http.session.get(url, headers=_basic("ldapuser", "remote-pw")) as resp:
-        assert resp.status == 401                                    # Basic is for local users only
-    await f5_http.login("ldapuser", "remote-pw")                     # ... they log in for a token
+        assert resp.status == 401  # Basic is for local users only
+    await f5_http.login("ldapuser", "remote-pw")  # ... they log in for a token
     async with f5_http.session.get(url) as resp:
         assert resp.status == 401
         body = await resp.json()
@@ -157,8 +165,11 @@ async def test_collection_shape_and_select(f5_http):
     assert body["selfLink"] == "https://localhost/mgmt/tm/ltm/pool/~Common~vllm_pool/members?ver=16.1.3"
     first, second, third = body["items"]
     assert first["fullPath"] == "/Common/10.0.0.1:8000" and first["address"] == "10.0.0.1"
-    assert first["ephemeral"] == "false" and isinstance(first["ratio"], int) and first["fqdn"] == {
-        "autopopulate": "disabled"}
+    assert (
+        first["ephemeral"] == "false"
+        and isinstance(first["ratio"], int)
+        and first["fqdn"] == {"autopopulate": "disabled"}
+    )
     assert first["selfLink"].startswith("https://localhost/mgmt/tm/ltm/pool/~Common~vllm_pool/members/~Common~")
     assert (second["ratio"], second["session"], second["state"]) == (2, "user-disabled", "up")
     assert (third["priorityGroup"], third["session"], third["state"]) == (10, "user-disabled", "user-down")
@@ -173,8 +184,12 @@ async def test_error_shapes_for_missing_objects(f5_http):
     auth = _basic("admin", "s3cret")
     async with f5_http.session.get(f"{f5_http.base}/mgmt/tm/ltm/pool/~Common~x/members", headers=auth) as resp:
         assert resp.status == 404
-        assert await resp.json() == {"code": 404, "message": "01020036:3: The requested Pool (/Common/x) was not "
-                                     "found.", "errorStack": [], "apiError": 3}
+        assert await resp.json() == {
+            "code": 404,
+            "message": "01020036:3: The requested Pool (/Common/x) was not found.",
+            "errorStack": [],
+            "apiError": 3,
+        }
     async with f5_http.session.get(f"{f5_http.base}/mgmt/tm/ltm/pool/~NOPE~x/members", headers=auth) as resp:
         assert resp.status == 400
         body = await resp.json()
@@ -199,8 +214,9 @@ async def test_ipv6_route_domain_fqdn_and_subfolder_members(f5_http):
     url = f"{f5_http.base}/mgmt/tm/ltm/pool/~TEST2~v6_pool/members/~TEST2~2.3.2.2%2530:8080"
     async with f5_http.session.get(url, headers=auth) as r:
         assert r.status == 200 and (await r.json())["name"] == "2.3.2.2%30:8080"
-    async with f5_http.session.get(f"{f5_http.base}/mgmt/tm/ltm/pool/~Common~myapp.app~pool/members",
-                                   headers=auth) as r:
+    async with f5_http.session.get(
+        f"{f5_http.base}/mgmt/tm/ltm/pool/~Common~myapp.app~pool/members", headers=auth
+    ) as r:
         assert (await r.json())["items"][0]["name"] == "10.9.9.9:80"
     async with f5_http.session.get(f"{f5_http.base}/mgmt/tm/ltm/pool/~Common~empty_pool/members", headers=auth) as r:
         body = await r.json()
@@ -224,11 +240,11 @@ async def test_member_state_table_via_admin_and_icontrol(f5_http):
     one = f"{MEMBERS}/~Common~10.0.0.1:8000"
     expected = [
         ({"state": "monitor_down"}, ("monitor-enabled", "down")),
-        ({"state": "disabled"}, ("user-disabled", "down")),           # a disabled member keeps its monitor state
+        ({"state": "disabled"}, ("user-disabled", "down")),  # a disabled member keeps its monitor state
         ({"state": "forced_offline"}, ("user-disabled", "user-down")),
         ({"state": "enabled"}, ("monitor-enabled", "down")),
         ({"state": "monitor_up"}, ("monitor-enabled", "up")),
-        ({"state": "unchecked"}, ("user-enabled", "unchecked")),      # no monitor
+        ({"state": "unchecked"}, ("user-enabled", "unchecked")),  # no monitor
         ({"session": "monitor-enabled", "state": "checking"}, ("monitor-enabled", "checking")),
     ]
     for body, pair in expected:
@@ -239,9 +255,11 @@ async def test_member_state_table_via_admin_and_icontrol(f5_http):
         assert (item["session"], item["state"]) == pair
     # The f5-ansible writes on the real iControl URL.
     await f5_http.admin("PATCH", "/pools/vllm_pool/members/10.0.0.1:8000", {"state": "monitor_up"})
-    for write, pair in (({"state": "user-down", "session": "user-disabled"}, ("user-disabled", "user-down")),
-                        ({"state": "user-up", "session": "user-disabled"}, ("user-disabled", "up")),
-                        ({"state": "user-up", "session": "user-enabled"}, ("monitor-enabled", "up"))):
+    for write, pair in (
+        ({"state": "user-down", "session": "user-disabled"}, ("user-disabled", "user-down")),
+        ({"state": "user-up", "session": "user-disabled"}, ("user-disabled", "up")),
+        ({"state": "user-up", "session": "user-enabled"}, ("monitor-enabled", "up")),
+    ):
         async with f5_http.session.patch(f5_http.base + one, headers=auth, json=write) as r:
             assert r.status == 200
             item = await r.json()
@@ -249,8 +267,16 @@ async def test_member_state_table_via_admin_and_icontrol(f5_http):
 
 
 async def test_admin_pools_tokens_password_faults(f5_http):
-    await f5_http.admin("PUT", "/pools/~Common~new_pool", {"members": [
-        {"address": "fe80::12", "port": 443}, {"address": "127.0.0.1", "port": 9000, "state": "disabled"}]})
+    await f5_http.admin(
+        "PUT",
+        "/pools/~Common~new_pool",
+        {
+            "members": [
+                {"address": "fe80::12", "port": 443},
+                {"address": "127.0.0.1", "port": 9000, "state": "disabled"},
+            ]
+        },
+    )
     auth = _basic("admin", "s3cret")
     async with f5_http.session.get(f"{f5_http.base}/mgmt/tm/ltm/pool/~Common~new_pool/members", headers=auth) as r:
         names = [i["name"] for i in (await r.json())["items"]]
@@ -266,8 +292,12 @@ async def test_admin_pools_tokens_password_faults(f5_http):
     await f5_http.admin("POST", "/faults", {"fail_next": 1, "status": 500, "path_prefix": "/mgmt/tm"})
     async with f5_http.session.get(f5_http.base + MEMBERS, headers=auth) as r:
         assert r.status == 500
-        assert await r.json() == {"code": 500, "message": "The connection to mcpd has been lost, try again.",
-                                  "errorStack": [], "apiError": 32768001}
+        assert await r.json() == {
+            "code": 500,
+            "message": "The connection to mcpd has been lost, try again.",
+            "errorStack": [],
+            "apiError": 32768001,
+        }
     await f5_http.admin("POST", "/faults", {"fail_next": 1, "status": 503})
     async with f5_http.session.get(f5_http.base + MEMBERS, headers=auth) as r:
         assert r.status == 503 and "Configuration Utility restarting" in await r.text()
@@ -283,8 +313,10 @@ async def test_admin_pools_tokens_password_faults(f5_http):
 
 def test_config_file_yaml(tmp_path):
     path = tmp_path / "f5.yaml"
-    path.write_text("users: {admin: pw}\ntoken_timeout: 2\npools:\n  - name: p\n    partition: P1\n"
-                    "    members:\n      - {address: 10.0.0.1, port: 80, state: forced_offline}\n")
+    path.write_text(
+        "users: {admin: pw}\ntoken_timeout: 2\npools:\n  - name: p\n    partition: P1\n"
+        "    members:\n      - {address: 10.0.0.1, port: 80, state: forced_offline}\n"
+    )
     state = F5State.load(str(path))
     assert state.token_timeout == 2 and "P1" in state.partitions
     member = state.pools["/P1/p"].members[0]

@@ -1,5 +1,6 @@
 """Hypothesis strategies that break a valid scheduler-config: wrong types, unknown keys, missing keys and
 sections, out-of-range values, and YAML that does not parse. Each yields the bytes of a whole file."""
+
 from __future__ import annotations
 
 import copy
@@ -9,10 +10,12 @@ import yaml
 from hypothesis import strategies as st
 
 Path = tuple[Any, ...]
-WRONG_VALUES = st.sampled_from([None, "abc", "", -1, 0, -0.5, 10**12, True, [], {}, [1, 2], {"x": 1}, "1e309",
-                                "\u2603", 3.7])
-KEY_NAMES = st.sampled_from(["unknown", "Pool_name", "api-port", "w_z", "metric_pwd", "password", "APIKEY",
-                             "stale_after_s", "ùñí"]) | st.text(min_size=1, max_size=12)
+WRONG_VALUES = st.sampled_from(
+    [None, "abc", "", -1, 0, -0.5, 10**12, True, [], {}, [1, 2], {"x": 1}, "1e309", "\u2603", 3.7]
+)
+KEY_NAMES = st.sampled_from(
+    ["unknown", "Pool_name", "api-port", "w_z", "metric_pwd", "password", "APIKEY", "stale_after_s", "ùñí"]
+) | st.text(min_size=1, max_size=12)
 
 
 def paths(doc: Any, prefix: Path = ()) -> list[Path]:
@@ -49,6 +52,7 @@ def wrong_type(doc: dict) -> st.SearchStrategy[dict]:
         out = copy.deepcopy(doc)
         _parent(out, path)[path[-1]] = value
         return out
+
     return st.tuples(st.sampled_from(paths(doc)), WRONG_VALUES).map(apply)
 
 
@@ -61,6 +65,7 @@ def unknown_key(doc: dict) -> st.SearchStrategy[dict]:
             target = target[step]
         target.setdefault(key, value)
         return out
+
     return st.tuples(st.sampled_from(mappings(doc)), KEY_NAMES, WRONG_VALUES | st.integers()).map(apply)
 
 
@@ -69,6 +74,7 @@ def missing(doc: dict) -> st.SearchStrategy[dict]:
         out = copy.deepcopy(doc)
         del _parent(out, path)[path[-1]]
         return out
+
     return st.sampled_from(paths(doc)).map(apply)
 
 
@@ -93,6 +99,7 @@ def syntax_error(text: bytes) -> st.SearchStrategy[bytes]:
             lambda: b"".join(lines[:at]) + b"&anchor *alias\n",
         ]
         return edits[kind % len(edits)]()
+
     return st.tuples(st.integers(0, 6), st.integers(0, 500)).map(apply)
 
 

@@ -9,6 +9,7 @@ docs/reliability.md carries the same table from a full `make test-faults` run.
 Tests marked `faults` are the slow, thorough ones (`make test-faults`); the unmarked ones are the quick core that
 `make test` runs, covering every fault class briefly.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from llmsched.emulators.engine_state import EngineSpec
+
 from tests.faults.emulated import POOL, BigIP, Engine, LoopThread
 from tests.faults.harness import Process, child_env
 from tests.faults.redis_ctl import RedisServer
@@ -41,20 +43,31 @@ def record_figure(request: pytest.FixtureRequest) -> RecordFigure:
         if FIGURES not in config.stash:
             config.stash[FIGURES] = []
             RESULTS.write_text("")
-        entry = {"fault": fault, "behaviour": behaviour, "figure": figure,
-                 "value": round(value, 4) if isinstance(value, float) else value, "unit": unit,
-                 "test": request.node.nodeid.split("::", 1)[-1], "file": request.node.path.name,
-                 "quick": request.node.get_closest_marker("faults") is None, "at": time.time()}
+        entry = {
+            "fault": fault,
+            "behaviour": behaviour,
+            "figure": figure,
+            "value": round(value, 4) if isinstance(value, float) else value,
+            "unit": unit,
+            "test": request.node.nodeid.split("::", 1)[-1],
+            "file": request.node.path.name,
+            "quick": request.node.get_closest_marker("faults") is None,
+            "at": time.time(),
+        }
         config.stash[FIGURES].append(entry)
         with RESULTS.open("a") as out:
             out.write(json.dumps(entry) + "\n")
+
     return record
 
 
 def _measured(entry: dict[str, Any]) -> str:
     value = entry["value"]
-    shown = f"{value:.1f}" if isinstance(value, float) and abs(value) >= 10 else (
-        f"{value:.3g}" if isinstance(value, float) else str(value))
+    shown = (
+        f"{value:.1f}"
+        if isinstance(value, float) and abs(value) >= 10
+        else (f"{value:.3g}" if isinstance(value, float) else str(value))
+    )
     text = f"{shown} {entry['unit']}".strip()
     return f"{text} ({entry['figure']})" if entry["figure"] else text
 
@@ -138,7 +151,7 @@ class Lab:
         for cleanup in reversed(self._cleanups):
             try:
                 cleanup()
-            except Exception as exc:   # noqa: BLE001 — one failed teardown must not leave the rest running
+            except Exception as exc:
                 print(f"fault lab teardown: {type(exc).__name__}: {exc}")
         self._cleanups.clear()
 

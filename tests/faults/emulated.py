@@ -6,6 +6,7 @@
   counting every /mgmt request it answers and recording every token it ever issued (for the secrets audit).
 * `Engine` is one engine emulator on a fixed port: stoppable, restartable, counting its /metrics answers.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,6 +23,7 @@ from llmsched.emulators.engine_state import EngineSpec
 from llmsched.emulators.f5 import build_f5_app
 from llmsched.emulators.f5_state import F5State, Token
 from llmsched.emulators.tls import CertFiles, generate_self_signed
+
 from tests.conftest import free_port
 from tests.faults.harness import http
 
@@ -78,9 +80,12 @@ class BigIP:
     def __init__(self, loop: LoopThread, pools: dict[str, list[str]], password: str) -> None:
         self.loop = loop
         self.password = password
-        self.state = RecordingF5State.from_dict({
-            "users": {"admin": password},
-            "pools": [{"name": name, "members": [{"name": m} for m in members]} for name, members in pools.items()]})
+        self.state = RecordingF5State.from_dict(
+            {
+                "users": {"admin": password},
+                "pools": [{"name": name, "members": [{"name": m} for m in members]} for name, members in pools.items()],
+            }
+        )
         self.certs: CertFiles = generate_self_signed(prefix="llmsched-faults-f5-")
         self.port = free_port()
         self.requests: Counter[tuple[str, str]] = Counter()
@@ -100,8 +105,10 @@ class BigIP:
 
             async def count(request: web.Request, _response: web.StreamResponse) -> None:
                 self.requests[(request.method, request.path)] += 1
+
             app.on_response_prepare.append(count)
             return await _serve(app, self.port, self.certs.server_context())
+
         self.runner = self.loop.run(go())
 
     def stop(self) -> None:
@@ -120,7 +127,7 @@ class BigIP:
 
     def member_gets(self, pool: str = POOL) -> int:
         """iControl GETs of the pool's member collection answered so far (the poller's reads)."""
-        counts = list(self.requests.items())    # one copy under the GIL: the emulators' thread adds keys
+        counts = list(self.requests.items())  # one copy under the GIL: the emulators' thread adds keys
         return sum(n for (method, path), n in counts if method == "GET" and path.endswith(f"~{pool}/members"))
 
     def active_tokens(self) -> int:
@@ -148,8 +155,10 @@ class Engine:
             async def count(request: web.Request, _response: web.StreamResponse) -> None:
                 if request.path == "/metrics":
                     self.metrics_gets += 1
+
             app.on_response_prepare.append(count)
             return await _serve(app, self.port, None)
+
         self.runner = self.loop.run(go())
 
     def stop(self) -> None:
@@ -158,7 +167,7 @@ class Engine:
             self.runner = None
 
     def admin(self, path: str, body: Any) -> Any:
-        reply = http("POST", f"http://{self.member}/_emulator{path}", body)   # never authenticated
+        reply = http("POST", f"http://{self.member}/_emulator{path}", body)  # never authenticated
         assert reply.status == 200, reply.text
         return reply.json()
 

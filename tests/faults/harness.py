@@ -4,6 +4,7 @@ The other parts of the harness: `emulated` (BIG-IP and engine emulators in a bac
 restartable), `redis_ctl` (a Redis of the test's own to stop, pause or slow down) and `stack`
 (`llmsched up` against them). Everything listens on 127.0.0.1 only.
 """
+
 from __future__ import annotations
 
 import http.client as httpclient
@@ -42,18 +43,30 @@ class Reply:
         return json.loads(self.body)
 
 
-def http(method: str, url: str, body: Any = None, *, timeout: float = 5.0, ca: str | None = None,
-         headers: dict[str, str] | None = None, raw: bytes | None = None) -> Reply:
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    timeout: float = 5.0,
+    ca: str | None = None,
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+) -> Reply:
     """One request on a fresh connection; `body` is sent as JSON, `raw` as is."""
     parts = urlsplit(url)
     if parts.scheme == "https":
         conn: httpclient.HTTPConnection = httpclient.HTTPSConnection(
-            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context(cafile=ca))
+            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context(cafile=ca)
+        )
     else:
         conn = httpclient.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    hdrs = {"Connection": "close", **({"Content-Type": "application/json"} if body is not None else {}),
-            **(headers or {})}
+    hdrs = {
+        "Connection": "close",
+        **({"Content-Type": "application/json"} if body is not None else {}),
+        **(headers or {}),
+    }
     started = time.perf_counter()
     try:
         conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=payload, headers=hdrs)
@@ -75,8 +88,9 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float =
         except (OSError, httpclient.HTTPException, ValueError) as exc:
             last_error = exc
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}"
-                         + (f" (last error: {last_error!r})" if last_error else ""))
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last_error!r})" if last_error else "")
+    )
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -87,8 +101,12 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def latency_summary(samples: list[float]) -> dict[str, float]:
-    return {"n": len(samples), "p50_ms": statistics.median(samples) * 1000, "p99_ms": percentile(samples, 99) * 1000,
-            "max_ms": max(samples) * 1000}
+    return {
+        "n": len(samples),
+        "p50_ms": statistics.median(samples) * 1000,
+        "p99_ms": percentile(samples, 99) * 1000,
+        "max_ms": max(samples) * 1000,
+    }
 
 
 # --- processes ---------------------------------------------------------------------------------------------------
@@ -134,8 +152,13 @@ class Process:
 
     def start(self) -> Process:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", *self.argv], cwd=REPO, env=self.env,
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "llmsched.cli.main", *self.argv],
+                cwd=REPO,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         return self
 
     @property

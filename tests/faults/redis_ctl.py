@@ -1,5 +1,6 @@
 """A Redis of the test's own, to break on purpose: stop it, pause it (SIGSTOP), slow it down (DEBUG SLEEP), or
 start it again empty on the same port. Built on the Redis processes of tests/shared/redis_servers.py."""
+
 from __future__ import annotations
 
 import threading
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tests.shared.redis_servers import RedisProc
+
 
 class RedisServer(RedisProc):
     """A redis-server (no persistence, DEBUG allowed locally) that remembers whether it is paused."""
@@ -38,6 +40,7 @@ class RedisServer(RedisProc):
                 client.execute_command("DEBUG", "SLEEP", str(block_s))
                 time.sleep(gap_s)
             client.close()
+
         thread = threading.Thread(target=hog, name="redis-slow", daemon=True)
         thread.start()
         time.sleep(0.05)

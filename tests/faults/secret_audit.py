@@ -4,6 +4,7 @@ compressed job payloads unpacked), every status/health/metrics/what-if response,
 `leaks(secrets, places)` lists each (place, secret form) where a secret shows up, in any of the forms it could be
 written in: as is, base64 (a Basic header), or URL-encoded.
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,8 +15,8 @@ from urllib.parse import quote
 import redis
 
 from tests.faults.harness import cmdline, http
-from tests.helpers import descendants
 from tests.faults.stack import PARTITION, Stack
+from tests.helpers import descendants
 
 
 def redis_dump(client: redis.Redis) -> dict[str, bytes]:
@@ -39,7 +40,7 @@ def redis_dump(client: redis.Redis) -> dict[str, bytes]:
             parts = []
         unpacked = []
         for part in parts:
-            try:                      # rq stores job data zlib-compressed
+            try:  # rq stores job data zlib-compressed
                 unpacked.append(zlib.decompress(part))
             except zlib.error:
                 pass
@@ -59,8 +60,9 @@ def api_responses(stack: Stack) -> dict[str, bytes]:
             path = f"/pools/{pool}/{PARTITION}/{what}?iterations=50"
             out[f"POST {path}"] = http("POST", stack.api + path, body).body
         out[f"POST select {pool}"] = stack.select(pool=pool).body
-    out["POST select (bad body)"] = http("POST", stack.api + "/scheduler/select", raw=b"{oops",
-                                         headers={"Content-Type": "application/json"}).body
+    out["POST select (bad body)"] = http(
+        "POST", stack.api + "/scheduler/select", raw=b"{oops", headers={"Content-Type": "application/json"}
+    ).body
     return out
 
 

@@ -1,5 +1,6 @@
 """`llmsched up` against the emulators and a Redis of the test's own, and a `Stack` to talk to it like BIG-IP
 and an operator do."""
+
 from __future__ import annotations
 
 import re
@@ -18,24 +19,40 @@ from tests.faults.redis_ctl import RedisServer
 from tests.shared.redis_servers import RedisProc
 
 F5_PASSWORD_ENV = "FAULTS_F5_PW"
-NONE_TOLERATED = 0.1        # share of `none` answers a healthy stack may give (see Stack.assert_picks)
+NONE_TOLERATED = 0.1  # share of `none` answers a healthy stack may give (see Stack.assert_picks)
 RESTART_LINE = re.compile(r"\| (\S+) exited \((code -?\d+|signal \d+)\) after")
 
 
 # --- the whole scheduler under `llmsched up` ---------------------------------------------------------------------
-def scheduler_config(bigip: BigIP, redis_url: str | None, api_port: int, pools: dict[str, dict], *,
-                     fetch_s: float = 0.5, scrape_ms: int = 500, watch_s: float = 0.5,
-                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def scheduler_config(
+    bigip: BigIP,
+    redis_url: str | None,
+    api_port: int,
+    pools: dict[str, dict],
+    *,
+    fetch_s: float = 0.5,
+    scrape_ms: int = 500,
+    watch_s: float = 0.5,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A scheduler-config document; `pools` maps a pool name to its `metrics` section (timeout and auth)."""
     doc: dict[str, Any] = {
         "global": {"interval": watch_s, "api_host": "127.0.0.1", "api_port": api_port, "log_level": "INFO"},
-        "f5": {"host": "127.0.0.1", "port": bigip.port, "username": "admin", "password_env": F5_PASSWORD_ENV,
-               "ca_bundle": bigip.cert, "timeout": 1.0},
+        "f5": {
+            "host": "127.0.0.1",
+            "port": bigip.port,
+            "username": "admin",
+            "password_env": F5_PASSWORD_ENV,
+            "ca_bundle": bigip.cert,
+            "timeout": 1.0,
+        },
         "redis": {"url": redis_url} if redis_url else {},
         "scheduler": {"pool_fetch_interval": fetch_s, "metrics_fetch_interval": scrape_ms},
         "modes": [{"name": "s1", "w_a": 0.5, "w_b": 0.5}],
-        "pools": [{"name": name, "partition": PARTITION, "engine_type": "vllm",
-                   "metrics": {"timeout": 0.25, **metrics}} for name, metrics in pools.items()],
+        "pools": [
+            {"name": name, "partition": PARTITION, "engine_type": "vllm", "metrics": {"timeout": 0.25, **metrics}}
+            for name, metrics in pools.items()
+        ],
     }
     for section, values in (extra or {}).items():
         doc[section] = {**doc.get(section, {}), **values} if isinstance(values, dict) else values
@@ -51,7 +68,7 @@ class Stack:
     config_path: Path
     bigip: BigIP
     engines: list[Engine]
-    redis: RedisServer          # a RedisProc (the Sentinel master) in the failover test
+    redis: RedisServer  # a RedisProc (the Sentinel master) in the failover test
     pools: list[str]
 
     @property
@@ -146,8 +163,14 @@ class Stack:
         return child_pid(self.up.pid, command)
 
 
-def write_config(tmp_path: Path, bigip: BigIP, redis_server: RedisProc, pools: dict[str, dict],
-                 sentinel: dict[str, Any] | None = None, **config: Any) -> tuple[Path, int]:
+def write_config(
+    tmp_path: Path,
+    bigip: BigIP,
+    redis_server: RedisProc,
+    pools: dict[str, dict],
+    sentinel: dict[str, Any] | None = None,
+    **config: Any,
+) -> tuple[Path, int]:
     """scheduler-config.yaml in `tmp_path` for these parts, with a free API port; (path, API port).
 
     With `sentinel` ({"sentinels": [...], "master_name": ...}) the config's `redis` section is that, not a URL."""
@@ -160,21 +183,36 @@ def write_config(tmp_path: Path, bigip: BigIP, redis_server: RedisProc, pools: d
     return path, api_port
 
 
-def start_up(tmp_path: Path, bigip: BigIP, engines: list[Engine], redis_server: RedisProc,
-             pools: dict[str, dict] | None = None, pool_members: dict[str, list[str]] | None = None,
-             workers: int = 2, env: dict[str, str] | None = None, up_args: tuple[str, ...] = (),
-             **config: Any) -> Stack:
+def start_up(
+    tmp_path: Path,
+    bigip: BigIP,
+    engines: list[Engine],
+    redis_server: RedisProc,
+    pools: dict[str, dict] | None = None,
+    pool_members: dict[str, list[str]] | None = None,
+    workers: int = 2,
+    env: dict[str, str] | None = None,
+    up_args: tuple[str, ...] = (),
+    **config: Any,
+) -> Stack:
     """Write the config, run `llmsched up` on it and wait until every member of every pool is eligible."""
     pools = pools or {POOL: {}}
     path, api_port = write_config(tmp_path, bigip, redis_server, pools, **config)
-    up = Process(["up", "--config", str(path), "--workers", str(workers), *up_args], tmp_path / "up.log",
-                 child_env(**{F5_PASSWORD_ENV: bigip.password, **(env or {})})).start()
+    up = Process(
+        ["up", "--config", str(path), "--workers", str(workers), *up_args],
+        tmp_path / "up.log",
+        child_env(**{F5_PASSWORD_ENV: bigip.password, **(env or {})}),
+    ).start()
     stack = Stack(up, f"http://127.0.0.1:{api_port}", path, bigip, engines, redis_server, list(pools))
     try:
         for pool in pools:
             count = len((pool_members or {}).get(pool, engines))
-            wait_for(f"every member of {pool} to be eligible", lambda p=pool, c=count: stack.all_eligible(p, c), 40,
-                     every=0.1)
+            wait_for(
+                f"every member of {pool} to be eligible",
+                lambda p=pool, c=count: stack.all_eligible(p, c),
+                40,
+                every=0.1,
+            )
     except BaseException:
         stop_up(stack)
         raise

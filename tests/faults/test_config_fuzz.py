@@ -5,6 +5,7 @@ one ERROR line per problem naming its key path, while the config in force stays 
 config version, `/pools/status` and the decisions do not change. After the fuzz, a valid edit is still applied,
 which proves the watchers survived every rejection.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from llmsched.shared.config import load_config
 from llmsched.shared.errors import ConfigError
+
 from tests.faults.config_mutations import broken_configs, dump
 from tests.faults.conftest import Lab, RecordFigure
 from tests.faults.harness import wait_for
@@ -39,8 +41,9 @@ def in_force(stack: Stack) -> tuple[Any, ...]:
     """What must not move while broken files come and go: config version, pool views, a decision's domain."""
     version = stack.redis.client().hget("llmsched:config", "version")
     pools = stack.pools_status()
-    summary = [(p["name"], p["partition"], p["engine_type"], p["mode"], p["pool_fallback"], p["member_count"])
-               for p in pools]
+    summary = [
+        (p["name"], p["partition"], p["engine_type"], p["mode"], p["pool_fallback"], p["member_count"]) for p in pools
+    ]
     return version, summary
 
 
@@ -66,14 +69,19 @@ def reject(stack: Stack, content: bytes, errors: dict[str, list[str]], baseline:
     before, log_from = rejections(stack), stack.log_size()
     started = time.monotonic()
     write_atomically(stack.config_path, content)
-    wait_for("every watcher to reject the file",
-             lambda: all(rejections(stack)[p] > before[p] for p in WATCHERS), 10, every=0.02)
+    wait_for(
+        "every watcher to reject the file",
+        lambda: all(rejections(stack)[p] > before[p] for p in WATCHERS),
+        10,
+        every=0.02,
+    )
     took = time.monotonic() - started
     log = stack.output()[log_from:]
     for key in errors:
         for process in WATCHERS:
-            assert re.search(rf"\| {process} \| [^\n]* - config reload rejected: {re.escape(key)}: ", log), \
+            assert re.search(rf"\| {process} \| [^\n]* - config reload rejected: {re.escape(key)}: ", log), (
                 f"{process} did not name {key}:\n{log}"
+            )
     assert in_force(stack) == baseline
     stack.deciding()
     return took
@@ -97,7 +105,8 @@ FIXED = {
 
 
 def test_broken_config_files_are_rejected_with_key_paths_and_the_old_config_stays_in_force_quick(
-        lab: Lab, record_figure: RecordFigure) -> None:
+    lab: Lab, record_figure: RecordFigure
+) -> None:
     stack = lab.stack(watch_s=WATCH_S)
     doc = yaml.safe_load(stack.config_path.read_bytes())
     baseline = in_force(stack)
@@ -108,15 +117,26 @@ def test_broken_config_files_are_rejected_with_key_paths_and_the_old_config_stay
         assert errors, f"{name} should be invalid"
         took.append(reject(stack, content, errors, baseline))
     applied = valid_edit_still_applies(stack, doc)
-    record_figure("broken config on reload (5 kinds)", "rejected by poller, scraper, scorer with key paths; old "
-                  "config in force", max(took), "s", figure="slowest rejection by all three watchers")
-    record_figure("valid config after the rejections", "still applied (watchers alive)", applied, "s",
-                  figure="file written -> decisions follow")
+    record_figure(
+        "broken config on reload (5 kinds)",
+        "rejected by poller, scraper, scorer with key paths; old config in force",
+        max(took),
+        "s",
+        figure="slowest rejection by all three watchers",
+    )
+    record_figure(
+        "valid config after the rejections",
+        "still applied (watchers alive)",
+        applied,
+        "s",
+        figure="file written -> decisions follow",
+    )
 
 
 @pytest.mark.faults
 def test_fuzzed_config_files_are_all_rejected_with_key_paths_while_decisions_and_status_stay_unchanged(
-        lab: Lab, record_figure: RecordFigure) -> None:
+    lab: Lab, record_figure: RecordFigure
+) -> None:
     stack = lab.stack(watch_s=WATCH_S)
     original = stack.config_path.read_bytes()
     doc = yaml.safe_load(original)
@@ -124,25 +144,33 @@ def test_fuzzed_config_files_are_all_rejected_with_key_paths_while_decisions_and
     seen: list[bytes] = [original]
     kinds: Counter[str] = Counter()
 
-    @settings(max_examples=60, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much,
-                                     HealthCheck.too_slow])
+    @settings(
+        max_examples=60,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much, HealthCheck.too_slow],
+    )
     @given(st.data())
     def run(data: st.DataObject) -> None:
         content = data.draw(broken_configs(doc))
-        if content == seen[-1]:                 # the same bytes twice are no change for a watcher; not an
-            return                              # assume(): `seen` changes between hypothesis's replays
+        if content == seen[-1]:  # the same bytes twice are no change for a watcher; not an
+            return  # assume(): `seen` changes between hypothesis's replays
         errors = expected_errors(stack, content)
-        assume(errors is not None)              # a mutation that is still valid would rightly be applied
+        assume(errors is not None)  # a mutation that is still valid would rightly be applied
         reject(stack, content, errors, baseline)
         seen.append(content)
         kinds["YAML syntax" if "<file>" in errors else "schema"] += 1
+
     run()
 
     applied = valid_edit_still_applies(stack, doc)
     rejected = len(seen) - 1
-    record_figure("fuzzed config files on reload (hypothesis mutations)", "each rejected with key paths by every "
-                  "watcher; config version, status, decisions unchanged", rejected, "files",
-                  figure=", ".join(f"{k}: {n}" for k, n in sorted(kinds.items())))
+    record_figure(
+        "fuzzed config files on reload (hypothesis mutations)",
+        "each rejected with key paths by every watcher; config version, status, decisions unchanged",
+        rejected,
+        "files",
+        figure=", ".join(f"{k}: {n}" for k, n in sorted(kinds.items())),
+    )
     record_figure("valid config after the fuzz", "still applied (watchers alive)", applied, "s")
     assert rejected >= 45

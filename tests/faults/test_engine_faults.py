@@ -6,6 +6,7 @@ shows the member ineligible, and back); while a member is out, no decision names
 offers it. If every candidate is down, or every candidate's metrics are older than `stale_after`, the answer is
 `none`: BIG-IP balances by itself (fail-open).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,11 @@ FAULTS: dict[str, tuple[str, Callable[[Engine], None], Callable[[Engine], None]]
     "hang": ("engine hangs on /metrics (timeout 0.25 s)", lambda e: e.mode("hang"), lambda e: e.mode("ok")),
     "error": ("engine answers /metrics with HTTP 500", lambda e: e.mode("error", status=500), lambda e: e.mode("ok")),
     "garbage": ("engine answers garbage (HTML)", lambda e: e.mode("garbage"), lambda e: e.mode("ok")),
-    "partial": ("engine answers partial metrics (no queue, no KV)", lambda e: e.mode("partial"),
-                lambda e: e.mode("ok")),
+    "partial": (
+        "engine answers partial metrics (no queue, no KV)",
+        lambda e: e.mode("partial"),
+        lambda e: e.mode("ok"),
+    ),
 }
 
 
@@ -54,7 +58,8 @@ def none_eligible(stack: Stack) -> bool:
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_a_failing_engine_leaves_the_decisions_within_2_scrape_intervals_and_returns_within_2(
-        lab: Lab, record_figure: RecordFigure, fault: str) -> None:
+    lab: Lab, record_figure: RecordFigure, fault: str
+) -> None:
     name, inject, repair = FAULTS[fault]
     stack = lab.stack(scrape_ms=SCRAPE_MS)
     target = stack.engines[0]
@@ -62,15 +67,25 @@ def test_a_failing_engine_leaves_the_decisions_within_2_scrape_intervals_and_ret
 
     inject(target)
     out = seconds_until(lambda: not stack.eligible(target.member))
-    picks = stack.picks(100)            # the iRule still offers it: BIG-IP knows nothing of our view
+    picks = stack.picks(100)  # the iRule still offers it: BIG-IP knows nothing of our view
     view = stack.member_view(target.member)
     repair(target)
     back = seconds_until(lambda: stack.eligible(target.member))
 
-    record_figure(name, "stops being picked within 2 scrape intervals", out / INTERVAL_S, "intervals",
-                  figure=f"{out:.2f} s at {SCRAPE_MS} ms")
-    record_figure(name, "picked again within 2 intervals of recovering", back / INTERVAL_S, "intervals",
-                  figure=f"{back:.2f} s at {SCRAPE_MS} ms")
+    record_figure(
+        name,
+        "stops being picked within 2 scrape intervals",
+        out / INTERVAL_S,
+        "intervals",
+        figure=f"{out:.2f} s at {SCRAPE_MS} ms",
+    )
+    record_figure(
+        name,
+        "picked again within 2 intervals of recovering",
+        back / INTERVAL_S,
+        "intervals",
+        figure=f"{back:.2f} s at {SCRAPE_MS} ms",
+    )
     assert target.member not in picks and sum(picks.values()) == 100, picks
     stack.assert_picks(picks, stack.members[1:])
     assert view["score"] == 0.0 and view["eligible"] is False
@@ -80,9 +95,10 @@ def test_a_failing_engine_leaves_the_decisions_within_2_scrape_intervals_and_ret
 
 
 def test_every_candidate_down_answers_none_and_every_candidate_stale_answers_none_after_stale_after(
-        lab: Lab, record_figure: RecordFigure) -> None:
+    lab: Lab, record_figure: RecordFigure
+) -> None:
     stack = lab.stack(scrape_ms=SCRAPE_MS)
-    stale_after = max(3.0, 3 * INTERVAL_S)          # the default: 3 scrape intervals, at least 3 s
+    stale_after = max(3.0, 3 * INTERVAL_S)  # the default: 3 scrape intervals, at least 3 s
 
     for engine in stack.engines:
         engine.stop()
@@ -105,11 +121,20 @@ def test_every_candidate_down_answers_none_and_every_candidate_stale_answers_non
         os.kill(scraper, signal.SIGCONT)
     back = seconds_until(lambda: stack.select().text in stack.members)
 
-    record_figure("every candidate down", "answer `none` (fail-open: BIG-IP balances)", all_down / INTERVAL_S,
-                  "intervals", figure=f"{all_down:.2f} s to all-none")
-    record_figure("every candidate stale (scraper frozen)", "answer `none` once metrics are older than "
-                  f"stale_after ({stale_after:g} s)", stale, "s", figure="age of the newest scrape at the first none")
-    record_figure("every candidate stale (scraper frozen)", "members picked again after the scraper resumes", back,
-                  "s")
+    record_figure(
+        "every candidate down",
+        "answer `none` (fail-open: BIG-IP balances)",
+        all_down / INTERVAL_S,
+        "intervals",
+        figure=f"{all_down:.2f} s to all-none",
+    )
+    record_figure(
+        "every candidate stale (scraper frozen)",
+        f"answer `none` once metrics are older than stale_after ({stale_after:g} s)",
+        stale,
+        "s",
+        figure="age of the newest scrape at the first none",
+    )
+    record_figure("every candidate stale (scraper frozen)", "members picked again after the scraper resumes", back, "s")
     assert all_down <= LIMIT_S
     assert stale_after - 0.2 <= stale <= stale_after + 2 * INTERVAL_S, stale

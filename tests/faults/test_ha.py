@@ -8,6 +8,7 @@ role in Redis; and Redis itself fails over under Sentinel.
 * Sentinel (master, replica, three Sentinels): kill -9 of the master; decisions resume after the failover, and
   the gap (longest run of non-member answers) is measured.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,10 @@ def holder_pid(redis_server: RedisServer, role: str) -> int | None:
 
 
 def run_twice(lab: Lab, path: Path, bigip: BigIP, role: str) -> dict[int, Process]:
-    procs = [lab.process([role, "--config", str(path)], f"{role}-{i}.log", **{F5_PASSWORD_ENV: bigip.password})
-             for i in (1, 2)]
+    procs = [
+        lab.process([role, "--config", str(path)], f"{role}-{i}.log", **{F5_PASSWORD_ENV: bigip.password})
+        for i in (1, 2)
+    ]
     return {p.pid: p for p in procs}
 
 
@@ -48,8 +51,9 @@ def steady_rate(count: Callable[[], int], window: float) -> float:
     return (count() - before) / (window / INTERVAL_S)
 
 
-def kill_holder_and_time_takeover(redis_server: RedisServer, role: str, procs: dict[int, Process],
-                                  count: Callable[[], int]) -> tuple[float, int, int]:
+def kill_holder_and_time_takeover(
+    redis_server: RedisServer, role: str, procs: dict[int, Process], count: Callable[[], int]
+) -> tuple[float, int, int]:
     """kill -9 the role's lease holder; (seconds until the source sees work again, old pid, new holder pid)."""
     pid = wait_for(f"a {role} lease holder", lambda: holder_pid(redis_server, role), 10)
     assert pid in procs, f"the lease names pid {pid}, not one of {sorted(procs)}"
@@ -65,7 +69,8 @@ def kill_holder_and_time_takeover(redis_server: RedisServer, role: str, procs: d
 
 
 def test_two_pollers_poll_bigip_once_per_interval_and_the_standby_takes_over_within_5_s_quick(
-        lab: Lab, record_figure: RecordFigure) -> None:
+    lab: Lab, record_figure: RecordFigure
+) -> None:
     engines = lab.engines(1)
     bigip = lab.bigip({POOL: [e.member for e in engines]})
     redis_server = lab.redis()
@@ -74,20 +79,27 @@ def test_two_pollers_poll_bigip_once_per_interval_and_the_standby_takes_over_wit
     wait_for("the first poll", lambda: bigip.member_gets() > 0, 20)
     rate = steady_rate(bigip.member_gets, 2.0)
     took, old, new = kill_holder_and_time_takeover(redis_server, "poller", pollers, bigip.member_gets)
-    record_figure("poller lease holder killed (-9), quick", "the standby polls within 5 s", took, "s",
-                  figure=f"steady state {rate:.2f} member GETs per interval")
+    record_figure(
+        "poller lease holder killed (-9), quick",
+        "the standby polls within 5 s",
+        took,
+        "s",
+        figure=f"steady state {rate:.2f} member GETs per interval",
+    )
     assert rate <= 1.5, f"{rate:.2f} GETs per interval: both pollers poll"
     assert new != old and took < TAKEOVER_LIMIT_S
 
 
 @pytest.mark.faults
 def test_two_pollers_and_two_scrapers_work_one_at_a_time_and_a_kill_9_of_a_holder_is_taken_over_within_5_s(
-        lab: Lab, record_figure: RecordFigure) -> None:
+    lab: Lab, record_figure: RecordFigure
+) -> None:
     engines = lab.engines(3)
     bigip = lab.bigip({POOL: [e.member for e in engines]})
     redis_server = lab.redis()
-    path, api_port = write_config(lab.tmp_path, bigip, redis_server, {POOL: {}}, fetch_s=INTERVAL_S,
-                                  scrape_ms=int(INTERVAL_S * 1000))
+    path, api_port = write_config(
+        lab.tmp_path, bigip, redis_server, {POOL: {}}, fetch_s=INTERVAL_S, scrape_ms=int(INTERVAL_S * 1000)
+    )
     pollers = run_twice(lab, path, bigip, "poller")
     scrapers = run_twice(lab, path, bigip, "scraper")
     for command in ("scorer", "api"):
@@ -112,6 +124,7 @@ def test_two_pollers_and_two_scrapers_work_one_at_a_time_and_a_kill_9_of_a_holde
             except OSError:
                 answers.append((time.monotonic(), "error"))
             time.sleep(0.02)
+
     watcher = threading.Thread(target=decide, daemon=True)
     watcher.start()
     try:
@@ -124,14 +137,29 @@ def test_two_pollers_and_two_scrapers_work_one_at_a_time_and_a_kill_9_of_a_holde
         watcher.join(5)
     gap = longest_gap(answers, members)
 
-    record_figure("two pollers (HA), steady state", "no double polling of BIG-IP", poll_rate, "GETs/interval",
-                  figure="member-list GETs per poll interval; 1.0 = one poller")
-    record_figure("two scrapers (HA), steady state", "no double scraping", scrape_rate, "GETs/interval",
-                  figure="/metrics GETs per engine per scrape interval; 1.0 = one scraper")
+    record_figure(
+        "two pollers (HA), steady state",
+        "no double polling of BIG-IP",
+        poll_rate,
+        "GETs/interval",
+        figure="member-list GETs per poll interval; 1.0 = one poller",
+    )
+    record_figure(
+        "two scrapers (HA), steady state",
+        "no double scraping",
+        scrape_rate,
+        "GETs/interval",
+        figure="/metrics GETs per engine per scrape interval; 1.0 = one scraper",
+    )
     record_figure("poller lease holder killed (-9)", "the standby polls BIG-IP within 5 s", poll_takeover, "s")
     record_figure("scraper lease holder killed (-9)", "the standby scrapes within 5 s", scrape_takeover, "s")
-    record_figure("scraper lease holder killed (-9)", "decisions during the takeover (none = BIG-IP balances)",
-                  gap, "s", figure="longest run of non-member answers")
+    record_figure(
+        "scraper lease holder killed (-9)",
+        "decisions during the takeover (none = BIG-IP balances)",
+        gap,
+        "s",
+        figure="longest run of non-member answers",
+    )
     assert poll_rate <= 1.3 and scrape_rate <= 1.3, (poll_rate, scrape_rate)
     assert poll_takeover < TAKEOVER_LIMIT_S and scrape_takeover < TAKEOVER_LIMIT_S
     assert answers and answers[-1][1] in members
@@ -152,8 +180,9 @@ def longest_gap(answers: list[tuple[float, str]], members: list[str]) -> float:
 
 @pytest.mark.faults
 def test_decisions_resume_after_sentinel_fails_the_redis_master_over_to_the_replica(
-        lab: Lab, record_figure: RecordFigure, replicated: Replicated) -> None:
-    group = replicated          # master, replica, three Sentinels (down-after 1 s): tests/shared/test_sentinel.py
+    lab: Lab, record_figure: RecordFigure, replicated: Replicated
+) -> None:
+    group = replicated  # master, replica, three Sentinels (down-after 1 s): tests/shared/test_sentinel.py
     engines: list[Engine] = lab.engines(2)
     bigip = lab.bigip({POOL: [e.member for e in engines]})
     stack = lab.up(bigip, engines, group.master, sentinel=group.config())
@@ -168,6 +197,7 @@ def test_decisions_resume_after_sentinel_fails_the_redis_master_over_to_the_repl
             except OSError:
                 answers.append((time.monotonic(), "error"))
             time.sleep(0.01)
+
     watcher = threading.Thread(target=decide, daemon=True)
     watcher.start()
     try:
@@ -176,16 +206,25 @@ def test_decisions_resume_after_sentinel_fails_the_redis_master_over_to_the_repl
         killed_at = time.monotonic()
         wait_for("Sentinel to promote the replica", lambda: group.master_port() != old_master, 30, every=0.1)
         failover = time.monotonic() - killed_at
-        wait_for("decisions to pick members again",
-                 lambda: any(a in stack.members for t, a in answers if t > killed_at + failover), 30, every=0.05)
+        wait_for(
+            "decisions to pick members again",
+            lambda: any(a in stack.members for t, a in answers if t > killed_at + failover),
+            30,
+            every=0.05,
+        )
         time.sleep(1.0)
     finally:
         stop.set()
         watcher.join(5)
     gap = longest_gap(answers, stack.members)
     record_figure("Redis master killed (-9) under Sentinel", "Sentinel promotes the replica", failover, "s")
-    record_figure("Redis master killed (-9) under Sentinel", "decisions resume after failover (none meanwhile: "
-                  "BIG-IP balances)", gap, "s", figure="longest run of non-member answers")
+    record_figure(
+        "Redis master killed (-9) under Sentinel",
+        "decisions resume after failover (none meanwhile: BIG-IP balances)",
+        gap,
+        "s",
+        figure="longest run of non-member answers",
+    )
     assert group.master_port() == group.replica.port
     assert answers[-1][1] in stack.members
     assert {a for _, a in answers} <= {"none", "error", *stack.members}

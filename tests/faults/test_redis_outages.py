@@ -5,6 +5,7 @@ fast enough that the iRule's 500 ms sideband timeout is never near (client-side 
 requests, each on a new connection like the iRule's); no process crash-loops; and decisions pick members again
 within 2 s of Redis returning, including a Redis that comes back empty and must be repopulated.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -20,14 +21,19 @@ from tests.faults.stack import Stack
 REQUESTS = 500
 P99_LIMIT_MS = 20.0
 RECOVERY_LIMIT_S = 2.0
-RECOVERY_WAIT_S = 15.0      # how long a failing run keeps looking, so the report can say how late it was
+RECOVERY_WAIT_S = 15.0  # how long a failing run keeps looking, so the report can say how late it was
 
 
 class Outage:
     """How one kind of outage starts and ends; `during()` wraps the measurement."""
 
-    def __init__(self, name: str, begin: Callable[[Stack], None], end: Callable[[Stack], None],
-                 during: Callable[[Stack], AbstractContextManager] = lambda _s: nullcontext()) -> None:
+    def __init__(
+        self,
+        name: str,
+        begin: Callable[[Stack], None],
+        end: Callable[[Stack], None],
+        during: Callable[[Stack], AbstractContextManager] = lambda _s: nullcontext(),
+    ) -> None:
         self.name, self.begin, self.end, self.during = name, begin, end, during
 
 
@@ -36,30 +42,36 @@ def _stop(stack: Stack) -> None:
 
 
 def _start_empty(stack: Stack) -> None:
-    stack.redis.start()         # no persistence: it comes back with nothing in it
+    stack.redis.start()  # no persistence: it comes back with nothing in it
 
 
 OUTAGES = {
     "stopped": Outage("Redis stopped, then restarted EMPTY", _stop, _start_empty),
     "paused": Outage("Redis paused (SIGSTOP), then SIGCONT", lambda s: s.redis.pause(), lambda s: s.redis.resume()),
-    "slow": Outage("Redis slow (DEBUG SLEEP 0.2 s back to back)", lambda s: None, lambda s: None,
-                   lambda s: s.redis.slow(0.2)),
+    "slow": Outage(
+        "Redis slow (DEBUG SLEEP 0.2 s back to back)", lambda s: None, lambda s: None, lambda s: s.redis.slow(0.2)
+    ),
 }
 
 
 @pytest.mark.faults
 @pytest.mark.parametrize("kind", list(OUTAGES))
 def test_select_answers_none_fast_during_a_redis_outage_and_recovers_within_2_s(
-        lab: Lab, record_figure: RecordFigure, kind: str) -> None:
+    lab: Lab, record_figure: RecordFigure, kind: str
+) -> None:
     outage = OUTAGES[kind]
     stack = lab.stack()
     healthy = [stack.select() for _ in range(200)]
     assert {r.status for r in healthy} == {200}
     stack.assert_picks(Counter(r.text for r in healthy))
-    if kind == "stopped":       # one baseline row is enough for the table
-        record_figure("no fault (baseline for the outages below)", "select picks members; `none` only when a Redis "
-                      "read overruns the 10 ms budget", latency_summary([r.seconds for r in healthy])["p99_ms"], "ms",
-                      figure=f"client p99 over 200 selects; none answers: {sum(r.text == 'none' for r in healthy)}")
+    if kind == "stopped":  # one baseline row is enough for the table
+        record_figure(
+            "no fault (baseline for the outages below)",
+            "select picks members; `none` only when a Redis read overruns the 10 ms budget",
+            latency_summary([r.seconds for r in healthy])["p99_ms"],
+            "ms",
+            figure=f"client p99 over 200 selects; none answers: {sum(r.text == 'none' for r in healthy)}",
+        )
     log_from = stack.log_size()
 
     outage.begin(stack)
@@ -67,18 +79,32 @@ def test_select_answers_none_fast_during_a_redis_outage_and_recovers_within_2_s(
         replies = [stack.select(timeout=1.0) for _ in range(REQUESTS)]
         live = http("GET", f"{stack.api}/livez")
         ready = http("GET", f"{stack.api}/health")
-    outage.end(stack)             # returns once Redis answers again: the recovery clock starts here
+    outage.end(stack)  # returns once Redis answers again: the recovery clock starts here
     recovery = stack.seconds_until_steady(RECOVERY_WAIT_S)
     restarts = stack.restarts(log_from)
 
     lat = latency_summary([r.seconds for r in replies])
-    record_figure(outage.name, "select answers HTTP 200 `none`", lat["p99_ms"], "ms",
-                  figure=f"client p99 over {REQUESTS} selects (p50 {lat['p50_ms']:.1f} ms, max {lat['max_ms']:.0f} ms)")
-    record_figure(outage.name, "decisions pick members again within 2 s of Redis returning",
-                  recovery if recovery is not None else f"> {RECOVERY_WAIT_S:g}", "s",
-                  figure="Redis back -> decisions steady (10 member answers in a row)")
-    record_figure(outage.name, "no process crash-loops (restarts logged by `up`)", len(restarts), "restarts",
-                  figure="restarts during the outage")
+    record_figure(
+        outage.name,
+        "select answers HTTP 200 `none`",
+        lat["p99_ms"],
+        "ms",
+        figure=f"client p99 over {REQUESTS} selects (p50 {lat['p50_ms']:.1f} ms, max {lat['max_ms']:.0f} ms)",
+    )
+    record_figure(
+        outage.name,
+        "decisions pick members again within 2 s of Redis returning",
+        recovery if recovery is not None else f"> {RECOVERY_WAIT_S:g}",
+        "s",
+        figure="Redis back -> decisions steady (10 member answers in a row)",
+    )
+    record_figure(
+        outage.name,
+        "no process crash-loops (restarts logged by `up`)",
+        len(restarts),
+        "restarts",
+        figure="restarts during the outage",
+    )
 
     assert {r.status for r in replies} == {200}
     # A slow Redis still answers some reads in time: those decisions may pick a member, never anything else.

@@ -8,6 +8,7 @@ The secrets: the BIG-IP password, every token the emulated BIG-IP issued (record
 tokens deleted since), a metrics Bearer key and a metrics basic-auth password, each in its raw, base64 and
 URL-encoded forms (and the Basic `user:password` pairs base64-encoded, as on the wire).
 """
+
 from __future__ import annotations
 
 import secrets
@@ -37,21 +38,20 @@ def member_failing(stack: Stack, pool: str) -> bool:
 
 def exercise_the_failure_paths(stack: Stack, bearer: str) -> None:
     bigip, bearer_engine, basic_engine = stack.bigip, stack.engines[0], stack.engines[-1]
-    bigip.admin("POST", "/tokens/revoke", {})                                   # 401 -> one re-login
+    bigip.admin("POST", "/tokens/revoke", {})  # 401 -> one re-login
     wait_for("a new token", lambda: len(bigip.state.issued) >= 2, 5)
     bigip.admin("POST", "/users", {"username": "admin", "password": "not-the-configured-one"})
-    bigip.admin("POST", "/tokens/revoke", {})                                   # refused login
+    bigip.admin("POST", "/tokens/revoke", {})  # refused login
     wait_for("the refused login in status", lambda: status_error(stack, POOL), 5)
     bigip.admin("POST", "/users", {"username": "admin", "password": bigip.password})
     wait_for("BIG-IP read again", lambda: status_error(stack, POOL) is None, 5)
-    bigip.stop()                                                                # connection refused
+    bigip.stop()  # connection refused
     wait_for("BIG-IP unreachable in status", lambda: status_error(stack, POOL), 5)
     bigip.start()
     wait_for("BIG-IP read again", lambda: status_error(stack, POOL) is None, 5)
-    bearer_engine.admin("/engine", {"api_key": "another-key"})                  # 401 on /metrics
+    bearer_engine.admin("/engine", {"api_key": "another-key"})  # 401 on /metrics
     basic_engine.admin("/engine", {"basic_auth": [METRIC_USER, "another-pw"]})
-    wait_for("the refused scrapes in status", lambda: member_failing(stack, POOL) and member_failing(stack, POOL_B),
-             5)
+    wait_for("the refused scrapes in status", lambda: member_failing(stack, POOL) and member_failing(stack, POOL_B), 5)
     bearer_engine.admin("/engine", {"api_key": bearer})
     basic_engine.admin("/engine", {"basic_auth": [METRIC_USER, stack.up.env[METRIC_PWD_ENV]]})
     wait_for("the scrapes to work again", lambda: stack.all_eligible(POOL, 2) and stack.all_eligible(POOL_B, 2), 5)
@@ -61,7 +61,7 @@ def exercise_the_failure_paths(stack: Stack, bearer: str) -> None:
     time.sleep(1.5)
     stack.config_path.write_text(text)
     doc = yaml.safe_load(text)
-    doc["pools"][0]["metrics"]["APIkey"] = [bearer, {"nested": bearer}]        # wrong type holding the key
+    doc["pools"][0]["metrics"]["APIkey"] = [bearer, {"nested": bearer}]  # wrong type holding the key
     stack.config_path.write_text(yaml.safe_dump(doc))
     time.sleep(1.5)
     stack.config_path.write_text(text)
@@ -70,37 +70,50 @@ def exercise_the_failure_paths(stack: Stack, bearer: str) -> None:
 
 @pytest.mark.faults
 def test_no_secret_appears_in_logs_redis_api_answers_or_command_lines_after_a_run_through_failures(
-        lab: Lab, record_figure: RecordFigure) -> None:
+    lab: Lab, record_figure: RecordFigure
+) -> None:
     f5_password = "F5pw-" + secrets.token_hex(12)
     bearer = "bearer-" + secrets.token_hex(12)
     basic_password = "basic-" + secrets.token_hex(12)
     engines = lab.engines(2, api_key=bearer) + lab.engines(2, basic_auth=(METRIC_USER, basic_password))
     layout = {POOL: [e.member for e in engines[:2]], POOL_B: [e.member for e in engines[2:]]}
     bigip = lab.bigip(layout, password=f5_password)
-    stack = lab.up(bigip, engines, lab.redis(), pool_members=layout,
-                   pools={POOL: {"APIkey": bearer},
-                          POOL_B: {"metric_user": METRIC_USER, "metric_pwd_env": METRIC_PWD_ENV}},
-                   env={METRIC_PWD_ENV: basic_password, "LLMSCHED_ACCESS_LOG": "1"},
-                   extra={"global": {"log_level": "DEBUG"}})
+    stack = lab.up(
+        bigip,
+        engines,
+        lab.redis(),
+        pool_members=layout,
+        pools={POOL: {"APIkey": bearer}, POOL_B: {"metric_user": METRIC_USER, "metric_pwd_env": METRIC_PWD_ENV}},
+        env={METRIC_PWD_ENV: basic_password, "LLMSCHED_ACCESS_LOG": "1"},
+        extra={"global": {"log_level": "DEBUG"}},
+    )
     exercise_the_failure_paths(stack, bearer)
 
     places = {"stdout+stderr of every process (up.log)": stack.output().encode()}
     places.update(redis_dump(stack.redis.client()))
     places.update(api_responses(stack))
     places.update(command_lines(stack.up.pid))
-    known = {"BIG-IP password": f5_password, "metrics Bearer key": bearer, "metrics basic-auth password":
-             basic_password, **{f"BIG-IP token #{i + 1}": t for i, t in enumerate(bigip.state.issued)},
-             **basic_pairs([("admin", f5_password), (METRIC_USER, basic_password)])}
+    known = {
+        "BIG-IP password": f5_password,
+        "metrics Bearer key": bearer,
+        "metrics basic-auth password": basic_password,
+        **{f"BIG-IP token #{i + 1}": t for i, t in enumerate(bigip.state.issued)},
+        **basic_pairs([("admin", f5_password), (METRIC_USER, basic_password)]),
+    }
     found = leaks(known, places)
     # Positive control: the grep does reach every kind of place (a member id is written to all of them).
     reached = {place.split(" ")[0] for place in places if engines[0].member.encode() in places[place]}
     assert {"stdout+stderr", "GET", "POST"} <= reached and any(p.startswith("llmsched:") for p in reached), reached
     log_lines = stack.output().count("\n")
     redis_keys = sum(1 for p in places if p.startswith("llmsched") or p.startswith("rq:"))
-    record_figure("secrets audit (full `up` run through failures, DEBUG logs)",
-                  "no BIG-IP password, token, metrics key or password anywhere", len(found), "leaks",
-                  figure=f"{len(known)} secrets x 3 forms in {log_lines} log lines, {redis_keys} Redis keys, "
-                         f"{len(places) - redis_keys - 1} answers/cmdlines")
+    record_figure(
+        "secrets audit (full `up` run through failures, DEBUG logs)",
+        "no BIG-IP password, token, metrics key or password anywhere",
+        len(found),
+        "leaks",
+        figure=f"{len(known)} secrets x 3 forms in {log_lines} log lines, {redis_keys} Redis keys, "
+        f"{len(places) - redis_keys - 1} answers/cmdlines",
+    )
     assert len(bigip.state.issued) >= 3, "the run should have gone through several tokens"
     assert "DEBUG" in stack.output() and "config reload rejected" in stack.output()
     assert found == [], "\n".join(found)

@@ -1,4 +1,5 @@
 """llmsched.scorer.capacity.estimate_slack: requests a member can still take, from one scrape and its BIG-IP ratio."""
+
 from __future__ import annotations
 
 import math
@@ -38,10 +39,17 @@ def test_waiting_requests_take_the_room_first_and_slack_never_goes_negative() ->
     assert estimate_slack(m(1, 0.1, 200), 1) == pytest.approx(55.0)
 
 
-@pytest.mark.parametrize("metrics", [
-    {"cache_usage": 0.5, "running_req": 3}, {"waiting_queue": 0, "running_req": 3},
-    {"waiting_queue": 0, "cache_usage": 0.5}, m(0, math.nan, 3), m(0, 0.5, "x"), m(True, 0.5, 3),  # type: ignore[arg-type]
-])
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        {"cache_usage": 0.5, "running_req": 3},
+        {"waiting_queue": 0, "running_req": 3},
+        {"waiting_queue": 0, "cache_usage": 0.5},
+        m(0, math.nan, 3),
+        m(0, 0.5, "x"),
+        m(True, 0.5, 3),  # type: ignore[arg-type]
+    ],
+)
 def test_a_missing_or_unusable_metric_gives_none(metrics: dict) -> None:
     assert estimate_slack(metrics, 1) is None
 

@@ -1,4 +1,5 @@
-"""Tests of llmsched.scorer.jobs: the scoring job and its latency record, against a real Redis (and rq in burst mode)."""
+"""Tests of scorer/jobs.py: the scoring job and its latency record, against a real Redis (and rq in burst mode)."""
+
 from __future__ import annotations
 
 import math
@@ -17,6 +18,7 @@ from llmsched.shared.jobs import SERIALIZER, enqueue_scoring
 from llmsched.shared.members import Member
 from llmsched.shared.publish import publish_config
 from llmsched.shared.store import Store
+
 from tests.helpers import make_store
 
 POOL = "p1:Common"
@@ -25,13 +27,17 @@ POOL = "p1:Common"
 def put_unscored_pool(store: Store, metrics: dict[str, dict], now: float | None = None) -> None:
     """What the collectors leave in Redis before a scoring job runs: config, membership, scrapes."""
     now = time.time() if now is None else now
-    config = Config(pools=(PoolConfig(name="p1", engine_type="vllm"),), modes=(ModeConfig(name="s1"),),
-                    scheduler=SchedulerConfig(stale_after=60.0))
+    config = Config(
+        pools=(PoolConfig(name="p1", engine_type="vllm"),),
+        modes=(ModeConfig(name="s1"),),
+        scheduler=SchedulerConfig(stale_after=60.0),
+    )
     publish_config(store, config, "test")
     members = [Member(address=t.rpartition(":")[0], port=int(t.rpartition(":")[2]), name=t) for t in metrics]
     store.set_members(POOL, {"fetched_at": now, "members": [m.to_dict() for m in members], "error": None})
-    store.set_metrics(POOL, {m.id: {"scraped_at": now, "status": "ok", "metrics": v}
-                             for m, v in zip(members, metrics.values())})
+    store.set_metrics(
+        POOL, {m.id: {"scraped_at": now, "status": "ok", "metrics": v} for m, v in zip(members, metrics.values())}
+    )
 
 
 @pytest.fixture()
@@ -43,8 +49,13 @@ def store(redis_url: str) -> Iterator[Store]:
 
 
 def test_job_writes_the_snapshot_clears_the_pending_flag_and_records_its_latency(store: Store) -> None:
-    put_unscored_pool(store, {"10.0.0.1:8000": {"waiting_queue": 0.0, "cache_usage": 0.1},
-                              "10.0.0.2:8000": {"waiting_queue": 9.0, "cache_usage": 0.9}})
+    put_unscored_pool(
+        store,
+        {
+            "10.0.0.1:8000": {"waiting_queue": 0.0, "cache_usage": 0.1},
+            "10.0.0.2:8000": {"waiting_queue": 9.0, "cache_usage": 0.9},
+        },
+    )
     assert enqueue_scoring(store, POOL, "scrape")
     assert store.client.exists(store.keys.pool_scoring_pending(POOL))
     score_pool_job(POOL, time.time() - 0.5, "scrape")
@@ -111,8 +122,9 @@ def test_percentile_is_nearest_rank() -> None:
     assert math.isnan(percentile([], 50))
 
 
-def test_without_an_installed_store_the_job_uses_the_environment(redis_url: str,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_an_installed_store_the_job_uses_the_environment(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("LLMSCHED_NAMESPACE", "other")
     jobs.install_store(None)
@@ -133,7 +145,7 @@ def test_a_job_enqueued_by_name_runs_in_a_real_rq_worker(store: Store) -> None:
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         assert worker.work(burst=True)
-    finally:                # rq installs its own SIGINT/SIGTERM handlers: give pytest its own back
+    finally:  # rq installs its own SIGINT/SIGTERM handlers: give pytest its own back
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     assert store.scores(POOL)["members"][0]["score"] is not None
@@ -145,7 +157,9 @@ def test_queued_scoring_jobs_are_stored_as_json_never_pickles(redis_url):
     import redis as redis_lib
 
     from llmsched.shared.jobs import enqueue_scoring
+
     from tests.helpers import make_store
+
     store = make_store(redis_url)
     assert enqueue_scoring(store, "p1:Common", "scrape", now=123.0)
     raw = redis_lib.Redis.from_url(redis_url)
@@ -157,4 +171,5 @@ def test_queued_scoring_jobs_are_stored_as_json_never_pickles(redis_url):
 
 def zlib_decompress(data: bytes) -> bytes:
     import zlib
+
     return zlib.decompress(data)

@@ -4,6 +4,7 @@ Unless a test says otherwise, S1 modes use w_a=0.3, w_b=0.7 and S2 modes w_a=0.5
 shown in the comments; the adaptive-distribution values with two members come from z = +-1, i.e.
 ad = lo + (hi - lo) * (0.5 -+ 0.5 * tanh(sens / 2)).
 """
+
 from __future__ import annotations
 
 import math
@@ -11,16 +12,16 @@ import math
 import pytest
 
 from llmsched.scorer import MODE_NAMES, compute_scores
-from llmsched.shared.config_model import ORIGINAL_MODE_NAMES
 from llmsched.scorer import weights as wt
 from llmsched.shared import config_model
+from llmsched.shared.config_model import ORIGINAL_MODE_NAMES
 
 S1 = {"w_a": 0.3, "w_b": 0.7}
 S2 = {"w_a": 0.5, "w_b": 0.25, "w_g": 0.25}
 
-AD_WIDE = (0.3151531370959961, 0.6848468629040039)    # [0.1, 0.9], sens 1
+AD_WIDE = (0.3151531370959961, 0.6848468629040039)  # [0.1, 0.9], sens 1
 AD_MEDIUM = (0.2776978666644494, 0.7223021333355505)  # [0.15, 0.85], sens 1.5
-AD_CACHE = (0.36422776195327, 0.63577223804673)       # cache [0.35, 0.65], sens 3 (cv 0.111 for [0.4, 0.5])
+AD_CACHE = (0.36422776195327, 0.63577223804673)  # cache [0.35, 0.65], sens 3 (cv 0.111 for [0.4, 0.5])
 
 
 def m(w: float, c: float, r: float | None = None) -> dict:
@@ -41,6 +42,7 @@ def close(values: list[float]) -> object:
 
 # --- structure of the interface -----------------------------------------------------------------------------------
 
+
 def test_mode_names_are_the_sixteen_original_modes_in_config_order_then_saturation() -> None:
     assert MODE_NAMES == config_model.MODE_NAMES
     assert MODE_NAMES == ORIGINAL_MODE_NAMES + ("saturation",)
@@ -57,19 +59,19 @@ def test_unknown_mode_raises_value_error_naming_it_and_the_valid_modes() -> None
 
 # One member W=7, C=0.6, R=9: mm -> 0; pc, pr, sm, ad -> 0.5; s1_nonlinear's nC -> 0.5 so A = 0.25.
 SINGLE = {
-    "s1": 0.58,                          # 0.3*1 + 0.7*(1-0.6)
-    "s1_enhanced": 0.65,                 # 0.3*1 + 0.7*0.5
-    "s1_adaptive": 1.0,                  # cv 0 -> base weights; 0.3*1 + 0.7*1
-    "s1_ratio": -1.45,                   # 0.3*(1-7) + 0.7*(1-0.5) = -1.8 + 0.35, not clamped
-    "s1_precise": 0.0,                   # 0.3*(1-7) + 0.7*0.4 = -1.52 -> clamped
-    "s1_nonlinear": 0.825,               # 0.3*1 + 0.7*(1-0.25)
-    "s1_balanced": 0.5,                  # 0.3*0.5 + 0.7*0.5
+    "s1": 0.58,  # 0.3*1 + 0.7*(1-0.6)
+    "s1_enhanced": 0.65,  # 0.3*1 + 0.7*0.5
+    "s1_adaptive": 1.0,  # cv 0 -> base weights; 0.3*1 + 0.7*1
+    "s1_ratio": -1.45,  # 0.3*(1-7) + 0.7*(1-0.5) = -1.8 + 0.35, not clamped
+    "s1_precise": 0.0,  # 0.3*(1-7) + 0.7*0.4 = -1.52 -> clamped
+    "s1_nonlinear": 0.825,  # 0.3*1 + 0.7*(1-0.25)
+    "s1_balanced": 0.5,  # 0.3*0.5 + 0.7*0.5
     "s1_adaptive_distribution": 0.5,
     "s1_advanced": 0.5,
-    "s1_dynamic_waiting": 0.5,           # rescaled weights still sum to 1, times 0.5
-    "s2": 0.85,                          # 0.5*1 + 0.25*0.4 + 0.25*1
-    "s2_enhanced": 0.75,                 # 0.5*1 + 0.25*0.5 + 0.25*0.5
-    "s2_nonlinear": 1.0,                 # 0.5*1 + 0.25*1 + 0.25*1
+    "s1_dynamic_waiting": 0.5,  # rescaled weights still sum to 1, times 0.5
+    "s2": 0.85,  # 0.5*1 + 0.25*0.4 + 0.25*1
+    "s2_enhanced": 0.75,  # 0.5*1 + 0.25*0.5 + 0.25*0.5
+    "s2_nonlinear": 1.0,  # 0.5*1 + 0.25*1 + 0.25*1
     "s2_adaptive": 1.0,
     "s2_advanced": 0.5,
     "s2_dynamic_waiting": 0.5,
@@ -78,10 +80,10 @@ SINGLE = {
 # Two identical members W=2, C=0.3, R=4: as above, except rb -> 0.5 and the raw values change s1_ratio/s1_precise.
 ALL_EQUAL = dict(
     SINGLE,
-    s1=0.79,                             # 0.3*1 + 0.7*0.7
-    s1_ratio=0.05,                       # 0.3*(1-2) + 0.7*0.5
-    s1_precise=0.19,                     # 0.3*(1-2) + 0.7*0.7
-    s2=0.925,                            # 0.5*1 + 0.25*0.7 + 0.25*1
+    s1=0.79,  # 0.3*1 + 0.7*0.7
+    s1_ratio=0.05,  # 0.3*(1-2) + 0.7*0.5
+    s1_precise=0.19,  # 0.3*(1-2) + 0.7*0.7
+    s2=0.925,  # 0.5*1 + 0.25*0.7 + 0.25*1
 )
 
 
@@ -99,6 +101,7 @@ def test_all_equal_members_get_equal_documented_scores(mode: str) -> None:
 
 # --- S1 family ----------------------------------------------------------------------------------------------------
 
+
 def test_s1_uses_min_max_waiting_and_raw_cache_and_gives_a_full_cache_exactly_zero() -> None:
     # mm(W) = [0, 0.5, 1]: 0.3*[1, 0.5, 0] + 0.7*[0.9, 0.5, 0] = [0.93, 0.5, 0]
     assert scores("s1", [m(0, 0.1), m(2, 0.5), m(4, 1.0)], S1) == close([0.93, 0.5, 0.0])
@@ -108,7 +111,10 @@ def test_s1_enhanced_gives_the_worst_member_exactly_zero() -> None:
     # pc(C): log2(C/0.2)/log2(4) = [0, 0.5, 1] -> [0.2, 0.6, 1.0]
     # 0.3*[1, 0.5, 0] + 0.7*[0.8, 0.4, 0] = [0.86, 0.43, 0]
     assert scores("s1_enhanced", [m(0, 0.2), m(2, 0.4), m(4, 0.8)], S1) == [
-        pytest.approx(0.86, abs=1e-9), pytest.approx(0.43, abs=1e-9), 0.0]
+        pytest.approx(0.86, abs=1e-9),
+        pytest.approx(0.43, abs=1e-9),
+        0.0,
+    ]
 
 
 def test_s1_enhanced_uses_the_sigmoid_cache_path_when_a_cache_is_zero() -> None:
@@ -233,6 +239,7 @@ def test_transition_point_zero_with_empty_queues_means_no_pressure() -> None:
 
 # --- S2 family ----------------------------------------------------------------------------------------------------
 
+
 def test_s2_adds_min_max_running_requests() -> None:
     # mm(W) = [0, .5, 1], mm(R=[10,5,0]) = [1, .5, 0]
     # 0.5*[1, .5, 0] + 0.25*[0.9, 0.5, 0] + 0.25*[0, .5, 1] = [0.725, 0.5, 0.25]
@@ -291,6 +298,7 @@ def test_s2_dynamic_waiting_without_queues() -> None:
 
 # --- validity, defaults and weights -------------------------------------------------------------------------------
 
+
 def test_members_missing_a_key_get_none_and_do_not_affect_the_others() -> None:
     members = [m(0, 0.1, 10), {"waiting_queue": 100.0, "cache_usage": 0.9}, m(4, 1.0, 0)]
     # s2: the middle member lacks running_req; the others: 0.5*[1, 0] + 0.25*[0.9, 0] + 0.25*[0, 1]
@@ -340,6 +348,7 @@ def test_weights_summing_below_one_cap_the_best_score() -> None:
 
 # --- the weight adjustments the modes rely on ---------------------------------------------------------------------
 
+
 def test_adaptive_cv_keeps_the_sign_of_a_negative_mean_but_advanced_uses_its_magnitude() -> None:
     # W = [-1, -3]: sigma 1, mean -2 -> adaptive cv -0.5, advanced 0.5; C = [1, 3]: cv 0.5
     # adaptive: sum cv 0 -> base weights;  advanced: sum 1 -> 0.3*1.5, 0.7*1.5 -> rescaled back to 0.3, 0.7
@@ -353,11 +362,14 @@ def test_adaptive_cv_keeps_the_sign_of_a_negative_mean_but_advanced_uses_its_mag
 
 def test_advanced_cv_ignores_a_near_zero_mean_that_adaptive_divides_by() -> None:
     # W = [-1e-7, 1.2e-7]: mean 1e-8 (< 1e-6) -> advanced cv 0; adaptive cv = 1.1e-7/1e-8 = 11
-    base, c = (0.3, 0.7), [1.0, 3.0]   # cv(C) = 0.5
+    base, c = (0.3, 0.7), [1.0, 3.0]  # cv(C) = 0.5
     assert wt.cv_weights_advanced(base, ([-1e-7, 1.2e-7], c)) == close([0.3 / 1.7, 1.4 / 1.7])
     assert wt.cv_weights_adaptive(base, ([-1e-7, 1.2e-7], c)) == close(
-        [0.3 * (1 + 11 / 11.5) / (0.3 * (1 + 11 / 11.5) + 0.7 * (1 + 0.5 / 11.5)),
-         0.7 * (1 + 0.5 / 11.5) / (0.3 * (1 + 11 / 11.5) + 0.7 * (1 + 0.5 / 11.5))])
+        [
+            0.3 * (1 + 11 / 11.5) / (0.3 * (1 + 11 / 11.5) + 0.7 * (1 + 0.5 / 11.5)),
+            0.7 * (1 + 0.5 / 11.5) / (0.3 * (1 + 11 / 11.5) + 0.7 * (1 + 0.5 / 11.5)),
+        ]
+    )
 
 
 def test_dynamic_weights_are_rescaled_to_the_original_sum() -> None:

@@ -1,4 +1,5 @@
 """Edge cases of each normaliser, with expected values worked out by hand (spec section 5.2)."""
+
 from __future__ import annotations
 
 import math
@@ -7,10 +8,11 @@ import pytest
 
 from llmsched.scorer import normalizers as nz
 
-approx = lambda values: pytest.approx(values, abs=1e-12)  # noqa: E731
+approx = lambda values: pytest.approx(values, abs=1e-12)
 
 
 # --- min-max ------------------------------------------------------------------------------------------------------
+
 
 def test_min_max_maps_min_to_zero_and_max_to_one() -> None:
     # (x - 2) / (6 - 2)
@@ -41,6 +43,7 @@ def test_soft_min_max_of_equal_values_uses_the_given_fill() -> None:
 
 # --- precise cache ------------------------------------------------------------------------------------------------
 
+
 def test_precise_cache_is_a_log_ratio_from_point_two_to_one_when_min_positive() -> None:
     # log2(x/0.2) / log2(0.8/0.2) = [0, 1, 2] / 2  ->  0.2 + 0.8 * [0, 0.5, 1]
     assert nz.precise_cache([0.2, 0.4, 0.8]) == approx([0.2, 0.6, 1.0])
@@ -64,6 +67,7 @@ def test_precise_cache_uses_the_sigmoid_when_a_value_is_not_positive() -> None:
 
 # --- precise running ----------------------------------------------------------------------------------------------
 
+
 def test_precise_running_is_a_log_ratio_of_x_plus_one_from_point_fifteen_to_point_ninety_five() -> None:
     # a = [1, 2, 4]: log2(a/1)/log2(4) = [0, 0.5, 1]  ->  0.15 + 0.8 * [0, 0.5, 1]
     assert nz.precise_running([0.0, 1.0, 3.0]) == approx([0.15, 0.55, 0.95])
@@ -80,6 +84,7 @@ def test_precise_running_uses_the_sigmoid_when_a_value_is_negative() -> None:
 
 
 # --- ratio-based --------------------------------------------------------------------------------------------------
+
 
 def test_ratio_based_with_two_positive_values_splits_by_their_ratio() -> None:
     # r = 0.6/0.2 = 3: larger 3/4, smaller 1/4, in input order
@@ -105,20 +110,22 @@ def test_ratio_based_of_one_value_is_one_half() -> None:
 
 # --- smooth -------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("values", "band"),
     [
-        ([0.5, 0.52], (0.45, 0.55)),   # rel = 0.02/0.5 = 0.04 < 0.1
-        ([1.0, 1.2], (0.35, 0.65)),    # rel = 0.2 < 0.3
-        ([2.0, 3.0], (0.25, 0.75)),    # rel = 0.5 < 0.8
-        ([1.0, 2.5], (0.15, 0.85)),    # rel = 1.5 < 2.0
-        ([1.0, 4.0], (0.05, 0.95)),    # rel = 3.0
-        ([0.0, 0.05], (0.45, 0.55)),   # min 0: rel = max - min = 0.05 < 0.1
-        ([0.0, 5.0], (0.05, 0.95)),    # min 0: rel = 5
+        ([0.5, 0.52], (0.45, 0.55)),  # rel = 0.02/0.5 = 0.04 < 0.1
+        ([1.0, 1.2], (0.35, 0.65)),  # rel = 0.2 < 0.3
+        ([2.0, 3.0], (0.25, 0.75)),  # rel = 0.5 < 0.8
+        ([1.0, 2.5], (0.15, 0.85)),  # rel = 1.5 < 2.0
+        ([1.0, 4.0], (0.05, 0.95)),  # rel = 3.0
+        ([0.0, 0.05], (0.45, 0.55)),  # min 0: rel = max - min = 0.05 < 0.1
+        ([0.0, 5.0], (0.05, 0.95)),  # min 0: rel = 5
     ],
 )
 def test_smooth_squeezes_min_max_into_a_band_chosen_by_relative_spread(
-        values: list[float], band: tuple[float, float]) -> None:
+    values: list[float], band: tuple[float, float]
+) -> None:
     assert nz.smooth(values) == approx(list(band))
 
 
@@ -134,9 +141,9 @@ def test_smooth_of_one_value_or_equal_values_is_one_half() -> None:
 
 # --- adaptive distribution ----------------------------------------------------------------------------------------
 # With two members z = +-1, so ad = lo + (hi - lo) * (0.5 +- 0.5 * tanh(sens / 2)).
-AD_WIDE = [0.3151531370959961, 0.6848468629040039]    # [0.1, 0.9], sens 1:   0.1 + 0.8*(0.5 -+ 0.5*tanh 0.5)
+AD_WIDE = [0.3151531370959961, 0.6848468629040039]  # [0.1, 0.9], sens 1:   0.1 + 0.8*(0.5 -+ 0.5*tanh 0.5)
 AD_MEDIUM = [0.2776978666644494, 0.7223021333355505]  # [0.15, 0.85], sens 1.5: 0.15 + 0.7*(0.5 -+ 0.5*tanh 0.75)
-AD_CACHE = [0.36422776195327, 0.63577223804673]       # [0.35, 0.65], sens 3:  0.35 + 0.3*(0.5 -+ 0.5*tanh 1.5)
+AD_CACHE = [0.36422776195327, 0.63577223804673]  # [0.35, 0.65], sens 3:  0.35 + 0.3*(0.5 -+ 0.5*tanh 1.5)
 
 
 def test_adaptive_distribution_of_one_value_is_one_half() -> None:
@@ -198,8 +205,7 @@ def test_adaptive_distribution_ranks_ties_by_index_in_the_fallback() -> None:
     out = nz.adaptive_distribution([1.0, 1.0, 2.0, 1e20])
     assert out[0] == out[1] == out[2]
     # reversed, the collision breaks the order: ranks 2, 1, 0 for the three small values, 3 for the big one
-    assert nz.adaptive_distribution([2.0, 1.0, 1.0, 1e20]) == approx(
-        [0.1 + 2 / 3 * 0.8, 0.1, 0.1 + 1 / 3 * 0.8, 0.9])
+    assert nz.adaptive_distribution([2.0, 1.0, 1.0, 1e20]) == approx([0.1 + 2 / 3 * 0.8, 0.1, 0.1 + 1 / 3 * 0.8, 0.9])
 
 
 def test_pop_std_divides_by_n() -> None:

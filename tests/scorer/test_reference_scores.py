@@ -1,4 +1,5 @@
 """Every score the original produced for the reference metric sets (spec section 5.4) is reproduced to 1e-9."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The `saturation` mode: absolute headroom scores, a floor for healthy members, 0 only over the hard limit."""
+
 from __future__ import annotations
 
 import random
@@ -62,7 +63,7 @@ def test_over_the_hard_limit_a_member_scores_exactly_zero() -> None:
 
 
 def test_a_healthy_member_with_little_room_keeps_the_floor() -> None:
-    got = scores([m(0, 0.0, 0), m(0, 0.89, 100)])   # slack 256 vs ~1
+    got = scores([m(0, 0.0, 0), m(0, 0.89, 100)])  # slack 256 vs ~1
     assert got[1] == saturation.FLOOR
 
 
@@ -80,8 +81,20 @@ def snapshot(member_metrics: list[dict], now: float) -> dict:
     members = []
     for i, metrics in enumerate(member_metrics):
         mid = f"10.0.0.{i + 1}:8000"
-        members.append({"id": mid, "key": mid, "address": f"10.0.0.{i + 1}", "port": 8000, "status": "enabled",
-                        "ratio": 1, "score": None, "metrics": metrics, "scraped_at": now, "scrape_status": "ok"})
+        members.append(
+            {
+                "id": mid,
+                "key": mid,
+                "address": f"10.0.0.{i + 1}",
+                "port": 8000,
+                "status": "enabled",
+                "ratio": 1,
+                "score": None,
+                "metrics": metrics,
+                "scraped_at": now,
+                "scrape_status": "ok",
+            }
+        )
     for member, score in zip(members, scores(member_metrics)):
         member["score"] = score
     return {"members": members}

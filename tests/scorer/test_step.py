@@ -2,11 +2,18 @@ import pytest
 
 from llmsched.scorer import compute_scores
 from llmsched.scorer.step import build_snapshot, score_pool
+
 from tests.helpers import make_store
 
 NOW = 1_000_000.0
-CONFIG = {"name": "p", "partition": "Common", "engine_type": "vllm", "stale_after": 10.0, "mode": "s1",
-          "weights": {"w_a": 0.5, "w_b": 0.5}}
+CONFIG = {
+    "name": "p",
+    "partition": "Common",
+    "engine_type": "vllm",
+    "stale_after": 10.0,
+    "mode": "s1",
+    "weights": {"w_a": 0.5, "w_b": 0.5},
+}
 
 
 def members(*ids: str) -> dict:
@@ -18,8 +25,11 @@ def members(*ids: str) -> dict:
 
 
 def scrape(w: float, c: float, r: float, age: float = 1.0, status: str = "ok") -> dict:
-    return {"scraped_at": NOW - age, "status": status,
-            "metrics": {"waiting_queue": w, "cache_usage": c, "running_req": r}}
+    return {
+        "scraped_at": NOW - age,
+        "status": status,
+        "metrics": {"waiting_queue": w, "cache_usage": c, "running_req": r},
+    }
 
 
 def test_snapshot_scores_members_with_fresh_metrics_exactly_as_the_mode_does():
@@ -31,10 +41,12 @@ def test_snapshot_scores_members_with_fresh_metrics_exactly_as_the_mode_does():
 
 
 def test_member_never_scraped_failed_or_stale_gets_no_score_and_is_left_out_of_normalisation():
-    metrics = {"10.0.0.1:80": scrape(1, 0.2, 3), "10.0.0.2:80": scrape(9, 0.9, 9, status="error"),
-               "10.0.0.3:80": scrape(0, 0.1, 1, age=11.0)}
-    snap = build_snapshot(CONFIG, members("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80"),
-                          metrics, NOW)
+    metrics = {
+        "10.0.0.1:80": scrape(1, 0.2, 3),
+        "10.0.0.2:80": scrape(9, 0.9, 9, status="error"),
+        "10.0.0.3:80": scrape(0, 0.1, 1, age=11.0),
+    }
+    snap = build_snapshot(CONFIG, members("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80"), metrics, NOW)
     scores = [m["score"] for m in snap["members"]]
     # alone among usable members, 10.0.0.1 scores as a single member: 0.5*(1-0) + 0.5*(1-0.2)
     assert scores == [pytest.approx(0.9), None, None, None]

@@ -1,4 +1,5 @@
 """Tests of the scoring worker process (`llmsched scorer`): a real rq worker process on a real Redis."""
+
 from __future__ import annotations
 
 import os
@@ -19,6 +20,7 @@ from llmsched.scorer.jobs import latency_report
 from llmsched.shared.jobs import enqueue_scoring
 from llmsched.shared.members import Member
 from llmsched.shared.store import Store
+
 from tests.helpers import make_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,11 +57,17 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         env = {**os.environ, "REDIS_URL": self.redis_url, "F5_PW": "pw", "PYTHONPATH": str(REPO)}
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "scorer", "--config", str(self.config)],
-                                         cwd=REPO, env=env, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "llmsched.cli.main", "scorer", "--config", str(self.config)],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
         client = make_store(self.redis_url).client
-        wait_for("the rq worker to register", lambda: Worker.count(connection=client) > 0 or self.proc.poll(),
-                 timeout=20)
+        wait_for(
+            "the rq worker to register", lambda: Worker.count(connection=client) > 0 or self.proc.poll(), timeout=20
+        )
         assert self.proc.poll() is None, self.log.read_text()
         return self
 
@@ -77,6 +85,7 @@ def worker(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., WorkerProce
         w = WorkerProcess(tmp_path, redis_url, doc or config_doc())
         started.append(w)
         return w.start() if run else w
+
     yield start
     for w in started:
         w.stop()
@@ -86,8 +95,13 @@ def put_members(store: Store, metrics: dict[str, dict], scraped_at: float | None
     now = time.time()
     members = [Member(address=t.rpartition(":")[0], port=int(t.rpartition(":")[2]), name=t) for t in metrics]
     store.set_members(POOL, {"fetched_at": now, "members": [m.to_dict() for m in members], "error": None})
-    store.set_metrics(POOL, {m.id: {"scraped_at": scraped_at or now, "status": "ok", "metrics": v}
-                             for m, v in zip(members, metrics.values())})
+    store.set_metrics(
+        POOL,
+        {
+            m.id: {"scraped_at": scraped_at or now, "status": "ok", "metrics": v}
+            for m, v in zip(members, metrics.values())
+        },
+    )
 
 
 def scores(store: Store) -> list[float | None] | None:
@@ -95,8 +109,10 @@ def scores(store: Store) -> list[float | None] | None:
     return None if snapshot is None else [m["score"] for m in snapshot["members"]]
 
 
-TWO = {"10.0.0.1:8000": {"waiting_queue": 0.0, "cache_usage": 0.1},
-       "10.0.0.2:8000": {"waiting_queue": 8.0, "cache_usage": 0.8}}
+TWO = {
+    "10.0.0.1:8000": {"waiting_queue": 0.0, "cache_usage": 0.1},
+    "10.0.0.2:8000": {"waiting_queue": 8.0, "cache_usage": 0.8},
+}
 
 
 def test_worker_publishes_its_config_and_runs_enqueued_jobs_into_snapshots(worker, redis_url: str) -> None:
@@ -117,6 +133,7 @@ def test_bursts_coalesce_into_one_queued_job_which_the_worker_runs(worker, redis
     # The pool must be configured before the job runs: publish what the worker would, then queue a burst.
     from llmsched.shared.config import load_config
     from llmsched.shared.publish import publish_config
+
     publish_config(store, load_config(w.config, {"F5_PW": "pw"}), "test")
     results = [enqueue_scoring(store, POOL, "scrape") for _ in range(5)]
     assert results == [True, False, False, False, False]
@@ -124,7 +141,7 @@ def test_bursts_coalesce_into_one_queued_job_which_the_worker_runs(worker, redis
     w.start()
     wait_for("the snapshot", lambda: scores(store))
     wait_for("the pending flag to clear", lambda: not store.client.exists(store.keys.pool_scoring_pending(POOL)))
-    assert enqueue_scoring(store, POOL, "scrape")       # a new request after the job ran is a new job
+    assert enqueue_scoring(store, POOL, "scrape")  # a new request after the job ran is a new job
 
 
 def test_sigterm_stops_the_worker_within_5_seconds(worker) -> None:
@@ -173,7 +190,7 @@ def test_every_job_records_its_metrics_to_score_latency(worker, redis_url: str) 
     worker()
     put_members(store, {f"10.0.{i}.1:8000": {"waiting_queue": float(i), "cache_usage": i / 20} for i in range(16)})
     pending = store.keys.pool_scoring_pending(POOL)
-    for i in range(50):
+    for _ in range(50):
         # One at a time, like a scrape finishing while the worker is idle: the latency is wake-up + scoring.
         wait_for("the previous job", lambda: not store.client.exists(pending), poll=0.0005)
         assert enqueue_scoring(store, POOL, "bench")

@@ -1,6 +1,7 @@
 """The scoring worker process (`llmsched scorer`) through Redis outages: it waits for Redis instead of exiting,
 and after Redis comes back empty it publishes its config again and keeps scoring, in the same process (no
 crash loop, no restart by `llmsched up`). Redis here is a redis-server the test owns, killed and started again."""
+
 from __future__ import annotations
 
 import os
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from llmsched.shared.jobs import enqueue_scoring
+
 from tests.helpers import make_store
 from tests.scorer.test_worker import POOL, TWO, config_doc, put_members, scores, wait_for
 from tests.shared.redis_servers import RedisProc
@@ -32,19 +34,23 @@ def server() -> Iterator[RedisProc]:
 def scorer(tmp_path: Path, server: RedisProc) -> Iterator[subprocess.Popen]:
     config = tmp_path / "scheduler-config.yaml"
     config.write_text(yaml.safe_dump(config_doc(metrics_fetch_interval=500)))
-    env = {**os.environ, "REDIS_URL": server.url, "F5_PW": "pw", "PYTHONPATH": str(REPO),
-           "LLMSCHED_METRICS_PORT": "0"}
+    env = {**os.environ, "REDIS_URL": server.url, "F5_PW": "pw", "PYTHONPATH": str(REPO), "LLMSCHED_METRICS_PORT": "0"}
     with open(tmp_path / "scorer.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "llmsched.cli.main", "scorer", "--config", str(config)], cwd=REPO,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-    proc.log = tmp_path / "scorer.log"    # type: ignore[attr-defined]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llmsched.cli.main", "scorer", "--config", str(config)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    proc.log = tmp_path / "scorer.log"  # type: ignore[attr-defined]
     yield proc
     proc.kill()
     proc.wait()
 
 
 def test_the_worker_waits_for_redis_at_start_instead_of_exiting(server: RedisProc, scorer) -> None:
-    time.sleep(2.0)             # no Redis yet: a crash-looping worker would have exited by now
+    time.sleep(2.0)  # no Redis yet: a crash-looping worker would have exited by now
     assert scorer.poll() is None, scorer.log.read_text()
     server.start()
     store = make_store(server.url)
@@ -61,15 +67,17 @@ def test_the_worker_scores_again_after_redis_restarts_empty_in_the_same_process(
     put_members(store, TWO)
     wait_for("the first snapshot", lambda: (s := scores(store)) and len(s) == 2, timeout=10)
     server.kill()
-    time.sleep(1.5)             # rq's loop and the rescore thread meet the outage
-    server.start()              # empty: no persistence
+    time.sleep(1.5)  # rq's loop and the rescore thread meet the outage
+    server.start()  # empty: no persistence
     back = time.monotonic()
     wait_for("the config to be published again", lambda: store.pool_keys() == [POOL], timeout=5)
     republished = time.monotonic() - back
-    put_members(store, TWO)     # what the collectors write back from their memory
+    put_members(store, TWO)  # what the collectors write back from their memory
     enqueue_scoring(store, POOL, "scrape")
     wait_for("a snapshot from the same worker", lambda: (s := scores(store)) and len(s) == 2, timeout=5)
     scored = time.monotonic() - back
-    print(f"\nscorer after an empty Redis restart: config again after {republished:.2f} s, "
-          f"a new snapshot {scored:.2f} s after Redis returned")
-    assert scorer.poll() is None, scorer.log.read_text()       # the same process: it never exited
+    print(
+        f"\nscorer after an empty Redis restart: config again after {republished:.2f} s, "
+        f"a new snapshot {scored:.2f} s after Redis returned"
+    )
+    assert scorer.poll() is None, scorer.log.read_text()  # the same process: it never exited

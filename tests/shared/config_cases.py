@@ -1,4 +1,5 @@
 """Helpers for the config tests: a minimal valid config, and ways to build a broken one and read its errors."""
+
 from __future__ import annotations
 
 import copy
@@ -43,4 +44,3 @@ def assert_error(data: Any, path: str, gist: str, env: dict[str, str] | None = N
     errors = errors_of(data, env)
     assert path in errors, errors
     assert any(gist in msg for msg in errors[path]), errors[path]
-

@@ -1,4 +1,5 @@
-"""Tests of llmsched.shared.config: the shipped example, file errors, global / scheduler / f5 / redis keys, secrets, rendering."""
+"""Tests of shared/config.py: the example, file errors, global / scheduler / f5 / redis keys, secrets, rendering."""
+
 from __future__ import annotations
 
 import copy
@@ -12,7 +13,9 @@ from llmsched.shared.config import load_config, parse_config, render_effective
 from llmsched.shared.config_model import ModeConfig
 from llmsched.shared.errors import ConfigError
 from llmsched.shared.secrets import MASK
+
 from tests.shared.config_cases import ENV, EXAMPLE, assert_error, errors_of, minimal, with_
+
 
 # ----------------------------------------------------------------------------------------- the example
 def test_example_file_every_value() -> None:
@@ -50,7 +53,11 @@ def test_example_file_every_value() -> None:
     assert p2.metrics.api_key is None and p2.metrics.metric_pwd is None
     (v,) = c.engines_metrics_keys
     assert (v.name, v.waiting_queue, v.cache_usage, v.running_req) == (
-        "vllm_mindie", "num_requests_waiting", "npu_cache_usage_perc", "num_requests_running")
+        "vllm_mindie",
+        "num_requests_waiting",
+        "npu_cache_usage_perc",
+        "num_requests_running",
+    )
     assert v.base_engine == "vllm"
 
 
@@ -59,7 +66,7 @@ def test_minimal_config_takes_parse_defaults() -> None:
     assert c.global_.interval == 60 and c.global_.api_port == 8080 and c.global_.log_level == "INFO"
     assert c.f5.port == 443 and c.f5.username == "admin"
     assert c.scheduler.metrics_fetch_interval == 5000 and c.scheduler.pool_fetch_interval == 10
-    assert c.modes == (ModeConfig(name="saturation"),)   # no `modes` key: llmsched's default mode
+    assert c.modes == (ModeConfig(name="saturation"),)  # no `modes` key: llmsched's default mode
     p = c.pools[0]
     assert p.partition == "Common" and p.fallback.pool_fallback is False
     assert (p.metrics.schema, p.metrics.path, p.metrics.timeout, p.metrics.port) == ("http", "/metrics", 3.0, None)
@@ -95,8 +102,10 @@ def test_yaml_syntax_error_has_line_and_column(tmp_path: Path) -> None:
     assert "YAML syntax error at line" in msg and "column" in msg
 
 
-@pytest.mark.parametrize("text, gist", [("", "empty"), ("- a\n- b\n", "top level must be a mapping"),
-                                        ("just a string\n", "top level must be a mapping")])
+@pytest.mark.parametrize(
+    "text, gist",
+    [("", "empty"), ("- a\n- b\n", "top level must be a mapping"), ("just a string\n", "top level must be a mapping")],
+)
 def test_top_level_not_a_mapping(tmp_path: Path, text: str, gist: str) -> None:
     f = tmp_path / "c.yaml"
     f.write_text(text)
@@ -112,8 +121,17 @@ def test_all_errors_reported_at_once() -> None:
 
 
 # ----------------------------------------------------------------------------------------- global / scheduler
-@pytest.mark.parametrize("given, expected", [("warn", "WARNING"), ("WARN", "WARNING"), ("FATAL", "CRITICAL"),
-                                             ("crit", "CRITICAL"), ("debug", "DEBUG"), ("Error", "ERROR")])
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("warn", "WARNING"),
+        ("WARN", "WARNING"),
+        ("FATAL", "CRITICAL"),
+        ("crit", "CRITICAL"),
+        ("debug", "DEBUG"),
+        ("Error", "ERROR"),
+    ],
+)
 def test_log_level_aliases_normalised(given: str, expected: str) -> None:
     assert parse_config(with_("global.log_level", given), ENV).global_.log_level == expected
 
@@ -135,9 +153,17 @@ def test_log_format() -> None:
     assert_error(with_("global.log_format", "xml"), "global.log_format", "must be one of text, json")
 
 
-@pytest.mark.parametrize("path", ["global.interval", "scheduler.pool_fetch_interval",
-                                  "scheduler.metrics_fetch_interval", "scheduler.stale_after",
-                                  "f5.timeout", "redis.socket_timeout"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "global.interval",
+        "scheduler.pool_fetch_interval",
+        "scheduler.metrics_fetch_interval",
+        "scheduler.stale_after",
+        "f5.timeout",
+        "redis.socket_timeout",
+    ],
+)
 @pytest.mark.parametrize("value", [0, -5])
 def test_intervals_must_be_positive(path: str, value: int) -> None:
     assert_error(with_(path, value), path, "must be greater than 0")
@@ -174,12 +200,16 @@ def test_f5_host_required_and_non_empty() -> None:
 def test_password_env_required() -> None:
     data = minimal()
     del data["f5"]["password_env"]
-    assert_error(data, "f5.password_env",
-                 "required (name of the environment variable that holds the BIG-IP password)")
+    assert_error(data, "f5.password_env", "required (name of the environment variable that holds the BIG-IP password)")
 
 
-@pytest.mark.parametrize("env, gist", [({}, "environment variable F5_PASSWORD is not set"),
-                                       ({"F5_PASSWORD": ""}, "environment variable F5_PASSWORD is empty")])
+@pytest.mark.parametrize(
+    "env, gist",
+    [
+        ({}, "environment variable F5_PASSWORD is not set"),
+        ({"F5_PASSWORD": ""}, "environment variable F5_PASSWORD is empty"),
+    ],
+)
 def test_password_env_unset_or_empty(env: dict[str, str], gist: str) -> None:
     assert_error(minimal(), "f5.password_env", gist, env)
 
@@ -196,7 +226,12 @@ def test_f5_extensions(tmp_path: Path) -> None:
     data = with_("f5.ca_bundle", str(ca), with_("f5.verify", False, with_("f5.auth", "BASIC")))
     c = parse_config(with_("f5.login_provider", "radius", with_("f5.timeout", 2.5, data)), ENV)
     assert (c.f5.verify, c.f5.ca_bundle, c.f5.auth, c.f5.login_provider, c.f5.timeout) == (
-        False, str(ca), "basic", "radius", 2.5)
+        False,
+        str(ca),
+        "basic",
+        "radius",
+        2.5,
+    )
     assert_error(with_("f5.auth", "oauth"), "f5.auth", "must be one of token, basic")
     assert_error(with_("f5.verify", "no"), "f5.verify", "must be a boolean")
     assert_error(with_("f5.ca_bundle", str(tmp_path / "missing.pem")), "f5.ca_bundle", "file not found")
@@ -212,10 +247,14 @@ def test_relative_ca_bundle_is_relative_to_the_config_file(tmp_path: Path) -> No
 
 def test_metric_pwd_env_unset_is_an_error_when_metric_user_set() -> None:
     data = with_("pools.0.metrics", {"metric_user": "u", "metric_pwd_env": "METRIC_PWD"})
-    assert_error(data, "pools[0].metrics.metric_pwd_env", "environment variable METRIC_PWD is not set",
-                 {"F5_PASSWORD": "x"})
-    assert_error(with_("pools.0.metrics", {"metric_user": "u"}), "pools[0].metrics.metric_pwd_env",
-                 "required when metric_user is set")
+    assert_error(
+        data, "pools[0].metrics.metric_pwd_env", "environment variable METRIC_PWD is not set", {"F5_PASSWORD": "x"}
+    )
+    assert_error(
+        with_("pools.0.metrics", {"metric_user": "u"}),
+        "pools[0].metrics.metric_pwd_env",
+        "required when metric_user is set",
+    )
 
 
 def test_metric_pwd_env_without_user_is_a_warning() -> None:
@@ -235,7 +274,7 @@ def test_secrets_masked_in_repr_and_render() -> None:
     assert "password_env: F5_PASSWORD" in rendered and "metric_pwd_env: METRIC_PWD" in rendered
     assert f"APIkey: '{MASK}'" in rendered
     assert f"redis://:{MASK}@db:6379/0" in rendered
-    assert c.redis.url == "redis://:redis-secret-value@db:6379/0"   # still usable as the real URL
+    assert c.redis.url == "redis://:redis-secret-value@db:6379/0"  # still usable as the real URL
 
 
 def test_render_effective_round_trips() -> None:
@@ -248,8 +287,16 @@ def test_render_effective_round_trips() -> None:
 
 # ----------------------------------------------------------------------------------------- redis
 def test_redis_defaults_and_values() -> None:
-    data = with_("redis", {"url": "rediss://r:6380/1", "namespace": "prod.a-1", "socket_timeout": 0.2,
-                           "sentinels": ["10.0.0.1:26379", "[::1]:26380"], "master_name": "mymaster"})
+    data = with_(
+        "redis",
+        {
+            "url": "rediss://r:6380/1",
+            "namespace": "prod.a-1",
+            "socket_timeout": 0.2,
+            "sentinels": ["10.0.0.1:26379", "[::1]:26380"],
+            "master_name": "mymaster",
+        },
+    )
     r = parse_config(data, ENV).redis
     assert (r.url, r.namespace, r.socket_timeout, r.master_name) == ("rediss://r:6380/1", "prod.a-1", 0.2, "mymaster")
     assert r.sentinels == (("10.0.0.1", 26379), ("::1", 26380))
@@ -268,9 +315,7 @@ def test_redis_errors() -> None:
     assert_error(with_("redis.namespace", "a b"), "redis.namespace", "only letters")
     assert_error(with_("redis.sentinels", ["h:1"]), "redis.master_name", "required when redis.sentinels")
     assert_error(with_("redis.master_name", "m"), "redis.sentinels", "required when redis.master_name")
-    assert_error(with_("redis.sentinels", ["nope"], with_("redis.master_name", "m")), "redis.sentinels[0]",
-                 '"host:port"')
-    assert_error(with_("redis.sentinels", "h:1", with_("redis.master_name", "m")), "redis.sentinels",
-                 "must be a list")
-
-
+    assert_error(
+        with_("redis.sentinels", ["nope"], with_("redis.master_name", "m")), "redis.sentinels[0]", '"host:port"'
+    )
+    assert_error(with_("redis.sentinels", "h:1", with_("redis.master_name", "m")), "redis.sentinels", "must be a list")

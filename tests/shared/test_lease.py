@@ -1,4 +1,5 @@
-"""Leases in Redis (llmsched.shared.lease): one holder per role, renewal, release, expiry, and the holder's own deadline."""
+"""Leases in Redis (shared/lease.py): one holder per role, renewal, release, expiry, and the holder's own deadline."""
+
 from __future__ import annotations
 
 import asyncio
@@ -66,9 +67,9 @@ def test_release_deletes_only_the_holders_lease_and_a_standby_takes_it_at_once(r
 def test_an_expired_lease_goes_to_whoever_asks_next(redis_url: str) -> None:
     a, b = lease(redis_url, ttl=0.3), lease(redis_url, ttl=0.3)
     assert a.refresh() and not b.refresh()
-    redis.Redis.from_url(redis_url).delete(KEY)        # what the TTL does when `a` stops renewing
+    redis.Redis.from_url(redis_url).delete(KEY)  # what the TTL does when `a` stops renewing
     assert b.refresh() and b.held
-    assert not a.refresh() and not a.held               # `a` learns at its next renewal that it lost
+    assert not a.refresh() and not a.held  # `a` learns at its next renewal that it lost
 
 
 def test_the_holder_stops_at_its_own_deadline_without_asking_redis(redis_url: str) -> None:
@@ -77,14 +78,14 @@ def test_the_holder_stops_at_its_own_deadline_without_asking_redis(redis_url: st
     a.acquire()
     clock.advance(2.9)
     assert a.held
-    clock.advance(0.2)          # e.g. a long pause: no renewal for more than the TTL
+    clock.advance(0.2)  # e.g. a long pause: no renewal for more than the TTL
     assert not a.held
 
 
 def test_a_holder_takes_its_lease_back_when_redis_lost_the_key(redis_url: str) -> None:
     a, b = lease(redis_url), lease(redis_url)
     a.acquire()
-    redis.Redis.from_url(redis_url).flushall()          # Redis restarted empty
+    redis.Redis.from_url(redis_url).flushall()  # Redis restarted empty
     assert a.refresh() and a.owner() == a.holder
     assert not b.refresh()
 
@@ -93,7 +94,7 @@ def test_a_redis_error_reaches_the_caller_and_the_deadline_still_runs(redis_url:
     clock = Clock()
     a = lease(redis_url, clock=clock)
     a.acquire()
-    a.client = client_from_settings("redis://127.0.0.1:1/0", socket_timeout=0.2)   # Redis unreachable
+    a.client = client_from_settings("redis://127.0.0.1:1/0", socket_timeout=0.2)  # Redis unreachable
     a._renew = a.client.register_script("return 1")
     with pytest.raises(redis.ConnectionError):
         a.refresh()
@@ -109,13 +110,13 @@ async def test_keepers_of_one_role_hold_it_one_at_a_time_and_hand_it_over_on_rel
     task_a = asyncio.create_task(keep(a, "poller", stop_a, lambda held: changes.append(("a", held))))
     await asyncio.sleep(0.05)
     task_b = asyncio.create_task(keep(b, "poller", stop_b, lambda held: changes.append(("b", held))))
-    for _ in range(10):         # over several renewals, never both
+    for _ in range(10):  # over several renewals, never both
         await asyncio.sleep(0.1)
         assert a.held != b.held
     assert changes == [("a", True)]
     stop_a.set()
-    await task_a                # releases
-    for _ in range(250):        # b retries every ttl/3; on a loaded machine give it up to 5 s
+    await task_a  # releases
+    for _ in range(250):  # b retries every ttl/3; on a loaded machine give it up to 5 s
         if b.held:
             break
         await asyncio.sleep(0.02)

@@ -1,6 +1,7 @@
 """The API's side of a Redis outage, in process against a redis-server the test owns: the decision read's short
 timeout and its circuit breaker (llmsched.shared.redis_conn.Breaker through Store.decision_inputs), and where an API
 process finds Redis (`llmsched.api.app.store_from_env`). End-to-end figures under `llmsched up` are in tests/faults."""
+
 from __future__ import annotations
 
 import threading
@@ -15,6 +16,7 @@ from llmsched.api.app import store_from_env
 from llmsched.shared.errors import StoreError
 from llmsched.shared.redis_conn import RedisUnavailable, client_from_settings, parse_sentinels, target_from_env
 from llmsched.shared.store import Store
+
 from tests.helpers import make_store, seed
 from tests.shared.redis_servers import RedisProc
 
@@ -113,7 +115,7 @@ def test_a_single_late_reply_does_not_open_the_breaker(server: RedisProc) -> Non
     blocker = threading.Thread(target=lambda: server.client(2).execute_command("DEBUG", "SLEEP", "0.1"))
     blocker.start()
     time.sleep(0.02)
-    with pytest.raises(StoreError):         # this one read waits for the busy Redis and times out
+    with pytest.raises(StoreError):  # this one read waits for the busy Redis and times out
         store.decision_inputs(POOL)
     blocker.join()
     assert not store.breaker.is_open
@@ -124,7 +126,7 @@ def test_an_error_reply_from_redis_leaves_the_breaker_closed(server: RedisProc) 
     store = api_store(server)
     client = server.client()
     client.delete(store.keys.pool_scores(POOL))
-    client.hset(store.keys.pool_scores(POOL), "x", "1")     # the script's GET on a hash: WRONGTYPE
+    client.hset(store.keys.pool_scores(POOL), "x", "1")  # the script's GET on a hash: WRONGTYPE
     for _ in range(3):
         with pytest.raises(StoreError, match="WRONGTYPE"):
             store.decision_inputs(POOL)
@@ -134,11 +136,14 @@ def test_an_error_reply_from_redis_leaves_the_breaker_closed(server: RedisProc) 
 def test_the_api_finds_redis_in_its_environment_and_names_a_bad_variable() -> None:
     assert target_from_env({}).url == "redis://127.0.0.1:6379/0"
     assert target_from_env({"REDIS_URL": "redis://r:1/0", "LLMSCHED_REDIS_SENTINELS": "s:1"}).url == "redis://r:1/0"
-    sentinel = target_from_env({"LLMSCHED_REDIS_SENTINELS": "10.0.0.1:26379, [::1]:26380",
-                                "LLMSCHED_REDIS_MASTER": "mymaster"})
+    sentinel = target_from_env(
+        {"LLMSCHED_REDIS_SENTINELS": "10.0.0.1:26379, [::1]:26380", "LLMSCHED_REDIS_MASTER": "mymaster"}
+    )
     assert (sentinel.sentinels, sentinel.master_name) == ((("10.0.0.1", 26379), ("::1", 26380)), "mymaster")
-    assert sentinel.env() == {"LLMSCHED_REDIS_SENTINELS": "10.0.0.1:26379,[::1]:26380",
-                              "LLMSCHED_REDIS_MASTER": "mymaster"}
+    assert sentinel.env() == {
+        "LLMSCHED_REDIS_SENTINELS": "10.0.0.1:26379,[::1]:26380",
+        "LLMSCHED_REDIS_MASTER": "mymaster",
+    }
     with pytest.raises(ValueError, match="LLMSCHED_REDIS_MASTER"):
         target_from_env({"LLMSCHED_REDIS_SENTINELS": "10.0.0.1:26379"})
     with pytest.raises(ValueError, match="LLMSCHED_REDIS_SENTINELS: 'nohost' is not"):
@@ -149,13 +154,11 @@ def test_the_api_finds_redis_in_its_environment_and_names_a_bad_variable() -> No
         client_from_settings(None, (), None)
 
 
-def test_the_api_reads_within_its_decision_timeout_connects_within_100_ms_and_never_retries(
-        server: RedisProc) -> None:
+def test_the_api_reads_within_its_decision_timeout_connects_within_100_ms_and_never_retries(server: RedisProc) -> None:
     store = store_from_env({"REDIS_URL": server.url, "LLMSCHED_REDIS_TIMEOUT": "0.02"})
     kwargs = store.client.connection_pool.connection_kwargs
     assert kwargs["socket_timeout"] == 0.02 and kwargs["socket_connect_timeout"] == 0.1
-    assert store_from_env({"REDIS_URL": server.url}).client.connection_pool.connection_kwargs["socket_timeout"] \
-        == 0.01
+    assert store_from_env({"REDIS_URL": server.url}).client.connection_pool.connection_kwargs["socket_timeout"] == 0.01
     connection = store.client.connection_pool.make_connection()
     assert connection.retry.get_retries() == 0
     assert isinstance(store.client, redis.Redis)

@@ -1,4 +1,5 @@
 """Tests of llmsched.shared.reload.ConfigWatcher with real files (and a real Redis for publishing)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +17,7 @@ from llmsched.shared.config import load_config
 from llmsched.shared.config_model import Config
 from llmsched.shared.publish import publish_config
 from llmsched.shared.reload import ConfigWatcher
+
 from tests.helpers import make_store
 
 ENV = {"F5_PW": "not-logged-secret"}
@@ -67,7 +69,7 @@ def test_valid_change_is_applied_then_published_and_becomes_the_config_in_force(
     write(path, doc())
     rec = Recorder()
     w = rec.watcher(path)
-    assert w.check() is None and rec.applied == []          # nothing changed yet
+    assert w.check() is None and rec.applied == []  # nothing changed yet
     write(path, doc(pools__0__fallback__pool_fallback=True, modes__0__name="s2", scheduler__pool_fetch_interval=1))
     new = w.check()
     assert new is not None and rec.applied == [new] and rec.published == [new]
@@ -80,15 +82,17 @@ def test_callback_sees_the_old_config_as_the_watchers_until_it_returns(tmp_path:
     path = tmp_path / "c.yaml"
     write(path, doc())
     seen = []
-    w = ConfigWatcher(path, load_config(path, ENV), lambda new: seen.append((w.config.mode.name, new.mode.name)),
-                      env=ENV)
+    w = ConfigWatcher(
+        path, load_config(path, ENV), lambda new: seen.append((w.config.mode.name, new.mode.name)), env=ENV
+    )
     write(path, doc(modes__0__name="s2"))
     w.check()
     assert seen == [("s1", "s2")]
 
 
 def test_invalid_change_is_rejected_with_every_path_named_error_and_the_old_config_kept(
-        tmp_path: Path, logs: list[tuple[str, str]]) -> None:
+    tmp_path: Path, logs: list[tuple[str, str]]
+) -> None:
     path = tmp_path / "c.yaml"
     write(path, doc())
     rec = Recorder()
@@ -125,8 +129,8 @@ def test_touch_or_rewrite_with_the_same_content_is_ignored(tmp_path: Path) -> No
     write(path, doc())
     rec = Recorder()
     w = rec.watcher(path)
-    write(path, doc())                          # same bytes, newer mtime
-    os.utime(path)                              # plain touch
+    write(path, doc())  # same bytes, newer mtime
+    os.utime(path)  # plain touch
     assert w.check() is None and w.check() is None
     assert rec.applied == []
 
@@ -142,8 +146,7 @@ def test_content_change_with_an_unchanged_mtime_is_still_seen(tmp_path: Path) ->
     assert w.check() is not None and w.config.mode.name == "s2"
 
 
-def test_api_port_and_host_changes_are_logged_as_needing_a_restart(tmp_path: Path,
-                                                                    logs: list[tuple[str, str]]) -> None:
+def test_api_port_and_host_changes_are_logged_as_needing_a_restart(tmp_path: Path, logs: list[tuple[str, str]]) -> None:
     path = tmp_path / "c.yaml"
     write(path, doc())
     rec = Recorder()
@@ -155,7 +158,7 @@ def test_api_port_and_host_changes_are_logged_as_needing_a_restart(tmp_path: Pat
     warnings = [m for level, m in logs if level == "WARNING"]
     assert any("global.api_port" in m and "restart" in m for m in warnings), warnings
     assert any("global.api_host" in m and "restart" in m for m in warnings), warnings
-    assert rec.applied[0].mode.name == "s2"     # the rest of the change is applied
+    assert rec.applied[0].mode.name == "s2"  # the rest of the change is applied
 
 
 def test_a_callback_that_fails_leaves_the_old_config_in_force(tmp_path: Path) -> None:
@@ -165,6 +168,7 @@ def test_a_callback_that_fails_leaves_the_old_config_in_force(tmp_path: Path) ->
 
     def refuse(_new: Config) -> None:
         raise RuntimeError("cannot apply")
+
     w = ConfigWatcher(path, load_config(path, ENV), refuse, published.append, env=ENV)
     old = w.config
     write(path, doc(modes__0__name="s2"))
@@ -172,7 +176,8 @@ def test_a_callback_that_fails_leaves_the_old_config_in_force(tmp_path: Path) ->
 
 
 def test_deleted_file_keeps_the_config_and_its_return_with_the_same_content_changes_nothing(
-        tmp_path: Path, logs: list[tuple[str, str]]) -> None:
+    tmp_path: Path, logs: list[tuple[str, str]]
+) -> None:
     path = tmp_path / "c.yaml"
     write(path, doc())
     rec = Recorder()
@@ -204,9 +209,10 @@ async def test_run_async_applies_changes_on_the_event_loop(tmp_path: Path) -> No
     applied = asyncio.Event()
     loop_thread: list[int] = []
 
-    async def on_change(new: Config) -> None:          # a coroutine callback is awaited
+    async def on_change(new: Config) -> None:  # a coroutine callback is awaited
         loop_thread.append(threading.get_ident())
         applied.set()
+
     w = ConfigWatcher(path, load_config(path, ENV), on_change, env=ENV)
     task = asyncio.create_task(w.run_async())
     try:

@@ -2,6 +2,7 @@
 the whole scheduler (`llmsched up`: poller, scraper, scorer, API) configured with `redis.sentinels` +
 `redis.master_name` only. The master is killed with SIGKILL; Sentinel promotes the replica; every process finds
 the new master through the Sentinels by itself, and decisions pick members again. The gap is measured."""
+
 from __future__ import annotations
 
 import asyncio
@@ -46,14 +47,18 @@ def replicated() -> Iterator[Replicated]:
     replica = RedisProc(replica_of=master.port).start()
     everything = [master, replica]
     try:
-        wait("the replica to sync",
-             lambda: replica.client().info("replication").get("master_link_status") == "up")
+        wait("the replica to sync", lambda: replica.client().info("replication").get("master_link_status") == "up")
         sentinels = [RedisProc(sentinel_of=(MASTER, master.port)).start() for _ in range(3)]
         everything += sentinels
         # A failover needs each Sentinel to know the replica and the two other Sentinels (hello messages, ~2 s).
-        wait("the sentinels to find each other and the replica", lambda: all(
-            len(s.client().execute_command("SENTINEL", "SENTINELS", MASTER)) == 2
-            and len(s.client().execute_command("SENTINEL", "REPLICAS", MASTER)) == 1 for s in sentinels))
+        wait(
+            "the sentinels to find each other and the replica",
+            lambda: all(
+                len(s.client().execute_command("SENTINEL", "SENTINELS", MASTER)) == 2
+                and len(s.client().execute_command("SENTINEL", "REPLICAS", MASTER)) == 1
+                for s in sentinels
+            ),
+        )
         yield Replicated(master, replica, sentinels)
     finally:
         for proc in everything:
@@ -62,7 +67,8 @@ def replicated() -> Iterator[Replicated]:
 
 @pytest.mark.faults
 async def test_decisions_resume_after_the_master_is_killed_and_sentinel_fails_over(
-        tmp_path: Path, replicated: Replicated) -> None:
+    tmp_path: Path, replicated: Replicated
+) -> None:
     async with up_stack(tmp_path, replicated.config()) as stack:
         assert "Redis sentinel master 'mymaster' via 127.0.0.1:" in stack.output()
         assert await stack.select() in stack.members
@@ -77,9 +83,11 @@ async def test_decisions_resume_after_the_master_is_killed_and_sentinel_fails_ov
         promoted = await asyncio.to_thread(replicated.master_port)
         gap = answers[-1][0]
         nones = [t for t, a in answers if a == "none"]
-        print(f"\nSentinel failover: decisions picked members again {gap:.2f} s after the master was killed "
-              f"(answered `none` from {nones[0] if nones else 0:.2f} s; every select answered HTTP 200: "
-              f"{all(a for _, a in answers)}); new master port {promoted} (replica {replicated.replica.port})")
+        print(
+            f"\nSentinel failover: decisions picked members again {gap:.2f} s after the master was killed "
+            f"(answered `none` from {nones[0] if nones else 0:.2f} s; every select answered HTTP 200: "
+            f"{all(a for _, a in answers)}); new master port {promoted} (replica {replicated.replica.port})"
+        )
         assert promoted == replicated.replica.port
         assert answers[-1][1] in stack.members, f"no member picked {RESUME_LIMIT_S} s after the failover"
         assert all(a for _, a in answers), "the API must answer (none) throughout the failover"

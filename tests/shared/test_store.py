@@ -7,12 +7,13 @@ import redis
 from llmsched.shared.errors import StoreError
 from llmsched.shared.keys import Keys
 from llmsched.shared.store import Store, connect
+
 from tests.helpers import make_store, seed
 
 
 def test_every_key_of_a_pool_shares_one_cluster_hash_tag():
     keys = Keys("ns").pool_all("Pool_vllm:Common")
-    tags = {k[k.index("{") + 1:k.index("}")] for k in keys}
+    tags = {k[k.index("{") + 1 : k.index("}")] for k in keys}
     assert tags == {"Pool_vllm:Common"}
     assert all(k.startswith("ns:pool:") for k in keys)
 

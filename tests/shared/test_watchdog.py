@@ -1,4 +1,5 @@
 """The Redis watchdog (llmsched.shared.watchdog): when a restore is due, and the rescore it asks for."""
+
 from __future__ import annotations
 
 import threading
@@ -14,6 +15,7 @@ from llmsched.shared.publish import publish_config
 from llmsched.shared.redis_conn import client_from_settings
 from llmsched.shared.store import Store
 from llmsched.shared.watchdog import RedisWatchdog, rescore_now
+
 from tests.helpers import make_store
 
 CONFIG = Config(pools=(PoolConfig(name="p1", engine_type="vllm"),), source="test")
@@ -37,7 +39,7 @@ def test_redis_answering_again_after_an_outage_is_a_reason_to_restore(redis_url:
     good = make_store(redis_url)
     publish_config(good, CONFIG, "test")
     dog = RedisWatchdog(Store(client_from_settings("redis://127.0.0.1:1/0", socket_timeout=0.2)), "test")
-    assert dog.probe() is None          # unreachable: nothing to do yet, the outage is remembered
+    assert dog.probe() is None  # unreachable: nothing to do yet, the outage is remembered
     dog.store = good
     assert dog.probe() == "back"
     assert dog.probe() is None
@@ -51,7 +53,7 @@ def test_a_failed_restore_is_tried_again_at_the_next_tick_and_logged_once(redis_
     def restore(reason: str) -> bool:
         calls.append(reason)
         if len(calls) == 1:
-            return False                # e.g. Redis failed again half-way
+            return False  # e.g. Redis failed again half-way
         publish_config(store, CONFIG, "test")
         return True
 
@@ -67,7 +69,7 @@ def test_a_failed_restore_is_tried_again_at_the_next_tick_and_logged_once(redis_
     stop.set()
     thread.join()
     logger.remove(sink)
-    assert calls == ["empty", "empty"]      # the config is still missing after the failed attempt
+    assert calls == ["empty", "empty"]  # the config is still missing after the failed attempt
     assert len([m for m in lines if "Redis has no published config" in m]) == 1
 
 

@@ -3,15 +3,30 @@ import random
 from llmsched.shared.routing.decide import candidate_index, decide, eligible
 
 NOW = 1_000_000.0
-CONFIG = {"name": "p", "partition": "Common", "pool_fallback": False, "stale_after": 10.0,
-          "member_running_req_threshold": None, "member_waiting_queue_threshold": None}
+CONFIG = {
+    "name": "p",
+    "partition": "Common",
+    "pool_fallback": False,
+    "stale_after": 10.0,
+    "member_running_req_threshold": None,
+    "member_waiting_queue_threshold": None,
+}
 
 
 def member(mid: str, score: float | None = 0.5, status: str = "enabled", age: float = 1.0, **metrics) -> dict:
     address, _, port = mid.rpartition(":")
     from llmsched.shared.members import member_key
-    return {"id": mid, "key": member_key(address, int(port)), "address": address, "port": int(port),
-            "status": status, "score": score, "scraped_at": NOW - age, "metrics": metrics}
+
+    return {
+        "id": mid,
+        "key": member_key(address, int(port)),
+        "address": address,
+        "port": int(port),
+        "status": status,
+        "score": score,
+        "scraped_at": NOW - age,
+        "metrics": metrics,
+    }
 
 
 def snapshot(*members: dict) -> dict:
@@ -61,8 +76,11 @@ def test_ipv6_candidate_matches_any_spelling_and_is_answered_verbatim():
 
 
 def test_members_disabled_forced_offline_or_down_on_bigip_are_never_picked():
-    snap = snapshot(member("10.0.0.1:80", status="disabled"), member("10.0.0.2:80", status="forced_offline"),
-                    member("10.0.0.3:80", status="down"))
+    snap = snapshot(
+        member("10.0.0.1:80", status="disabled"),
+        member("10.0.0.2:80", status="forced_offline"),
+        member("10.0.0.3:80", status="down"),
+    )
     assert answer(CONFIG, snap, ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]) == "none"
 
 
@@ -79,12 +97,13 @@ def test_stale_metrics_make_a_member_ineligible_and_all_stale_answers_none():
 
 def test_thresholds_exclude_members_strictly_above_either_limit():
     config = {**CONFIG, "member_running_req_threshold": 20.0, "member_waiting_queue_threshold": 15.0}
-    snap = snapshot(member("10.0.0.1:80", waiting_queue=10.0, running_req=5.0),
-                    member("10.0.0.2:80", waiting_queue=16.0, running_req=5.0),
-                    member("10.0.0.3:80", waiting_queue=1.0, running_req=21.0),
-                    member("10.0.0.4:80", waiting_queue=15.0, running_req=20.0))
-    picks = {answer(config, snap, ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80"], s)
-             for s in range(100)}
+    snap = snapshot(
+        member("10.0.0.1:80", waiting_queue=10.0, running_req=5.0),
+        member("10.0.0.2:80", waiting_queue=16.0, running_req=5.0),
+        member("10.0.0.3:80", waiting_queue=1.0, running_req=21.0),
+        member("10.0.0.4:80", waiting_queue=15.0, running_req=20.0),
+    )
+    picks = {answer(config, snap, ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80"], s) for s in range(100)}
     assert picks == {"10.0.0.1:80", "10.0.0.4:80"}
 
 
@@ -103,8 +122,10 @@ def test_pool_with_no_members_answers_none():
 
 
 def test_eligible_reports_why_nothing_is_left():
-    assert eligible(CONFIG, snapshot(member("10.0.0.1:80", status="disabled")), ["10.0.0.1:80"], NOW).reason \
+    assert (
+        eligible(CONFIG, snapshot(member("10.0.0.1:80", status="disabled")), ["10.0.0.1:80"], NOW).reason
         == "no candidate enabled on BIG-IP"
+    )
 
 
 def test_first_spelling_of_a_duplicated_candidate_wins():
