@@ -1,13 +1,39 @@
-"""The Redis key layout: the only module that spells a key. docs/redis.md documents every key named here.
+"""The Redis key layout: the only module that spells a key.
 
 All keys live under a namespace (`redis.namespace`, default `llmsched`). Every key of one pool carries the
 Redis Cluster hash tag `{<pool>:<partition>}`, so a decision's multi-key read (config, scores, dispatch
 counters) goes to one slot and one node, and can be pipelined or scripted on a cluster.
+
+Each key is declared with `@key(type, writers, readers)` and its docstring says what it holds; docs/redis.md's key
+table is generated from these declarations (`python -m llmsched.shared.keys`), and a test keeps the two equal.
 """
 
 from __future__ import annotations
 
+import inspect
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., str])
+
+
+@dataclass(frozen=True)
+class KeyDoc:
+    type: str
+    writers: str
+    readers: str
+
+
+def key(type: str, writers: str, readers: str) -> Callable[[F], F]:
+    """Declare a key method: its Redis type, who writes and who reads it (docs/redis.md's columns)."""
+
+    def mark(fn: F) -> F:
+        fn.__keydoc__ = KeyDoc(type, writers, readers)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
 
 
 @dataclass(frozen=True)
@@ -16,67 +42,106 @@ class Keys:
 
     # --- global keys ---------------------------------------------------------------------------------------
     @property
+    @key("string (JSON list)", "every process started with `--config` (publish)", "api, scorer")
     def pools(self) -> str:
-        """String, JSON list of pool keys (`name:partition`) in config order: the configured pools."""
+        """The configured pool keys (`name:partition`) in config order."""
         return f"{self.namespace}:pools"
 
     @property
+    @key("hash", "publish", "ops")
     def config_meta(self) -> str:
-        """Hash: version (sha256 of the published config), published_at, source, publisher."""
+        """`version` (hash of the published routing config), `published_at`, `source`, `publisher`."""
         return f"{self.namespace}:config"
 
+    @key("string, TTL `ha_lease_ttl`", "the collector holding the role", "the other collectors of the role, ops")
     def lease(self, role: str) -> str:
-        """String with a TTL (PX, `scheduler.ha_lease_ttl`): the holder id (`host:pid:random`) of a collector
-        role's lease (`poller`, `scraper`); only the holder works. See shared/lease.py and docs/ha.md."""
+        """The holder id (`host:pid:random`) of a collector role's lease (`poller`, `scraper`); only the holder
+        works; `SET NX PX` to take it, compare-and-pexpire to renew, compare-and-delete to release (docs/ha.md)."""
         return f"{self.namespace}:lease:{role}"
 
     @property
+    @key("rq queue (rq spells `rq:queue:<name>` and its other `rq:*` keys)", "collectors", "scorer")
     def scoring_queue(self) -> str:
-        """Name of the rq queue of scoring jobs (rq spells its own keys `rq:queue:<name>` etc.)."""
+        """Scoring jobs, enqueued by function name (`llmsched.scorer.jobs.score_pool_job`) with rq's JSON serializer
+        (zlib-compressed JSON `[func, null, [pool, enqueued_at, reason], {}]`), never pickles."""
         return f"{self.namespace}-scoring"
 
     @property
+    @key("hash", "scorer", "ops, `llmsched scorer --report`")
     def scoring_latency(self) -> str:
-        """Hash of running totals of the enqueue -> snapshot-written latency of scoring jobs, per job reason:
+        """Running totals of the enqueue -> snapshot-written latency of scoring jobs, per job reason:
         `<reason>:count`, `<reason>:sum` and `<reason>:max` (seconds) and cumulative histogram buckets
-        `<reason>:le:<bound>` (`+Inf` included), Prometheus-style; written by the scoring worker."""
+        `<reason>:le:<bound>` (`+Inf` included), Prometheus-style."""
         return f"{self.namespace}:scoring:latency"
 
     @property
+    @key("list (JSON), capped", "scorer", "ops")
     def scoring_latency_recent(self) -> str:
-        """List, newest first, capped (a few thousand): JSON {pool, reason, latency, at} of recent scoring jobs,
-        for percentiles (`llmsched scorer --report`)."""
+        """Newest first: `{pool, reason, latency, at}` of the last 5000 scoring jobs, for percentiles."""
         return f"{self.namespace}:scoring:latency:recent"
 
     # --- per-pool keys -------------------------------------------------------------------------------------
     def _pool(self, pool_key: str, suffix: str) -> str:
         return f"{self.namespace}:pool:{{{pool_key}}}:{suffix}"
 
+    @key("string (JSON)", "publish", "api, scorer")
     def pool_config(self, pool_key: str) -> str:
-        """String, JSON: the pool's effective routing config (fallback, thresholds, mode, staleness)."""
+        """The pool's routing config: `name`, `partition`, `engine_type`, `pool_fallback`,
+        `member_running_req_threshold`, `member_waiting_queue_threshold`, `stale_after` (s), `mode`, `weights`."""
         return self._pool(pool_key, "config")
 
+    @key("string (JSON)", "poller", "scorer, scraper, api status")
     def pool_members(self, pool_key: str) -> str:
-        """String, JSON: BIG-IP membership {fetched_at, members[], error, error_at} written by the poller."""
+        """BIG-IP membership: `fetched_at`, `members[]` (`address`, `port`, `name`, `session`, `state`, `ratio`,
+        `priority_group`, `ephemeral`, `id`, `status`), `error`, `error_at`."""
         return self._pool(pool_key, "members")
 
+    @key("hash", "scraper", "scorer")
     def pool_metrics(self, pool_key: str) -> str:
-        """Hash: member id -> JSON {scraped_at, status, metrics{}, engine, ...} written by the scraper."""
+        """Field = member id (`10.0.0.1:8000`, `10.0.0.1%2:8000`), value = JSON `scraped_at`, `status`
+        (`ok`/`error`), `error`, `metrics` {`waiting_queue`, `cache_usage`, `running_req`}, `kv_cache_max`, `engine`,
+        `detected_variant`, `detection_status`, `duration`."""
         return self._pool(pool_key, "metrics")
 
+    @key("string (JSON)", "scoring step", "api")
     def pool_scores(self, pool_key: str) -> str:
-        """String, JSON snapshot {computed_at, mode, members[]} written atomically by the scoring step."""
+        """The snapshot a decision reads, written with one SET: `computed_at`, `mode`, `members[]` with `id`, `key`,
+        `address`, `port`, `status`, `ratio`, `score` (null = cannot be picked), `metrics`, `scraped_at`,
+        `scrape_status`, `detected_variant`."""
         return self._pool(pool_key, "scores")
 
+    @key("hash", "api (herd control); each scrape write resets its members", "api")
     def pool_dispatch(self, pool_key: str) -> str:
-        """Hash: member id -> decisions sent to it since its last scrape (herd control)."""
+        """Member id -> decisions sent to it since its last scrape (herd control)."""
         return self._pool(pool_key, "dispatch")
 
+    @key("string, TTL 30 s", "collectors", "scorer")
     def pool_scoring_pending(self, pool_key: str) -> str:
-        """String with a TTL: set while a scoring job for the pool is queued, so bursts enqueue one job."""
+        """Set while a scoring job for the pool is queued, so bursts enqueue one job."""
         return self._pool(pool_key, "scoring-pending")
 
     def pool_all(self, pool_key: str) -> tuple[str, ...]:
         return tuple(
             self._pool(pool_key, s) for s in ("config", "members", "metrics", "scores", "dispatch", "scoring-pending")
         )
+
+
+def key_table(keys: Keys | None = None) -> str:
+    """docs/redis.md's key table, in declaration order: one row per `@key` method of `Keys`."""
+    keys = keys or Keys()
+    rows = ["| key | type | written by | read by | content |", "|---|---|---|---|---|"]
+    for name, member in vars(Keys).items():
+        fn = member.fget if isinstance(member, property) else member
+        doc: KeyDoc | None = getattr(fn, "__keydoc__", None)
+        if doc is None:
+            continue
+        params = list(inspect.signature(fn).parameters)[1:]
+        placeholders: dict[str, Any] = {p: "<pool>" if p == "pool_key" else f"<{p}>" for p in params}
+        spelled = getattr(keys, name) if isinstance(member, property) else getattr(keys, name)(**placeholders)
+        content = " ".join(inspect.getdoc(fn).split()) if fn.__doc__ else ""
+        rows.append(f"| `{spelled}` | {doc.type} | {doc.writers} | {doc.readers} | {content} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(key_table())
