@@ -133,12 +133,12 @@ def key_table(keys: Keys | None = None) -> str:
     for name, member in vars(Keys).items():
         fn = member.fget if isinstance(member, property) else member
         doc: KeyDoc | None = getattr(fn, "__keydoc__", None)
-        if doc is None:
+        if doc is None or fn is None:
             continue
         params = list(inspect.signature(fn).parameters)[1:]
         placeholders: dict[str, Any] = {p: "<pool>" if p == "pool_key" else f"<{p}>" for p in params}
         spelled = getattr(keys, name) if isinstance(member, property) else getattr(keys, name)(**placeholders)
-        content = " ".join(inspect.getdoc(fn).split()) if fn.__doc__ else ""
+        content = " ".join((inspect.getdoc(fn) or "").split())
         rows.append(f"| `{spelled}` | {doc.type} | {doc.writers} | {doc.readers} | {content} |")
     return "\n".join(rows) + "\n"
 

@@ -13,10 +13,11 @@ import socket
 import orjson
 
 from llmsched.shared.config_model import Config, PoolConfig
+from llmsched.shared.documents import RoutingConfig
 from llmsched.shared.store import Store
 
 
-def pool_routing_doc(config: Config, pool: PoolConfig) -> dict:
+def pool_routing_doc(config: Config, pool: PoolConfig) -> RoutingConfig:
     """What a decision and a scoring step need to know about one pool."""
     mode = config.mode
     return {
@@ -33,11 +34,11 @@ def pool_routing_doc(config: Config, pool: PoolConfig) -> dict:
     }
 
 
-def routing_docs(config: Config) -> dict[str, dict]:
+def routing_docs(config: Config) -> dict[str, RoutingConfig]:
     return {pool.key: pool_routing_doc(config, pool) for pool in config.pools}
 
 
-def config_version(docs: dict[str, dict]) -> str:
+def config_version(docs: dict[str, RoutingConfig]) -> str:
     return hashlib.sha256(orjson.dumps(docs, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 

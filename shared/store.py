@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import redis
 
+from llmsched.shared.documents import RoutingConfig
 from llmsched.shared.errors import StoreError
 from llmsched.shared.keys import Keys
 from llmsched.shared.redis_conn import Breaker, client_from_settings
@@ -54,7 +55,7 @@ class Store:
             return False
 
     # --- configuration ------------------------------------------------------------------------------------
-    def publish_pools(self, pool_docs: Mapping[str, dict], version: str, source: str, publisher: str) -> None:
+    def publish_pools(self, pool_docs: Mapping[str, RoutingConfig], version: str, source: str, publisher: str) -> None:
         """Make `pool_docs` (pool key -> routing config) the configured pools; forget pools no longer listed."""
         k = self.keys
         old = set(self.pool_keys())
