@@ -121,10 +121,6 @@ class F5Client:
             if self._session is not None:
                 await self._session.close()
 
-    @property
-    def token_fingerprint(self) -> str:
-        return fingerprint(self._token)
-
     # --- transport ----------------------------------------------------------------------------------------
     def _http(self, what: str) -> aiohttp.ClientSession:
         if self._session is None:
