@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +25,9 @@ DECOYS = ("api", "shared", "cli", "scorer", "collectors")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh venv holding a regular (non-editable) install; the dependencies come from the test's own venv."""
     venv = tmp_path_factory.mktemp("fresh") / "venv"
+    # A copy of the source: pip builds in the source tree, and a stale build/ there could ship removed modules.
+    source = venv.parent / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))
     deps = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "flask").is_dir())
@@ -40,7 +44,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             "--no-deps",
             "--no-build-isolation",
             "--no-index",
-            str(REPO),
+            str(source),
         ],
         capture_output=True,
         text=True,
