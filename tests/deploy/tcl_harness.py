@@ -22,7 +22,19 @@ ROOT = Path(__file__).resolve().parents[2]
 SINGLE = ROOT / "deploy" / "f5" / "irule_llm.tcl"
 MULTI = ROOT / "deploy" / "f5" / "irule_llm_multi.tcl"
 TCLSH = shutil.which("tclsh")
-needs_tclsh = pytest.mark.skipif(TCLSH is None, reason="tclsh is not installed (apt-get install tcl to run these)")
+
+
+def _has_tcllib() -> bool:
+    """tcllib provides the sha1 that stands in for BIG-IP's."""
+    if TCLSH is None:
+        return False
+    probe = subprocess.run([TCLSH], input="puts [package require sha1]\n", capture_output=True, text=True, timeout=30)
+    return probe.stdout.strip() != ""
+
+
+needs_tclsh = pytest.mark.skipif(
+    not _has_tcllib(), reason="tclsh or tcllib is not installed (apt-get install tcl tcllib to run these)"
+)
 
 STANDINS = r"""
 set ::events [dict create]
@@ -148,9 +160,9 @@ proc deliver {} {
     record DATA [string length $::collected]
     fire HTTP_REQUEST_DATA
 }
-package require md5
-# BIG-IP's md5: the 16 raw digest bytes of the string's bytes.
-proc md5 {data} { return [::md5::md5 -- $data] }
+package require sha1
+# BIG-IP's sha1: the 20 raw digest bytes of the string's bytes (tcllib's sha1 needs -bin for raw bytes).
+proc sha1 {data} { return [::sha1::sha1 -bin -- $data] }
 """
 
 

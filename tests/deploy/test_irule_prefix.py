@@ -30,11 +30,11 @@ MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
 
 def fingerprints(body: bytes, cap: int = 32768) -> list[str]:
-    """The contract: md5 chained over full 512-byte blocks of the first min(cap, 32768) bytes, 8 bytes in hex."""
+    """The contract: sha1 chained over full 512-byte blocks of the first min(cap, 32768) bytes, 8 bytes in hex."""
     usable = body[: min(cap, BLOCK * MAX_FINGERPRINTS)]
     out, digest = [], b""
     for i in range(len(usable) // BLOCK):
-        digest = hashlib.md5(digest + usable[i * BLOCK : (i + 1) * BLOCK]).digest()
+        digest = hashlib.sha1(digest + usable[i * BLOCK : (i + 1) * BLOCK]).digest()
         out.append(digest[:8].hex())
     return out
 
@@ -166,7 +166,7 @@ def test_hints_extend_the_payload_as_valid_json_and_no_hint_leaves_it_as_built(r
 def test_tcl_zlib_crc32_is_bigips_crc32_masked_to_32_bits():
     # BIG-IP's `crc32` is CRC-32 (poly 0x04c11db7, reflected), returned sign-extended: the check string
     # "123456789" gives -873187034 there (0xcbf43926 with the top bit set). Tcl's `zlib crc32` returns the
-    # unsigned value, equal to BIG-IP's after `expr {0xffffffff & [crc32 $msg]}` (README, "Why md5").
+    # unsigned value, equal to BIG-IP's after `expr {0xffffffff & [crc32 $msg]}` (README, "Why sha1").
     proc = subprocess.run(
         [TCLSH],
         input="puts [zlib crc32 123456789]\nputs [expr {0xffffffff & -873187034}]\n",
