@@ -276,8 +276,8 @@ proc collect_length { content_length chunked expect cap } {
 }
 
 # The chained fingerprints of the body's first min(cap, 32768) bytes, as the inside of a JSON array:
-# block i (512 bytes) gives md5(digest of block i-1 . block i), so each one covers every byte before it; the
-# first 8 bytes of each digest go out as 16 lowercase hex digits. A trailing partial block is not sent (as an
+# block i (512 bytes) gives sha1(digest of block i-1 . block i), so each one covers every byte before it; the
+# first 8 bytes of each 20-byte digest go out as 16 lowercase hex digits. A trailing partial block is not sent (as an
 # engine's prefix cache, which only shares full blocks). "" when the body is shorter than one block.
 proc prefix_fingerprints { body cap } {
     set usable [string length $body]
@@ -294,7 +294,7 @@ proc prefix_fingerprints { body cap } {
     set out [list]
     set digest ""
     for { set i 0 } { $i < $count } { incr i } {
-        set digest [md5 "$digest[string range $body [expr { $i * 512 }] [expr { $i * 512 + 511 }]]"]
+        set digest [sha1 "$digest[string range $body [expr { $i * 512 }] [expr { $i * 512 + 511 }]]"]
         binary scan $digest H16 hex
         lappend out "\"$hex\""
     }
