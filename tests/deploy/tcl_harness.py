@@ -3,8 +3,10 @@
 The stand-ins keep BIG-IP's documented semantics where the iRule depends on them: `connect` returns "" on
 failure and takes "IPv4:port" or "IPv6.port"; `send`/`recv` report `-status`; `recv N` returns what arrived
 by the timeout or the peer's close; `table` is a shared key/value store; `active_members -list` yields
-{addr port} pairs. The sideband commands use real TCP sockets, so a test can put a real scheduler API behind
-them. Everything the rule does is recorded and returned as `IRuleRun`.
+{addr port} pairs; `HTTP::header`, `HTTP::collect`, `HTTP::payload` and `HTTP::release` serve one client
+request (headers and body bytes, HTTP_REQUEST_DATA fired after a collect); `sha1` returns the raw digest, as
+BIG-IP's does (tcllib's sha1 computes it). The sideband commands use real TCP sockets, so a test can put a real
+scheduler API behind them. Everything the rule does is recorded and returned as `IRuleRun`.
 """
 
 from __future__ import annotations
