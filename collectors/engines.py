@@ -45,6 +45,29 @@ ALL_BUILTIN_KEYS = frozenset(k for table in BUILTIN_KEYS.values() for keys in ta
 REPLICA_LABELS = frozenset({"tp_rank", "pp_rank", "moe_ep_rank", "pid"})
 STATUSES = ("ok", "partial", "failed", "degraded")
 
+# Prefix (KV) cache truth from the engines (issue 13), per base engine, names in trial order. Counters count
+# tokens: `hits` served from the prefix cache, `queries` looked up (vLLM) or all prompt tokens (SGLang), so
+# Δhits / Δqueries between two scrapes is the hit rate of that interval. `hit_rate` is the engine's own gauge
+# (vLLM V0 before 0.8: gpu_prefix_cache_hit_rate; SGLang: the last prefill batch only, 0 on decode batches,
+# so noisy). `capacity` gives the KV pool in tokens: vLLM's info gauge has it as labels (num_gpu_blocks x
+# block_size), SGLang's gauge as its value. Sources: vllm/v1/metrics/loggers.py (prefix_cache_* since 0.9,
+# gpu_prefix_cache_* before), python/sglang/srt/metrics/collector.py.
+PREFIX_CACHE_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
+    "vllm": {
+        "hits": ("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total"),
+        "queries": ("vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total"),
+        "hit_rate": ("vllm:gpu_prefix_cache_hit_rate",),
+        "capacity": ("vllm:cache_config_info",),
+    },
+    "sglang": {
+        "hits": ("sglang:cached_tokens_total", "sglang_cached_tokens_total"),
+        "queries": ("sglang:prompt_tokens_total", "sglang_prompt_tokens_total"),
+        "hit_rate": ("sglang:cache_hit_rate", "sglang_cache_hit_rate"),
+        "capacity": ("sglang:max_total_num_tokens", "sglang_max_total_num_tokens"),
+    },
+}
+PREFIX_CACHE_NAMES = frozenset(k for table in PREFIX_CACHE_KEYS.values() for keys in table.values() for k in keys)
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -197,4 +220,62 @@ def read_engine(text: str, engine_type: str, maps: Mapping[str, EngineMap], was_
         detected_variant=_variant(best, emap),
         detection_status=detection_status(len(best.metrics), was_ok),
         keys={t: c.key for t, c in best.used.items()},
+    )
+
+
+# -- prefix cache truth (issue 13) ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PrefixCacheReading:
+    """What one body says about a member's prefix cache; None = the engine does not expose it."""
+
+    hits_total: float | None = None  # tokens served from the cache, summed over engines (a counter)
+    queries_total: float | None = None  # tokens looked up, summed over engines (a counter)
+    hit_rate: float | None = None  # the engine's own gauge, mean over engines
+    capacity_tokens: float | None = None  # the KV pool in tokens, summed over engines
+    block_size: int | None = None  # vLLM's KV block size in tokens
+
+
+def _summed(expo: Exposition, names: Sequence[str]) -> float | None:
+    for name in names:
+        values = combine(finite(expo.get(name)))
+        if values:
+            return float(sum(values))
+    return None
+
+
+def _vllm_capacity(samples: Sequence[Sample]) -> tuple[float | None, int | None]:
+    """Sum of num_gpu_blocks x block_size over engines of `vllm:cache_config_info`; the block size seen."""
+    per_engine: dict[str, tuple[int, int]] = {}
+    for s in samples:
+        try:
+            blocks, size = int(s.labels["num_gpu_blocks"]), int(s.labels["block_size"])
+        except (KeyError, ValueError):
+            continue  # a label set without the numbers (they vary by version) says nothing
+        if blocks > 0 and size > 0:
+            per_engine[s.labels.get("engine", "")] = (blocks, size)
+    if not per_engine:
+        return None, None
+    return float(sum(b * z for b, z in per_engine.values())), max(z for _, z in per_engine.values())
+
+
+def read_prefix_cache(expo: Exposition, engine: str) -> PrefixCacheReading:
+    """A member's prefix-cache counters, gauge and KV capacity from a body parsed with `PREFIX_CACHE_NAMES`."""
+    keys = PREFIX_CACHE_KEYS.get(engine)
+    if keys is None:
+        return PrefixCacheReading()
+    rates: list[float] = []
+    for name in keys["hit_rate"]:
+        rates = combine(finite(expo.get(name)))
+        if rates:
+            break
+    if engine == "vllm":
+        capacity, block_size = _vllm_capacity(expo.get(keys["capacity"][0]))
+    else:
+        capacity, block_size = _summed(expo, keys["capacity"]), None
+    return PrefixCacheReading(
+        hits_total=_summed(expo, keys["hits"]),
+        queries_total=_summed(expo, keys["queries"]),
+        hit_rate=sum(rates) / len(rates) if rates else None,
+        capacity_tokens=capacity,
+        block_size=block_size,
     )

@@ -44,6 +44,12 @@ def _snapshot(state: EngineState) -> dict[str, Any]:
                 "forced": dict(c.forced),
                 "counters": dict(c.counters),
                 "finished": dict(c.finished),
+                "prefix_cache": {
+                    "block_size": c.block_size,
+                    "cached_blocks": len(c.prefix),  # held by running sequences + free (evictable)
+                    "held_blocks": len(c.prefix.pinned),
+                    "evictions": c.prefix.evictions,
+                },
             }
             for c in state.cores
         ],
@@ -109,9 +115,18 @@ async def set_engine(request: web.Request) -> web.Response:
     return web.json_response(_snapshot(state))
 
 
+async def reset_prefix_cache(request: web.Request) -> web.Response:
+    """Drop every cached block no running request holds (what vLLM's /reset_prefix_cache does)."""
+    state = request.app[STATE_KEY]
+    for core in _targets(state, request.query.get("engine")):
+        core.prefix.clear()
+    return web.json_response(_snapshot(state))
+
+
 def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/_emulator/state", get_state)
     app.router.add_post("/_emulator/metrics", force_metrics)
     app.router.add_delete("/_emulator/metrics", clear_metrics)
     app.router.add_post("/_emulator/mode", set_mode)
     app.router.add_post("/_emulator/engine", set_engine)
+    app.router.add_delete("/_emulator/prefix_cache", reset_prefix_cache)

@@ -32,8 +32,8 @@ def _word(i: int) -> str:
     return " " + WORDS[i % len(WORDS)]
 
 
-def _prompt_of(body: dict[str, Any], chat: bool) -> tuple[str, int]:
-    """(text used as the prefix-cache key, prompt token count)."""
+def _prompt_of(body: dict[str, Any], chat: bool) -> tuple[str | list[int], int]:
+    """(the prompt as the prefix cache sees it: text, or token ids; prompt token count)."""
     if chat:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -42,7 +42,7 @@ def _prompt_of(body: dict[str, Any], chat: bool) -> tuple[str, int]:
         return text, count_tokens(text)
     prompt = body.get("prompt")
     if isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
-        return json.dumps(prompt), len(prompt)  # pre-tokenized prompt
+        return prompt, len(prompt)  # pre-tokenized prompt
     if isinstance(prompt, list):
         prompt = "".join(str(p) for p in prompt)
     if not isinstance(prompt, str) or not prompt:

@@ -3,9 +3,11 @@
 Each step admits waiting sequences while there is a free batch slot (`max_running`) and KV room for the
 prompt, sleeps for the step time (prefill of the newly admitted prompts + one decode step whose cost grows
 with the batch size), then gives every running sequence one token. KV is counted in tokens: a sequence holds
-prompt + generated tokens until it finishes. When a decode step would overflow the KV pool, the newest running
-sequence is preempted back to the head of the queue (vLLM's recompute preemption). Tokens per prompt are
-len(text) / 4, so tests can reason about the numbers.
+prompt + generated tokens until it finishes, except that the full prompt blocks running sequences share are
+counted once. When a decode step would overflow the KV pool, the newest running sequence is preempted back to
+the head of the queue (vLLM's recompute preemption). Tokens per prompt are len(text) / 4, so tests can reason
+about the numbers. The prefix cache (`engine_prefix`) keeps finished prompts' blocks in the free part of the
+pool until the room is needed; a prompt's cached leading blocks are not prefilled again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import collections
 import time
 from dataclasses import dataclass, field
 
+from llmsched.emulators.engine_prefix import PrefixCache
 from llmsched.emulators.expo import Histogram
 
 SPEED_PRESETS = {"fast": 1.0, "slow": 0.1}
@@ -112,7 +115,7 @@ def count_tokens(text: str) -> int:
 class Sequence:
     prompt_tokens: int
     max_tokens: int
-    prompt_key: str = ""  # prefix-cache identity of the prompt
+    block_hashes: tuple[bytes, ...] = ()  # the prompt's full blocks, chained (engine_prefix.block_hashes)
     arrival: float = field(default_factory=time.monotonic)
     generated: int = 0
     kv_tokens: int = 0
@@ -145,8 +148,8 @@ class EngineCore:
         self.e2e = Histogram(REQUEST_LATENCY_BUCKETS)
         self.queue_time = Histogram(REQUEST_LATENCY_BUCKETS)
         self.last_prefill_hit_rate = 0.0
+        self.prefix = PrefixCache(block_size)
         self._recent: collections.deque[tuple[float, int]] = collections.deque()  # (time, tokens) per step
-        self._seen_prompts: set[str] = set()
         self._wake = asyncio.Event()
 
     # -- what /metrics shows ---------------------------------------------------------------------------------
@@ -189,38 +192,45 @@ class EngineCore:
             self.waiting.remove(seq)
         if seq in self.running:
             self.running.remove(seq)
-            self.kv_used -= seq.kv_tokens
+            self._release(seq)
         seq.finish_reason = "abort"
         self.finished["abort"] += 1
 
-    def _prefix_hits(self, seq: Sequence) -> int:
-        # Whole blocks of an identical earlier prompt count as cached, like an exact-prefix hit.
-        hit = seq.prompt_key in self._seen_prompts
-        self._seen_prompts.add(seq.prompt_key)
-        return (seq.prompt_tokens // self.block_size) * self.block_size if hit else 0
+    def _private_tokens(self, seq: Sequence) -> int:
+        """KV tokens only this sequence holds: its prompt's partial last block and what it generated."""
+        return seq.prompt_tokens - len(seq.block_hashes) * self.block_size + seq.generated
+
+    def _release(self, seq: Sequence) -> None:
+        """Give back a running sequence's KV; its prompt blocks stay cached (free) until the room is needed."""
+        freed = self.prefix.unpin(seq.block_hashes)
+        self.kv_used -= freed * self.block_size + self._private_tokens(seq)
+        seq.kv_tokens = 0
 
     def _admit(self, now: float) -> int:
         """Move waiting sequences into the batch; returns the prompt tokens that must be prefilled."""
         prefill = queried = hits = 0
+        computing: set[bytes] = set()  # blocks first computed in this step: not cached for the others yet
         while self.waiting and len(self.running) < self.max_running:
             seq = self.waiting[0]
-            need = seq.prompt_tokens + seq.generated  # a preempted sequence recomputes what it had
+            # Blocks another running sequence holds cost no room; a preempted sequence recomputes what it had.
+            need = self.prefix.new_blocks(seq.block_hashes) * self.block_size + self._private_tokens(seq)
             if self.kv_used + need + 1 > self.kv_capacity:
                 break
             self.waiting.popleft()
+            cached = self.prefix.cached_tokens(seq.block_hashes, seq.prompt_tokens, computing)
             if seq.admitted_at is None:
                 seq.admitted_at = now
                 self.queue_time.observe(now - seq.arrival)
-                cached = self._prefix_hits(seq)
                 queried += seq.prompt_tokens
                 hits += cached
                 self.counters["prompt_tokens"] += seq.prompt_tokens
-                prefill += seq.prompt_tokens - cached
-            else:
-                prefill += need
+            prefill += seq.prompt_tokens + seq.generated - cached
+            computing.update(h for h in seq.block_hashes if h not in self.prefix.pinned and h not in self.prefix.free)
+            self.prefix.pin(seq.block_hashes)
             seq.kv_tokens = need
             self.kv_used += need
             self.running.append(seq)
+        self.prefix.fit(self.kv_capacity - self.kv_used)
         if queried:
             self.counters["prefix_queries"] += queried
             self.counters["prefix_hits"] += hits
@@ -231,8 +241,7 @@ class EngineCore:
 
     def _preempt_newest(self) -> None:
         victim = self.running.pop()
-        self.kv_used -= victim.kv_tokens
-        victim.kv_tokens = 0
+        self._release(victim)
         victim.preempted = True
         self.waiting.appendleft(victim)
         self.counters["preemptions"] += 1
@@ -259,12 +268,13 @@ class EngineCore:
             seq.events.put_nowait(seq.generated - 1)
             if seq.generated >= seq.max_tokens:
                 self.running.remove(seq)
-                self.kv_used -= seq.kv_tokens
+                self._release(seq)
                 seq.finish_reason = "length"
                 self.finished["length"] += 1
                 self.e2e.observe(now - seq.arrival)
                 seq.events.put_nowait(None)
         self.counters["generation_tokens"] += produced
+        self.prefix.fit(self.kv_capacity - self.kv_used)
         return produced
 
     def step_time(self, prefill_tokens: int) -> float:

@@ -8,10 +8,11 @@ the `EngineState`, which the aiohttp app carries; nothing is global.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 
+from llmsched.emulators.engine_prefix import block_hashes
 from llmsched.emulators.engine_sim import EngineCore, Sequence, parse_speed
 
 ENGINES = ("vllm", "sglang")
@@ -77,7 +78,8 @@ class EngineState:
         self.next_id += 1
         return self.next_id
 
-    def submit(self, prompt_text: str, prompt_tokens: int, max_tokens: int) -> tuple[EngineCore, Sequence]:
+    def submit(self, prompt: str | Seq[int], prompt_tokens: int, max_tokens: int) -> tuple[EngineCore, Sequence]:
+        """Queue a request on the least loaded engine; `prompt` (text, or token ids) keys its prefix cache."""
         if prompt_tokens + max_tokens > self.spec.context_limit:
             raise ValueError(
                 f"This model's maximum context length is {self.spec.context_limit} tokens. However, you requested "
@@ -88,7 +90,7 @@ class EngineState:
         seq = Sequence(
             prompt_tokens=prompt_tokens,
             max_tokens=max_tokens,
-            prompt_key=hashlib.sha1(prompt_text.encode()).hexdigest(),
+            block_hashes=block_hashes(prompt, self.spec.block_size),
         )
         core.submit(seq)
         return core, seq

@@ -11,6 +11,8 @@
 #   * IPv6 scheduler and LLM members work (sideband destinations use "addr.port" for IPv6);
 #   * a cached "fallback" answer is reused as fallback (the original sent it to the default pool);
 #   * one file: set `timing 1` to log the scheduler round trip (the original shipped two files for that).
+# Opt-in (off by default, and then the request bytes are the original's): `prefix_hints 1` adds the request
+# body's prefix fingerprints and its model name to the JSON, for cache-aware routing (deploy/f5/README.md).
 #
 # This variant needs EXACTLY ONE active member in the scheduler pool, like the original. With several
 # scheduler replicas use irule_llm_multi.tcl instead. Either file must be saved as /Common/irule_llm,
@@ -27,40 +29,90 @@ when HTTP_REQUEST {
     set sched_uri "/scheduler/select"
     set side_timeout_ms "500"                   ;# budget for each of connect, send and recv
     set call_interval_ms "1"                    ;# minimum gap between two scheduler calls per virtual server
+    set prefix_hints 0                          ;# 1: send the body's prefix fingerprints and model (opt-in)
+    set prefix_body_cap "32768"                 ;# bytes of the body read for them (at most 32768 are used)
     # ------------------------------------------------------------------------------------------------------
 
+    set llm_collecting 0
+    if { $prefix_hints } {
+        set collect_len [call /Common/irule_llm::collect_length [HTTP::header Content-Length] [HTTP::header exists Transfer-Encoding] [HTTP::header exists Expect] $prefix_body_cap]
+        if { $collect_len > 0 && [catch { HTTP::collect $collect_len }] == 0 } {
+            # The decision waits for the first bytes of the body: HTTP_REQUEST_DATA makes it.
+            set llm_collecting 1
+            return
+        }
+        if { $debug } { log local0.debug "llm: no prefix hint for this request (no fixed-length body to read)" }
+    }
+    call /Common/irule_llm::schedule "" "" $debug $timing $partition $pool_tblb_sched $pool_backend_llm $pool_fallback_llm $sched_uri $side_timeout_ms $call_interval_ms
+}
+
+when HTTP_REQUEST_DATA {
+    # Fires for our HTTP::collect only (llm_collecting), never for a collect of another iRule.
+    if { [info exists llm_collecting] && $llm_collecting } {
+        set llm_collecting 0
+        set body [HTTP::payload]
+        set prefix [call /Common/irule_llm::prefix_fingerprints $body $prefix_body_cap]
+        set model [call /Common/irule_llm::body_model $body]
+        unset body
+        call /Common/irule_llm::schedule $prefix $model $debug $timing $partition $pool_tblb_sched $pool_backend_llm $pool_fallback_llm $sched_uri $side_timeout_ms $call_interval_ms
+        HTTP::release
+    }
+}
+
+# One scheduling decision: ask the scheduler (or reuse the virtual server's last answer) and apply it.
+# `prefix` is the JSON array body of fingerprints ("" = none) and `model` the body's model ("" = none); a
+# request with a prefix is always asked, because another prompt's answer says nothing about this prompt.
+proc schedule { prefix model debug timing partition sched_pool backend_pool fallback_pool sched_uri timeout_ms interval_ms } {
     set vs [virtual name]
     set now [clock clicks -milliseconds]
-    set last_call [table lookup -notouch "last_call_time_$vs"]
-    if { $last_call ne "" && ($now - $last_call) < $call_interval_ms } {
-        # A call for this virtual server happened moments ago: reuse its answer instead of asking again.
-        set cached [table lookup -notouch "llm_nexthop_$vs"]
-        if { $debug } { log local0.debug "llm: reusing cached answer '$cached' for $vs" }
-        call /Common/irule_llm::select_pool $cached $pool_backend_llm $pool_fallback_llm
-        return
+    if { $prefix eq "" } {
+        set last_call [table lookup -notouch "last_call_time_$vs"]
+        if { $last_call ne "" && ($now - $last_call) < $interval_ms } {
+            # A call for this virtual server happened moments ago: reuse its answer instead of asking again.
+            set cached [table lookup -notouch "llm_nexthop_$vs"]
+            if { $debug } { log local0.debug "llm: reusing cached answer '$cached' for $vs" }
+            call /Common/irule_llm::select_pool $cached $backend_pool $fallback_pool
+            return
+        }
     }
     table set "last_call_time_$vs" $now 60
 
-    set sched [call /Common/irule_llm::split_scheduler $pool_tblb_sched $debug]
-    if { $sched eq "" } {
+    set schedulers [call /Common/irule_llm::schedulers $sched_pool $debug]
+    if { [llength $schedulers] == 0 } {
         # No usable scheduler: the request goes to the virtual server's default pool, BIG-IP balances it.
         return
     }
-    set candidates [call /Common/irule_llm::member_strings [active_members -list $pool_backend_llm]]
+    set candidates [call /Common/irule_llm::member_strings [active_members -list $backend_pool]]
     if { [llength $candidates] == 0 } {
-        if { $debug } { log local0.debug "llm: no active member in $pool_backend_llm" }
+        if { $debug } { log local0.debug "llm: no active member in $backend_pool" }
         return
     }
-    set payload [call /Common/irule_llm::build_sched_payload $pool_backend_llm $partition $candidates]
+    set payload [call /Common/irule_llm::with_hints [call /Common/irule_llm::build_sched_payload $backend_pool $partition $candidates] $prefix $model]
     set started [clock clicks -milliseconds]
-    set response [call /Common/irule_llm::http_req $sched $sched_uri $payload $side_timeout_ms $debug]
+    set response ""
+    foreach sched $schedulers {
+        set response [call /Common/irule_llm::http_req $sched $sched_uri $payload $timeout_ms $debug]
+        if { [call /Common/irule_llm::http_status $response] ne "" } {
+            break
+        }
+        if { $debug } { log local0.debug "llm: scheduler $sched did not answer" }
+    }
     set answer [call /Common/irule_llm::decide $response $candidates $debug]
     table set "llm_nexthop_$vs" $answer 60
-    call /Common/irule_llm::select_pool $answer $pool_backend_llm $pool_fallback_llm
+    call /Common/irule_llm::select_pool $answer $backend_pool $fallback_pool
     if { $timing } {
         set total_duration [expr { [clock clicks -milliseconds] - $started }]
         log local0.info "Scheduler total duration: ${total_duration}ms (from connection to pool selection)"
     }
+}
+
+# The sideband destinations to try, in order: the single active scheduler, or none (see split_scheduler).
+proc schedulers { sched_pool debug } {
+    set sched [call /Common/irule_llm::split_scheduler $sched_pool $debug]
+    if { $sched eq "" } {
+        return [list]
+    }
+    return [list $sched]
 }
 
 # The scheduler's sideband destination, or "" unless exactly one scheduler member is active (as the original).
@@ -198,4 +250,82 @@ proc select_pool { answer backend_pool fallback_pool } {
     } else {
         pool $backend_pool
     }
+}
+
+# ---- prefix hints (prefix_hints 1; wire contract in deploy/f5/README.md) ------------------------------------
+# How many body bytes to collect: min(Content-Length, cap, 32768), or 0 = no hint. Only a body with a plain
+# Content-Length is read: a chunked body, one announced with "Expect: 100-continue" (the client waits for the
+# server before sending it) and a missing or unreadable length are passed on untouched.
+proc collect_length { content_length chunked expect cap } {
+    if { $chunked || $expect || ![string is digit -strict $content_length] || [string length $content_length] > 12 } {
+        return 0
+    }
+    if { ![string is digit -strict $cap] || [string length $cap] > 12 } {
+        return 0
+    }
+    # scan, not expr on the raw digits: Tcl reads a leading 0 as octal.
+    scan $content_length %d length
+    scan $cap %d limit
+    if { $limit > 32768 } {
+        set limit 32768
+    }
+    if { $length < $limit } {
+        return $length
+    }
+    return $limit
+}
+
+# The chained fingerprints of the body's first min(cap, 32768) bytes, as the inside of a JSON array:
+# block i (512 bytes) gives sha1(digest of block i-1 . block i), so each one covers every byte before it; the
+# first 8 bytes of each 20-byte digest go out as 16 lowercase hex digits. A trailing partial block is not sent (as an
+# engine's prefix cache, which only shares full blocks). "" when the body is shorter than one block.
+proc prefix_fingerprints { body cap } {
+    set usable [string length $body]
+    if { [string is digit -strict $cap] && [string length $cap] <= 12 } {
+        scan $cap %d limit
+        if { $limit < $usable } {
+            set usable $limit
+        }
+    }
+    set count [expr { $usable / 512 }]
+    if { $count > 64 } {
+        set count 64
+    }
+    set out [list]
+    set digest ""
+    for { set i 0 } { $i < $count } { incr i } {
+        set digest [sha1 "$digest[string range $body [expr { $i * 512 }] [expr { $i * 512 + 511 }]]"]
+        binary scan $digest H16 hex
+        lappend out "\"$hex\""
+    }
+    return [join $out ","]
+}
+
+# The value of the body's first "model" key when it is a plain model name (letters, digits and ._:/@+-, at
+# most 256 characters); "" otherwise. Anything else would need JSON escaping, so it is left out.
+proc body_model { body } {
+    # string first bounds the regexp to a few hundred bytes instead of the whole collected body.
+    set at [string first {"model"} $body]
+    if { $at < 0 || ![regexp {^"model"[ \t\r\n]*:[ \t\r\n]*"([^"\\]*)"} [string range $body $at [expr { $at + 300 }]] -> model] } {
+        return ""
+    }
+    if { [string length $model] > 256 || ![regexp {^[A-Za-z0-9._:/@+-]+$} $model] } {
+        return ""
+    }
+    return $model
+}
+
+# The select JSON with the optional "model" and "prefix" fields; without hints the payload is left as built.
+proc with_hints { payload prefix model } {
+    if { $model eq "" && $prefix eq "" } {
+        return $payload
+    }
+    set extra ""
+    if { $model ne "" } {
+        append extra ",\"model\":\"$model\""
+    }
+    if { $prefix ne "" } {
+        append extra ",\"prefix\":\[$prefix\]"
+    }
+    return "[string range $payload 0 end-1]$extra\}"
 }

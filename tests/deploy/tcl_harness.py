@@ -3,8 +3,10 @@
 The stand-ins keep BIG-IP's documented semantics where the iRule depends on them: `connect` returns "" on
 failure and takes "IPv4:port" or "IPv6.port"; `send`/`recv` report `-status`; `recv N` returns what arrived
 by the timeout or the peer's close; `table` is a shared key/value store; `active_members -list` yields
-{addr port} pairs. The sideband commands use real TCP sockets, so a test can put a real scheduler API behind
-them. Everything the rule does is recorded and returned as `IRuleRun`.
+{addr port} pairs; `HTTP::header`, `HTTP::collect`, `HTTP::payload` and `HTTP::release` serve one client
+request (headers and body bytes, HTTP_REQUEST_DATA fired after a collect); `sha1` returns the raw digest, as
+BIG-IP's does (tcllib's sha1 computes it). The sideband commands use real TCP sockets, so a test can put a real
+scheduler API behind them. Everything the rule does is recorded and returned as `IRuleRun`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +24,25 @@ ROOT = Path(__file__).resolve().parents[2]
 SINGLE = ROOT / "deploy" / "f5" / "irule_llm.tcl"
 MULTI = ROOT / "deploy" / "f5" / "irule_llm_multi.tcl"
 TCLSH = shutil.which("tclsh")
-needs_tclsh = pytest.mark.skipif(TCLSH is None, reason="tclsh is not installed (apt-get install tcl to run these)")
+
+
+def _has_tcllib() -> bool:
+    """tcllib provides the sha1 that stands in for BIG-IP's."""
+    if TCLSH is None:
+        return False
+    probe = subprocess.run([TCLSH], input="puts [package require sha1]\n", capture_output=True, text=True, timeout=30)
+    return probe.stdout.strip() != ""
+
+
+needs_tclsh = pytest.mark.skipif(
+    not _has_tcllib(), reason="tclsh or tcllib is not installed (apt-get install tcl tcllib to run these)"
+)
 
 STANDINS = r"""
 set ::events [dict create]
 proc when {event args} { dict set ::events $event [lindex $args end] }
-proc fire {event} { eval [dict get $::events $event] }
+# Events run at global level: like iRule variables, what one event sets is seen by the next on the connection.
+proc fire {event} { uplevel #0 [dict get $::events $event] }
 # `call /Common/irule_llm::name args` -> the proc `name` (namespace tail).
 proc call {name args} { uplevel 1 [list [namespace tail $name] {*}$args] }
 # One line per event: the kind, then each field hex-encoded (fields may hold CR/LF, braces, anything).
@@ -117,6 +133,38 @@ proc recv {args} {
     return $data
 }
 proc close {conn} { record CLOSED $conn ; _tcl_close $conn }
+# The client's request: headers (lower-case names) and body bytes; HTTP::collect records what it asked for, and
+# `deliver` then fires HTTP_REQUEST_DATA with the body collected so far. Like BIG-IP, it may hold more than was
+# asked for (up to 4 KB more), so the rule must apply its own cap.
+set ::client_headers [dict create]
+set ::client_body ""
+namespace eval HTTP {}
+proc HTTP::header {args} {
+    if {[lindex $args 0] eq "exists"} { return [dict exists $::client_headers [string tolower [lindex $args 1]]] }
+    set name [string tolower [lindex $args 0]]
+    if {[dict exists $::client_headers $name]} { return [dict get $::client_headers $name] }
+    return ""
+}
+proc HTTP::collect {args} {
+    record COLLECT {*}$args
+    if {[info exists ::collect_error]} { error $::collect_error }
+    set ::collect_pending [lindex $args 0]
+}
+proc HTTP::payload {args} {
+    if {[llength $args]} { error "HTTP::payload $args: not emulated" }
+    return $::collected
+}
+proc HTTP::release {} { record RELEASE }
+proc deliver {} {
+    if {![info exists ::collect_pending]} { return }
+    set ::collected [string range $::client_body 0 [expr {$::collect_pending + 4095}]]
+    unset ::collect_pending
+    record DATA [string length $::collected]
+    fire HTTP_REQUEST_DATA
+}
+package require sha1
+# BIG-IP's sha1: the 20 raw digest bytes of the string's bytes (tcllib's sha1 needs -bin for raw bytes).
+proc sha1 {data} { return [::sha1::sha1 -bin -- $data] }
 """
 
 
@@ -167,21 +215,28 @@ def run_irule(
     tmp_path: Path | None = None,
     extra: str = "",
     timeout: float = 30.0,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
 ) -> IRuleRun:
-    """Fire HTTP_REQUEST `fires` times in one tclsh process (the session table persists between fires)."""
+    """Fire HTTP_REQUEST `fires` times in one tclsh process (the session table persists between fires).
+
+    Every fire is the same client request: `headers` and `body` (bytes). When the rule collects the body,
+    HTTP_REQUEST_DATA fires right after HTTP_REQUEST."""
     assert TCLSH is not None
     rule = (tmp_path or Path("/tmp")) / "irule_under_test.tcl"
     rule.write_text(rule_text, encoding="utf-8")
     active_dict = " ".join(
         f"{{{pool}}} {{{tcl_list([f'{a} {p}' for a, p in members])}}}" for pool, members in active.items()
     )
+    header_dict = " ".join(f"{{{k.lower()}}} {{{v}}}" for k, v in (headers or {}).items())
     script = (
         STANDINS
-        + f"\nset ::active [dict create {active_dict}]\nsource {{{rule}}}\n{extra}\n"
-        + "\n".join("record FIRE\nfire HTTP_REQUEST" for _ in range(fires))
+        + f"\nset ::active [dict create {active_dict}]\nset ::client_headers [dict create {header_dict}]\n"
+        + f"set ::client_body [binary decode hex {{{body.hex()}}}]\nsource {{{rule}}}\n{extra}\n"
+        + "\n".join("record FIRE\nfire HTTP_REQUEST\ndeliver" for _ in range(fires))
         + "\n"
     )
-    proc = subprocess.run([TCLSH], input=script, capture_output=True, text=True, timeout=timeout)
+    proc = _tclsh(script, rule.with_suffix(".run.tcl"), timeout)
     assert proc.returncode == 0, f"tclsh failed: {proc.stderr}"
     return IRuleRun(events=[_event(line) for line in proc.stdout.splitlines() if line], stdout=proc.stdout)
 
@@ -197,9 +252,17 @@ def call_procs(rule_path: Path, calls: list[tuple[str, ...]]) -> list[str]:
         words = " ".join(f"[encoding convertfrom utf-8 [binary decode hex {{{a.encode().hex()}}}]]" for a in args)
         lines.append(f"record RESULT [{name} {words}]")
     full = STANDINS + f"\nset ::active [dict create]\nsource {{{rule_path}}}\n" + "\n".join(lines) + "\n"
-    proc = subprocess.run([TCLSH], input=full, capture_output=True, text=True, timeout=30)
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = _tclsh(full, Path(tmp) / "calls.tcl", 30)
     assert proc.returncode == 0, f"tclsh failed: {proc.stderr}"
     return [e[1] for e in map(_event, proc.stdout.splitlines()) if e[0] == "RESULT"]
+
+
+def _tclsh(script: str, path: Path, timeout: float) -> subprocess.CompletedProcess:
+    """Run `script` as a file: tclsh reading a script from stdin prints an error and goes on (exit status 0),
+    which would hide a Tcl error in the rule; from a file, an error stops it with status 1."""
+    path.write_text(script, encoding="utf-8")
+    return subprocess.run([TCLSH, str(path)], capture_output=True, text=True, timeout=timeout)
 
 
 def _event(line: str) -> list[str]:

@@ -26,6 +26,8 @@ ORIGINAL_VARIABLES = {
     "call_interval_ms": "1",
     "timing": "0",
 }
+# The opt-in prefix hints (issue 13): off by default, so an unedited rule sends the original's bytes.
+HINT_VARIABLES = {"prefix_hints": "0", "prefix_body_cap": "32768"}
 REQUEST_TEMPLATE = (
     "POST {uri} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
     "Connection: close\r\n\r\n{payload}"
@@ -79,8 +81,8 @@ def test_braces_brackets_and_quotes_balance(path):
 
 
 @pytest.mark.parametrize("path", RULES, ids=lambda p: p.name)
-def test_variables_and_defaults_are_the_originals(path):
-    assert event_variables(path) == ORIGINAL_VARIABLES
+def test_variables_and_defaults_are_the_originals_plus_the_hints_switched_off(path):
+    assert event_variables(path) == ORIGINAL_VARIABLES | HINT_VARIABLES
 
 
 @pytest.mark.parametrize("path", RULES, ids=lambda p: p.name)
@@ -137,13 +139,15 @@ def test_every_called_proc_is_defined_under_the_documented_rule_name(path):
     assert "irule_llm_multi::" not in source
 
 
-def test_the_multi_variant_shares_every_proc_of_the_single_one_word_for_word():
+def test_the_multi_variant_shares_every_proc_and_event_of_the_single_one_but_the_scheduler_choice():
     single = {m: proc_body(SINGLE, m) for m in re.findall(r"^proc (\w+) ", text(SINGLE), re.M)}
+    # The "exactly one scheduler" rule (split_scheduler, and `schedulers` that uses it) is what multi replaces.
+    assert "proc split_scheduler" not in text(MULTI)
     for name, body in single.items():
-        if name == "split_scheduler":  # the "exactly one scheduler" rule is what multi replaces
-            assert "proc split_scheduler" not in text(MULTI)
-            continue
-        assert proc_body(MULTI, name) == body, f"proc {name} differs between the two files"
+        if name not in ("split_scheduler", "schedulers"):
+            assert proc_body(MULTI, name) == body, f"proc {name} differs between the two files"
+    data_event = text(SINGLE).split("when HTTP_REQUEST_DATA {", 1)[1].split("\n}\n", 1)[0]
+    assert data_event == text(MULTI).split("when HTTP_REQUEST_DATA {", 1)[1].split("\n}\n", 1)[0]
 
 
 def test_timing_is_a_variable_and_logs_the_originals_line():
