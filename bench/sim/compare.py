@@ -22,6 +22,7 @@ from llmsched.bench.sim.sweep import PublishedRow
 DEFAULT_POLICY = "default"
 DEFAULT_LIMIT = 2.0  # %: llmsched's default may be at most this much slower than the baseline (mean TTFT)
 METRICS = ("ttft_mean", "ttft_p50", "ttft_p99")
+JSON_METRICS = METRICS + ("tpot_mean",)
 
 
 def change(value: float, baseline: float) -> float:
@@ -110,11 +111,12 @@ def markdown(sc: Scenario, points: Sequence[Point]) -> str:
         f"Simulated: mean over the seeds (the range of the mean change over seeds in brackets). `match`: within "
         f"the tolerance of the published mean change and on its side of zero where that exceeds 3 %. "
         f"`target`: `{DEFAULT_POLICY}` at most {DEFAULT_LIMIT:+.0f} % and better than `{sweep.original}` where "
-        f"that loses.",
+        f"that loses. `TPOT`: mean TPOT change of `{sweep.original}`, published / simulated (not a calibration "
+        f"target: an out-of-sample check).",
         "",
         f"| concurrency | published ({sweep.original}) | simulated {sweep.original} | match (tolerance) | "
-        f"simulated {DEFAULT_POLICY} | target | {sweep.baseline} TTFT mean / p99 (ms) |",
-        "|---:|---|---|---|---|---|---|",
+        f"simulated {DEFAULT_POLICY} | target | TPOT | {sweep.baseline} TTFT mean / p99 (ms) |",
+        "|---:|---|---|---|---|---|---|---|",
     ]
     for point in points:
         row = sweep.row(point.concurrency)
@@ -128,7 +130,12 @@ def markdown(sc: Scenario, points: Sequence[Point]) -> str:
         tol = "" if row is None else f" (±{row.tolerance:g})"
         mean_ms, p99_ms = (point.level(sweep.baseline, m) * 1000 for m in ("ttft_mean", "ttft_p99"))
         base = f"{mean_ms:.0f} / {p99_ms:.0f}"
-        lines.append(f"| {point.concurrency} | {pub} | {cells[0]} | {match}{tol} | {cells[1]} | {target} | {base} |")
+        tpot = _pct(point.mean_change(sweep.original, sweep.baseline, "tpot_mean"))
+        if row is not None and row.tpot is not None:
+            tpot = f"{_pct(row.tpot)} / {tpot}"
+        lines.append(
+            f"| {point.concurrency} | {pub} | {cells[0]} | {match}{tol} | {cells[1]} | {target} | {tpot} | {base} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -145,13 +152,19 @@ def to_json(sc: Scenario, points: Sequence[Point]) -> dict:
                 "seeds": list(point.seeds),
                 "published": None
                 if row is None
-                else {"ttft_mean": row.mean, "ttft_p50": row.median, "ttft_p99": row.p99, "tolerance": row.tolerance},
+                else {
+                    "ttft_mean": row.mean,
+                    "ttft_p50": row.median,
+                    "ttft_p99": row.p99,
+                    "tpot_mean": row.tpot,
+                    "tolerance": row.tolerance,
+                },
                 "simulated": {
-                    p: {m: point.mean_change(p, sweep.baseline, m) for m in METRICS}
+                    p: {m: point.mean_change(p, sweep.baseline, m) for m in JSON_METRICS}
                     for p in point.results
                     if p != sweep.baseline
                 },
-                "baseline": {m: point.level(sweep.baseline, m) for m in METRICS},
+                "baseline": {m: point.level(sweep.baseline, m) for m in JSON_METRICS},
                 "match": match == "yes" if row is not None else None,
                 "default_target": target == "yes",
             }
