@@ -14,6 +14,7 @@ help:
 	@echo "make test        the test suite (starts its own Redis)"
 	@echo "make bench-api   decision API throughput and latency (connection per request, like the iRule)"
 	@echo "make bench-scoring  metrics-to-score latency through a real scoring worker"
+	@echo "make bench-routing  routing simulator: the original's published GPU sweeps side by side, every scenario"
 
 system-deps:
 	@missing=""; \
@@ -66,7 +67,10 @@ clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
 
 # Routing simulator: every shipped scenario (bench/scenarios), every policy, tables as in docs/routing.md.
+# The routing simulator (docs/routing.md): the original's two published GPU sweeps, each row beside the
+# simulated one, then every shipped scenario. About two minutes on two cores.
 bench-routing: install
+	$(LLMSCHED) bench routing --sweep published_heterogeneous --sweep published_homogeneous
 	$(LLMSCHED) bench routing --all
 
 # Fault injection against real processes (tests/faults, docs/reliability.md): Redis, BIG-IP and engine outages,

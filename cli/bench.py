@@ -25,7 +25,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--list", action="store_true", help="print the shipped scenario names, one per line")
     what.add_argument("--scenario", metavar="NAME|FILE.yaml", help="a shipped scenario name or a scenario file")
     what.add_argument("--all", action="store_true", help="run every shipped scenario")
-    routing.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
+    what.add_argument(
+        "--sweep",
+        action="append",
+        metavar="NAME|FILE.yaml",
+        help="run a scenario's concurrency sweep and print it beside the published measurements (repeatable)",
+    )
+    routing.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's or sweep's)")
+    routing.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="N closed-loop clients instead of the scenario's arrivals (not with --sweep)",
+    )
     routing.add_argument(
         "--policies",
         default=None,
@@ -48,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
             for name in scenario.shipped():
                 print(name)
             return 0
+        if args.sweep:
+            return _sweeps(args, [scenario.load(n) for n in args.sweep])
         scenarios = [scenario.load(n) for n in scenario.shipped()] if args.all else [scenario.load(args.scenario)]
+        if args.concurrency is not None:
+            scenarios = [sc.with_concurrency(args.concurrency) for sc in scenarios]
         for p in policies or ():
             if p not in scenario.known_policies():
                 raise scenario.ScenarioError(
@@ -67,4 +84,24 @@ def run(args: argparse.Namespace) -> int:
             if i:
                 print()
             report.print_text(prepared, results)
+    return 0
+
+
+def _sweeps(args: argparse.Namespace, scenarios: list) -> int:
+    from llmsched.bench.sim import compare, report, scenario
+
+    for sc in scenarios:
+        if sc.sweep is None:
+            raise scenario.ScenarioError(f"{sc.source}: --sweep needs a scenario with a `sweep` section")
+    if args.concurrency is not None or args.policies:
+        raise scenario.ScenarioError("--sweep sets its own concurrencies and policies (no --concurrency/--policies)")
+    for i, sc in enumerate(scenarios):
+        seeds = [args.seed] if args.seed is not None else None
+        points = compare.run_sweep(sc, seeds, report.stderr_progress)
+        if args.json:
+            print(json.dumps(compare.to_json(sc, points)), flush=True)
+        else:
+            if i:
+                print()
+            print(compare.markdown(sc, points), flush=True)
     return 0

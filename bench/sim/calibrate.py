@@ -4,7 +4,10 @@
   max_seqs / 8 to 2 x max_seqs clients), the reference for a scenario's `load`;
 * background: requests per second a closed loop of N clients alone gets from an engine;
 * anchor: N ShareGPT requests sent at once (vLLM `benchmark_serving.py --request-rate inf`), to compare with
-  published runs. `python -m llmsched.bench.sim.calibrate` prints all three for every preset (docs/routing.md).
+  published runs;
+* closed_loop: mean TTFT, TPOT, waiting queue and KV use with N closed-loop clients, to check the presets of the
+  original's published set-ups against the statements they were derived from.
+`python -m llmsched.bench.sim.calibrate` prints them for every preset (docs/routing.md).
 """
 
 from __future__ import annotations
@@ -95,6 +98,39 @@ def anchor(prof: EngineProfile, workload: Workload, prompts: int = 1000, seed: i
     }
 
 
+def closed_loop(prof: EngineProfile, workload: Workload, clients: int, seed: int = 3, horizon: float = 300.0) -> dict:
+    """`clients` closed-loop clients on one engine, measured after a fifth of the horizon: mean TTFT and TPOT of
+    the requests sent then, and the time-averaged waiting queue and KV-cache use (what /metrics would show)."""
+    loop = _ClosedLoop(prof, workload, clients, seed, refill=True)
+    start, now = horizon / 5, 0.0
+    waiting = kv = weight = 0.0
+    while now < horizon:
+        step = loop.engine.start_step(now)
+        if step is None:
+            break
+        if now >= start:
+            waiting += len(loop.engine.waiting) * step
+            kv += loop.engine.kv_used / prof.kv_tokens * step
+            weight += step
+        now += step
+        loop.engine.end_step(now)
+    done = [r for r in loop.done if r.arrival >= start]
+    return {
+        "ttft_mean": statistics.fmean(r.first_token - r.arrival for r in done if r.first_token is not None),
+        "tpot_mean": statistics.fmean(t for t in (r.tpot for r in done) if t is not None),
+        "waiting_mean": waiting / weight,
+        "kv_mean": kv / weight,
+    }
+
+
+# The statements of the original's published set-ups each preset is checked against (docs/routing.md):
+# clients at which to report TTFT, and clients around its stated waiting-queue onset.
+PUBLISHED_CHECKS = {
+    "published-1gpu": ((1, 5, 10, 20, 30, 40, 50), (150, 160, 170)),
+    "published-4gpu-tp4": ((1, 5, 10, 20, 30, 40, 50), (240, 250, 260)),
+}
+
+
 def idle_latency(prof: EngineProfile, prompt: int, output: int) -> tuple[float, float]:
     """(TTFT, TPOT) of one request alone on an idle engine."""
     loop = _ClosedLoop(prof, Workload(), 0, 0, refill=False)
@@ -117,6 +153,19 @@ def main() -> None:
             f"{name:<21} {capacity(prof, wl):>6.2f}/s {ttft * 1000:>8.1f}ms {tpot * 1000:>8.1f}ms | "
             f"{a['duration']:>38.1f}s {a['throughput_rps']:>6.2f} {a['output_tok_s']:>10.0f} "
             f"{a['ttft_mean']:>9.2f}s {a['tpot_mean'] * 1000:>8.1f}ms"
+        )
+    print("\nclosed loops, seed 3: mean TTFT / TPOT in ms at N clients; mean waiting queue and KV use at N clients")
+    for name, (light, heavy) in PUBLISHED_CHECKS.items():
+        prof = PRESETS[name]
+        cells = [closed_loop(prof, wl, n) for n in light]
+        print(
+            f"{name:<21} "
+            + "  ".join(f"{n}: {c['ttft_mean'] * 1000:.1f} / {c['tpot_mean'] * 1000:.1f}" for n, c in zip(light, cells))
+        )
+        cells = [closed_loop(prof, wl, n) for n in heavy]
+        print(
+            f"{'':<21} "
+            + "  ".join(f"{n}: waiting {c['waiting_mean']:.1f}, KV {c['kv_mean']:.0%}" for n, c in zip(heavy, cells))
         )
 
 

@@ -61,7 +61,7 @@ class Request:
         self.join = 0  # tick at which it started decoding
         self.finish_tick = 0
         self.epoch = 0  # bumped on every (re)start of decoding: stale heap entries are skipped
-        self.client = -1  # background client that sent it
+        self.client = -1  # closed-loop client that sent it (-1: open-loop or background)
 
     @property
     def tpot(self) -> float | None:
@@ -157,12 +157,12 @@ class Engine:
             return None
         self.chunks = chunks
         self.busy = True
-        duration = (
-            p.step_base
-            + p.step_per_seq * (self.n_dec + len(chunks))
-            + p.step_per_ctx_token * self.kv_used
-            + prefill_tokens / p.prefill_rate
-        )
+        duration = p.step_base + p.step_per_seq * (self.n_dec + len(chunks))
+        if p.weights_read > 0:  # roofline: the weight and KV reads overlap the compute of every token in the step
+            memory = p.weights_read + p.step_per_ctx_token * self.kv_used
+            duration += max(memory, (self.n_dec + prefill_tokens) / p.prefill_rate)
+        else:
+            duration += p.step_per_ctx_token * self.kv_used + prefill_tokens / p.prefill_rate
         self.step_end = now + duration
         return duration
 

@@ -15,6 +15,16 @@ The step-time model (one engine iteration, all running sequences advance by one 
 step_base is reading the weights once (memory-bound decode at batch 1) plus launch overhead; step_per_ctx_token
 is reading one token's KV; step_per_seq the per-sequence compute and CPU work; prefill_rate the compute-bound
 prompt throughput.
+
+A preset with `weights_read` > 0 uses the roofline form instead, where compute and memory traffic overlap:
+
+    step = step_base + step_per_seq x sequences_in_batch
+           + max(weights_read + step_per_ctx_token x KV_tokens_in_use, tokens_in_step / prefill_rate)
+
+with tokens_in_step = decoding sequences + prefill tokens, and step_base the launch and communication overhead
+alone. A step is memory-bound (flat in the batch) until it carries about weights_read x prefill_rate tokens
+(the ridge point), then grows with every token: that is the TTFT knee of a busy server, which the additive form
+(prefill always paid on top of the weight read) does not have. docs/routing.md says which presets use which.
 """
 
 from __future__ import annotations
@@ -32,6 +42,12 @@ class EngineProfile:
     step_per_ctx_token: float  # s per KV token in use (attention reads)
     prefill_rate: float  # prompt tokens per second
     description: str = ""
+    weights_read: float = 0.0  # s; > 0 selects the roofline step (see above), 0 the additive one
+
+    @property
+    def ridge_tokens(self) -> float:
+        """Roofline presets: tokens per step beyond which a step is compute-bound (0 for additive presets)."""
+        return self.weights_read * self.prefill_rate
 
     def with_overrides(self, overrides: dict) -> EngineProfile:
         known = {f.name for f in fields(self)}
@@ -89,6 +105,38 @@ PRESETS: dict[str, EngineProfile] = {
         step_per_ctx_token=0.046e-6,
         prefill_rate=30_000.0,
         description="1x H100 80GB SXM, Llama-3.1-8B bf16, vLLM V1 defaults",
+    ),
+    # The original's published GPU tests (docs/routing.md "The published set-ups" derives every number). Its
+    # hardware is not named; the description fits 24 GB GPUs serving a ~4B model (its "4-byte model", read as
+    # 4B; Qwen3-4B figures: 8.04 GB of bf16 weights, 8.04 GFLOP and 144 KiB of KV per token), with A10
+    # datasheet figures (600 GB/s at 85 %, 125 TFLOPS bf16 at 50 %), in the roofline form (weights_read).
+    # 1-GPU: weights in 15.8 ms, 7,770 prompt tok/s, KV reads 0.29 us/token; KV 70k tokens, i.e. ~160 ShareGPT
+    # sequences ("waiting requests increase after 160"; vLLM's memory formula gives 65-81k).
+    "published-1gpu": EngineProfile(
+        max_seqs=256,
+        max_batched_tokens=2048,
+        kv_tokens=70_000,
+        step_base=0.0015,
+        step_per_seq=0.00012,
+        step_per_ctx_token=0.29e-6,
+        prefill_rate=7_770.0,
+        weights_read=0.0158,
+        description="the original's 1-GPU server from its description: 24 GB GPU, ~4B model",
+    ),
+    # 4-GPU, tensor parallel over PCIe: a quarter of the weights per GPU (3.95 ms), launch + 72 all-reduce
+    # latencies per step (3.3 ms); per token 32 us of compute (4 GPUs) + 55 us of all-reduce (72 x 5 KiB x 1.5
+    # at 10 GB/s) = 11,500 tok/s; 256 slots ("waiting requests increase after 250"); KV 470k tokens (its
+    # cache "stayed around 20-25 %": 250 sequences of ~430 tokens).
+    "published-4gpu-tp4": EngineProfile(
+        max_seqs=256,
+        max_batched_tokens=2048,
+        kv_tokens=470_000,
+        step_base=0.0033,
+        step_per_seq=0.00005,
+        step_per_ctx_token=0.072e-6,
+        prefill_rate=11_500.0,
+        weights_read=0.00395,
+        description="the original's 4-GPU tensor-parallel server from its description: 4 x 24 GB GPUs, ~4B model",
     ),
 }
 

@@ -28,11 +28,7 @@ def run_scenario(
     prepared = runner.prepare(scenario, seed)
     names = list(policies or scenario.policies)
     if progress:
-        progress(
-            f"{scenario.name}: {len(prepared.requests)} requests at {prepared.rate:.2f}/s "
-            f"({scenario.load:.0%} of {sum(prepared.capacity) - sum(prepared.background):.2f}/s), "
-            f"{len(names)} policies"
-        )
+        progress(f"{scenario.name}: {offered(prepared)}, {len(names)} policies")
     results = []
     for i, name in enumerate(names, start=1):
         t0 = time.monotonic()
@@ -42,6 +38,15 @@ def run_scenario(
     if progress:
         progress(f"  done in {time.monotonic() - started:.1f}s")
     return prepared, results
+
+
+def offered(prepared: Prepared) -> str:
+    """The offered load in words: closed-loop clients, or the open-loop rate and its share of capacity."""
+    sc = prepared.scenario
+    if sc.arrivals.closed:
+        return f"{sc.arrivals.concurrency} closed-loop clients"
+    available = sum(prepared.capacity) - sum(prepared.background)
+    return f"{len(prepared.requests)} requests at {prepared.rate:.2f}/s ({sc.load:.0%} of {available:.2f}/s)"
 
 
 def to_json(scenario: Scenario, results: Sequence[Result]) -> dict:
@@ -62,8 +67,9 @@ def print_text(prepared: Prepared, results: Sequence[Result], out: TextIO | None
     print(f"scenario {sc.name} (seed {prepared.seed}): {sc.description}", file=out)
     engines = ", ".join(f"{e.name} ({e.profile_name}, {c:.1f} req/s)" for e, c in zip(sc.engines, prepared.capacity))
     print(f"engines: {engines}", file=out)
+    load = f"{sc.arrivals.concurrency} closed-loop clients" if sc.arrivals.closed else f"at {prepared.rate:.2f} req/s"
     print(
-        f"arrivals: {sc.arrivals.process} at {prepared.rate:.2f} req/s; scrape every "
+        f"arrivals: {sc.arrivals.process}, {load}; scrape every "
         f"{sc.pipeline.scrape_interval:g}s; {sc.pipeline.replicas} API replica(s)",
         file=out,
     )
@@ -81,13 +87,18 @@ def print_text(prepared: Prepared, results: Sequence[Result], out: TextIO | None
         )
 
 
+def _concurrency_flag(sc: Scenario) -> str:
+    return f" --concurrency {sc.arrivals.concurrency}" if sc.arrivals.closed else ""
+
+
 def markdown(prepared: Prepared, results: Sequence[Result]) -> str:
     """The table of one scenario for docs/routing.md, with the command that reproduces it."""
     sc = prepared.scenario
     lines = [
         f"#### {sc.name}",
         "",
-        f"`llmsched bench routing --scenario {sc.name} --seed {prepared.seed}` — {sc.description}",
+        f"`llmsched bench routing --scenario {sc.name} --seed {prepared.seed}{_concurrency_flag(sc)}` — "
+        f"{sc.description}",
         "",
         "| policy | TTFT mean (ms) | TTFT p50 | TTFT p99 | TPOT mean (ms) | e2e p99 (s) | req/s | failed "
         f"| share ({', '.join(e.name for e in sc.engines)}) |",

@@ -1,8 +1,12 @@
 """The discrete-event loop: one scenario, one policy -> per-request timings -> one result row.
 
-Every policy of a scenario sees the same client requests (same arrival instants and lengths, drawn once from
-the seed), so differences between rows come from routing alone. Events: client arrivals, engine steps, scrape
-cycles (read, then write), scoring jobs, poller fetches, BIG-IP monitor probes, failures and recoveries.
+Open-loop arrivals: every policy of a scenario sees the same client requests (same arrival instants and
+lengths, drawn once from the seed), so differences between rows come from routing alone. Closed-loop arrivals:
+each client sends its next request the moment the previous one completes (no think time), until the end of
+`duration`; client c's k-th request has the same lengths under every policy (one length stream per client), only
+the instants follow the latencies. A client whose request fails (engine down, no member up) tries again
+`CLIENT_RETRY` later. Events: client arrivals, engine steps, scrape cycles (read, then write), scoring jobs,
+poller fetches, BIG-IP monitor probes, failures and recoveries.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from llmsched.bench.sim import calibrate
 from llmsched.bench.sim.engine import Engine, Request
 from llmsched.bench.sim.pipeline import SCRAPER_JITTER_FRACTION, SCRAPER_JITTER_MAX, Pipeline
 from llmsched.bench.sim.policies import (
-    ORIGINAL_WEIGHTS,
     LeastConn,
     ModePolicy,
     Oracle,
@@ -32,8 +35,9 @@ from llmsched.shared.config_model import DEFAULT_MODE, Config, ModeConfig, PoolC
 from llmsched.shared.publish import pool_routing_doc
 
 BACKGROUND_RETRY = 1.0  # s before a background client whose engine is down tries again
+CLIENT_RETRY = 1.0  # s before a closed-loop client whose request failed sends its next one
 
-ARRIVE, STEP, SCRAPE, WRITE, SCORE, POLL, PROBE, MARK_DOWN, FAIL, RECOVER, BG_RETRY = range(11)
+ARRIVE, STEP, SCRAPE, WRITE, SCORE, POLL, PROBE, MARK_DOWN, FAIL, RECOVER, BG_RETRY, CLIENT_SEND = range(12)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ def prepare(scenario: Scenario, seed: int | None = None) -> Prepared:
     for b in scenario.background:
         i = scenario.engine_index(b.engine)
         bg[i] += calibrate.background_rate(scenario.engines[i].profile, scenario.workload, b.concurrency)
+    if scenario.arrivals.closed:  # the clients' own pace sets the rate; their lengths are drawn as they send
+        return Prepared(scenario, seed, 0.0, caps, tuple(bg), ())
     available = max(0.0, sum(caps) - sum(bg))
     rate = scenario.load * available
     times_rng, lengths_rng = random.Random(seed * 7919 + 1), random.Random(seed * 7919 + 2)
@@ -63,6 +69,11 @@ def prepare(scenario: Scenario, seed: int | None = None) -> Prepared:
         for t in scenario.arrivals.times(rate, 0.0, scenario.duration, times_rng)
     )
     return Prepared(scenario, seed, rate, caps, tuple(bg), requests)
+
+
+def client_rng(seed: int, client: int) -> random.Random:
+    """Client `client`'s length stream: the same under every policy of a run."""
+    return random.Random(seed * 7919 + 1_000_003 * (client + 1))
 
 
 def config_doc(scenario: Scenario, mode: str, weights: dict, herd: bool) -> dict:
@@ -99,7 +110,7 @@ def make_policy(name: str, prepared: Prepared) -> tuple[Policy, dict | None]:
     mode, herd = parsed
     if mode == "default":
         return ModePolicy(name, herd, replicas, seed), config_doc(sc, DEFAULT_MODE, {}, herd)
-    return ModePolicy(name, herd, replicas, seed), config_doc(sc, mode, ORIGINAL_WEIGHTS[mode], herd)
+    return ModePolicy(name, herd, replicas, seed), config_doc(sc, mode, sc.mode_weights(mode), herd)
 
 
 class Simulation:
@@ -121,6 +132,8 @@ class Simulation:
         self.unresolved = 0
         self.last_success = [0.0] * n
         self.rid = itertools.count(1)
+        clients = sc.arrivals.concurrency if sc.arrivals.closed else 0
+        self.client_rngs = [client_rng(prepared.seed, c) for c in range(clients)]
 
     # --- event queue -------------------------------------------------------------------------------------
     def at(self, t: float, kind: int, a: object = None, b: object = None) -> None:
@@ -139,16 +152,31 @@ class Simulation:
     def finished(self, req: Request, now: float) -> None:
         if req.main:
             self.view.conns[req.engine] -= 1
-            self.unresolved -= 1
+            self._resolved(req, now, 0.0)
         else:
             self._background_send(req.engine, now)
 
     def failed(self, req: Request, now: float) -> None:
         if req.main:
             self.view.conns[req.engine] -= 1
-            self.unresolved -= 1
+            self._resolved(req, now, CLIENT_RETRY)
         else:
             self.at(now + BACKGROUND_RETRY, BG_RETRY, req.engine)
+
+    def _resolved(self, req: Request, now: float, pause: float) -> None:
+        """A main request is over: an open-loop one is done; a closed-loop client sends its next one (after
+        `pause`) until the end of the run, and only then stops counting as unresolved."""
+        if req.client >= 0 and now + pause < self.sc.duration:
+            self.at(now + pause, CLIENT_SEND, req.client)
+        else:
+            self.unresolved -= 1
+
+    def _client_send(self, now: float, client: int, _: object = None) -> None:
+        prompt, output = self.sc.workload.draw(self.client_rngs[client])
+        req = Request(next(self.rid), prompt, output, now)
+        req.client = client
+        self.main.append(req)
+        self._arrive(now, req, None)
 
     def _background_send(self, index: int, now: float) -> None:
         p, o = self.sc.workload.draw(self.bg_rng)
@@ -164,7 +192,9 @@ class Simulation:
             req = Request(next(self.rid), prompt, output, t)
             self.main.append(req)
             self.at(t, ARRIVE, req)
-        self.unresolved = len(self.main)
+        self.unresolved = len(self.main) + len(self.client_rngs)
+        for c in range(len(self.client_rngs)):  # every client starts at once, like --max-concurrency
+            self.at(0.0, CLIENT_SEND, c)
         for b in sc.background:
             for _ in range(b.concurrency):
                 self._background_send(sc.engine_index(b.engine), 0.0)
@@ -191,6 +221,7 @@ class Simulation:
             FAIL: self._fail,
             RECOVER: self._recover,
             BG_RETRY: self._bg_retry,
+            CLIENT_SEND: self._client_send,
         }
         events = self.events
         now = 0.0
@@ -206,7 +237,7 @@ class Simulation:
         choice = self.policy.choose(now, req, self.view)
         if choice is None:  # BIG-IP has no member up: the connection fails
             req.engine = -1
-            self.unresolved -= 1
+            self._resolved(req, now, CLIENT_RETRY)
             return
         self.view.conns[choice] += 1
         engine = self.engines[choice]

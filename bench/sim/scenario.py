@@ -8,29 +8,34 @@
     engines:                       # one BIG-IP pool member each
       - {name: a10-1, profile: a10-llama3-8b, ratio: 1, params: {kv_tokens: 30000}}
     workload: {prompt: {median: 172, sigma: 1.0}, output: {median: 139, sigma: 0.9}}
-    arrivals: {process: poisson, load: 0.85}       # or bursty with on_mean, off_mean, peak
+    arrivals: {process: poisson, load: 0.85}       # or bursty with on_mean, off_mean, peak;
+                                                   # or {process: closed, concurrency: 40}
     background: [{engine: a10-1, concurrency: 50}] # closed-loop clients that bypass BIG-IP
     pipeline: {scrape_interval: 5, scrape_latency: 0.02, scoring_latency: 0.03, stale_after: null,
                pool_fetch_interval: 10, replicas: 1, dispatch_delay: 0.001}
     bigip: {monitor_interval: 5, monitor_timeout: 16}
     failures: [{engine: a10-3, at: 120, recover: 200}]
     policies: [random, least_conn, default, oracle]   # default: every standard policy
+    weights: {s1_enhanced: {w_a: 0.1, w_b: 0.9}}      # an original mode's weights (default: its suggested ones)
+    sweep: {...}                                   # closed loops at several concurrencies (bench/sim/sweep.py)
 
 `load` is the mean arrival rate as a fraction of the capacity left for balanced traffic: the sum of the
 engines' saturated throughputs minus what the background clients alone take (bench/sim/calibrate.py measures
-both with the simulator itself).
+both with the simulator itself). Closed arrivals have no `load`: `concurrency` clients keep one request each in
+flight, so the offered load follows the engines' latency, as in a `--max-concurrency` benchmark.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
 
 from llmsched.bench.sim.policies import NO_HERD_SUFFIX, ORIGINAL_WEIGHTS
 from llmsched.bench.sim.profiles import EngineProfile, profile
+from llmsched.bench.sim.sweep import Sweep, parse_sweep
 from llmsched.bench.sim.workload import Arrivals, LengthDist, Workload
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
@@ -109,16 +114,28 @@ class Scenario:
     engines: tuple[EngineSpec, ...]
     workload: Workload
     arrivals: Arrivals
-    load: float
+    load: float  # open-loop arrivals only; 0 for closed ones
     background: tuple[Background, ...] = ()
     pipeline: PipelineSpec = field(default_factory=PipelineSpec)
     bigip: BigipSpec = field(default_factory=BigipSpec)
     failures: tuple[Failure, ...] = ()
     policies: tuple[str, ...] = STANDARD_POLICIES
     source: str = ""
+    weights: dict[str, dict[str, float]] = field(default_factory=dict)  # mode -> weights replacing the suggested
+    sweep: Sweep | None = None
 
     def engine_index(self, name: str) -> int:
         return [e.name for e in self.engines].index(name)
+
+    def mode_weights(self, mode: str) -> dict[str, float]:
+        """The weights a scoring mode runs with: the original's suggested ones, with the scenario's on top."""
+        return {**ORIGINAL_WEIGHTS[mode], **self.weights.get(mode, {})}
+
+    def with_concurrency(self, concurrency: int) -> Scenario:
+        """The same scenario with `concurrency` closed-loop clients (`--concurrency`, sweeps)."""
+        if concurrency < 1:
+            raise ScenarioError(f"{self.source}: concurrency must be >= 1, not {concurrency}")
+        return replace(self, arrivals=replace(self.arrivals, process="closed", concurrency=concurrency), load=0.0)
 
 
 def shipped() -> list[str]:
@@ -223,6 +240,8 @@ def _parse(raw: object, default_name: str, source: str) -> Scenario:
             "bigip",
             "failures",
             "policies",
+            "weights",
+            "sweep",
         },
         "scenario",
     )
@@ -237,7 +256,10 @@ def _parse(raw: object, default_name: str, source: str) -> Scenario:
         _only(e, {"name", "profile", "ratio", "params"}, where)
         if not e.get("name") or not e.get("profile"):
             raise ValueError(f"{where}: needs a name and a profile")
-        prof = profile(str(e["profile"]), _mapping(e.get("params"), f"{where}.params"))
+        params = _mapping(e.get("params"), f"{where}.params")
+        for key in params:
+            _num(params, key, f"{where}.params")  # a number (YAML reads 1e-7 without a dot as a string)
+        prof = profile(str(e["profile"]), params)
         engines.append(EngineSpec(str(e["name"]), str(e["profile"]), prof, int(_num(e, "ratio", where, 1, 1))))
     if not engines:
         raise ValueError("engines: at least one engine is required")
@@ -264,13 +286,23 @@ def _parse(raw: object, default_name: str, source: str) -> Scenario:
         )
     )
     arr = _mapping(top.get("arrivals"), "arrivals")
-    _only(arr, {"process", "load", "on_mean", "off_mean", "peak"}, "arrivals")
+    _only(arr, {"process", "load", "on_mean", "off_mean", "peak", "concurrency"}, "arrivals")
+    process = str(arr.get("process", "poisson"))
+    if process == "closed":
+        if "load" in arr:
+            raise ValueError("arrivals.load: closed arrivals have no load; their clients set it (concurrency)")
+        concurrency = int(_num(arr, "concurrency", "arrivals", minimum=1))
+    elif "concurrency" in arr:
+        raise ValueError(f"arrivals.concurrency: only closed arrivals have clients, not {process}")
+    else:
+        concurrency = 0
     arrivals = Arrivals(
-        str(arr.get("process", "poisson")),
+        process,
         *(_num(arr, k, "arrivals", getattr(Arrivals(), k)) for k in ("on_mean", "off_mean", "peak")),
+        concurrency=concurrency,
     )
     arrivals.validate()
-    load = _num(arr, "load", "arrivals", minimum=0.01)
+    load = 0.0 if arrivals.closed else _num(arr, "load", "arrivals", minimum=0.01)
     background = []
     for i, b in enumerate(top.get("background") or []):
         b = _mapping(b, f"background[{i}]")
@@ -293,6 +325,8 @@ def _parse(raw: object, default_name: str, source: str) -> Scenario:
     for p in policies:
         if p not in known_policies():
             raise ValueError(f"policies: unknown policy {p!r}; known: {', '.join(known_policies())}")
+    weights = _weights(_mapping(top.get("weights"), "weights"))
+    sweep = parse_sweep(_mapping(top.get("sweep"), "sweep"), known_policies()) if "sweep" in top else None
     return Scenario(
         name=str(top.get("name") or default_name),
         description=str(top.get("description") or "").strip(),
@@ -309,4 +343,22 @@ def _parse(raw: object, default_name: str, source: str) -> Scenario:
         failures=tuple(failures),
         policies=policies,
         source=source,
+        weights=weights,
+        sweep=sweep,
     )
+
+
+WEIGHT_KEYS = ("w_a", "w_b", "w_g", "transition_point", "steepness")  # shared.config_model.ModeConfig
+
+
+def _weights(raw: dict) -> dict[str, dict[str, float]]:
+    """`weights: {mode: {w_a: .., w_b: ..}}`: per original mode, weights replacing its suggested ones."""
+    out = {}
+    for mode, w in raw.items():
+        where = f"weights.{mode}"
+        if mode not in ORIGINAL_WEIGHTS:
+            raise ValueError(f"{where}: not an original mode (known: {', '.join(ORIGINAL_WEIGHTS)})")
+        w = _mapping(w, where)
+        _only(w, set(WEIGHT_KEYS), where)
+        out[str(mode)] = {k: float(_num(w, k, where) or 0.0) for k in w}
+    return out

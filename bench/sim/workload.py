@@ -9,7 +9,9 @@ p99 / median of about 6 for prompts and 7.5 for outputs. Defaults: prompt median
 
 Arrivals are open-loop (clients do not wait for each other): `poisson` (exponential gaps) or `bursty`, a
 two-state Markov-modulated Poisson process: "on" periods at `peak` x the mean rate alternate with "off"
-periods at the rate that keeps the long-run mean, both with exponentially distributed lengths.
+periods at the rate that keeps the long-run mean, both with exponentially distributed lengths. Or `closed`:
+`concurrency` clients, each sending its next request the moment its previous one completes (vLLM's
+`benchmark_serving.py --max-concurrency N`); the runner drives those (bench/sim/runner.py).
 """
 
 from __future__ import annotations
@@ -47,14 +49,21 @@ class Workload:
 
 @dataclass(frozen=True)
 class Arrivals:
-    process: str = "poisson"  # poisson | bursty
+    process: str = "poisson"  # poisson | bursty | closed
     on_mean: float = 5.0  # bursty: mean length of an "on" period, s
     off_mean: float = 15.0  # bursty: mean length of an "off" period, s
     peak: float = 2.5  # bursty: rate during "on" periods, as a multiple of the mean rate
+    concurrency: int = 0  # closed: number of clients, each with one request in flight
+
+    @property
+    def closed(self) -> bool:
+        return self.process == "closed"
 
     def validate(self) -> None:
-        if self.process not in ("poisson", "bursty"):
-            raise ValueError(f"arrival process must be poisson or bursty, not {self.process!r}")
+        if self.process not in ("poisson", "bursty", "closed"):
+            raise ValueError(f"arrival process must be poisson, bursty or closed, not {self.process!r}")
+        if self.closed and self.concurrency < 1:
+            raise ValueError("closed arrivals need concurrency >= 1")
         if self.process == "bursty":
             if self.on_mean <= 0 or self.off_mean <= 0:
                 raise ValueError("bursty arrivals need on_mean > 0 and off_mean > 0")

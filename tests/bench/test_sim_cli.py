@@ -41,10 +41,24 @@ def test_list_prints_the_shipped_scenarios_one_per_line(capsys: pytest.CaptureFi
     assert {"heterogeneous", "homogeneous_background", "bursty", "engine_failure", "replicas"} <= set(names)
 
 
-def test_every_shipped_scenario_parses() -> None:
+def test_every_shipped_scenario_parses_with_either_an_open_loop_load_or_closed_loop_clients() -> None:
     for name in scenario.shipped():
         sc = scenario.load(name)
-        assert sc.engines and sc.policies and 0 < sc.load < 1
+        assert sc.engines and sc.policies
+        if sc.arrivals.closed:
+            assert sc.arrivals.concurrency >= 1 and sc.load == 0
+        else:
+            assert 0 < sc.load < 1
+
+
+def test_the_published_scenarios_carry_their_sweeps_and_the_weights_the_original_ran() -> None:
+    het, hom = scenario.load("published_heterogeneous"), scenario.load("published_homogeneous")
+    assert het.sweep and het.sweep.concurrency == (10, 20, 30, 40, 50) and het.sweep.original == "s1_enhanced_no_herd"
+    assert het.mode_weights("s1_enhanced")["w_a"] == 0.1 and het.mode_weights("s1_enhanced")["w_b"] == 0.9
+    assert hom.sweep and hom.sweep.concurrency == tuple(range(40, 201, 20))
+    assert hom.sweep.original == "s2_enhanced_no_herd" and hom.mode_weights("s2_enhanced")["w_g"] == 0.0
+    assert len(hom.sweep.published) == 9 and hom.sweep.row(200).tolerance == 20
+    assert sum(b.concurrency for b in hom.background) == 100
 
 
 def test_json_output_has_the_documented_schema(tiny_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
