@@ -14,7 +14,6 @@ from llmsched.bench.sim import calibrate
 from llmsched.bench.sim.profiles import PRESETS, profile
 from llmsched.bench.sim.workload import Workload
 
-
 # Datasheet memory bandwidth (bytes/s) of the single-GPU presets; Llama-3.1-8B bf16 weights are 16.06 GB.
 BANDWIDTH = {"a10-llama3-8b": 600e9, "a100-llama3-8b": 2.04e12, "h100-llama3-8b": 3.35e12}
 WEIGHTS = 16.06e9
