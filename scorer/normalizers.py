@@ -1,7 +1,7 @@
 """The original's per-metric normalisers, as pure functions of a list of floats.
 
 Each maps the values of one metric over the valid members of a pool to per-member numbers, reproducing the
-original's arithmetic exactly (spec `original.md` section 5.2), including its quirks: relative normalisers stretch
+original's arithmetic exactly, in its order of operations (docs/configuration.md, `modes`), including its quirks: relative normalisers stretch
 any difference, however tiny, to their full output range. No numpy: the results must not depend on it.
 """
 

@@ -3,7 +3,7 @@
 Rule for members without usable metrics (docs/reliability.md repeats it): a member is scored only when its last
 scrape succeeded (`status: ok`), is younger than the pool's `stale_after`, and carries the metrics the mode needs.
 Any other member gets `score: null`, and the decision filters never pick a member whose score is null. The
-original instead kept a dead member's last score and kept sending it traffic (spec section 11, item 1).
+original instead kept a dead member's last score and kept sending it traffic (docs/api.md, select).
 """
 
 from __future__ import annotations

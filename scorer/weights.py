@@ -1,7 +1,8 @@
 """Weight adjustments of the original's scoring modes: coefficient-of-variation and dynamic-waiting weights.
 
 Both take the configured base weights (one per metric, in W, C[, R] order) and return adjusted weights rescaled to
-the same sum, so a mode's score range does not change with the adjustment (spec `original.md` section 5.3).
+the same sum, so a mode's score range does not change with the adjustment (the original's formulas and order of
+operations; docs/configuration.md, `modes`).
 """
 
 from __future__ import annotations
