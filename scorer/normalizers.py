@@ -1,8 +1,9 @@
 """The original's per-metric normalisers, as pure functions of a list of floats.
 
 Each maps the values of one metric over the valid members of a pool to per-member numbers, reproducing the
-original's arithmetic exactly, in its order of operations (docs/configuration.md, `modes`), including its quirks: relative normalisers stretch
-any difference, however tiny, to their full output range. No numpy: the results must not depend on it.
+original's arithmetic exactly, in its order of operations (docs/configuration.md, `modes`), including its quirks:
+relative normalisers stretch any difference, however tiny, to their full output range. No numpy: the results
+must not depend on it.
 """
 
 from __future__ import annotations
