@@ -85,7 +85,7 @@ def select():
 
 
 def _inputs(pool_name: str, partition: str):
-    req = parse_schedule_request(request.get_data(cache=False))
+    req = analysis.what_if_request(request.get_data(cache=False))
     try:
         config, snapshot, _ = store().decision_inputs(f"{pool_name}:{partition}")
     except StoreError as exc:
@@ -111,13 +111,7 @@ def analyze(pool_name: str, partition: str):
         return json_response({"error": f"Pool not found: {key}"})
     pool = eligible(config, snapshot, req.members, time.time())
     if not pool.members:
-        return json_response({"error": f"No eligible member: {pool.reason}"})
-    report = analysis.analyze(pool, iterations, rng(), time.time)
-    report["pool_info"] = {
-        "pool_name": pool_name,
-        "partition": partition,
-        "total_members": len((snapshot or {}).get("members", [])),
-        "candidates": len(req.members),
-        "eligible_members": len(pool.members),
-    }
-    return json_response(report)
+        return json_response(analysis.error_for(pool))
+    # Beside the original's pool_info keys: the pool's size and how many candidates BIG-IP offered.
+    extra = {"pool_members": len((snapshot or {}).get("members", [])), "candidates": len(req.members)}
+    return json_response(analysis.analyze(pool, iterations, rng(), pool_name, partition, extra))

@@ -1,8 +1,10 @@
 """Readiness (`/health`, `/readyz`) and liveness (`/livez`) of an API replica.
 
-Ready means this replica can give useful answers: Redis answers, a config is published, and at least one pool
-has a score snapshot younger than its `stale_after`. Not ready answers 503, so a BIG-IP health monitor on
-`/health` takes the replica out of the scheduler pool and the iRule falls back to BIG-IP's own balancing.
+Ready (200) means this replica can pick a member for at least one pool: Redis answers, a config is published, and
+some pool has scores younger than its `stale_after` over members read from BIG-IP. The body says `healthy` when
+nothing is wrong and `degraded` with the reasons when something is (BIG-IP never read or failing for a pool, a
+pool's scores stale); 503 when no pool can be routed, so a BIG-IP monitor on `/health` takes the replica out of the
+scheduler pool and the iRule falls back to BIG-IP's own balancing (docs/api.md says what the monitor should expect).
 Alive only means the process serves HTTP; it never touches Redis, so a Redis outage does not restart replicas.
 """
 
@@ -18,6 +20,40 @@ from llmsched.shared.errors import StoreError
 health = Blueprint("health", __name__)
 
 
+def pool_health(config: dict | None, snapshot: dict | None, membership: dict | None, now: float) -> dict:
+    """One pool's state for /health: score age, what BIG-IP gave us, and the problems (empty when all is well)."""
+    computed_at = (snapshot or {}).get("computed_at")
+    age = round(now - computed_at, 3) if computed_at else None
+    stale_after = float((config or {}).get("stale_after") or 0.0)
+    fresh = age is not None and age <= stale_after
+    fetched_at = (membership or {}).get("fetched_at")
+    error = (membership or {}).get("error")
+    member_count = len((membership or {}).get("members") or [])
+    problems = []
+    if fetched_at is None:
+        bigip = "never read"
+        problems.append("BIG-IP pool members never read" + (f": {error}" if error else ""))
+    elif error:
+        bigip = "failing"
+        problems.append(f"BIG-IP read failing, using members read {now - fetched_at:.0f} s ago: {error}")
+    else:
+        bigip = "ok"
+    if fetched_at is not None and member_count == 0:
+        problems.append("BIG-IP reports no member in the pool")
+    if not fresh:
+        problems.append("scores stale" if age is not None else "not scored yet")
+    return {
+        "data_age": age,
+        "fresh": fresh,
+        "bigip": bigip,
+        "bigip_error": error,
+        "members_age": round(now - fetched_at, 3) if fetched_at else None,
+        "member_count": member_count,
+        "routable": fresh and fetched_at is not None and member_count > 0,
+        "problems": problems,
+    }
+
+
 def readiness(now: float) -> tuple[bool, dict]:
     try:
         keys = store().pool_keys()
@@ -26,15 +62,19 @@ def readiness(now: float) -> tuple[bool, dict]:
         return False, {"status": "unhealthy", "message": f"Redis unavailable: {exc}", "redis": "down"}
     if not keys:
         return False, {"status": "unhealthy", "message": "no pool configured in Redis yet", "redis": "ok"}
-    pools = {}
-    for key, (config, snapshot, _membership) in zip(keys, inputs):
-        computed_at = (snapshot or {}).get("computed_at")
-        age = round(now - computed_at, 3) if computed_at else None
-        stale_after = float((config or {}).get("stale_after") or 0.0)
-        pools[key] = {"data_age": age, "fresh": age is not None and age <= stale_after}
-    ready = any(p["fresh"] for p in pools.values())
-    message = "Scheduler running normally" if ready else "no pool has fresh scores"
-    return ready, {"status": "healthy" if ready else "unhealthy", "message": message, "redis": "ok", "pools": pools}
+    pools = {
+        key: pool_health(config, snapshot, membership, now) for key, (config, snapshot, membership) in zip(keys, inputs)
+    }
+    ready = any(p["routable"] for p in pools.values())
+    reasons = [f"{key}: {problem}" for key, p in pools.items() for problem in p["problems"]]
+    if not any(p["fresh"] for p in pools.values()):
+        status, message = "unhealthy", "no pool has fresh scores"
+    elif reasons:
+        status = "degraded"
+        message = "; ".join(reasons) if ready else "no pool can be routed: " + "; ".join(reasons)
+    else:
+        status, message = "healthy", "Scheduler running normally"
+    return ready, {"status": status, "message": message, "reasons": reasons, "redis": "ok", "pools": pools}
 
 
 @health.get("/health")

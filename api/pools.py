@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, request
+from flask import Blueprint, redirect, request
 
 from llmsched.api.responses import json_response, store, text_response
 from llmsched.api.validation import RequestError
@@ -94,3 +94,13 @@ def all_pools_status():
     now = time.time()
     views = [pool_view(c, s, m, now) for c, s, m in _read(keys) if c is not None] if keys else []
     return json_response({"pools": views})
+
+
+@pools.get("/pools/status/")
+@pools.get("/pools/<pool_name>/<partition>/status/")
+def status_with_trailing_slash(**_: str):
+    """307 to the same URL without the trailing slash, query kept: what the original (FastAPI) answers."""
+    target = request.base_url.rstrip("/")
+    if request.query_string:
+        target += "?" + request.query_string.decode("latin-1")
+    return redirect(target, code=307)

@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from llmsched.cli.demo_feed import UpLog
+
 HELP = "run the scheduler against emulated BIG-IP and engines, with demo traffic and a live table"
 
 POOL, PARTITION = "demo_pool", "Common"
@@ -124,10 +126,25 @@ def read_banner(proc: subprocess.Popen, name: str, timeout: float = 20.0) -> tup
     raise RuntimeError(f"the {name} emulator did not start (see its log)")
 
 
-def start_stack(procs: Processes, workdir: str) -> tuple[dict[str, str], str, subprocess.Popen]:
-    """Emulators, config, `llmsched up`; returns (member -> label, API base URL, the up process)."""
+README_PORT = 8080  # the port the README's examples use
+
+
+def api_port() -> int:
+    """8080 when it is free on 127.0.0.1, so the README's URLs work; else any free port (the banner says which)."""
+    import socket
+
     from llmsched.cli.up import free_port
 
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", README_PORT))
+        except OSError:
+            return free_port()
+    return README_PORT
+
+
+def start_stack(procs: Processes, workdir: str) -> tuple[dict[str, str], str, subprocess.Popen]:
+    """Emulators, config, `llmsched up`; returns (member -> label, API base URL, the up process)."""
     engines = [
         (
             label,
@@ -159,27 +176,36 @@ def start_stack(procs: Processes, workdir: str) -> tuple[dict[str, str], str, su
         banner=True,
     )
     f5_port, cert = read_banner(f5, "BIG-IP")
-    api_port = free_port()
+    port = api_port()
     path = os.path.join(workdir, "scheduler-config.yaml")
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write(config_text(f5_port, cert, api_port))
+        fh.write(config_text(f5_port, cert, port))
     up = procs.start("up", ["up", "--config", path, "--workers", "2"], banner=False)
-    return members, f"http://127.0.0.1:{api_port}", up
+    return members, f"http://127.0.0.1:{port}", up
 
 
-def where_to_look(api: str, members: dict[str, str], workdir: str) -> str:
+def where_to_look(api: str, members: dict[str, str], workdir: str, redis_url: str | None) -> str:
     import json
 
     body = json.dumps({"pool_name": POOL, "partition": PARTITION, "members": list(members)}, separators=(",", ":"))
     first = next(iter(members))
+    port = api.rsplit(":", 1)[1]
+    moved = "" if port == str(README_PORT) else f" (port {README_PORT} was taken)"
+    redis_port = redis_url.rsplit(":", 1)[1].split("/")[0] if redis_url else None
     return "\n".join(
         [
-            f"llmsched demo: pool {POOL} with {len(members)} emulated engines behind an emulated BIG-IP; API on {api}",
+            f"llmsched demo: pool {POOL} with {len(members)} emulated engines behind an emulated BIG-IP; API on {api}"
+            + moved,
+            f"  status page: {api}/ui",
+            f"  redis:   {redis_url}   (redis-cli -p {redis_port} --scan --pattern 'llmsched:*')"
+            if redis_url
+            else f"  redis:   see {workdir}/up.log",
             f"  decide:  curl -s -X POST {api}/scheduler/select -H 'Content-Type: application/json' -d '{body}'",
             f"  status:  curl -s {api}/pools/{POOL}/{PARTITION}/status",
             f"  load:    curl -s -X POST http://{first}/_emulator/metrics -d '{{\"waiting\": 40}}'"
             "   (pin a member's metrics)",
-            f"  config:  {workdir}/scheduler-config.yaml (hot reload), logs: {workdir}/*.log",
+            f"  config:  {workdir}/scheduler-config.yaml (edit it: accepted and rejected reloads show below the"
+            " tables), logs: {workdir}/*.log",
         ]
     )
 
@@ -213,7 +239,13 @@ def format_table(
 
 
 async def traffic(
-    api: str, members: dict[str, str], clients: int, every: float, duration: float | None, up: subprocess.Popen
+    api: str,
+    members: dict[str, str],
+    clients: int,
+    every: float,
+    duration: float | None,
+    up: subprocess.Popen,
+    up_log: UpLog,
 ) -> int:
     import asyncio
     import random
@@ -271,6 +303,8 @@ async def traffic(
             except aiohttp.ClientError:
                 status = {}
             print(format_table(status, members, picks, window, elapsed, errors), flush=True)
+            for event in up_log.reloads():
+                print(event, flush=True)
             window.clear()
             if up.poll() is not None:
                 print("llmsched up exited unexpectedly; stopping", file=sys.stderr)
@@ -323,12 +357,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         members, api, up = start_stack(procs, workdir)
         print(f"starting the scheduler (logs in {workdir}) ...", flush=True)
+        up_log = UpLog(os.path.join(workdir, "up.log"))
+        redis_url = up_log.redis_url()
         if not wait_until_scored(api, up):
             print(f"the scheduler did not score {POOL} in time; see {workdir}/up.log", file=sys.stderr)
             args.keep = True
             return 1
-        print(where_to_look(api, members, workdir), flush=True)
-        code = asyncio.run(traffic(api, members, args.clients, args.every, args.duration, up))
+        print(where_to_look(api, members, workdir, redis_url), flush=True)
+        up_log.reloads()  # only reloads from now on
+        code = asyncio.run(traffic(api, members, args.clients, args.every, args.duration, up, up_log))
     except KeyboardInterrupt:
         code = 0
     except RuntimeError as exc:

@@ -10,9 +10,11 @@ import argparse
 import importlib
 import sys
 
+from llmsched import __version__
+
 # (command, module) in the order `llmsched --help` lists them.
 COMMANDS: tuple[tuple[str, str], ...] = (
-    ("check-config", "llmsched.cli.check_config_cmd"),
+    ("check-config", "llmsched.cli.check_config"),
     ("api", "llmsched.cli.api"),
     ("seed", "llmsched.cli.seed"),
     ("poller", "llmsched.cli.poller"),
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmsched", description="LLM-aware scheduler for F5 BIG-IP pools of vLLM / SGLang servers."
     )
+    parser.add_argument("--version", action="version", version=f"llmsched {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS:
         module = importlib.import_module(module_name)

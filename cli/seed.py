@@ -20,15 +20,34 @@ HELP = "write a scored example pool into Redis, to try the API by hand"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--namespace", default="llmsched")
-    parser.add_argument("--pool", default="example_pool1")
-    parser.add_argument("--partition", default="Common")
-    parser.add_argument("--engine-type", default="vllm", choices=("vllm", "sglang", "auto"))
     parser.add_argument(
-        "--members", default="127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003", help="comma-separated ip:port list"
+        "--redis-url", default="redis://127.0.0.1:6379/0", help="the Redis the API reads (default: %(default)s)"
     )
-    parser.add_argument("--mode", default="s1", choices=MODE_NAMES)
+    parser.add_argument(
+        "--namespace", default="llmsched", help="key prefix, as redis.namespace in the config (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--pool", default="example_pool1", help="BIG-IP pool name the iRule will send (default: %(default)s)"
+    )
+    parser.add_argument("--partition", default="Common", help="BIG-IP partition of the pool (default: %(default)s)")
+    parser.add_argument(
+        "--engine-type",
+        default="vllm",
+        choices=("vllm", "sglang", "auto"),
+        help="engine recorded for the pool and its members (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--members",
+        default="127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003",
+        help="comma-separated ip:port list, as BIG-IP would report the pool (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mode",
+        default="s1",
+        choices=MODE_NAMES,
+        metavar="MODE",
+        help=f"scoring mode, one of {', '.join(MODE_NAMES)} (default: %(default)s)",
+    )
     parser.add_argument(
         "--metrics", default=None, help="per-member waiting/cache/running, e.g. '2,0.2,5;8,0.7,20' (default: random)"
     )

@@ -1,7 +1,8 @@
 """The original's 16 scoring modes and `compute_scores`, the one entry point the rest of llmsched uses.
 
-A mode turns the metrics of a pool's members into one score per member, numerically identical to the original
-(spec `original.md` section 5; checked against its own outputs in `reference-scores.json`). Scores are computed
+A mode turns the metrics of a pool's members into one score per member, bit-identical to the original (the
+normalisers and weight adjustments follow its order of operations; tests/scorer/data/reference-scores.json holds
+its own outputs, compared with ==). Scores are computed
 over the *valid* members only: S1 modes need `waiting_queue` and `cache_usage`, S2 modes also `running_req`; a
 missing or non-finite value makes the member invalid and its score `None` (the caller keeps its previous score).
 Every mode but `s1_ratio` clamps its scores to [0, 1]; `s1_ratio` can go negative.

@@ -1,8 +1,9 @@
 """The original's per-metric normalisers, as pure functions of a list of floats.
 
 Each maps the values of one metric over the valid members of a pool to per-member numbers, reproducing the
-original's arithmetic exactly (spec `original.md` section 5.2), including its quirks: relative normalisers stretch
-any difference, however tiny, to their full output range. No numpy: the results must not depend on it.
+original's arithmetic exactly, in its order of operations (docs/configuration.md, `modes`), including its quirks:
+relative normalisers stretch any difference, however tiny, to their full output range. No numpy: the results
+must not depend on it.
 """
 
 from __future__ import annotations
@@ -47,12 +48,16 @@ def pop_std(x: Sequence[float]) -> float:
     return math.sqrt(sum((v - m) ** 2 for v in x) / len(x))
 
 
-def _sigmoid(t: float) -> float:
-    """Logistic function 1/(1+e^-t) that cannot overflow for large |t|."""
-    if t >= 0:
-        return 1.0 / (1.0 + math.exp(-t))
-    e = math.exp(t)
-    return e / (1.0 + e)
+# Above this, e^t overflows a float; the logistic function is then 0 to double precision.
+_EXP_LIMIT = 709.0
+
+
+def _sigmoid_of_double(z: float) -> float:
+    """1/(1+e^(-z*2)) in the original's order of operations; 0.0 where e^(-2z) would overflow."""
+    t = -z * 2
+    if t > _EXP_LIMIT:
+        return 0.0
+    return 1 / (1 + math.exp(t))
 
 
 def min_max(x: Sequence[float]) -> list[float]:
@@ -72,20 +77,34 @@ def soft_min_max(x: Sequence[float], equal_value: float) -> list[float]:
 
 
 def _sigmoid_spread(x: Sequence[float]) -> list[float]:
-    """The logistic fallback shared by pc and pr: sigmoid(2z) with z=(x-mean)/(3*sigma_pop), sigma 1 if zero."""
+    """The logistic fallback shared by pc and pr: sigmoid(2z) with z=(x-mean)/(sigma_pop*3), sigma 1 if zero."""
     m = _mean(x)
     sigma = pop_std(x) or 1.0
-    return [_sigmoid(2.0 * (v - m) / (3.0 * sigma)) for v in x]
+    return [_sigmoid_of_double((v - m) / (sigma * 3)) for v in x]
+
+
+def _log_ratio_scale(x: Sequence[float], floor: float) -> list[float] | None:
+    """floor + 0.8 * (log2(v/min) / max log2(v/min)), or None when there is no spread to scale.
+
+    The ratios are taken first and divided by their maximum afterwards, like the original; dividing log2(v/min) by
+    log2(max/min) directly gives the same value to within an ulp, not bit for bit.
+    """
+    lo = min(x)
+    log_ratios = [math.log2(v / lo) for v in x]
+    top = max(log_ratios)
+    if not top > 0:
+        return None
+    return [floor + 0.8 * (r / top) for r in log_ratios]
 
 
 def precise_cache(x: Sequence[float]) -> list[float]:
     """pc in [0.2, 1.0]: log-ratio to the minimum when min>0, else a logistic fallback; one/all equal -> 0.5."""
     if len(x) <= 1 or _all_equal(x):
         return [0.5] * len(x)
-    lo, hi = min(x), max(x)
-    if lo > 0:
-        span = math.log2(hi / lo)
-        return [0.2 + 0.8 * math.log2(v / lo) / span for v in x]
+    if min(x) > 0:
+        scaled = _log_ratio_scale(x, 0.2)
+        if scaled is not None:
+            return scaled
     return [0.2 + 0.8 * s for s in _sigmoid_spread(x)]
 
 
@@ -94,10 +113,9 @@ def precise_running(x: Sequence[float]) -> list[float]:
     if len(x) <= 1 or _all_equal(x):
         return [0.5] * len(x)
     if min(x) >= 0:
-        a = [v + 1.0 for v in x]
-        lo, hi = min(a), max(a)
-        span = math.log2(hi / lo)
-        return [0.15 + 0.8 * math.log2(v / lo) / span for v in a]
+        scaled = _log_ratio_scale([v + 1 for v in x], 0.15)
+        if scaled is not None:
+            return scaled
     return [0.15 + 0.8 * s for s in _sigmoid_spread(x)]
 
 

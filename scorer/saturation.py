@@ -2,7 +2,7 @@
 
 The original's modes normalise every metric over the pool (min-max, log ratios, z-scores), so the least loaded
 member always scores high however loaded it is in absolute terms: they push idle members past their latency
-knee and lose to BIG-IP's least connections at high load (spec original.md section 10). This mode scores each
+knee and lose to BIG-IP's least connections at high load (docs/routing.md, section 5). This mode scores each
 member on its own capacity, in requests (`llmsched.scorer.capacity`; docs/routing.md has the derivation and the
 simulator runs behind every constant):
 
@@ -20,7 +20,7 @@ simulator runs behind every constant):
   stale data is what made a relative ranking oscillate in the simulator at 95 % load).
 * (1 - cache_usage): a KV cache that fills up means preemption and recomputation, the steepest part of an
   engine's latency curve, so free KV weighs in continuously, not only past the knee.
-* FLOOR keeps every healthy member in rotation (no starvation, spec 11 item 2), which also keeps its
+* FLOOR keeps every healthy member in rotation (no starvation), which also keeps its
   metrics meaningful; the division by the largest raw value only rescales (picks depend on ratios).
 * Hard limit: a queue longer than HARD_QUEUE_MIN + HARD_QUEUE_PER_RUNNING x running, or requests waiting
   on a full KV cache (thrashing). Such a member scores 0 and is not picked; when every candidate is there

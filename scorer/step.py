@@ -3,7 +3,7 @@
 Rule for members without usable metrics (docs/reliability.md repeats it): a member is scored only when its last
 scrape succeeded (`status: ok`), is younger than the pool's `stale_after`, and carries the metrics the mode needs.
 Any other member gets `score: null`, and the decision filters never pick a member whose score is null. The
-original instead kept a dead member's last score and kept sending it traffic (spec section 11, item 1).
+original instead kept a dead member's last score and kept sending it traffic (docs/api.md, select).
 """
 
 from __future__ import annotations
@@ -31,16 +31,16 @@ def build_snapshot(config: dict, membership: dict | None, metrics: dict[str, dic
     members = (membership or {}).get("members", [])
     stale_after = float(config.get("stale_after") or 0.0)
     usable = [usable_metrics(metrics.get(f"{m['address']}:{m['port']}"), now, stale_after) for m in members]
-    scored_at = [i for i, u in enumerate(usable) if u is not None]
+    scored = [(i, u) for i, u in enumerate(usable) if u is not None]
     scores: list[float | None] = [None] * len(members)
-    if config.get("mode") and scored_at:
+    if config.get("mode") and scored:
         # BIG-IP's member ratio rides along as a capacity hint (the saturation mode reads it; others ignore it).
-        inputs = [{**usable[i], "ratio": members[i].get("ratio", 1)} for i in scored_at]
+        inputs = [{**u, "ratio": members[i].get("ratio", 1)} for i, u in scored]
         results = compute_scores(config["mode"], inputs, config.get("weights") or {})
-        for i, score in zip(scored_at, results):
+        for (i, _), score in zip(scored, results):
             scores[i] = score
     out = []
-    for i, (member, score) in enumerate(zip(members, scores)):
+    for member, score, metrics_in_use in zip(members, scores, usable):
         mid = f"{member['address']}:{member['port']}"
         scrape = metrics.get(mid) or {}
         out.append(
@@ -53,7 +53,7 @@ def build_snapshot(config: dict, membership: dict | None, metrics: dict[str, dic
                 "ratio": member.get("ratio", 1),
                 "score": score,
                 # requests it can still take before saturating (llmsched.scorer.capacity), shown by status and the UI
-                "slack": estimate_slack(usable[i], member.get("ratio", 1)) if usable[i] is not None else None,
+                "slack": None if metrics_in_use is None else estimate_slack(metrics_in_use, member.get("ratio", 1)),
                 "metrics": scrape.get("metrics") or {},
                 "scraped_at": scrape.get("scraped_at"),
                 "scrape_status": scrape.get("status", "never"),

@@ -1,7 +1,8 @@
 """Weight adjustments of the original's scoring modes: coefficient-of-variation and dynamic-waiting weights.
 
 Both take the configured base weights (one per metric, in W, C[, R] order) and return adjusted weights rescaled to
-the same sum, so a mode's score range does not change with the adjustment (spec `original.md` section 5.3).
+the same sum, so a mode's score range does not change with the adjustment (the original's formulas and order of
+operations; docs/configuration.md, `modes`).
 """
 
 from __future__ import annotations
@@ -11,18 +12,23 @@ from collections.abc import Sequence
 
 from llmsched.scorer.normalizers import pop_std
 
-# Per-metric multipliers a + b*I of the dynamic-waiting weights, I in [0, 1) being the waiting-queue pressure.
-_S1_DYNAMIC: tuple[tuple[float, float], ...] = ((0.2, 2.3), (1.8, -1.5))
-_S2_DYNAMIC: tuple[tuple[float, float], ...] = ((0.1, 2.4), (1.5, -1.1), (1.4, -0.8))
+# Per-metric (factor at I=0, factor at I=1) of the dynamic-waiting weights, I in [0, 1) being the waiting-queue
+# pressure; the multiplier is lo + (hi - lo) * I, evaluated in that order so results are bit-identical.
+_S1_DYNAMIC: tuple[tuple[float, float], ...] = ((0.2, 2.5), (1.8, 0.3))
+_S2_DYNAMIC: tuple[tuple[float, float], ...] = ((0.1, 2.5), (1.5, 0.4), (1.4, 0.6))
 
 
 def _rescale(adjusted: list[float], base: Sequence[float]) -> list[float]:
-    """Scale adjusted so it sums to sum(base); left as is when it sums to 0 (nothing to scale)."""
+    """Scale adjusted so it sums to sum(base); left as is unless it sums to more than 0 (nothing to scale).
+
+    Each weight is computed as w * sum(base) / total, left to right: a precomputed factor sum(base) / total rounds
+    differently and moves scores by an ulp.
+    """
     total = sum(adjusted)
-    if total == 0:
+    if not total > 0:
         return adjusted
-    factor = sum(base) / total
-    return [w * factor for w in adjusted]
+    original_sum = sum(base)
+    return [w * original_sum / total for w in adjusted]
 
 
 def _cv_adaptive(x: Sequence[float]) -> float:
@@ -48,7 +54,7 @@ def _cv_advanced(x: Sequence[float]) -> float:
 def _cv_weighted(base: Sequence[float], cvs: Sequence[float]) -> list[float]:
     """w_i * (1 + cv_i / sum cv), rescaled to the base sum; the base weights when sum cv is 0."""
     total_cv = sum(cvs)
-    if total_cv == 0:
+    if not total_cv > 0:  # a negative mean gives a negative cv; the original then keeps the base weights too
         return list(base)
     return _rescale([w * (1.0 + cv / total_cv) for w, cv in zip(base, cvs)], base)
 
@@ -74,8 +80,8 @@ def waiting_pressure(waiting: Sequence[float], transition_point: float, steepnes
 
 
 def _dynamic(base: Sequence[float], factors: Sequence[tuple[float, float]], pressure: float) -> list[float]:
-    """base_i * (a_i + b_i * I), rescaled to the base sum."""
-    return _rescale([w * (a + b * pressure) for w, (a, b) in zip(base, factors)], base)
+    """base_i * (lo_i + (hi_i - lo_i) * I), rescaled to the base sum."""
+    return _rescale([w * (lo + (hi - lo) * pressure) for w, (lo, hi) in zip(base, factors)], base)
 
 
 def dynamic_weights_s1(

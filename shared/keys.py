@@ -87,7 +87,8 @@ class Keys:
     @key("string (JSON)", "publish", "api, scorer")
     def pool_config(self, pool_key: str) -> str:
         """The pool's routing config: `name`, `partition`, `engine_type`, `pool_fallback`,
-        `member_running_req_threshold`, `member_waiting_queue_threshold`, `stale_after` (s), `mode`, `weights`."""
+        `member_running_req_threshold`, `member_waiting_queue_threshold`, `stale_after` (s), `herd_control` (bool,
+        `scheduler.herd_control`: decisions share one weighted round robin through `dispatch`), `mode`, `weights`."""
         return self._pool(pool_key, "config")
 
     @key("string (JSON)", "poller", "scorer, scraper, api status")
@@ -100,19 +101,23 @@ class Keys:
     def pool_metrics(self, pool_key: str) -> str:
         """Field = member id (`10.0.0.1:8000`, `10.0.0.1%2:8000`), value = JSON `scraped_at`, `status`
         (`ok`/`error`), `error`, `metrics` {`waiting_queue`, `cache_usage`, `running_req`}, `kv_cache_max`, `engine`,
-        `detected_variant`, `detection_status`, `duration`."""
+        `detected_variant`, `detection_status`, `duration`, `shared_with` (the other member ids scraped from the
+        same metrics URL, e.g. members that share one `metrics.port`; empty when none)."""
         return self._pool(pool_key, "metrics")
 
     @key("string (JSON)", "scoring step", "api")
     def pool_scores(self, pool_key: str) -> str:
-        """The snapshot a decision reads, written with one SET: `computed_at`, `mode`, `members[]` with `id`, `key`,
-        `address`, `port`, `status`, `ratio`, `score` (null = cannot be picked), `metrics`, `scraped_at`,
-        `scrape_status`, `detected_variant`."""
+        """The snapshot a decision reads, written with one SET: `pool`, `partition`, `engine_type`, `mode`,
+        `computed_at`, `members_fetched_at` (the BIG-IP read it was computed from, null if BIG-IP was never read),
+        `members[]` with `id`, `key`, `address`, `port`, `status`, `ratio`, `score` (null = cannot be picked),
+        `slack` (requests it can still take before saturating, from scorer/capacity.py; null without usable
+        metrics), `metrics`, `scraped_at`, `scrape_status`, `detected_variant`."""
         return self._pool(pool_key, "scores")
 
-    @key("hash", "api (herd control); each scrape write resets its members", "api")
+    @key("hash, TTL `stale_after`", "api (with `herd_control`, after each answer)", "api")
     def pool_dispatch(self, pool_key: str) -> str:
-        """Member id -> decisions sent to it since its last scrape (herd control)."""
+        """Member id -> decisions sent to it since its last scrape (herd control); a member's field is deleted by
+        each scrape write of that member."""
         return self._pool(pool_key, "dispatch")
 
     @key("string, TTL 30 s", "collectors", "scorer")

@@ -54,7 +54,8 @@ def test_a_decision_is_counted_on_a_reply_less_connection_without_a_second_round
     from tests.helpers import seed as seed_pool
 
     seed_pool(store, {"10.0.0.1:8000": M})
-    client = create_app(store, random.Random(1)).test_client()
+    app = create_app(store, random.Random(1))
+    client = app.test_client()
     for _ in range(3):
         response = client.post("/scheduler/select", json=BODY)
         assert response.data == b"10.0.0.1:8000"
@@ -65,5 +66,9 @@ def test_a_decision_is_counted_on_a_reply_less_connection_without_a_second_round
         time.sleep(0.01)
     assert store.client.hget(key, "10.0.0.1:8000") == b"3"
     assert 0 < store.client.ttl(key) <= 60
-    replies_off = [c for c in store.client.client_list() if "r" in c.get("flags", "") or c.get("cmd") == "hincrby"]
-    assert replies_off, "the counting connection should have replies switched off"
+    # Redis applied the three HINCRBYs (and the EXPIRE), yet nothing came back on the counting connection: its
+    # replies are off. With replies on, ":1\r\n" etc. would be waiting to be read on that socket.
+    conn = app.extensions["llmsched.dispatch"]._conn
+    assert conn is not None, "decisions must be counted on the recorder's own connection"
+    store.client.ping()  # a round trip on another connection: Redis has answered everything sent before it
+    assert not conn.can_read(timeout=0.2), "the counting connection received replies"

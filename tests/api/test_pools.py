@@ -63,3 +63,13 @@ def test_status_with_redis_down_is_503_json(path):
     client = create_app(Store(connect("redis://127.0.0.1:1/0", socket_timeout=0.05)), random.Random(1)).test_client()
     r = client.get(path)
     assert r.status_code == 503 and "Redis unavailable" in r.json["detail"]
+
+
+def test_a_trailing_slash_is_redirected_like_the_original(client, store):
+    seed(store, {"10.0.0.1:8000": {"waiting_queue": 0.0, "cache_usage": 0.2, "running_req": 1.0}})
+    r = client.get("/pools/status/")
+    assert (r.status_code, r.headers["Location"]) == (307, "http://localhost/pools/status")
+    r = client.get("/pools/p1/Common/status/?simple")
+    assert (r.status_code, r.headers["Location"]) == (307, "http://localhost/pools/p1/Common/status?simple")
+    followed = client.get("/pools/status/", follow_redirects=True)
+    assert followed.status_code == 200 and followed.json["pools"][0]["name"] == "p1"

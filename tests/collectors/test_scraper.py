@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
@@ -444,12 +443,14 @@ async def _until(predicate, what: str, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_the_process_scrapes_reloads_and_exits_0_on_sigterm_mid_scrape(h: Harness, redis_url: str):
+async def test_the_process_scrapes_reloads_and_exits_0_on_sigterm_mid_scrape(
+    h: Harness, redis_url: str, tmp_path: Path
+):
     e = await h.engine(api_key="proc-key-xyz")
     store = Store(h.store.client, "scrapertest")
     ms = [Member(e.host, e.port)]
     store.set_members(POOL, {"fetched_at": time.time(), "members": [m.to_dict() for m in ms], "error": None})
-    workdir = Path(tempfile.mkdtemp(prefix="llmsched-scraper-test-"))
+    workdir = tmp_path  # pytest's, cleaned up by pytest (a mkdtemp here was left in /tmp after every run)
     cfg = workdir / "scheduler-config.yaml"
     cfg.write_text(CONFIG_YAML.format(url=redis_url, fallback="false"))
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}

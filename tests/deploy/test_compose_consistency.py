@@ -284,3 +284,10 @@ def _ignored(path: str, patterns: list[str]) -> bool:
         if any(fnmatch(prefix, pat) or fnmatch(prefix, pat.removeprefix("**/")) for prefix in prefixes):
             verdict = not negate
     return verdict
+
+
+def test_compose_file_uses_only_top_level_keys_that_docker_compose_1_29_accepts():
+    # Debian 12's docker-compose 1.29.2 validates against a schema whose top level allows only these (and x-*);
+    # a top-level `name:` makes it refuse the whole file. Checked with the real 1.29.2 (`docker-compose config`).
+    allowed = {"version", "services", "networks", "volumes", "secrets", "configs"}
+    assert {k for k in raw_compose() if not k.startswith("x-")} <= allowed

@@ -1,9 +1,13 @@
-"""Broken and fuzzed config files reach a running `llmsched up` through hot reload (issue 5, item 5).
+"""Broken and fuzzed config files: `load_config` names the right key path, and a running `llmsched up` rejects
+them on hot reload (issue 5, item 5).
 
-Every broken file must be rejected as a whole by each process that watches it (poller, scraper, scorer), with
-one ERROR line per problem naming its key path, while the config in force stays entirely in force: the published
-config version, `/pools/status` and the decisions do not change. After the fuzz, a valid edit is still applied,
-which proves the watchers survived every rejection.
+The mutations (config_mutations.py) carry their verdict, written by hand: an invalid one must fail with exactly
+its error path, a valid one must load. First `load_config` is checked against every mutation and against
+hypothesis's combinations of them (quick, in `make test`). Then the files reach a running stack: every broken
+file must be rejected as a whole by each process that watches it (poller, scraper, scorer), with one ERROR line
+per problem naming its key path, while the config in force stays entirely in force: the published config
+version, `/pools/status` and the decisions do not change. After the fuzz, a valid edit is still applied, which
+proves the watchers survived every rejection.
 """
 
 from __future__ import annotations
@@ -17,13 +21,13 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmsched.shared.config import load_config
 from llmsched.shared.errors import ConfigError
 
-from tests.faults.config_mutations import broken_configs, dump
+from tests.faults.config_mutations import INVALID, SYNTAX, VALID, Case, Mutation, dump, invalid_files, valid_files
 from tests.faults.conftest import Lab, RecordFigure
 from tests.faults.harness import wait_for
 from tests.faults.stack import Stack
@@ -53,18 +57,7 @@ def write_atomically(path: Path, content: bytes) -> None:
     os.replace(tmp, path)
 
 
-def expected_errors(stack: Stack, content: bytes) -> dict[str, list[str]] | None:
-    """The errors `load_config` reports for `content` with the processes' environment; None when it is valid."""
-    probe = stack.config_path.with_name("probe.yaml")
-    probe.write_bytes(content)
-    try:
-        load_config(str(probe), stack.up.env)
-    except ConfigError as exc:
-        return exc.errors
-    return None
-
-
-def reject(stack: Stack, content: bytes, errors: dict[str, list[str]], baseline: tuple[Any, ...]) -> float:
+def reject(stack: Stack, content: bytes, errors: frozenset[str], baseline: tuple[Any, ...]) -> float:
     """Write a broken file; every watcher rejects it naming each key path; nothing changes. Seconds taken."""
     before, log_from = rejections(stack), stack.log_size()
     started = time.monotonic()
@@ -95,13 +88,73 @@ def valid_edit_still_applies(stack: Stack, doc: dict[str, Any]) -> float:
     return time.monotonic() - started
 
 
+# The quick stack test: one of each kind, with the error path each must produce.
 FIXED = {
-    "YAML syntax error": lambda doc: dump(doc) + b"pools: [\n",
-    "wrong type": lambda doc: dump({**doc, "scheduler": {**doc["scheduler"], "metrics_fetch_interval": "fast"}}),
-    "unknown key": lambda doc: dump({**doc, "f5": {**doc["f5"], "pasword_env": "X"}}),
-    "missing section": lambda doc: dump({k: v for k, v in doc.items() if k != "pools"}),
-    "bad pool value": lambda doc: dump({**doc, "pools": [{**doc["pools"][0], "engine_type": "xinference2"}]}),
+    "YAML syntax error": lambda doc: Case(dump(doc) + b"pools: [\n", frozenset({"<file>"}), "unclosed list"),
+    "wrong type": lambda doc: _case(doc, "scheduler.metrics_fetch_interval = 'fast' (wrong type)"),
+    "unknown key": lambda doc: _case(doc, "f5.pasword_env = 'F5_PW' (unknown key)"),
+    "missing section": lambda doc: _case(doc, "pools removed"),
+    "bad pool value": lambda doc: _case(doc, "pools[0].engine_type = 'xinference2' (unknown engine)"),
 }
+
+
+def _case(doc: dict, name: str) -> Case:
+    (m,) = [m for m in INVALID if m.name == name]
+    return Case(dump(m.apply(doc)), frozenset({m.error or ""}), m.name)
+
+
+# A valid document without a stack: the file-independent parts of the faults stack's config.
+BASE = {
+    "global": {"interval": 0.5, "api_host": "127.0.0.1", "api_port": 8080, "log_level": "INFO"},
+    "f5": {"host": "127.0.0.1", "port": 8443, "username": "admin", "password_env": "TEST_F5_PW", "timeout": 1.0},
+    "redis": {"url": "redis://127.0.0.1:6379/0"},
+    "scheduler": {"pool_fetch_interval": 0.5, "metrics_fetch_interval": 500},
+    "modes": [{"name": "s1", "w_a": 0.5, "w_b": 0.5}],
+    "pools": [{"name": "p", "partition": "Common", "engine_type": "vllm", "metrics": {"timeout": 0.25}}],
+}
+ENV = {"TEST_F5_PW": "secret"}
+
+
+def load_errors(tmp: Path, content: bytes) -> frozenset[str]:
+    """The error paths load_config reports for `content`; empty when it loads."""
+    path = tmp / "scheduler-config.yaml"
+    path.write_bytes(content)
+    try:
+        load_config(str(path), ENV)
+    except ConfigError as exc:
+        return frozenset(exc.errors)
+    return frozenset()
+
+
+def test_the_base_document_loads(tmp_path: Path) -> None:
+    assert load_errors(tmp_path, dump(BASE)) == frozenset()
+
+
+@pytest.mark.parametrize("mutation", INVALID, ids=lambda m: m.name)
+def test_each_invalid_mutation_is_rejected_with_exactly_its_key_path(tmp_path: Path, mutation: Mutation) -> None:
+    assert load_errors(tmp_path, dump(mutation.apply(BASE))) == {mutation.error}
+
+
+@pytest.mark.parametrize("mutation", VALID, ids=lambda m: m.name)
+def test_each_valid_mutation_is_accepted(tmp_path: Path, mutation: Mutation) -> None:
+    assert load_errors(tmp_path, dump(mutation.apply(BASE))) == frozenset()
+
+
+@pytest.mark.parametrize("edit", SYNTAX, ids=lambda e: e[0])
+def test_yaml_that_does_not_parse_is_a_file_level_error(tmp_path: Path, edit) -> None:
+    assert load_errors(tmp_path, edit[1](dump(BASE))) == {"<file>"}
+
+
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=invalid_files(BASE))
+def test_an_invalid_change_among_valid_ones_is_reported_alone_at_its_path(tmp_path: Path, case: Case) -> None:
+    assert load_errors(tmp_path, case.content) == case.errors, case.description
+
+
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=valid_files(BASE))
+def test_valid_changes_together_load(tmp_path: Path, case: Case) -> None:
+    assert load_errors(tmp_path, case.content) == frozenset(), case.description
 
 
 def test_broken_config_files_are_rejected_with_key_paths_and_the_old_config_stays_in_force_quick(
@@ -111,11 +164,9 @@ def test_broken_config_files_are_rejected_with_key_paths_and_the_old_config_stay
     doc = yaml.safe_load(stack.config_path.read_bytes())
     baseline = in_force(stack)
     took = []
-    for name, make in FIXED.items():
-        content = make(doc)
-        errors = expected_errors(stack, content)
-        assert errors, f"{name} should be invalid"
-        took.append(reject(stack, content, errors, baseline))
+    for make in FIXED.values():
+        case = make(doc)
+        took.append(reject(stack, case.content, case.errors, baseline))
     applied = valid_edit_still_applies(stack, doc)
     record_figure(
         "broken config on reload (5 kinds)",
@@ -152,14 +203,12 @@ def test_fuzzed_config_files_are_all_rejected_with_key_paths_while_decisions_and
     )
     @given(st.data())
     def run(data: st.DataObject) -> None:
-        content = data.draw(broken_configs(doc))
-        if content == seen[-1]:  # the same bytes twice are no change for a watcher; not an
+        case = data.draw(invalid_files(doc))
+        if case.content == seen[-1]:  # the same bytes twice are no change for a watcher; not an
             return  # assume(): `seen` changes between hypothesis's replays
-        errors = expected_errors(stack, content)
-        assume(errors is not None)  # a mutation that is still valid would rightly be applied
-        reject(stack, content, errors, baseline)
-        seen.append(content)
-        kinds["YAML syntax" if "<file>" in errors else "schema"] += 1
+        reject(stack, case.content, case.errors, baseline)
+        seen.append(case.content)
+        kinds["YAML syntax" if "<file>" in case.errors else "schema"] += 1
 
     run()
 

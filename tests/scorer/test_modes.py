@@ -349,13 +349,13 @@ def test_weights_summing_below_one_cap_the_best_score() -> None:
 # --- the weight adjustments the modes rely on ---------------------------------------------------------------------
 
 
-def test_adaptive_cv_keeps_the_sign_of_a_negative_mean_but_advanced_uses_its_magnitude() -> None:
+def test_adaptive_cv_keeps_the_sign_of_a_negative_mean_and_a_negative_sum_keeps_base_weights() -> None:
     # W = [-1, -3]: sigma 1, mean -2 -> adaptive cv -0.5, advanced 0.5; C = [1, 3]: cv 0.5
     # adaptive: sum cv 0 -> base weights;  advanced: sum 1 -> 0.3*1.5, 0.7*1.5 -> rescaled back to 0.3, 0.7
     assert wt.cv_weights_adaptive((0.3, 0.7), ([-1.0, -3.0], [1.0, 3.0])) == [0.3, 0.7]
     assert wt.cv_weights_advanced((0.3, 0.7), ([-1.0, -3.0], [1.0, 3.0])) == close([0.3, 0.7])
-    # C = [1, 2]: cv 1/3. adaptive: sum cv -1/6 -> w_a = 0.3*(1 + 3) = 1.2, w_b = 0.7*(1 - 2) = -0.7; /0.5*1
-    assert wt.cv_weights_adaptive((0.3, 0.7), ([-1.0, -3.0], [1.0, 2.0])) == close([2.4, -1.4])
+    # C = [1, 2]: cv 1/3. adaptive: sum cv -1/6 is not above 0 -> the original keeps the base weights
+    assert wt.cv_weights_adaptive((0.3, 0.7), ([-1.0, -3.0], [1.0, 2.0])) == [0.3, 0.7]
     # advanced: sum cv 5/6 -> 0.3*(1 + 0.6) = 0.48, 0.7*(1 + 0.4) = 0.98; /1.46
     assert wt.cv_weights_advanced((0.3, 0.7), ([-1.0, -3.0], [1.0, 2.0])) == close([0.48 / 1.46, 0.98 / 1.46])
 

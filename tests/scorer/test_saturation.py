@@ -25,15 +25,17 @@ def test_the_mode_is_reachable_through_compute_scores_and_ignores_weights() -> N
 
 
 def test_the_roomiest_member_scores_1_and_the_others_in_proportion_to_their_headroom() -> None:
-    members = [m(0, 0.3, 30), m(0, 0.6, 40)]
-    got = scores(members)
+    # By hand, not by the function under test (BASE 0.1, KV knee 0.9, 256 slots):
+    # A: capacity min(256, 30 x 0.9 / 0.3) = 90, slack 90 - 30 = 60, headroom (60 + 9) x (1 - 0.3) = 48.3
+    # B: capacity min(256, 40 x 0.9 / 0.6) = 60, slack 60 - 40 = 20, headroom (20 + 6) x (1 - 0.6) = 10.4
+    got = scores([m(0, 0.3, 30), m(0, 0.6, 40)])
     assert got[0] == 1.0
-    assert got[1] == pytest.approx(saturation.headroom(members[1]) / saturation.headroom(members[0]))
+    assert got[1] == pytest.approx(10.4 / 48.3)
 
 
 def test_headroom_is_slack_plus_a_capacity_base_times_the_free_kv_fraction() -> None:
     # capacity min(256 slots, 30 x 0.9 / 0.3 = 90) = 90; slack 90 - 30 - 2 = 58
-    assert saturation.headroom(m(2, 0.3, 30)) == pytest.approx((58 + saturation.BASE * 90) * 0.7)
+    assert saturation.headroom(m(2, 0.3, 30)) == pytest.approx((58 + 0.1 * 90) * 0.7)
     assert estimate_slack(m(2, 0.3, 30), 1) == pytest.approx(58)
 
 

@@ -1,5 +1,3 @@
-import threading
-
 import orjson
 import pytest
 import redis
@@ -60,32 +58,28 @@ def test_unreachable_redis_raises_store_error_quickly():
     assert store.ping() is False
 
 
+def _writes_seen_by_redis(redis_url: str, action) -> list[list[str]]:
+    """Every command Redis executed while `action` ran (MONITOR), up to an ECHO marker sent after it."""
+    watcher = redis.Redis.from_url(redis_url, socket_timeout=5)
+    seen: list[list[str]] = []
+    with watcher.monitor() as monitor:
+        action()
+        redis.Redis.from_url(redis_url).echo("end-of-action")
+        while True:
+            command = monitor.next_command()["command"]
+            if command == "ECHO end-of-action":
+                return seen
+            seen.append(command)
+
+
 def test_readers_never_see_a_half_written_snapshot(redis_url):
+    # A decision reads the snapshot in one GET; it can only be torn if the snapshot is written in several steps.
+    # So: writing a snapshot must be exactly one command that replaces the whole value (SET), nothing before it.
     store = make_store(redis_url)
-    stop = threading.Event()
-    torn = []
-
-    def write():
-        n = 0
-        while not stop.is_set():
-            n += 1
-            members = [{"id": f"10.0.0.{i}:80", "score": n} for i in range(50)]
-            store.set_scores("p:C", {"version": n, "members": members})
-
-    def read():
-        reader = make_store(redis_url)
-        for _ in range(300):
-            snap = reader.decision_inputs("p:C")[1]
-            if snap and {m["score"] for m in snap["members"]} != {snap["version"]}:
-                torn.append(snap["version"])
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    readers = [threading.Thread(target=read) for _ in range(4)]
-    for t in readers:
-        t.start()
-    for t in readers:
-        t.join()
-    stop.set()
-    writer.join()
-    assert torn == []
+    snapshot = {"version": 7, "members": [{"id": f"10.0.0.{i}:80", "score": i / 10} for i in range(50)]}
+    key = store.keys.pool_scores("p:C")
+    commands = _writes_seen_by_redis(redis_url, lambda: store.set_scores("p:C", snapshot))
+    touching = [c for c in commands if key in c]
+    assert len(touching) == 1, touching
+    assert touching[0].startswith(f"SET {key} "), touching
+    assert store.scores("p:C") == snapshot
