@@ -1,6 +1,6 @@
 """An inference-engine emulator (aiohttp) speaking vLLM's or SGLang's `/metrics` and the OpenAI API.
 
-`GET /metrics` serves the exposition of spec Part B (vLLM V1, KV gauge old/both/new, DP=N) or Part C (SGLang,
+`GET /metrics` serves a vLLM V1 exposition (KV gauge old/both/new, DP=N) or an SGLang one (docs/scraper.md;
 `sglang:` or `sglang_` prefix, per-TP duplicates) with Content-Type `text/plain; version=0.0.4; charset=utf-8`,
 computed from a continuous-batching model that real requests to `/v1/completions` and `/v1/chat/completions`
 load. `/_emulator/...` (see `llmsched.emulators.engine_admin`) pins values and injects `/metrics` failures.

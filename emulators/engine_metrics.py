@@ -1,4 +1,4 @@
-"""`/metrics` bodies of the engine emulator: the vLLM V1 and SGLang expositions of spec Parts B and C.
+"""`/metrics` bodies of the engine emulator: the vLLM V1 and SGLang expositions (docs/scraper.md).
 
 vLLM: every engine metric carries `{engine="<dp index>",model_name="..."}`; one series per DP engine; the KV
 gauge is `vllm:gpu_cache_usage_perc` (kv_name old), both names with the same value (both), or
@@ -235,7 +235,7 @@ def sglang_families(state: EngineState) -> list[Family]:
 
 # -- entry point --------------------------------------------------------------------------------------------
 def quirky(text: str) -> str:
-    """Valid but unusual text-format output, for parser tests (spec Part E item 8): families in reverse order,
+    """Valid but unusual text-format output, for parser tests: families in reverse order,
     blank lines and free `# ` comments between them, and an extra NaN gauge."""
     blocks = [b for b in text.split("# HELP ") if b]
     out = ["# emulator: quirky exposition (reverse family order)\n\n"]

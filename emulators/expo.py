@@ -2,7 +2,8 @@
 
 Written by hand rather than through a prometheus_client registry because the emulators must show things a
 registry cannot be told to do: multiprocess-mode ordering (`_sum` first, no `_created`), per-TP duplicate
-series, a `pid` label, and the old/new vLLM names side by side. The rules followed (spec B1/C1): labels sorted,
+series, a `pid` label, and the old/new vLLM names side by side. The rules followed (prometheus_client's text
+format): labels sorted,
 counters named `<n>_total` in HELP/TYPE/sample lines, a separate `<n>_created` gauge family after each counter
 or histogram family, buckets ascending to `+Inf`, and Go float formatting (`7.0`, `1.048576e+06`).
 """

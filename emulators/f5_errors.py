@@ -1,4 +1,4 @@
-"""The two error-body families of iControl REST (spec A1 "Error JSON shapes"), as aiohttp responses.
+"""The two error-body families of iControl REST (restjavad/framework errors and LTM errors), as aiohttp responses.
 
 * restjavad/framework errors (auth, URI routing): `code`, `message`, `referer`, `restOperationId`, `kind`.
 * mcpd/tm errors (configuration objects): `code`, `message`, `errorStack`, `apiError`.

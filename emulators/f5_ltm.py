@@ -1,4 +1,4 @@
-"""`/mgmt/tm/ltm/pool...` and `/mgmt/tm/sys...` handlers of the BIG-IP emulator (spec A2).
+"""`/mgmt/tm/ltm/pool...` and `/mgmt/tm/sys...` handlers of the BIG-IP emulator.
 
 Supports the OData-style options real clients send: `$select` (items hold only the selected keys and the
 collection selfLink echoes the encoded query), `$filter=partition eq X`, `$top`/`$skip` and

@@ -1,4 +1,4 @@
-"""Pools and pool members of the BIG-IP emulator, and their iControl REST JSON shapes (spec A2).
+"""Pools and pool members of the BIG-IP emulator, and their iControl REST JSON shapes.
 
 A member's availability is stored as three facts: the monitor result (`health`), whether the member is
 enabled, and whether it is forced offline. The wire pair (`session`, `state`) is derived from them the way a
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-LINK_HOST = "https://localhost"  # every real selfLink uses this host, whatever address was called (spec A1)
+LINK_HOST = "https://localhost"  # every real selfLink uses this host, whatever address was called
 HEALTH_VALUES = ("up", "down", "checking", "unchecked", "fqdn-up", "fqdn-down", "fqdn-up-no-addr")
 
 # Admin-API shorthands -> the changes they make (enabled, forced_offline, health); None leaves a fact alone.
@@ -33,7 +33,7 @@ ACTIONS: dict[str, tuple[bool | None, bool | None, str | None]] = {
 
 
 def split_member_name(name: str) -> tuple[str, int]:
-    """`10.0.0.1%2:8000` -> ("10.0.0.1%2", 8000); IPv6 `2001:db8::1.80` -> ("2001:db8::1", 80) (spec A2 rule)."""
+    """`10.0.0.1%2:8000` -> ("10.0.0.1%2", 8000); IPv6 `2001:db8::1.80` -> ("2001:db8::1", 80)."""
     bare = name[len("_auto_") :] if name.startswith("_auto_") else name
     sep = "." if bare.count(":") >= 2 else ":"
     host, _, port = bare.rpartition(sep)
@@ -92,7 +92,7 @@ class Member:
         return f"/{self.partition}/{self.name}"
 
     def session_state(self) -> tuple[str, str]:
-        """The reported (session, state) pair, per the f5-ansible mapping quoted in spec A2."""
+        """The reported (session, state) pair, per the f5-ansible mapping (docs/poller.md, "Member state")."""
         if self.forced_offline:
             return "user-disabled", "user-down"
         if not self.enabled:

@@ -1,7 +1,7 @@
 """The whole mutable state of one BIG-IP emulator: users, auth tokens, pools, injected faults and a clock.
 
 Exactly one `F5State` object exists per emulator and is passed to the app; nothing else holds state. Token
-lifetimes follow spec A1: `expirationMicros` is anchored to `startTime` (a PATCH sets an absolute lifetime,
+lifetimes follow iControl REST: `expirationMicros` is anchored to `startTime` (a PATCH sets an absolute lifetime,
 not a sliding window), and time comes from `Clock`, which tests can advance instead of sleeping.
 """
 
@@ -42,7 +42,7 @@ class Clock:
 class User:
     username: str
     password: str
-    local: bool = True  # Basic auth works for local users only (spec A3)
+    local: bool = True  # Basic auth works for local users only, as on BIG-IP
     partition: str = "[All]"
 
 

@@ -1,6 +1,6 @@
 """Self-signed TLS material for the emulators, written to a private temp dir.
 
-A real BIG-IP management port serves a self-signed certificate (spec A3), so the emulator does too. The
+A real BIG-IP management port serves a self-signed certificate, so the emulator does too. The
 certificate is also its own CA (basicConstraints CA:TRUE, keyCertSign) so a client can verify it by passing the
 file as a private CA bundle instead of switching verification off; the subjectAltName covers both ways tests
 and demos address it (`IP:127.0.0.1`, `DNS:localhost`).

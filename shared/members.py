@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import asdict, dataclass
 
-# BIG-IP session/state → our status (wire-formats.md A2, the f5-ansible mapping).
+# BIG-IP session/state → our status (the f5-ansible mapping; docs/poller.md, "Member state").
 ENABLED_STATES = frozenset({"up", "unchecked", "fqdn-up", "user-up"})
 
 

@@ -1,4 +1,4 @@
-"""The iRules keep the original's contract (spec section 1.9): variables, request bytes, parsing; and fix its leaks.
+"""The iRules keep the original's contract: variables, request bytes, parsing; and fix its leaks.
 
 Static checks read the files; the pure procs (payload and request builders, response parser) then run under a
 real tclsh and are compared with the spec's rules. Sideband behaviour against a real API: test_irule_sideband.py.
@@ -14,7 +14,7 @@ import pytest
 from tests.deploy.tcl_harness import MULTI, SINGLE, TCLSH, call_procs, needs_tclsh
 
 RULES = [SINGLE, MULTI]
-# spec 1.9, "Constants set in when HTTP_REQUEST", plus the timing switch that replaces the second file.
+# The original's constants set in `when HTTP_REQUEST`, plus the timing switch that replaces the second file.
 ORIGINAL_VARIABLES = {
     "debug": "0",
     "partition": "Common",
@@ -26,7 +26,7 @@ ORIGINAL_VARIABLES = {
     "call_interval_ms": "1",
     "timing": "0",
 }
-# The opt-in prefix hints (issue 13): off by default, so an unedited rule sends the original's bytes.
+# The opt-in prefix hints: off by default, so an unedited rule sends the original's bytes.
 HINT_VARIABLES = {"prefix_hints": "0", "prefix_body_cap": "32768"}
 REQUEST_TEMPLATE = (
     "POST {uri} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
@@ -184,12 +184,12 @@ def test_payload_is_the_originals_json_with_addr_colon_port_members(path):
 def test_request_bytes_match_the_spec_exactly(path):
     payload = '{"pool_name":"example_pool1","partition":"Common","members":["127.0.0.1:8001","127.0.0.1:8002"]}'
     (request,) = call_procs(path, [("build_request", "/scheduler/select", payload)])
-    # (spec 1.9's sample exchange prints Content-Length 95 for this 96-character payload; the rule, like the
-    # original, sends [string length $payload].)
+    # (the original's documented sample exchange prints Content-Length 95 for this 96-character payload; the rule,
+    # like the original, sends [string length $payload].)
     assert request == REQUEST_TEMPLATE.format(uri="/scheduler/select", length=len(payload), payload=payload)
 
 
-# (raw response, expected {nexthop status}) -- spec 1.9 step 5, plus the non-member 200 bodies made safe.
+# (raw response, expected {nexthop status}) -- the original's step 5, plus the non-member 200 bodies made safe.
 RESPONSES = [
     ("HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n10.0.0.1:8000", "10.0.0.1:8000 200"),
     ("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nnone", "0 0"),

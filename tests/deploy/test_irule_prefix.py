@@ -1,4 +1,4 @@
-"""The iRules' opt-in prefix hints (issue 13): fingerprints and model of the request body in the select JSON.
+"""The iRules' opt-in prefix hints: fingerprints and model of the request body in the select JSON.
 
 The pure procs run under tclsh and are compared with `fingerprints()` below, an independent Python statement of
 the wire contract in deploy/f5/README.md (the scheduler side implements the same definition). The whole rule

@@ -1,4 +1,4 @@
-"""Edge cases of each normaliser, with expected values worked out by hand (spec section 5.2)."""
+"""Edge cases of each normaliser, with expected values worked out by hand."""
 
 from __future__ import annotations
 

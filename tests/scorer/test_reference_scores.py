@@ -1,4 +1,4 @@
-"""Every score the original produced for the reference metric sets (spec section 5.4) is reproduced bit for bit.
+"""Every score the original produced for the reference metric sets (tests/scorer/data) is reproduced bit for bit.
 
 The vectors in data/reference-scores.json were computed by the original's own ScoreCalculator; they live in the
 repository so that every clone runs these tests. A missing or empty file is a failure, never a skip.
