@@ -2,7 +2,8 @@
 
 Reproduces the wire formats of iControl REST (docs/poller.md, docs/emulators.md): the login envelope and token
 item, PATCH/GET/DELETE of tokens with real expiry, the restjavad 401 shape, the mcpd 404/400 shapes, and
-pool-member collections (see `llmsched.emulators.f5_ltm`). Test hooks live under `/_emulator/` (see `llmsched.emulators.f5_admin`), outside `/mgmt`.
+pool-member collections (see `llmsched.emulators.f5_ltm`).
+Test hooks live under `/_emulator/` (see `llmsched.emulators.f5_admin`), outside `/mgmt`.
 
 Python API: `build_f5_app(state)` and `await serve_f5(host, port, state, tls=True) -> (runner, cert_path)`.
 """
