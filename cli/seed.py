@@ -7,10 +7,12 @@ and then runs the real scoring step, so the API answers from a snapshot built li
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 
 from llmsched.scorer.step import score_pool
+from llmsched.shared.config_fields import mask_url
 from llmsched.shared.config_model import MODE_NAMES, Config, FallbackConfig, ModeConfig, PoolConfig, SchedulerConfig
 from llmsched.shared.members import Member
 from llmsched.shared.publish import publish_config
@@ -20,7 +22,11 @@ HELP = "write a scored example pool into Redis, to try the API by hand"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+        help="default $REDIS_URL (keeps a password off the command line), else redis://127.0.0.1:6379/0",
+    )
     parser.add_argument("--namespace", default="llmsched")
     parser.add_argument("--pool", default="example_pool1")
     parser.add_argument("--partition", default="Common")
@@ -122,5 +128,5 @@ def run(args: argparse.Namespace) -> int:
     )
     for m in snapshot["members"]:
         print(f"{m['id']}\tscore={m['score']}\t{m['metrics']}")
-    print(f"seeded pool {pool.key} ({args.mode}) in {args.redis_url} namespace {args.namespace}")
+    print(f"seeded pool {pool.key} ({args.mode}) in {mask_url(args.redis_url)} namespace {args.namespace}")
     return 0

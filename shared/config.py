@@ -141,7 +141,7 @@ def collect_warnings(raw: Mapping[str, Any]) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------------------------------ rendering
 # Resolved secrets are not config keys (they come from the environment): only their variable names are shown.
-_HIDDEN = {"password", "metric_pwd", "admin_token"}
+_HIDDEN = {"password", "sentinel_password", "metric_pwd", "admin_token"}
 _YAML_NAMES = {"global_": "global", "api_key": "APIkey"}
 
 
