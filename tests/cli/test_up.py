@@ -277,3 +277,28 @@ def test_invalid_config_is_reported_with_key_paths_and_nothing_is_started(tmp_pa
     assert done.returncode == 1
     assert "pools[0].engine_type:" in done.stderr and "scheduler.metrics_fetch_interval:" in done.stderr
     assert "started" not in done.stderr + done.stdout
+
+
+def test_a_crash_looping_scorer_or_scraper_is_restarted_within_a_third_of_stale_after() -> None:
+    from loguru import logger
+
+    from llmsched.cli.up import BACKOFF_MAX_S, cap_freshness_backoff, child_commands
+
+    children = child_commands("c.yaml", 1, 2, {"poller", "scraper", "scorer", "api"})
+    cap_freshness_backoff(children, stale_after=3.0)
+    assert {c.name: c.backoff_max for c in children} == {
+        "poller": BACKOFF_MAX_S,  # BIG-IP may lock an account that logs in too often: the poller keeps its backoff
+        "scraper": 1.0,
+        "scorer-1": 1.0,
+        "scorer-2": 1.0,
+        "api": BACKOFF_MAX_S,
+    }
+    scorer = children[2]
+    scorer.argv = [sys.executable, "-c", "raise SystemExit(3)"]
+    delays = []
+    for _ in range(6):
+        scorer.start(dict(os.environ), logger)
+        scorer.proc.wait()
+        scorer.reap(scorer.started_at + 0.1, logger)
+        delays.append(scorer.restart_at - (scorer.started_at + 0.1))
+    assert delays == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]
