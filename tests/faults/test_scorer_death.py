@@ -157,4 +157,6 @@ def test_a_crash_looping_scorer_is_back_before_the_pools_turn_stale(lab: Lab, re
         figure=f"{misses} none of {len(answers)}; restart delays {delays}",
     )
     assert len(delays) >= 6
-    assert longest < 1.0
+    # Each restart comes within stale_after/3 (1 s); a Python process then needs 1-2 s on a busy 2-core host to
+    # start and score, so a short run of `none` may remain (--scorers 2 removes it). The doubling backoff: 14.7 s.
+    assert longest < 2.0
