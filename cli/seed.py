@@ -71,6 +71,7 @@ def seed_pool(
         modes=(mode,),
         source="llmsched seed",
         scheduler=SchedulerConfig(stale_after=stale_after, herd_control=herd_control),
+        generation=time.time_ns(),  # seeding by hand is the newest config: it replaces a published one
     )
     publish_config(store, config, "seed")
     store.set_members(pool.key, {"fetched_at": now, "members": [m.to_dict() for m in members], "error": None})
