@@ -165,6 +165,12 @@ CONFIG_RELOADS = Counter(
     ("result",),
     registry=COMMON,
 )
+CLOCK_SKEW = Gauge(
+    "llmsched_clock_skew_seconds",
+    "This host's clock minus Redis's clock (TIME), measured every 30 s at the midpoint of the round trip; "
+    "freshness compares the scraper's clock with the API's, so every host must stay well within stale_after",
+    registry=COMMON,
+)
 
 
 # --------------------------------------------------------------------------------------------------- from Redis
