@@ -201,13 +201,15 @@ class ListOf(fields.List):
     default_error_messages = {**_COMMON_MESSAGES, "invalid": "must be a list"}
 
 
-class Sentinel(Str):
+class Sentinel(fields.Field):
     """`"host:port"` -> (host, port); `[v6addr]:port` is accepted too."""
 
-    default_error_messages = {"format": 'must be "host:port"'}
+    default_error_messages = {**_COMMON_MESSAGES, "invalid": "must be a string", "format": 'must be "host:port"'}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str, int]:
-        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        text = value.strip()
         host, sep, number = text.rpartition(":")
         host = host.strip("[]")
         if not sep or not host or not number.isdigit():

@@ -255,7 +255,7 @@ class PoolList(ListOf):
 
     default_error_messages = {"required": "required (at least one pool)", "null": "at least one pool is required"}
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[PoolConfig]:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any | None]:
         if isinstance(value, list) and not value:
             raise ValidationError("at least one pool is required")
         errors: dict[int, Any] = {}
@@ -302,7 +302,8 @@ class VariantMap(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[EngineVariant, ...]:
         if not isinstance(value, Mapping):
             raise self.make_error("invalid")
-        variants, errors = [], {}
+        variants: list[EngineVariant] = []
+        errors: dict[str, Any] = {}
         for name, body in value.items():
             if not isinstance(name, str) or not name.lower().startswith(VARIANT_BASES):
                 errors[str(name)] = [
