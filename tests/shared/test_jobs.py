@@ -19,9 +19,10 @@ from tests.scorer.test_jobs import POOL, put_unscored_pool
 
 @pytest.fixture()
 def store(redis_url: str) -> Iterator[Store]:
-    s = make_store(redis_url)
-    jobs.install_store(s)
-    yield s
+    """The store every job of this test process uses (the scorer's install_store)."""
+    made = make_store(redis_url)
+    jobs.install_store(made)
+    yield made
     jobs.install_store(None)
 
 
