@@ -130,3 +130,22 @@ def test_a_browser_session_against_a_real_api_gets_the_script_and_the_data_with_
         assert data.status == 200 and b"p1:Common" in body
         assert get("/ui/data.json")[0].status == 401
     assert "live-tok-42aa" not in log.read_text()
+
+
+def test_chromium_opens_the_guarded_page_with_the_token_once_and_renders_the_pools(redis_url, tmp_path):
+    """Issue 12 item 4 in a real browser: `/ui?token=` used to stay at "loading…" (ui.js needed the token too)."""
+    from tests.api.live_api import live_api
+    from tests.api.test_ui import CHROMIUM, Rendered, chromium, seed_status
+    from tests.helpers import make_store
+
+    if CHROMIUM is None:
+        pytest.skip("no chromium binary (make browser-deps installs it)")
+    seed_status(make_store(redis_url))
+    env = {"LLMSCHED_ADMIN_TOKEN": "browser-tok-9d", "LLMSCHED_REDIS_TIMEOUT": "0.5"}
+    with live_api(redis_url, workers=1, env=env) as (base, _proc):
+        done = chromium(f"{base}/ui?token=browser-tok-9d", tmp_path / "profile", "--dump-dom")
+    assert done.returncode == 0, done.stderr[-2000:]
+    page = Rendered()
+    page.feed(done.stdout)
+    assert page.state == "live", done.stdout[-2000:]
+    assert {r["pool"] for r in page.rows} == {"llm_pool:Common", "other_pool:Common"}
