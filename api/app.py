@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from llmsched.api.decisions import decisions
 from llmsched.api.dispatch import DispatchRecorder
 from llmsched.api.fastpath import SelectFastPath
-from llmsched.api.guard import check_admin_token
+from llmsched.api.guard import check_admin_token, security_headers
 from llmsched.api.health import health
 from llmsched.api.metrics import metrics
 from llmsched.api.pools import pools
@@ -56,6 +56,7 @@ def create_app(store: Store | None = None, rng: random.Random | None = None, adm
     token = admin_token if admin_token is not None else os.environ.get("LLMSCHED_ADMIN_TOKEN", "")
     if token:
         app.before_request(lambda: check_admin_token(token))
+    app.after_request(security_headers)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["llmsched.store"] = store if store is not None else store_from_env()
     app.extensions["llmsched.rng"] = rng if rng is not None else random.Random()

@@ -32,7 +32,7 @@ def api_environment(args: argparse.Namespace, env: dict[str, str], config=None) 
         from llmsched.shared.redis_conn import target_from_config
 
         host, port = config.global_.api_host, config.global_.api_port
-        if not env.get("REDIS_URL") and (target := target_from_config(config.redis)):
+        if target := target_from_config(config.redis):  # REDIS_URL, if set, is already its URL
             for name, value in target.env().items():
                 env.setdefault(name, value)
         env.setdefault("LLMSCHED_NAMESPACE", config.redis.namespace)

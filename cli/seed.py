@@ -7,10 +7,12 @@ and then runs the real scoring step, so the API answers from a snapshot built li
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 
 from llmsched.scorer.step import score_pool
+from llmsched.shared.config_fields import mask_url
 from llmsched.shared.config_model import MODE_NAMES, Config, FallbackConfig, ModeConfig, PoolConfig, SchedulerConfig
 from llmsched.shared.members import Member
 from llmsched.shared.publish import publish_config
@@ -21,7 +23,9 @@ HELP = "write a scored example pool into Redis, to try the API by hand"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--redis-url", default="redis://127.0.0.1:6379/0", help="the Redis the API reads (default: %(default)s)"
+        "--redis-url",
+        default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+        help="the Redis the API reads: $REDIS_URL (keeps a password off the command line), else redis://127.0.0.1:6379/0",
     )
     parser.add_argument(
         "--namespace", default="llmsched", help="key prefix, as redis.namespace in the config (default: %(default)s)"
@@ -84,6 +88,7 @@ def seed_pool(
         modes=(mode,),
         source="llmsched seed",
         scheduler=SchedulerConfig(stale_after=stale_after, herd_control=herd_control),
+        generation=time.time_ns(),  # seeding by hand is the newest config: it replaces a published one
     )
     publish_config(store, config, "seed")
     store.set_members(pool.key, {"fetched_at": now, "members": [m.to_dict() for m in members], "error": None})
@@ -141,5 +146,5 @@ def run(args: argparse.Namespace) -> int:
     )
     for m in snapshot["members"]:
         print(f"{m['id']}\tscore={m['score']}\t{m['metrics']}")
-    print(f"seeded pool {pool.key} ({args.mode}) in {args.redis_url} namespace {args.namespace}")
+    print(f"seeded pool {pool.key} ({args.mode}) in {mask_url(args.redis_url)} namespace {args.namespace}")
     return 0

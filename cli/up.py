@@ -6,8 +6,10 @@ one of each work, docs/ha.md). Without a Redis (neither `redis.url`, `REDIS_URL`
 starts a private redis-server on 127.0.0.1 (free port, temp dir, no persistence) and gives every child its URL in
 `REDIS_URL`; if that Redis dies it is started again, empty, and the children write their state back by themselves
 (shared/watchdog.py). A child that exits is restarted after a backoff that doubles with each quick failure (0.5 s up to
-30 s; a run longer than 30 s resets it). SIGINT (Ctrl-C) or SIGTERM stops everything: SIGTERM to every child,
-up to 4 s to exit, then SIGKILL; the private Redis is stopped last. The whole stop takes less than 5 s.
+30 s; a run longer than 30 s resets it). The scorers and the scraper keep the data fresh, so their backoff stops at
+a third of `scheduler.stale_after` (1 s by default): one of them crash-looping must not leave every pool stale.
+SIGINT (Ctrl-C) or SIGTERM stops everything: SIGTERM to every child, up to 4 s to exit, then SIGKILL; the private
+Redis is stopped last. The whole stop takes less than 5 s.
 
 Each child runs in its own process group (so a terminal's Ctrl-C reaches only this supervisor, which then stops
 the children in order) and, on Linux, gets SIGTERM if the supervisor dies without cleaning up.
@@ -36,6 +38,7 @@ REDIS_GRACE_S = 0.8
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 30.0  # a child that ran this long is healthy again: its backoff starts over
+FRESHNESS_ROLES = ("scorer", "scraper")  # a pool turns stale stale_after after the last of their work
 POLL_S = 0.1
 
 
@@ -102,6 +105,7 @@ class Child:
     quick_failures: int = 0
     restart_at: float = 0.0
     restarts: int = 0
+    backoff_max: float = BACKOFF_MAX_S
 
     def start(self, env: dict[str, str], logger) -> None:
         self.proc = subprocess.Popen(
@@ -116,7 +120,7 @@ class Child:
         code, ran = self.proc.returncode, now - self.started_at
         self.proc = None
         self.quick_failures = 0 if ran >= STABLE_AFTER_S else self.quick_failures + 1
-        delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** max(0, self.quick_failures - 1))
+        delay = min(self.backoff_max, BACKOFF_FIRST_S * 2 ** max(0, self.quick_failures - 1))
         self.restart_at = now + delay
         self.restarts += 1
         how = f"signal {-code}" if code < 0 else f"code {code}"
@@ -207,6 +211,14 @@ def child_commands(config_path: str, workers: int, scorers: int, available: set[
     ]
     wanted.append(("api", ["api", "--config", config_path, "--workers", str(workers)]))
     return [Child(name, base + argv) for name, argv in wanted if argv[0] in available]
+
+
+def cap_freshness_backoff(children: list[Child], stale_after: float) -> None:
+    """Restart a crashed scorer or scraper within a third of `stale_after`, leaving the rest of it for the process
+    to start and write again before the snapshots it feeds turn stale."""
+    for child in children:
+        if child.name.split("-")[0] in FRESHNESS_ROLES:
+            child.backoff_max = min(BACKOFF_MAX_S, stale_after / 3)
 
 
 def assign_metrics_ports(children: list[Child], telemetry, free: bool) -> dict[str, int]:
@@ -343,6 +355,7 @@ def run(args: argparse.Namespace) -> int:
         target = RedisTarget(url=private.url)
 
     children = child_commands(config_path, args.workers, args.scorers, available, args.ha)
+    cap_freshness_backoff(children, config.scheduler.effective_stale_after)
     ports = assign_metrics_ports(children, config.telemetry, args.metrics_ports == "free")
     supervisor = Supervisor(children, child_environment(private.url if private else None), private, logger)
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -22,6 +22,7 @@ import time
 import orjson
 import redis
 from loguru import logger
+from rq import get_current_job
 
 from llmsched.scorer.step import score_pool
 from llmsched.shared.errors import StoreError
@@ -57,8 +58,10 @@ def job_store() -> Store:
 def score_pool_job(pool_key: str, enqueued_at: float, reason: str) -> None:
     """Rescore `pool_key` now; `enqueued_at` (epoch s) is when the rescore was asked for."""
     store = job_store()
-    # Cleared before reading: data written while this job runs then gets a job of its own.
-    clear_pending(store, pool_key)
+    # Cleared before reading: data written while this job runs then gets a job of its own. Only this job's own
+    # flag: a newer one (set because this job sat taken but unrun) stands for a job still to come.
+    job = get_current_job()
+    clear_pending(store, pool_key, job.id if job is not None else None)
     snapshot = score_pool(store, pool_key)
     if snapshot is None:
         return

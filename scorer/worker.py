@@ -86,7 +86,9 @@ class ScoringWorker:
         self.name = name or f"llmsched-scorer-{socket.gethostname()}-{os.getpid()}"
         self.store = Store(client_for(self.target, socket_timeout=JOB_SOCKET_TIMEOUT_S), self.namespace)
         self.stop = threading.Event()
-        self.watchdog = RedisWatchdog(self.store, PROCESS)
+        self.watchdog = RedisWatchdog(
+            self.store, PROCESS, stale_after=lambda: self.config.scheduler.effective_stale_after
+        )
         self.worker: _Worker | None = None
 
     # --- configuration ---------------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     """Read, validate and resolve the YAML file at `path`; `env` (default `os.environ`) supplies the secrets."""
     source = os.fspath(path)
     try:
+        # Before reading: an edit landing in between then shows as a newer file at the next check.
+        generation = os.stat(source).st_mtime_ns
         text = Path(source).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise _file_error(f"file not found: {source}", source) from None
@@ -52,7 +54,7 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
         raise _file_error(f"YAML syntax error{where}: {problem}", source) from None
     except yaml.YAMLError as exc:
         raise _file_error(f"YAML error: {exc}", source) from None
-    return parse_config(data, env, source=source)
+    return replace(parse_config(data, env, source=source), generation=generation)
 
 
 def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str = "") -> Config:
@@ -141,7 +143,7 @@ def collect_warnings(raw: Mapping[str, Any]) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------------------------------ rendering
 # Resolved secrets are not config keys (they come from the environment): only their variable names are shown.
-_HIDDEN = {"password", "metric_pwd", "admin_token"}
+_HIDDEN = {"password", "sentinel_password", "metric_pwd", "admin_token"}
 _YAML_NAMES = {"global_": "global", "api_key": "APIkey"}
 
 
@@ -165,6 +167,7 @@ def render_effective(config: Config) -> str:
     doc = _plain(config)
     doc.pop("source")
     doc.pop("warnings")
+    doc.pop("generation")
     redis = doc["redis"]
     redis["url"] = mask_url(str(config.redis.url)) if config.redis.url else None
     redis["sentinels"] = [f"{host}:{port}" for host, port in config.redis.sentinels]

@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from marshmallow import ValidationError, fields, missing
+from marshmallow import Schema, ValidationError, fields, missing, pre_load
 
 from llmsched.shared.secrets import MASK
 
@@ -66,6 +66,27 @@ def env_problem(name: str) -> str | None:
         return None
     state = "is empty" if name in current_context().env else "is not set"
     return f"environment variable {name} {state}"
+
+
+# --------------------------------------------------------------------------- section base
+class Section(Schema):
+    """Base of every schema: our messages, unknown keys rejected, null/absent sub-sections meaning "all defaults"."""
+
+    error_messages = {"unknown": "unknown key", "type": "must be a mapping"}
+    SECTIONS: ClassVar[tuple[str, ...]] = ()
+
+    @pre_load
+    def _fill_sections(self, data: Any, **_: Any) -> Any:
+        # marshmallow does not run a nested schema for an absent key, and a section whose keys are all
+        # commented out is null in YAML: both become {} so the nested schema applies its defaults and
+        # env-dependent checks (REDIS_URL, password_env) still run.
+        if not isinstance(data, Mapping) or not self.SECTIONS:
+            return data
+        data = dict(data)
+        for key in self.SECTIONS:
+            if data.get(key) is None:
+                data[key] = {}
+        return data
 
 
 # --------------------------------------------------------------------------- strict fields
@@ -180,13 +201,15 @@ class ListOf(fields.List):
     default_error_messages = {**_COMMON_MESSAGES, "invalid": "must be a list"}
 
 
-class Sentinel(Str):
+class Sentinel(fields.Field):
     """`"host:port"` -> (host, port); `[v6addr]:port` is accepted too."""
 
-    default_error_messages = {"format": 'must be "host:port"'}
+    default_error_messages = {**_COMMON_MESSAGES, "invalid": "must be a string", "format": 'must be "host:port"'}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str, int]:
-        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        text = value.strip()
         host, sep, number = text.rpartition(":")
         host = host.strip("[]")
         if not sep or not host or not number.isdigit():
@@ -260,16 +283,29 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def mask_url(url: str) -> str:
-    """`url` with any password replaced by the mask, for messages and rendering."""
+    """`url` with any password replaced by the mask, for messages and rendering: the `user:password@` part and the
+    `password=` query parameter (redis-py takes the password from either)."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return url
-    if parts.password is None:
-        return url
-    userinfo = f"{parts.username or ''}:{MASK}"
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}")
+    if parts.query:
+        query = [(k, MASK if k.lower() == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)
+
+
+def url_password(url: str) -> str | None:
+    """The password a Redis URL carries (in its user info or its `password=` parameter), else None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    query = dict(parse_qsl(parts.query))
+    return query.get("password") or parts.password
 
 
 class MaskedURL(str):

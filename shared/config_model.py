@@ -67,6 +67,25 @@ class RedisConfig:
     sentinels: tuple[tuple[str, int], ...] = ()
     master_name: str | None = None
     decision_timeout: float = 0.01  # s; the API's Redis timeout: `none` in ~10 ms beats BIG-IP's 500 ms sideband
+    # Authentication and TLS of the Redis server (the URL's, or the master the Sentinels name). Secrets come from
+    # the environment variables the `*_env` keys name; TLS files may be overridden by LLMSCHED_REDIS_TLS_* variables.
+    username: str | None = None  # an ACL user (`username_env` resolved at load time lands here too)
+    username_env: str | None = None
+    password_env: str | None = None
+    password: Secret | None = None  # resolved from password_env at load time
+    tls: bool = False  # TLS to the master (with sentinels); with a URL, the rediss:// scheme decides
+    tls_ca: str | None = None  # CA bundle that signed the server's certificate (None: the system's CAs)
+    tls_cert: str | None = None  # client certificate, when the server requires one (tls-auth-clients)
+    tls_key: str | None = None  # its private key
+    # The same for the Sentinels themselves (Sentinel's own `requirepass`/ACL and TLS port).
+    sentinel_username: str | None = None
+    sentinel_username_env: str | None = None
+    sentinel_password_env: str | None = None
+    sentinel_password: Secret | None = None
+    sentinel_tls: bool = False
+    sentinel_tls_ca: str | None = None
+    sentinel_tls_cert: str | None = None
+    sentinel_tls_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +191,7 @@ class Config:
     engines_metrics_keys: tuple[EngineVariant, ...] = ()
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: str = ""  # path the config was read from, for messages
+    generation: int = 0  # the file's modification time (ns) when read: a newer file never yields to an older one
     warnings: tuple[str, ...] = ()  # non-fatal findings (unsupported XInference keys, ...)
 
     @property

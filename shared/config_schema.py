@@ -10,9 +10,9 @@ own shipped files contain (`modes[].power`, `pools[].members`) and the not-yet-s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validates_schema
+from marshmallow import ValidationError, fields, post_load, validates_schema
 
 from llmsched.shared.config_fields import (
     Bool,
@@ -21,12 +21,10 @@ from llmsched.shared.config_fields import (
     Int,
     LegacyBool,
     ListOf,
-    MaskedURL,
     Num,
-    Sentinel,
+    Section,
     Str,
     at_least,
-    check_redis_url,
     env_problem,
     env_value,
     existing_file,
@@ -35,7 +33,6 @@ from llmsched.shared.config_fields import (
     port,
     resolve_path,
     starts_with_slash,
-    valid_namespace,
 )
 from llmsched.shared.config_model import (
     DEFAULT_MODE,
@@ -49,36 +46,16 @@ from llmsched.shared.config_model import (
     MetricsConfig,
     ModeConfig,
     PoolConfig,
-    RedisConfig,
     SchedulerConfig,
     TelemetryConfig,
 )
+from llmsched.shared.config_redis import RedisSchema
 from llmsched.shared.secrets import Secret
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "CRIT": "CRITICAL"}
 VARIANT_BASES = ("vllm", "sglang")
 METRIC_KEYS = ("waiting_queue", "cache_usage", "running_req")
-
-
-class Section(Schema):
-    """Base of every schema: our messages, unknown keys rejected, null/absent sub-sections meaning "all defaults"."""
-
-    error_messages = {"unknown": "unknown key", "type": "must be a mapping"}
-    SECTIONS: ClassVar[tuple[str, ...]] = ()
-
-    @pre_load
-    def _fill_sections(self, data: Any, **_: Any) -> Any:
-        # marshmallow does not run a nested schema for an absent key, and a section whose keys are all
-        # commented out is null in YAML: both become {} so the nested schema applies its defaults and
-        # env-dependent checks (REDIS_URL, password_env) still run.
-        if not isinstance(data, Mapping) or not self.SECTIONS:
-            return data
-        data = dict(data)
-        for key in self.SECTIONS:
-            if data.get(key) is None:
-                data[key] = {}
-        return data
 
 
 class GlobalSchema(Section):
@@ -139,37 +116,6 @@ class F5Schema(Section):
         if data.get("ca_bundle"):
             data["ca_bundle"] = str(resolve_path(data["ca_bundle"]))
         return F5Config(**data)
-
-
-class RedisSchema(Section):
-    url = Str(allow_none=True, validate=non_empty)
-    namespace = Str(validate=valid_namespace)
-    socket_timeout = Num(validate=greater_than(0))
-    sentinels = ListOf(Sentinel())
-    master_name = Str(allow_none=True, validate=non_empty)
-    decision_timeout = Num(validate=greater_than(0))
-
-    @validates_schema(skip_on_field_errors=False, pass_original=True)
-    def check(self, data: dict[str, Any], original_data: Any, **_: Any) -> None:
-        errors: dict[str, list[str]] = {}
-        from_env = env_value("REDIS_URL")
-        url = from_env or data.get("url")
-        if url and (problem := check_redis_url(url)):
-            errors["url"] = [f"REDIS_URL {problem}" if from_env else problem]
-        raw = original_data if isinstance(original_data, Mapping) else {}
-        if raw.get("sentinels") and not raw.get("master_name"):
-            errors["master_name"] = ["required when redis.sentinels is set"]
-        if raw.get("master_name") and not raw.get("sentinels"):
-            errors["sentinels"] = ["required when redis.master_name is set"]
-        if errors:
-            raise ValidationError(errors)
-
-    @post_load
-    def build(self, data: dict[str, Any], **_: Any) -> RedisConfig:
-        url = env_value("REDIS_URL") or data.get("url")  # the environment wins, as for every deployment knob
-        data["url"] = MaskedURL(url) if url else None
-        data["sentinels"] = tuple(data.get("sentinels", ()))
-        return RedisConfig(**data)
 
 
 class SchedulerSchema(Section):
@@ -309,7 +255,7 @@ class PoolList(ListOf):
 
     default_error_messages = {"required": "required (at least one pool)", "null": "at least one pool is required"}
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[PoolConfig]:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any | None]:
         if isinstance(value, list) and not value:
             raise ValidationError("at least one pool is required")
         errors: dict[int, Any] = {}
@@ -356,7 +302,8 @@ class VariantMap(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[EngineVariant, ...]:
         if not isinstance(value, Mapping):
             raise self.make_error("invalid")
-        variants, errors = [], {}
+        variants: list[EngineVariant] = []
+        errors: dict[str, Any] = {}
         for name, body in value.items():
             if not isinstance(name, str) or not name.lower().startswith(VARIANT_BASES):
                 errors[str(name)] = [

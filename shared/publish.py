@@ -1,7 +1,12 @@
 """Publishing the routing part of a loaded config to Redis, so API replicas need nothing but the Redis URL.
 
-Every process started with `--config` publishes at start and after each valid reload; the documents are
-deterministic, so several publishers of the same file write the same bytes. Secrets are never published.
+Every process started with `--config` publishes at start, after each valid reload and when Redis comes back
+empty; the documents are deterministic, so several publishers of the same file write the same bytes. Secrets are
+never published.
+
+Publishers are ordered by the config's `generation` (the file's modification time when it was read): a process
+still running an older file (its watcher has not reached the change yet, or it runs from a stale copy) never
+overwrites the config of a newer file, and so never deletes the keys of pools that only the newer file has.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import os
 import socket
 
 import orjson
+from loguru import logger
 
 from llmsched.shared.config_model import Config, PoolConfig
 from llmsched.shared.documents import RoutingConfig
@@ -43,8 +49,19 @@ def config_version(docs: dict[str, RoutingConfig]) -> str:
 
 
 def publish_config(store: Store, config: Config, publisher: str) -> str:
-    """Write the config's pools to Redis; returns the published version."""
+    """Write the config's pools to Redis; returns the version Redis now holds (a newer file's, if one is there)."""
     docs = routing_docs(config)
     version = config_version(docs)
-    store.publish_pools(docs, version, config.source, f"{publisher}@{socket.gethostname()}:{os.getpid()}")
-    return version
+    who = f"{publisher}@{socket.gethostname()}:{os.getpid()}"
+    if store.publish_pools(docs, version, config.source, who, config.generation):
+        return version
+    held = store.config_version() or "?"
+    logger.warning(
+        "{}: not publishing config version {} of {}: Redis holds version {} of a newer file; this process takes "
+        "that file at its next config check",
+        publisher,
+        version,
+        config.source or "(no file)",
+        held,
+    )
+    return held

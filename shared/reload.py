@@ -1,8 +1,12 @@
 """Hot reload of the config file: notice a change, validate the whole file, hand the new Config to the process.
 
 `ConfigWatcher` checks the file every `global.interval` seconds (read from the config in force, so a reload can
-change it). The content hash decides, not the mtime alone: a `touch` or a rewrite with the same bytes is no
-change, and an edit that keeps the mtime (coarse clocks, a Kubernetes ConfigMap's symlink swap) is still seen.
+change it), at the multiples of the interval on the wall clock (`next_check_in`): every process with the same
+interval checks at the same instants, so all of them take a new file at the same tick (apart from clock skew),
+not up to an interval apart. Publishing is ordered by the file's modification time (shared/publish.py), so a
+process still on the older file never overwrites the newer one in Redis. The content hash decides, not the mtime
+alone: a `touch` or a rewrite with the same bytes is no change, and an edit that keeps the mtime (coarse clocks,
+a Kubernetes ConfigMap's symlink swap) is still seen.
 
 * A valid change: `load_config`, then `on_change(new)` (the process applies it: pools, intervals, mode, weights,
   thresholds, fallback flags, engine keys), then `publish(new)` (usually `publish_config`), then the new config is
@@ -23,6 +27,7 @@ import hashlib
 import inspect
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import fields
 
@@ -54,6 +59,12 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
 _SECTION_NAMES = {"global_": "global"}
 
 
+def next_check_in(interval: float, now: float) -> float:
+    """Seconds from `now` (epoch s) to the next wall-clock multiple of `interval`: the instant every process checks."""
+    wait = interval - (now % interval)
+    return wait if wait > 1e-3 else wait + interval  # just past a tick (a fast loop): the next one, still aligned
+
+
 def file_digest(path: str) -> str | None:
     """sha256 of the file's bytes; None when it cannot be read (load_config will say why)."""
     try:
@@ -64,7 +75,7 @@ def file_digest(path: str) -> str | None:
 
 
 def changed_sections(old: Config, new: Config) -> list[str]:
-    skip = {"source", "warnings"}
+    skip = {"source", "warnings", "generation"}
     return [
         _SECTION_NAMES.get(f.name, f.name)
         for f in fields(Config)
@@ -230,7 +241,7 @@ class ConfigWatcher:
     async def run_async(self) -> None:
         """Check every `interval` seconds until cancelled."""
         while True:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(next_check_in(self.interval, time.time()))
             try:
                 new = await asyncio.to_thread(self.poll)
                 if new is not None:
@@ -241,7 +252,7 @@ class ConfigWatcher:
                 logger.exception("config watcher: unexpected error checking {}", self.path)
 
     def run_until(self, stop: threading.Event) -> None:
-        while not stop.wait(self.interval):
+        while not stop.wait(next_check_in(self.interval, time.time())):
             try:
                 self.check()
             except Exception:

@@ -55,21 +55,30 @@ class Store:
             return False
 
     # --- configuration ------------------------------------------------------------------------------------
-    def publish_pools(self, pool_docs: Mapping[str, RoutingConfig], version: str, source: str, publisher: str) -> None:
-        """Make `pool_docs` (pool key -> routing config) the configured pools; forget pools no longer listed."""
+    def publish_pools(
+        self, pool_docs: Mapping[str, RoutingConfig], version: str, source: str, publisher: str, generation: int = 0
+    ) -> bool:
+        """Make `pool_docs` (pool key -> routing config) the configured pools; forget pools no longer listed.
+        Nothing is written, and False returned, when Redis holds a config of a newer `generation` (a newer file):
+        a process still on an older file never overwrites it. Atomic (WATCH/MULTI) against a concurrent publisher."""
         k = self.keys
-        old = set(self.pool_keys())
-        pipe = self.client.pipeline(transaction=False)
-        for pool_key, doc in pool_docs.items():
-            pipe.set(k.pool_config(pool_key), dumps(doc))
-        for gone in old - set(pool_docs):
-            pipe.delete(*k.pool_all(gone))
-        pipe.set(k.pools, dumps(list(pool_docs)))
-        pipe.hset(
-            k.config_meta,
-            mapping={"version": version, "published_at": repr(time.time()), "source": source, "publisher": publisher},
-        )
-        self._execute(pipe)
+
+        def write(pipe) -> bool:
+            held = pipe.hget(k.config_meta, "generation")
+            if held is not None and int(held) > generation:
+                return False
+            old = set(loads(pipe.get(k.pools)) or [])
+            pipe.multi()
+            for pool_key, doc in pool_docs.items():
+                pipe.set(k.pool_config(pool_key), dumps(doc))
+            for gone in old - set(pool_docs):
+                pipe.delete(*k.pool_all(gone))
+            pipe.set(k.pools, dumps(list(pool_docs)))
+            meta = {"version": version, "published_at": repr(time.time()), "source": source, "publisher": publisher}
+            pipe.hset(k.config_meta, mapping={**meta, "generation": str(generation)})
+            return True
+
+        return bool(self._call(self.client.transaction, write, k.config_meta, k.pools, value_from_callable=True))
 
     def has_config(self) -> bool:
         """Whether a config is published: the cheap check that Redis still holds llmsched's data (watchdog)."""

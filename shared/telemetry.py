@@ -20,7 +20,7 @@ Label values are bounded: pools come from the config (a select for an unknown po
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from loguru import logger
@@ -165,6 +165,12 @@ CONFIG_RELOADS = Counter(
     ("result",),
     registry=COMMON,
 )
+CLOCK_SKEW = Gauge(
+    "llmsched_clock_skew_seconds",
+    "This host's clock minus Redis's clock (TIME), measured every 30 s at the midpoint of the round trip; "
+    "freshness compares the scraper's clock with the API's, so every host must stay well within stale_after",
+    registry=COMMON,
+)
 
 
 # --------------------------------------------------------------------------------------------------- from Redis
@@ -261,8 +267,8 @@ def exported_names() -> set[str]:
     """Every sample name any llmsched process can export (what dashboards and alerts may use)."""
     names: set[str] = set()
     for registry in (API, POLLER, SCRAPER, SCORER, COMMON):
-        for family in registry.collect():
-            names.update(family.name + s for s in _SUFFIXES.get(family.type, ("",)))
+        for metric in registry.collect():
+            names.update(metric.name + s for s in _SUFFIXES.get(metric.type, ("",)))
     for family in API_FROM_REDIS + SCORER_FROM_REDIS:
         names.update(family.name + s for s in _SUFFIXES[family.kind])
     return names
@@ -309,10 +315,9 @@ def process_registry(process: str, extra: Iterable[Collector] = ()) -> Collector
     return registry
 
 
-def metrics_port(process: str, telemetry_config, env: dict[str, str] | None = None) -> int:
+def metrics_port(process: str, telemetry_config, env: Mapping[str, str] | None = None) -> int:
     """The configured port of `process` (0 = off), unless LLMSCHED_METRICS_PORT overrides it."""
-    env = os.environ if env is None else env
-    override = (env.get(METRICS_PORT_ENV) or "").strip()
+    override = ((os.environ if env is None else env).get(METRICS_PORT_ENV) or "").strip()
     if override:
         try:
             port = int(override)

@@ -8,23 +8,31 @@ wrote (the routing config, the membership, the last scrapes) from memory and ask
 work again within about a second of Redis returning, without waiting for the next BIG-IP poll or scrape.
 
 `restore` returns False when it could not finish (Redis failed again): the next tick tries again.
+
+Every `CHECK_EVERY_S` the same loop measures this host's clock against Redis's (shared/clock.py), exports it and
+warns when it is too far off for `stale_after` (the default 3 s unless the process passes its own).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 
 import redis
 from loguru import logger
 
+from llmsched.shared.clock import CHECK_EVERY_S, SkewMonitor
+from llmsched.shared.config_model import SchedulerConfig
 from llmsched.shared.errors import StoreError
 from llmsched.shared.jobs import clear_pending, enqueue_scoring
 from llmsched.shared.store import Store
 
 WATCH_INTERVAL_S = 0.5
 RESTORE_REASON = "recovery"  # the scoring-job reason of rescores asked for by a restore
+# Processes that do not pass their own stale_after judge skew against the smallest default (it warns earliest).
+DEFAULT_STALE_AFTER_S = SchedulerConfig().effective_stale_after
 
 
 def rescore_now(store: Store, pool_keys: list[str]) -> None:
@@ -39,16 +47,27 @@ def rescore_now(store: Store, pool_keys: list[str]) -> None:
 
 
 class RedisWatchdog:
-    def __init__(self, store: Store, process: str, interval: float = WATCH_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        store: Store,
+        process: str,
+        interval: float = WATCH_INTERVAL_S,
+        stale_after: Callable[[], float] = lambda: DEFAULT_STALE_AFTER_S,
+    ) -> None:
         self.store = store
         self.process = process
         self.interval = interval
+        self.skew = SkewMonitor(process, stale_after)
+        self._skew_due = 0.0
         self._down = False
         self._retrying = False  # the last restore failed: the next one is the same episode, not logged again
         self.restores = 0
 
     def probe(self) -> str | None:
         """Why a restore is due now: "empty" (no published config), "back" (reachable again), or None."""
+        if (now := time.monotonic()) >= self._skew_due:
+            self._skew_due = now + CHECK_EVERY_S
+            self.skew.check(self.store.client)
         try:
             present = self.store.has_config()
         except StoreError:

@@ -5,14 +5,14 @@
 
 const REFRESH_MS = 2000;
 const DATA_URL = "/ui/data.json";
-// With global.admin_token_env set, open the page as /ui?token=...; the token then goes in a header.
-const TOKEN = new URLSearchParams(window.location.search).get("token");
-const AUTH = TOKEN ? {"Authorization": "Bearer " + TOKEN} : {};
+// With global.admin_token_env set, open the page once as /ui?token=...: the API answers with a cookie and a
+// redirect to /ui, and the browser sends that cookie with every request of this page (same origin).
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
     if (key === "class") node.className = value;
+    else if (key === "style") node.style.cssText = value;  // CSSOM: allowed by the page's CSP, unlike attributes
     else if (key.startsWith("data-")) node.setAttribute(key, value);
     else node[key] = value;
   }
@@ -117,7 +117,7 @@ function setState(text, kind) {
 
 async function refresh() {
   try {
-    const response = await fetch(DATA_URL, {cache: "no-store", headers: AUTH});
+    const response = await fetch(DATA_URL, {cache: "no-store", credentials: "same-origin"});
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || "HTTP " + response.status);
     render(data);

@@ -235,19 +235,26 @@ async def test_a_child_that_dies_is_restarted_with_the_restart_logged(stack: Sta
     await wait_for("a snapshot from the restarted worker", rescored, timeout=10)
 
 
+def quick_failure_delays(child, times: int) -> list[float]:
+    """Run `child` (a command that fails at once) `times` times; the restart delay `up` chose after each run."""
+    from loguru import logger
+
+    delays = []
+    for _ in range(times):
+        child.start(dict(os.environ), logger)
+        child.proc.wait()
+        child.reap(child.started_at + 0.1, logger)
+        delays.append(child.restart_at - (child.started_at + 0.1))
+    return delays
+
+
 def test_restart_backoff_doubles_on_quick_failures_up_to_the_cap_and_resets_after_a_stable_run() -> None:
     from loguru import logger
 
     from llmsched.cli.up import BACKOFF_MAX_S, STABLE_AFTER_S, Child
 
     child = Child("failing", [sys.executable, "-c", "raise SystemExit(3)"])
-    delays = []
-    for _ in range(8):
-        child.start(dict(os.environ), logger)
-        child.proc.wait()
-        child.reap(child.started_at + 0.1, logger)
-        delays.append(child.restart_at - (child.started_at + 0.1))
-    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, BACKOFF_MAX_S, BACKOFF_MAX_S]
+    assert quick_failure_delays(child, 8) == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, BACKOFF_MAX_S, BACKOFF_MAX_S]
     child.start(dict(os.environ), logger)
     child.proc.wait()
     child.reap(child.started_at + STABLE_AFTER_S + 1, logger)
@@ -277,3 +284,21 @@ def test_invalid_config_is_reported_with_key_paths_and_nothing_is_started(tmp_pa
     assert done.returncode == 1
     assert "pools[0].engine_type:" in done.stderr and "scheduler.metrics_fetch_interval:" in done.stderr
     assert "started" not in done.stderr + done.stdout
+
+
+def test_a_crash_looping_scorer_or_scraper_is_restarted_within_a_third_of_stale_after() -> None:
+
+    from llmsched.cli.up import BACKOFF_MAX_S, cap_freshness_backoff, child_commands
+
+    children = child_commands("c.yaml", 1, 2, {"poller", "scraper", "scorer", "api"})
+    cap_freshness_backoff(children, stale_after=3.0)
+    assert {c.name: c.backoff_max for c in children} == {
+        "poller": BACKOFF_MAX_S,  # BIG-IP may lock an account that logs in too often: the poller keeps its backoff
+        "scraper": 1.0,
+        "scorer-1": 1.0,
+        "scorer-2": 1.0,
+        "api": BACKOFF_MAX_S,
+    }
+    scorer = children[2]
+    scorer.argv = [sys.executable, "-c", "raise SystemExit(3)"]
+    assert quick_failure_delays(scorer, 6) == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from llmsched.shared.config import load_config
 from llmsched.shared.errors import ConfigError
+from llmsched.shared.logging import escape
 
 from tests.faults.config_mutations import INVALID, SYNTAX, VALID, Case, Mutation, dump, invalid_files, valid_files
 from tests.faults.conftest import Lab, RecordFigure
@@ -71,8 +72,9 @@ def reject(stack: Stack, content: bytes, errors: frozenset[str], baseline: tuple
     took = time.monotonic() - started
     log = stack.output()[log_from:]
     for key in errors:
-        for process in WATCHERS:
-            assert re.search(rf"\| {process} \| [^\n]* - config reload rejected: {re.escape(key)}: ", log), (
+        for process in WATCHERS:  # a key with control characters is logged escaped (shared/logging.py)
+            named = re.escape(escape(key))
+            assert re.search(rf"\| {process} \| [^\n]* - config reload rejected: {named}: ", log), (
                 f"{process} did not name {key}:\n{log}"
             )
     assert in_force(stack) == baseline

@@ -23,7 +23,7 @@ def test_example_file_every_value() -> None:
     assert c.source == str(EXAMPLE)
     assert c.warnings == ()
     g = c.global_
-    assert (g.interval, g.api_host, g.api_port, g.log_level, g.log_format) == (5, "0.0.0.0", 8080, "DEBUG", "text")
+    assert (g.interval, g.api_host, g.api_port, g.log_level, g.log_format) == (5, "0.0.0.0", 8080, "INFO", "text")
     f5 = c.f5
     assert (f5.host, f5.port, f5.username, f5.password_env) == ("127.0.0.1", 8443, "admin", "F5_PASSWORD")
     assert f5.password.reveal() == "f5-secret-value"
