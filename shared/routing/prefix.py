@@ -71,8 +71,8 @@ def pick(
     members: Sequence[Mapping],
     prefix: Mapping[str, int],
     sent: Mapping[str, int] | None = None,
-    threshold: float = THRESHOLD,
-    near: float = NEAR,
+    threshold: float | None = None,
+    near: float | None = None,
 ) -> int | None:
     """The prefix stage of a decision over eligible snapshot members: `prefix` maps member id -> leading
     fingerprints held (absent: none), `sent` member id -> decisions since its last scrape (herd counters)."""
@@ -81,4 +81,6 @@ def pick(
         return None
     sent = sent or {}
     loads = [member_load(m, sent.get(m["id"], 0)) if n else math.inf for m, n in zip(members, matched)]
-    return sticky_pick(matched, loads, threshold, near)
+    return sticky_pick(
+        matched, loads, THRESHOLD if threshold is None else threshold, NEAR if near is None else near, MIN_MATCH
+    )
