@@ -176,12 +176,16 @@ class ModePolicy(Policy):
     dispatch counters and the weighted random pick. With herd control the chosen member's counter is
     incremented (visible to every replica after the pipeline's dispatch delay)."""
 
-    def __init__(self, name: str, herd: bool, replicas: int, seed: int, prefix: bool = False) -> None:
+    def __init__(
+        self, name: str, herd: bool, replicas: int, seed: int, prefix: bool = False, stream: str | None = None
+    ) -> None:
         self.name = name
         self.herd = herd
         self.prefix = prefix  # send the request's fingerprints and use the shared prefix index
         self.replicas = replicas
-        base = zlib.crc32(name.encode()) ^ seed
+        # `stream`: whose random streams to draw from (default_no_prefix draws default's, so that the two differ
+        # only where the prefix stage answers)
+        base = zlib.crc32((stream or name).encode()) ^ seed
         self.rngs = [random.Random(base * 1000 + r) for r in range(replicas)]
         self.pick_replica = random.Random(base)
         self.fallback = LeastConn()

@@ -159,7 +159,7 @@ def make_policy(name: str, prepared: Prepared) -> tuple[Policy, dict | None]:
     if name == "prefix_only":
         return PrefixOnly(random.Random(seed)), None
     if name == "default" + NO_PREFIX_SUFFIX:  # today's default: the iRule sends no fingerprints
-        return ModePolicy(name, True, replicas, seed), config_doc(sc, DEFAULT_MODE, {}, True)
+        return ModePolicy(name, True, replicas, seed, stream="default"), config_doc(sc, DEFAULT_MODE, {}, True)
     parsed = mode_policy(name)
     if parsed is None:
         raise ValueError(f"unknown policy {name!r}")

@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-THRESHOLD = 0.8  # load at or past which a member is saturated for sticky routing
-NEAR = 0.5  # share of the longest match that still counts as holding the prefix
+THRESHOLD = 1.0  # load at or past which a member is saturated for sticky routing: no slack left
+NEAR = 0.9  # share of the longest match that still counts as holding the prefix
 MIN_MATCH = 1  # fingerprints a member must hold for the prefix to matter
 
 
