@@ -260,3 +260,18 @@ def test_the_oracle_counts_each_engines_cache() -> None:
     prepared = runner.prepare(tiny(), 1)
     oracle, random_ = runner.run(prepared, "oracle"), runner.run(prepared, "random")
     assert oracle.cache_hit_rate > random_.cache_hit_rate
+
+
+def test_when_room_runs_short_a_freed_prompt_loses_its_tail_before_its_start() -> None:
+    listener = Listener()
+    engine = Engine(0, "a", PROFILE, listener)
+    first = request(1, 0, 992, 8)
+    run_alone(engine, first, 0.0)
+    big = request(2, 1, 3488, 8, output=20)  # leaves room for ~30 of first's 63 cached blocks
+    engine.submit(big, 1.0)
+    now = 1.0
+    while big.first_token is None:
+        now += engine.start_step(now) or 0.0
+        engine.end_step(now)
+    kept = engine.cached_blocks(first.blocks or ())
+    assert 0 < kept < 63
