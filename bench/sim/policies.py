@@ -28,7 +28,7 @@ import random
 import zlib
 from dataclasses import dataclass
 
-from llmsched.bench.sim.engine import Engine, Request
+from llmsched.bench.sim.engine import BLOCK, Engine, Request
 from llmsched.bench.sim.pipeline import Pipeline
 from llmsched.bench.sim.prefixes import PrefixIndex
 from llmsched.shared.routing.decide import decide
@@ -126,7 +126,7 @@ class Oracle(Policy):
         best, best_t = None, math.inf
         for i, engine in enumerate(view.engines):
             if view.up[i]:
-                cached = min(engine.cached_blocks(req.blocks) * 16, req.prompt - 1) if req.blocks else 0
+                cached = min(engine.cached_blocks(req.blocks) * BLOCK, req.prompt - 1) if req.blocks else 0
                 t = engine.predict_ttft(req.prompt, now, cached)
                 if t < best_t:
                     best, best_t = i, t

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -10,31 +11,11 @@ import yaml
 from llmsched.bench.sim import runner, scenario
 from llmsched.bench.sim.engine import Engine, Request
 from llmsched.bench.sim.prefixes import FP_MAX, FP_TOKENS, Conversation, PrefixIndex, Turn, chain_ids, fingerprints
-from llmsched.bench.sim.profiles import EngineProfile
 
-PROFILE = EngineProfile(
-    max_seqs=8,
-    max_batched_tokens=512,
-    kv_tokens=4_000,
-    step_base=0.010,
-    step_per_seq=0.001,
-    step_per_ctx_token=1e-6,
-    prefill_rate=10_000.0,
-)
+from tests.bench.test_sim_engine import PROFILE as ENGINE_PROFILE
+from tests.bench.test_sim_engine import Listener
 
-
-class Listener:
-    def __init__(self) -> None:
-        self.done: list[Request] = []
-
-    def first_token(self, req: Request, now: float) -> None:
-        pass
-
-    def finished(self, req: Request, now: float) -> None:
-        self.done.append(req)
-
-    def failed(self, req: Request, now: float) -> None:
-        raise AssertionError("no failure expected")
+PROFILE = replace(ENGINE_PROFILE, kv_tokens=4_000)
 
 
 def run_alone(engine: Engine, req: Request, start: float) -> float:

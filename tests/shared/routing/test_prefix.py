@@ -7,27 +7,19 @@ import random
 
 import pytest
 
-from llmsched.shared.members import member_key
 from llmsched.shared.routing import prefix
 from llmsched.shared.routing.decide import decide
 
-NOW = 1_000_000.0
+from tests.shared.routing.test_decide import NOW
+from tests.shared.routing.test_decide import member as decide_member
+
 CONFIG = {"name": "p", "partition": "Common", "pool_fallback": False, "stale_after": 10.0, "herd_control": True}
 
 
 def member(mid: str, slack: float | None, running: float = 0.0, waiting: float = 0.0, score: float = 0.5) -> dict:
-    address, _, port = mid.rpartition(":")
-    return {
-        "id": mid,
-        "key": member_key(address, int(port)),
-        "address": address,
-        "port": int(port),
-        "status": "enabled",
-        "score": score,
-        "slack": slack,
-        "scraped_at": NOW - 1.0,
-        "metrics": {"running_req": running, "waiting_queue": waiting, "cache_usage": 0.1},
-    }
+    """A snapshot member (tests/shared/routing/test_decide.py) with the scorer's slack estimate."""
+    m = decide_member(mid, score=score, running_req=running, waiting_queue=waiting, cache_usage=0.1)
+    return {**m, "slack": slack}
 
 
 A, B, C = "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"
