@@ -256,3 +256,26 @@ def test_when_room_runs_short_a_freed_prompt_loses_its_tail_before_its_start() -
         engine.end_step(now)
     kept = engine.cached_blocks(first.blocks or ())
     assert 0 < kept < 63
+
+
+def test_the_threshold_sweep_runs_each_pair_beside_the_references_and_restores_the_constants(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmsched.bench.sim import prefix_sweep
+    from llmsched.shared.routing import prefix
+
+    path = tmp_path / "tiny.yaml"  # type: ignore[operator]
+    raw = yaml.safe_load(TINY)
+    raw["duration"], raw["warmup"] = 30, 5
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setattr(prefix_sweep, "THRESHOLDS", (1.0, 0.0))
+    monkeypatch.setattr(prefix_sweep, "NEARS", (0.5,))
+    before = prefix.THRESHOLD, prefix.NEAR
+    results = prefix_sweep.measure([str(path)], [1])
+    rows = results[str(path)]
+    assert list(rows) == [*prefix_sweep.REFERENCES, prefix_sweep.label(1.0, 0.5), prefix_sweep.label(0.0, 0.5)]
+    # threshold 0 never sticks: the load pick alone, i.e. default_no_prefix's numbers
+    assert rows[prefix_sweep.label(0.0, 0.5)] == rows["default_no_prefix"]
+    assert rows[prefix_sweep.label(1.0, 0.5)][2] > rows["default_no_prefix"][2]
+    assert (prefix.THRESHOLD, prefix.NEAR) == before
+    assert "| default threshold 1 near 0.5 |" in prefix_sweep.markdown(results, [1])
