@@ -10,7 +10,10 @@ waits. So its capacity, in requests, is the smaller of two limits (docs/routing.
 * KV: each running request holds on average cache_usage / running_req of the cache, so about
   running_req x KV_KNEE / cache_usage requests fit below the knee. The knee sits below 1.0 because running
   requests keep growing (one token per step) and vLLM preempts when the cache is full. Not measurable while
-  (almost) nothing runs: then only the slot limit counts.
+  (almost) nothing runs: then we cannot tell how much KV the prompts we send will take (a long-prompt
+  workload fills a small GPU's cache with a handful of requests, far below its batch slots), so an idle member
+  is assumed to have room for `IDLE_CAPACITY` x ratio requests, a probe's worth, until its next scrape measures
+  the footprint. Assuming its slots instead flooded an idle small GPU with long prompts in the simulator.
 * batch slots: vLLM's `max_num_seqs` is not exported. Its defaults are 256, and 1024 on GPUs of >= 70 GiB other
   than A100 (vllm/engine/arg_utils.py); we assume 256 x ratio, and the next default up once a member runs more
   (it evidently allows more). BIG-IP's member ratio is the administrator's statement of relative capacity, so
@@ -29,6 +32,7 @@ from llmsched.scorer.values import finite_metric
 KV_KNEE = 0.9  # KV-cache usage at which admissions start to stall and latency turns up
 SLOT_DEFAULTS = (256.0, 1024.0)  # vLLM's default max_num_seqs values, smallest first
 MIN_RUNNING = 1.0  # below this many running requests the KV footprint per request is not measurable
+IDLE_CAPACITY = 8.0  # requests (x ratio) assumed to fit on a member whose KV footprint is not measurable yet
 MIN_CACHE = 1e-4  # a KV usage this small is measurement noise, not a footprint
 
 
@@ -66,7 +70,9 @@ def estimate_capacity(metrics: Mapping[str, object], ratio: object) -> float | N
     if cache is None or running is None:
         return None
     by_slots = slot_limit(running, ratio)
-    if running < MIN_RUNNING or cache < MIN_CACHE:
+    if running < MIN_RUNNING:
+        return min(by_slots, IDLE_CAPACITY * capacity_weight(ratio))
+    if cache < MIN_CACHE:
         return by_slots
     return min(by_slots, running * KV_KNEE / min(cache, 1.0))
 

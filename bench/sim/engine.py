@@ -9,6 +9,13 @@ sequence) would not fit, the most recently started sequence is preempted and rec
 recompute preemption: it goes back to the head of the queue with prompt + generated tokens to prefill).
 Step duration: bench/sim/profiles.py.
 
+Prefix caching (vLLM's automatic prefix caching), for requests that carry their prompt's block ids (`blocks`,
+bench/sim/prefixes.py): a request admitted finds the longest run of its leading 16-token blocks already
+computed, on this engine, and skips their prefill (the last prompt token is always computed). Blocks held by
+admitted sequences are shared and count once in the KV cache (`shared`); a sequence's own blocks join them when
+its prefill completes. Freed blocks stay cached in the free part of the KV cache and are evicted least recently
+used first, a sequence's tail before its start, when running sequences need the room.
+
 The per-step cost is independent of the batch size: a decoding sequence's progress is derived from the
 engine's step counter (`tick`), and finishing sequences come off a heap ordered by their last tick.
 """
@@ -17,12 +24,13 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Protocol
 
 from llmsched.bench.sim.profiles import EngineProfile
 
 WAITING, PREFILLING, DECODING, DONE, FAILED = range(5)
+BLOCK = 16  # tokens per KV-cache block (vLLM's default block size; bench/sim/prefixes.py BLOCK_TOKENS)
 
 
 class Request:
@@ -43,6 +51,13 @@ class Request:
         "finish_tick",
         "epoch",
         "client",
+        "blocks",
+        "fps",
+        "conv",
+        "turn",
+        "cached",
+        "held",
+        "expect",
     )
 
     def __init__(self, rid: int, prompt: int, output: int, arrival: float, main: bool = True) -> None:
@@ -62,6 +77,13 @@ class Request:
         self.finish_tick = 0
         self.epoch = 0  # bumped on every (re)start of decoding: stale heap entries are skipped
         self.client = -1  # closed-loop client that sent it (-1: open-loop or background)
+        self.blocks: tuple[int, ...] | None = None  # ids of its prompt's full blocks (prefix caching), or None
+        self.fps: tuple[int, ...] = ()  # the fingerprints the iRule sends for it
+        self.conv: object = None  # the conversation it belongs to (bench/sim/prefixes.py) and its turn
+        self.turn = 0
+        self.cached: int | None = None  # prompt tokens found in the cache at its first admission
+        self.held = 0  # leading blocks it holds a reference on
+        self.expect = 0  # tokens it would find cached, as of when it was queued (the oracle's estimate)
 
     @property
     def tpot(self) -> float | None:
@@ -97,11 +119,14 @@ class Engine:
         self.prefill_kv = 0  # KV held by admitted sequences still in prefill (whole prompt reserved)
         self.chunks: list[tuple[Request, int]] = []
         self.steps = 0
+        self.refs: dict[int, int] = {}  # block id -> admitted sequences holding it
+        self.free_cached: OrderedDict[int, None] = OrderedDict()  # cached blocks nobody holds, LRU first
+        self.shared = 0  # KV tokens counted more than once by the sequences sharing blocks
 
     # --- state -------------------------------------------------------------------------------------------
     @property
     def kv_used(self) -> int:
-        return self.prefill_kv + self.dec_const + self.n_dec * self.tick
+        return self.prefill_kv + self.dec_const + self.n_dec * self.tick - self.shared
 
     @property
     def running(self) -> int:
@@ -120,6 +145,8 @@ class Engine:
             self.listener.failed(req, now)
             return False
         req.state = WAITING
+        if req.blocks:
+            req.expect = self.cached_blocks(req.blocks) * BLOCK
         self.waiting.append(req)
         return True
 
@@ -141,17 +168,25 @@ class Engine:
             prefill_tokens += take
         while self.waiting and budget > 0 and self.running < p.max_seqs:
             req = self.waiting[0]
-            if self.kv_used + req.kv_prompt > p.kv_tokens:
+            hit = self._hit(req)
+            if self.kv_used + req.kv_prompt - self._shared_tokens(req, hit) > p.kv_tokens:
                 break
             self.waiting.popleft()
             req.state = PREFILLING
             req.prefilled = 0
+            if hit:
+                self._hold(req, hit)
+                req.prefilled = hit * BLOCK
+            if req.blocks is not None and req.cached is None:
+                req.cached = hit * BLOCK
             self.prefilling.append(req)
             self.prefill_kv += req.kv_prompt
-            take = min(req.kv_prompt, budget)
+            take = min(req.kv_prompt - req.prefilled, budget)
             chunks.append((req, take))
             budget -= take
             prefill_tokens += take
+        if self.free_cached:
+            self._trim()
         if not chunks and not self.n_dec:
             self.busy = False
             return None
@@ -176,6 +211,8 @@ class Engine:
             if req.prefilled >= req.kv_prompt:
                 completed = True
                 self.prefill_kv -= req.kv_prompt
+                if req.blocks:
+                    self._hold(req, len(req.blocks))
                 req.remaining -= 1
                 if req.first_token is None:
                     req.first_token = now
@@ -213,13 +250,17 @@ class Engine:
         self._reset()
 
     # --- oracle ------------------------------------------------------------------------------------------
-    def predict_ttft(self, prompt: int, now: float) -> float:
-        """TTFT a new request would see here, from the exact state (perfect knowledge, no future arrivals)."""
+    def predict_ttft(self, prompt: int, now: float, cached: int = 0) -> float:
+        """TTFT a new request would see here, from the exact state (perfect knowledge, no future arrivals);
+        `cached`: its prompt tokens this engine's prefix cache holds (their prefill is skipped)."""
         if not self.up:
             return math.inf
         p = self.p
+        prompt -= cached
         step = p.step_base + p.step_per_seq * (self.running + 1) + p.step_per_ctx_token * self.kv_used
-        ahead = sum(r.kv_prompt for r in self.waiting) + sum(r.kv_prompt - r.prefilled for r in self.prefilling)
+        ahead = sum(r.kv_prompt - r.expect for r in self.waiting) + sum(
+            r.kv_prompt - r.prefilled for r in self.prefilling
+        )
         wait = 0.0
         slots_short = len(self.waiting) + 1 - (p.max_seqs - self.running)
         kv_short = sum(r.kv_prompt for r in self.waiting) + prompt - (p.kv_tokens - self.kv_used)
@@ -238,6 +279,66 @@ class Engine:
         prefill = (ahead + prompt) / p.prefill_rate + step * math.ceil((ahead + prompt) / budget)
         in_step = max(0.0, self.step_end - now) if self.busy else 0.0
         return in_step + wait + prefill
+
+    # --- prefix cache ------------------------------------------------------------------------------------
+    def cached_blocks(self, blocks: tuple[int, ...]) -> int:
+        """How many leading blocks of a prompt are computed here (held by a sequence or cached free)."""
+        refs, free = self.refs, self.free_cached
+        n = 0
+        for b in blocks:
+            if b not in refs and b not in free:
+                break
+            n += 1
+        return n
+
+    def _hit(self, req: Request) -> int:
+        """Leading blocks a request would reuse if admitted now; the last prompt token is always computed."""
+        if not req.blocks:
+            return 0
+        return min(self.cached_blocks(req.blocks), (req.prompt - 1) // BLOCK)
+
+    def _shared_tokens(self, req: Request, hit: int) -> int:
+        """KV tokens of its first `hit` blocks that other admitted sequences already hold (they cost nothing)."""
+        if not hit or not self.refs:
+            return 0
+        refs = self.refs
+        return BLOCK * sum(1 for b in req.blocks[:hit] if b in refs)  # type: ignore[index]
+
+    def _hold(self, req: Request, upto: int) -> None:
+        """Take references on its blocks up to `upto`: shared ones count once, cached free ones are revived."""
+        refs, free = self.refs, self.free_cached
+        for b in req.blocks[req.held : upto]:  # type: ignore[index]
+            count = refs.get(b)
+            if count:
+                refs[b] = count + 1
+                self.shared += BLOCK
+            else:
+                free.pop(b, None)
+                refs[b] = 1
+        req.held = max(req.held, upto)
+
+    def _release(self, req: Request) -> None:
+        """Drop its references; blocks nobody holds stay cached, the prompt's start most recently used."""
+        if not req.held:
+            return
+        refs, free = self.refs, self.free_cached
+        for b in reversed(req.blocks[: req.held]):  # type: ignore[index]
+            count = refs[b]
+            if count > 1:
+                refs[b] = count - 1
+                self.shared -= BLOCK
+            else:
+                del refs[b]
+                free[b] = None
+        req.held = 0
+        self._trim()
+
+    def _trim(self) -> None:
+        """Evict cached free blocks, least recently used first, down to the free part of the KV cache."""
+        room = max(0, (self.p.kv_tokens - self.kv_used) // BLOCK)
+        free = self.free_cached
+        while len(free) > room:
+            free.popitem(last=False)
 
     # --- internals ---------------------------------------------------------------------------------------
     def _start_decoding(self, req: Request, tick: int) -> None:
@@ -261,6 +362,7 @@ class Engine:
             self.n_dec -= 1
             self.dec_const -= req.kv_prompt - req.join
             req.remaining -= produced
+            self._release(req)
             req.kv_prompt = req.prompt + (req.output - req.remaining)
             req.state = WAITING
             self.waiting.appendleft(req)
@@ -268,6 +370,7 @@ class Engine:
         raise AssertionError("KV over capacity with no decoding sequence to preempt")
 
     def _finish(self, req: Request, now: float) -> None:
+        self._release(req)
         req.state = DONE
         req.finished = now
         self.listener.finished(req, now)
@@ -280,3 +383,6 @@ class Engine:
         self.order = []
         self.chunks = []
         self.n_dec = self.dec_const = self.prefill_kv = 0
+        self.refs = {}
+        self.free_cached = OrderedDict()
+        self.shared = 0

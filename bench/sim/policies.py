@@ -11,7 +11,13 @@
   counters shared by all replicas and the pick a weighted round robin on them (shared/routing/herd.py).
   `<mode>_no_herd` is the same mode with herd control off: the weighted random pick, which is what the
   original did.
-* `oracle`: perfect, instant knowledge of every engine's exact state; picks the least predicted TTFT.
+* `oracle`: perfect, instant knowledge of every engine's exact state, prefix cache included; picks the least
+  predicted TTFT.
+* Prefix-aware routing (bench/sim/prefixes.py): requests carry the iRule's prompt fingerprints. `default` passes
+  the shared prefix index's matches to `decide(..., prefix=...)` (the sticky pick of
+  llmsched.shared.routing.prefix) and records its answer in the index; `default_no_prefix` is today's default,
+  which sends no fingerprints. `prefix_only` picks the longest match in the same index and ignores load (no match:
+  a random member), like a router that routes on the cache alone.
 Only members BIG-IP considers up are offered (the iRule sends `active_members`).
 """
 
@@ -22,8 +28,9 @@ import random
 import zlib
 from dataclasses import dataclass
 
-from llmsched.bench.sim.engine import Engine, Request
+from llmsched.bench.sim.engine import BLOCK, Engine, Request
 from llmsched.bench.sim.pipeline import Pipeline
+from llmsched.bench.sim.prefixes import PrefixIndex
 from llmsched.shared.routing.decide import decide
 
 # The original's suggested weights per mode (spec original.md 5.3); dynamic modes keep transition_point 30,
@@ -56,6 +63,8 @@ class View:
     pipeline: Pipeline
     none_answers: int = 0
     decisions: int = 0
+    index: PrefixIndex | None = None  # the prefix index shared by the API replicas
+    prefix_picks: int = 0  # decisions the sticky prefix stage answered
 
 
 class Policy:
@@ -117,13 +126,36 @@ class Oracle(Policy):
         best, best_t = None, math.inf
         for i, engine in enumerate(view.engines):
             if view.up[i]:
-                t = engine.predict_ttft(req.prompt, now)
+                cached = min(engine.cached_blocks(req.blocks) * BLOCK, req.prompt - 1) if req.blocks else 0
+                t = engine.predict_ttft(req.prompt, now, cached)
                 if t < best_t:
                     best, best_t = i, t
         return best
 
 
+class PrefixOnly(Policy):
+    """Longest match in the shared prefix index, load ignored; no match anywhere: a random member."""
+
+    name = "prefix_only"
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def choose(self, now: float, req: Request, view: View) -> int | None:
+        up = [i for i, ok in enumerate(view.up) if ok]
+        if not up:
+            return None
+        ids = view.pipeline.ids
+        matched = view.index.matched(now, req.fps) if view.index is not None and req.fps else {}
+        best = max((matched.get(ids[i], 0) for i in up), default=0)
+        choice = self.rng.choice([i for i in up if matched.get(ids[i], 0) == best])
+        if view.index is not None:
+            view.index.record(now, ids[choice], req.fps)
+        return choice
+
+
 NO_HERD_SUFFIX = "_no_herd"
+NO_PREFIX_SUFFIX = "_no_prefix"
 
 
 def mode_policy(name: str) -> tuple[str, bool] | None:
@@ -144,11 +176,16 @@ class ModePolicy(Policy):
     dispatch counters and the weighted random pick. With herd control the chosen member's counter is
     incremented (visible to every replica after the pipeline's dispatch delay)."""
 
-    def __init__(self, name: str, herd: bool, replicas: int, seed: int) -> None:
+    def __init__(
+        self, name: str, herd: bool, replicas: int, seed: int, prefix: bool = False, stream: str | None = None
+    ) -> None:
         self.name = name
         self.herd = herd
+        self.prefix = prefix  # send the request's fingerprints and use the shared prefix index
         self.replicas = replicas
-        base = zlib.crc32(name.encode()) ^ seed
+        # `stream`: whose random streams to draw from (default_no_prefix draws default's, so that the two differ
+        # only where the prefix stage answers)
+        base = zlib.crc32((stream or name).encode()) ^ seed
         self.rngs = [random.Random(base * 1000 + r) for r in range(replicas)]
         self.pick_replica = random.Random(base)
         self.fallback = LeastConn()
@@ -163,11 +200,18 @@ class ModePolicy(Policy):
             return None
         rng = self.rngs[self.pick_replica.randrange(self.replicas)]
         view.decisions += 1
-        decision = decide(pipe.config, pipe.snapshot, candidates, now, rng, dispatch=pipe.dispatch_counts(now))
+        index = view.index if self.prefix and req.fps else None
+        matched = index.matched(now, req.fps) if index is not None else None
+        decision = decide(
+            pipe.config, pipe.snapshot, candidates, now, rng, dispatch=pipe.dispatch_counts(now), prefix=matched
+        )
         chosen = self.index.get(decision.answer)
         if chosen is None:  # none / fallback: BIG-IP balances with least connections
             view.none_answers += 1
             return self.fallback.choose(now, req, view)
         if self.herd and decision.member_id is not None:
             pipe.record_dispatch(now, decision.member_id)
+        if index is not None:
+            index.record(now, pipe.ids[chosen], req.fps)
+            view.prefix_picks += decision.reason == "prefix"
         return chosen

@@ -74,15 +74,15 @@ def print_text(prepared: Prepared, results: Sequence[Result], out: TextIO | None
         file=out,
     )
     print(
-        f"{'policy':<20} {'TTFT mean':>9} {'p50':>6} {'p99':>7} {'TPOT':>6} {'e2e p99':>8} {'req/s':>7} "
-        f"{'failed':>6} {'none':>5}  share ({' '.join(e.name for e in sc.engines)})",
+        f"{'policy':<20} {'TTFT mean':>9} {'p50':>6} {'p90':>7} {'p99':>7} {'TPOT':>6} {'e2e p99':>8} {'req/s':>7} "
+        f"{'failed':>6} {'none':>5} {'hit':>5}  share ({' '.join(e.name for e in sc.engines)})",
         file=out,
     )
     for r in results:
         print(
-            f"{r.policy:<20} {_ms(r.ttft_mean):>7}ms {_ms(r.ttft_p50):>6} {_ms(r.ttft_p99):>7} "
+            f"{r.policy:<20} {_ms(r.ttft_mean):>7}ms {_ms(r.ttft_p50):>6} {_ms(r.ttft_p90):>7} {_ms(r.ttft_p99):>7} "
             f"{_ms(r.tpot_mean):>6} {r.e2e_p99:>7.1f}s {r.throughput_rps:>7.2f} {r.failed:>6} "
-            f"{r.none_share:>5.0%}  {_share(r)}",
+            f"{r.none_share:>5.0%} {r.cache_hit_rate:>5.0%}  {_share(r)}",
             file=out,
         )
 
@@ -100,14 +100,14 @@ def markdown(prepared: Prepared, results: Sequence[Result]) -> str:
         f"`llmsched bench routing --scenario {sc.name} --seed {prepared.seed}{_concurrency_flag(sc)}` — "
         f"{sc.description}",
         "",
-        "| policy | TTFT mean (ms) | TTFT p50 | TTFT p99 | TPOT mean (ms) | e2e p99 (s) | req/s | failed "
-        f"| share ({', '.join(e.name for e in sc.engines)}) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| policy | TTFT mean (ms) | TTFT p50 | TTFT p90 | TTFT p99 | TPOT mean (ms) | e2e p99 (s) | req/s | failed "
+        f"| cache hits | share ({', '.join(e.name for e in sc.engines)}) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r.policy} | {_ms(r.ttft_mean)} | {_ms(r.ttft_p50)} | {_ms(r.ttft_p99)} | "
+            f"| {r.policy} | {_ms(r.ttft_mean)} | {_ms(r.ttft_p50)} | {_ms(r.ttft_p90)} | {_ms(r.ttft_p99)} | "
             f"{_ms(r.tpot_mean)} | {r.e2e_p99:.1f} | {r.throughput_rps:.2f} | {r.failed} | "
-            f"{_share(r)} |"
+            f"{r.cache_hit_rate:.0%} | {_share(r)} |"
         )
     return "\n".join(lines) + "\n"

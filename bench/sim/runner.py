@@ -5,7 +5,9 @@ lengths, drawn once from the seed), so differences between rows come from routin
 each client sends its next request the moment the previous one completes (no think time), until the end of
 `duration`; client c's k-th request has the same lengths under every policy (one length stream per client), only
 the instants follow the latencies. A client whose request fails (engine down, no member up) tries again
-`CLIENT_RETRY` later. Events: client arrivals, engine steps, scrape cycles (read, then write), scoring jobs,
+`CLIENT_RETRY` later. Sessions (workload.sessions): a session's first turn arrives open-loop, each later turn
+`think` after the previous answer (its content drawn once from the seed, its instant following the latencies);
+a failed turn ends its session. Events: client arrivals, engine steps, scrape cycles (read, then write), scoring jobs,
 poller fetches, BIG-IP monitor probes, failures and recoveries.
 """
 
@@ -20,15 +22,18 @@ from llmsched.bench.sim import calibrate
 from llmsched.bench.sim.engine import Engine, Request
 from llmsched.bench.sim.pipeline import SCRAPER_JITTER_FRACTION, SCRAPER_JITTER_MAX, Pipeline
 from llmsched.bench.sim.policies import (
+    NO_PREFIX_SUFFIX,
     LeastConn,
     ModePolicy,
     Oracle,
     Policy,
+    PrefixOnly,
     RandomPolicy,
     RoundRobin,
     View,
     mode_policy,
 )
+from llmsched.bench.sim.prefixes import FP_TOKENS, Conversation, Prefixes, PrefixIndex, Turn, chain_ids, fingerprints
 from llmsched.bench.sim.scenario import Scenario
 from llmsched.bench.sim.stats import Result, summarize
 from llmsched.shared.config_model import DEFAULT_MODE, Config, ModeConfig, PoolConfig, SchedulerConfig
@@ -38,6 +43,10 @@ BACKGROUND_RETRY = 1.0  # s before a background client whose engine is down trie
 CLIENT_RETRY = 1.0  # s before a closed-loop client whose request failed sends its next one
 
 ARRIVE, STEP, SCRAPE, WRITE, SCORE, POLL, PROBE, MARK_DOWN, FAIL, RECOVER, BG_RETRY, CLIENT_SEND = range(12)
+NEXT_TURN = 12
+MAX_TURNS = 256  # a session's turns are capped (segment ids: 2 per turn, 512 per conversation)
+OWN_SEGMENTS = 1 << 24  # first segment id of the requests' own parts (prefix groups use 1..groups)
+CLIENT_SEGMENTS = 1 << 40  # closed-loop clients' requests, by request id
 
 
 @dataclass(frozen=True)
@@ -50,25 +59,68 @@ class Prepared:
     capacity: tuple[float, ...]
     background: tuple[float, ...]
     requests: tuple[tuple[float, int, int], ...]  # (arrival, prompt tokens, output tokens)
+    conversations: tuple[Conversation, ...] = ()  # one per request: its prefix group and session turns
+    group_tokens: tuple[int, ...] = ()  # each prefix group's length
 
 
 def prepare(scenario: Scenario, seed: int | None = None) -> Prepared:
     seed = scenario.seed if seed is None else seed
-    caps = tuple(calibrate.capacity(e.profile, scenario.workload) for e in scenario.engines)
+    cold = scenario.workload.cold()  # prefixes count in full: load is relative to serving them without a cache
+    caps = tuple(calibrate.capacity(e.profile, cold) for e in scenario.engines)  # type: ignore[arg-type]
     bg = [0.0] * len(scenario.engines)
     for b in scenario.background:
         i = scenario.engine_index(b.engine)
-        bg[i] += calibrate.background_rate(scenario.engines[i].profile, scenario.workload, b.concurrency)
+        bg[i] += calibrate.background_rate(scenario.engines[i].profile, cold, b.concurrency)  # type: ignore[arg-type]
+    wl = scenario.workload
+    groups = tuple(wl.prefixes.lengths(random.Random(seed * 7919 + 3))) if wl.prefixes else ()
     if scenario.arrivals.closed:  # the clients' own pace sets the rate; their lengths are drawn as they send
-        return Prepared(scenario, seed, 0.0, caps, tuple(bg), ())
+        return Prepared(scenario, seed, 0.0, caps, tuple(bg), (), (), groups)
     available = max(0.0, sum(caps) - sum(bg))
     rate = scenario.load * available
+    if wl.sessions is not None:  # sessions start at the rate that gives `rate` requests per second
+        rate /= wl.sessions.turns_mean
     times_rng, lengths_rng = random.Random(seed * 7919 + 1), random.Random(seed * 7919 + 2)
     requests = tuple(
         (t, *scenario.workload.draw(lengths_rng))
         for t in scenario.arrivals.times(rate, 0.0, scenario.duration, times_rng)
     )
-    return Prepared(scenario, seed, rate, caps, tuple(bg), requests)
+    return Prepared(
+        scenario, seed, rate, caps, tuple(bg), requests, conversations(scenario, seed, requests, groups), groups
+    )
+
+
+def conversations(
+    scenario: Scenario, seed: int, requests: tuple[tuple[float, int, int], ...], groups: tuple[int, ...]
+) -> tuple[Conversation, ...]:
+    """Each open-loop request's conversation: its prefix group, and with sessions its later turns (drawn from
+    their own streams, so the first turns are the requests a scenario without prefixes would have)."""
+    wl = scenario.workload
+    group_rng, turn_rng = random.Random(seed * 7919 + 4), random.Random(seed * 7919 + 5)
+    cumulative = wl.prefixes.chooser() if wl.prefixes else []
+    out = []
+    for i, (_, prompt, output) in enumerate(requests):
+        group = Prefixes.pick(cumulative, group_rng) if wl.prefixes else -1
+        turns = [Turn(prompt, output, 0.0)]
+        if wl.sessions is not None:
+            for _ in range(min(MAX_TURNS, wl.sessions.turns(turn_rng)) - 1):
+                own, out_tokens = wl.draw(turn_rng)
+                think = turn_rng.expovariate(1.0 / wl.sessions.think_mean) if wl.sessions.think_mean > 0 else 0.0
+                turns.append(Turn(own, out_tokens, think))
+        tokens = groups[group] if group >= 0 else 0
+        out.append(Conversation(group, tokens, OWN_SEGMENTS + 2 * MAX_TURNS * i, tuple(turns)))
+    return tuple(out)
+
+
+def make_request(rid: int, conv: Conversation, turn: int, arrival: float, cache: bool) -> Request:
+    """A request with its prompt's content: fingerprints always (the iRule sends them), cache block ids when
+    prompts share content (`cache`); without sharing no block could ever hit, and the engine skips the work."""
+    segments = conv.segments(turn)
+    req = Request(rid, sum(n for _, n in segments), conv.turns[turn].output, arrival)
+    req.conv, req.turn = conv, turn
+    req.fps = fingerprints(segments)
+    if cache:
+        req.blocks = chain_ids(segments, 16)
+    return req
 
 
 def client_rng(seed: int, client: int) -> random.Random:
@@ -104,12 +156,16 @@ def make_policy(name: str, prepared: Prepared) -> tuple[Policy, dict | None]:
         return LeastConn(), None
     if name == "oracle":
         return Oracle(), None
+    if name == "prefix_only":
+        return PrefixOnly(random.Random(seed)), None
+    if name == "default" + NO_PREFIX_SUFFIX:  # today's default: the iRule sends no fingerprints
+        return ModePolicy(name, True, replicas, seed, stream="default"), config_doc(sc, DEFAULT_MODE, {}, True)
     parsed = mode_policy(name)
     if parsed is None:
         raise ValueError(f"unknown policy {name!r}")
     mode, herd = parsed
     if mode == "default":
-        return ModePolicy(name, herd, replicas, seed), config_doc(sc, DEFAULT_MODE, {}, herd)
+        return ModePolicy(name, herd, replicas, seed, prefix=True), config_doc(sc, DEFAULT_MODE, {}, herd)
     return ModePolicy(name, herd, replicas, seed), config_doc(sc, mode, sc.mode_weights(mode), herd)
 
 
@@ -125,6 +181,11 @@ class Simulation:
         self.pipeline = Pipeline(config or {}, self.engines, [e.ratio for e in sc.engines], sc.pipeline.dispatch_delay)
         n = len(self.engines)
         self.view = View(self.engines, [True] * n, [0] * n, self.pipeline)
+        # the prefix index, each member's LRU sized from the KV capacity its engine publishes
+        capacity = [max(1, e.profile.kv_tokens // FP_TOKENS) for e in sc.engines]
+        self.view.index = PrefixIndex(self.pipeline.ids, capacity, sc.pipeline.dispatch_delay)
+        self.cache = sc.workload.shaped
+        self.group_cumulative = sc.workload.prefixes.chooser() if sc.workload.prefixes else []
         self.uses_pipeline = config is not None
         self.events: list[tuple] = []
         self.counter = itertools.count()
@@ -166,14 +227,27 @@ class Simulation:
     def _resolved(self, req: Request, now: float, pause: float) -> None:
         """A main request is over: an open-loop one is done; a closed-loop client sends its next one (after
         `pause`) until the end of the run, and only then stops counting as unresolved."""
+        conv = req.conv
         if req.client >= 0 and now + pause < self.sc.duration:
             self.at(now + pause, CLIENT_SEND, req.client)
+        elif (
+            pause == 0.0
+            and isinstance(conv, Conversation)
+            and req.turn + 1 < len(conv.turns)
+            and now + conv.turns[req.turn + 1].think < self.sc.duration
+        ):
+            self.at(now + conv.turns[req.turn + 1].think, NEXT_TURN, conv, req.turn + 1)
         else:
             self.unresolved -= 1
 
     def _client_send(self, now: float, client: int, _: object = None) -> None:
-        prompt, output = self.sc.workload.draw(self.client_rngs[client])
-        req = Request(next(self.rid), prompt, output, now)
+        rng = self.client_rngs[client]
+        prompt, output = self.sc.workload.draw(rng)
+        rid = next(self.rid)
+        group = Prefixes.pick(self.group_cumulative, rng) if self.group_cumulative else -1
+        tokens = self.p.group_tokens[group] if group >= 0 else 0
+        conv = Conversation(group, tokens, CLIENT_SEGMENTS + 2 * MAX_TURNS * rid, (Turn(prompt, output, 0.0),))
+        req = make_request(rid, conv, 0, now, self.cache)
         req.client = client
         self.main.append(req)
         self._arrive(now, req, None)
@@ -188,8 +262,12 @@ class Simulation:
     # --- run ---------------------------------------------------------------------------------------------
     def run(self) -> Result:
         sc, pipe = self.sc, self.sc.pipeline
-        for t, prompt, output in self.p.requests:
-            req = Request(next(self.rid), prompt, output, t)
+        convs = self.p.conversations
+        for i, (t, prompt, output) in enumerate(self.p.requests):
+            if convs:
+                req = make_request(next(self.rid), convs[i], 0, t, self.cache)
+            else:
+                req = Request(next(self.rid), prompt, output, t)
             self.main.append(req)
             self.at(t, ARRIVE, req)
         self.unresolved = len(self.main) + len(self.client_rngs)
@@ -222,6 +300,7 @@ class Simulation:
             RECOVER: self._recover,
             BG_RETRY: self._bg_retry,
             CLIENT_SEND: self._client_send,
+            NEXT_TURN: self._next_turn,
         }
         events = self.events
         now = 0.0
@@ -287,6 +366,11 @@ class Simulation:
     def _recover(self, now: float, index: int, _: object) -> None:
         # BIG-IP marks it up at its next successful probe; background clients return through BG_RETRY.
         self.engines[index].recover()
+
+    def _next_turn(self, now: float, conv: Conversation, turn: int) -> None:
+        req = make_request(next(self.rid), conv, turn, now, self.cache)
+        self.main.append(req)
+        self._arrive(now, req, None)
 
     def _bg_retry(self, now: float, index: int, _: object) -> None:
         self._background_send(index, now)

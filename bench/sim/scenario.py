@@ -34,6 +34,7 @@ from pathlib import Path
 import yaml
 
 from llmsched.bench.sim.policies import NO_HERD_SUFFIX, ORIGINAL_WEIGHTS
+from llmsched.bench.sim.prefixes import Prefixes, Sessions
 from llmsched.bench.sim.profiles import EngineProfile, profile
 from llmsched.bench.sim.sweep import Sweep, parse_sweep
 from llmsched.bench.sim.workload import Arrivals, LengthDist, Workload
@@ -46,15 +47,17 @@ STANDARD_POLICIES = (
     ("random", "round_robin", "least_conn")
     + ORIGINAL_STANDARD
     + tuple(m + NO_HERD_SUFFIX for m in ORIGINAL_STANDARD)
-    + ("default", "default_no_herd", "oracle")
+    + ("default", "default_no_prefix", "default_no_herd", "oracle")
 )
+# Policies run only where a scenario lists them (bench/sim/policies.py).
+EXTRA_POLICIES = ("prefix_only",)
 
 
 def known_policies() -> tuple[str, ...]:
     """Every policy name `--policies` and a scenario's `policies` accept: the standard ones, then every other
     original mode with its suggested weights, with and without herd control."""
     others = [m for m in ORIGINAL_WEIGHTS if m not in ORIGINAL_STANDARD]
-    return STANDARD_POLICIES + tuple(others) + tuple(m + NO_HERD_SUFFIX for m in others)
+    return STANDARD_POLICIES + EXTRA_POLICIES + tuple(others) + tuple(m + NO_HERD_SUFFIX for m in others)
 
 
 class ScenarioError(ValueError):
@@ -267,7 +270,7 @@ def _parse(raw: object, default_name: str, source: str) -> Scenario:
     if len(set(names)) != len(names):
         raise ValueError("engines: names must be unique")
     wl = _mapping(top.get("workload"), "workload")
-    _only(wl, {"prompt", "output"}, "workload")
+    _only(wl, {"prompt", "output", "prefixes", "sessions"}, "workload")
     workload = Workload(
         *(
             LengthDist(
@@ -283,7 +286,9 @@ def _parse(raw: object, default_name: str, source: str) -> Scenario:
                 ),
             )
             for k in ("prompt", "output")
-        )
+        ),
+        prefixes=_prefixes(wl["prefixes"]) if wl.get("prefixes") is not None else None,
+        sessions=_sessions(wl["sessions"]) if wl.get("sessions") is not None else None,
     )
     arr = _mapping(top.get("arrivals"), "arrivals")
     _only(arr, {"process", "load", "on_mean", "off_mean", "peak", "concurrency"}, "arrivals")
@@ -302,6 +307,8 @@ def _parse(raw: object, default_name: str, source: str) -> Scenario:
         concurrency=concurrency,
     )
     arrivals.validate()
+    if arrivals.closed and workload.sessions is not None:
+        raise ValueError("workload.sessions: sessions need open-loop arrivals (a session paces its own turns)")
     load = 0.0 if arrivals.closed else _num(arr, "load", "arrivals", minimum=0.01)
     background = []
     for i, b in enumerate(top.get("background") or []):
@@ -362,3 +369,41 @@ def _weights(raw: dict) -> dict[str, dict[str, float]]:
         _only(w, set(WEIGHT_KEYS), where)
         out[str(mode)] = {k: float(_num(w, k, where) or 0.0) for k in w}
     return out
+
+
+def _prefixes(raw: object) -> Prefixes:
+    """`workload.prefixes: {groups, tokens: {median, sigma}, popularity: uniform|zipf, zipf_s}`."""
+    where = "workload.prefixes"
+    d = _mapping(raw, where)
+    _only(d, {"groups", "tokens", "popularity", "zipf_s"}, where)
+    tokens = _mapping(d.get("tokens"), f"{where}.tokens")
+    _only(tokens, {"median", "sigma"}, f"{where}.tokens")
+    popularity = str(d.get("popularity", "uniform"))
+    if "zipf_s" in d and popularity != "zipf":
+        raise ValueError(f"{where}.zipf_s: only for popularity: zipf")
+    prefixes = Prefixes(
+        groups=int(_num(d, "groups", where, minimum=1) or 1),
+        median=float(_num(tokens, "median", f"{where}.tokens", minimum=1.0) or 1.0),
+        sigma=float(_num(tokens, "sigma", f"{where}.tokens", default=0.0) or 0.0),
+        popularity=popularity,
+        zipf_s=float(_num(d, "zipf_s", where, default=1.1, minimum=0.0) or 0.0),
+    )
+    prefixes.validate()
+    return prefixes
+
+
+def _sessions(raw: object) -> Sessions:
+    """`workload.sessions: {turns: {mean}, think_time: {mean}}` (think time in seconds)."""
+    where = "workload.sessions"
+    d = _mapping(raw, where)
+    _only(d, {"turns", "think_time"}, where)
+    turns = _mapping(d.get("turns"), f"{where}.turns")
+    think = _mapping(d.get("think_time"), f"{where}.think_time")
+    _only(turns, {"mean"}, f"{where}.turns")
+    _only(think, {"mean"}, f"{where}.think_time")
+    sessions = Sessions(
+        turns_mean=float(_num(turns, "mean", f"{where}.turns", minimum=1.0) or 1.0),
+        think_mean=float(_num(think, "mean", f"{where}.think_time", default=0.0) or 0.0),
+    )
+    sessions.validate()
+    return sessions

@@ -28,6 +28,9 @@ class Result:
     failed: int = 0
     none_share: float = 0.0
     extra: dict = field(default_factory=dict)
+    ttft_p90: float = math.nan
+    cache_hit_rate: float = 0.0  # prompt tokens served from the engines' prefix caches / prompt tokens
+    prefix_share: float = 0.0  # decisions answered by the sticky prefix stage / decisions
 
     def to_json(self) -> dict:
         """The row of `llmsched bench routing --json` (times in seconds)."""
@@ -43,6 +46,9 @@ class Result:
             "requests": self.requests,
             "failed": self.failed,
             "none_share": self.none_share,
+            "ttft_p90": self.ttft_p90,
+            "cache_hit_rate": self.cache_hit_rate,
+            "prefix_share": self.prefix_share,
         }
 
 
@@ -70,6 +76,8 @@ def summarize(policy: str, prepared: Prepared, requests: list[Request], view: Vi
     routed = [r.engine for r in measured if r.engine >= 0]
     share = {e.name: (routed.count(i) / len(routed) if routed else 0.0) for i, e in enumerate(sc.engines)}
     failed = sum(1 for r in measured if r.finished is None)
+    admitted = [r for r in measured if r.cached is not None]
+    prompt_tokens = sum(r.prompt for r in admitted)
     return Result(
         policy=policy,
         ttft_mean=statistics.fmean(ttft) if ttft else math.nan,
@@ -82,4 +90,7 @@ def summarize(policy: str, prepared: Prepared, requests: list[Request], view: Vi
         requests=len(measured),
         failed=failed,
         none_share=view.none_answers / view.decisions if view.decisions else 0.0,
+        ttft_p90=percentile(ttft, 90),
+        cache_hit_rate=sum(r.cached or 0 for r in admitted) / prompt_tokens if prompt_tokens else 0.0,
+        prefix_share=view.prefix_picks / view.decisions if view.decisions else 0.0,
     )

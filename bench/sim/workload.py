@@ -21,6 +21,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from llmsched.bench.sim.prefixes import Prefixes, Sessions
+
 
 @dataclass(frozen=True)
 class LengthDist:
@@ -38,13 +40,35 @@ class Workload:
     min_tokens: int = 4
     max_prompt: int = 1024
     max_total: int = 2048
+    prefixes: Prefixes | None = None  # shared prompt starts (bench/sim/prefixes.py); the filter above is for
+    sessions: Sessions | None = None  # the request's own part only, as `prompt` describes it
 
     def draw(self, rng: random.Random) -> tuple[int, int]:
-        """(prompt tokens, output tokens) of one request."""
+        """(prompt tokens, output tokens) of one request (its own part, without a shared prefix or history)."""
         while True:
             p, o = self.prompt.draw(rng), self.output.draw(rng)
             if p >= self.min_tokens and o >= self.min_tokens and p <= self.max_prompt and p + o <= self.max_total:
                 return p, o
+
+    @property
+    def shaped(self) -> bool:
+        """True when prompts share content (prefix groups or sessions): the engines' prefix caches matter."""
+        return self.prefixes is not None or self.sessions is not None
+
+    def cold(self) -> Workload | ColdWorkload:
+        """What calibration measures capacity on: every prompt with a prefix of the groups' median length and no
+        cache reuse, so that `load` is a fraction of what the engines serve when no prefix is ever reused."""
+        return ColdWorkload(self) if self.prefixes is not None else self
+
+
+@dataclass(frozen=True)
+class ColdWorkload:
+    base: Workload
+
+    def draw(self, rng: random.Random) -> tuple[int, int]:
+        p, o = self.base.draw(rng)
+        prefixes = self.base.prefixes
+        return p + (int(prefixes.median) if prefixes else 0), o
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from llmsched.shared.members import member_key, parse_candidate
 from llmsched.shared.routing import filters
+from llmsched.shared.routing import prefix as prefix_stage
 from llmsched.shared.routing.herd import herd_pick
 from llmsched.shared.routing.picker import pick_weighted
 
@@ -102,15 +103,22 @@ def decide(
     now: float,
     rng: random.Random,
     dispatch: Mapping[str, int] | None = None,
+    prefix: Mapping[str, int] | None = None,
 ) -> Decision:
     """`dispatch`: decisions sent to each member id since its last scrape (all replicas, from Redis). With
     herd control on and counts available the pick is the shared weighted round robin (llmsched.shared.routing.herd);
-    otherwise the original's weighted random pick, probability score / sum of scores."""
+    otherwise the original's weighted random pick, probability score / sum of scores. `prefix`: member id ->
+    leading prompt fingerprints it holds (the prefix index); the sticky pick (llmsched.shared.routing.prefix)
+    goes first and the load pick decides when it has no answer."""
     if config is not None and config.get("pool_fallback"):
         return Decision(FALLBACK, "pool_fallback is set")
     pool = eligible(config, snapshot, candidates, now)
     if not pool.members:
         return Decision(NONE, pool.reason)
+    if prefix:
+        sticky = prefix_stage.pick(pool.members, prefix, dispatch)
+        if sticky is not None:
+            return Decision(pool.answers[sticky], "prefix", pool.members[sticky]["id"])
     if dispatch is not None and config.get("herd_control"):
         position = herd_pick(pool.members, dispatch, rng)
     else:

@@ -48,9 +48,10 @@ def test_standard_policies_are_the_issue_names_plus_each_original_mode_without_h
         ("random", "round_robin", "least_conn")
         + originals
         + tuple(f"{m}_no_herd" for m in originals)
-        + ("default", "default_no_herd", "oracle")
+        + ("default", "default_no_prefix", "default_no_herd", "oracle")
     )
     assert "default_shared_rr" not in scenario.known_policies()
+    assert "prefix_only" in scenario.known_policies() and "prefix_only" not in scenario.STANDARD_POLICIES
     assert set(ORIGINAL_WEIGHTS) <= set(scenario.known_policies())
     assert {f"{m}_no_herd" for m in ORIGINAL_WEIGHTS} <= set(scenario.known_policies())
 

@@ -6,16 +6,24 @@ import math
 
 import pytest
 
-from llmsched.scorer.capacity import KV_KNEE, estimate_capacity, estimate_slack
+from llmsched.scorer.capacity import IDLE_CAPACITY, KV_KNEE, estimate_capacity, estimate_slack
 
 
 def m(waiting: float, cache: float, running: float) -> dict:
     return {"waiting_queue": waiting, "cache_usage": cache, "running_req": running}
 
 
-def test_an_idle_member_is_assumed_to_have_vllms_default_256_slots_times_its_ratio() -> None:
-    assert estimate_slack(m(0, 0.0, 0), 1) == 256.0
-    assert estimate_slack(m(0, 0.0, 0), 4) == 1024.0
+def test_a_member_with_a_tiny_kv_footprint_has_vllms_default_256_slots_times_its_ratio() -> None:
+    assert estimate_slack(m(0, 0.0, 2), 1) == 254.0
+    assert estimate_slack(m(0, 0.0, 2), 4) == 1022.0
+
+
+def test_an_idle_member_is_assumed_to_take_a_probe_of_requests_times_its_ratio_not_its_slots() -> None:
+    # nothing runs, so the KV its next prompts will take is unknown: long prompts fill a small GPU long before
+    # its slots, so it gets a probe's worth until a scrape measures the footprint
+    assert estimate_slack(m(0, 0.0, 0), 1) == IDLE_CAPACITY
+    assert estimate_slack(m(0, 0.0, 0), 4) == 4 * IDLE_CAPACITY
+    assert estimate_slack(m(0, 0.0, 0.5), 1) == IDLE_CAPACITY - 0.5
 
 
 def test_a_kv_bound_member_has_the_requests_that_fit_below_the_kv_knee() -> None:
@@ -56,4 +64,5 @@ def test_a_missing_or_unusable_metric_gives_none(metrics: dict) -> None:
 
 @pytest.mark.parametrize("ratio", [0, -3, None, "x", math.inf, True])
 def test_a_ratio_that_is_not_a_positive_capacity_counts_as_1(ratio: object) -> None:
-    assert estimate_slack(m(0, 0.0, 0), ratio) == 256.0  # type: ignore[arg-type]
+    assert estimate_slack(m(0, 0.0, 0), ratio) == IDLE_CAPACITY  # type: ignore[arg-type]
+    assert estimate_slack(m(0, 0.0, 2), ratio) == 254.0  # type: ignore[arg-type]

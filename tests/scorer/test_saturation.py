@@ -65,7 +65,7 @@ def test_over_the_hard_limit_a_member_scores_exactly_zero() -> None:
 
 
 def test_a_healthy_member_with_little_room_keeps_the_floor() -> None:
-    got = scores([m(0, 0.0, 0), m(0, 0.89, 100)])  # slack 256 vs ~1
+    got = scores([m(0, 0.0, 2), m(0, 0.89, 100)])  # slack 254 vs ~1
     assert got[1] == saturation.FLOOR
 
 
