@@ -97,6 +97,11 @@ class Engine:
         self.prefill_kv = 0  # KV held by admitted sequences still in prefill (whole prompt reserved)
         self.chunks: list[tuple[Request, int]] = []
         self.steps = 0
+        # Requests the last step's admission left waiting: what vLLM exports as num_requests_waiting. V1's
+        # engine core moves new requests from its input queue into the scheduler's waiting queue right before
+        # schedule() and records the scheduler stats after the step, so a request that arrived during a step
+        # and is admitted by the next one is never counted; only those that admission turned away are.
+        self.blocked = 0
 
     # --- state -------------------------------------------------------------------------------------------
     @property
@@ -109,7 +114,7 @@ class Engine:
 
     def sample(self) -> tuple[float, float, float]:
         """What its /metrics would say now: (num_requests_waiting, num_requests_running, kv_cache_usage_perc)."""
-        return float(len(self.waiting)), float(self.running), self.kv_used / self.p.kv_tokens
+        return float(self.blocked), float(self.running), self.kv_used / self.p.kv_tokens
 
     # --- requests in -------------------------------------------------------------------------------------
     def submit(self, req: Request, now: float) -> bool:
@@ -152,6 +157,7 @@ class Engine:
             chunks.append((req, take))
             budget -= take
             prefill_tokens += take
+        self.blocked = len(self.waiting)
         if not chunks and not self.n_dec:
             self.busy = False
             return None
@@ -279,4 +285,4 @@ class Engine:
         self.heap = []
         self.order = []
         self.chunks = []
-        self.n_dec = self.dec_const = self.prefill_kv = 0
+        self.n_dec = self.dec_const = self.prefill_kv = self.blocked = 0

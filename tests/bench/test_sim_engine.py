@@ -137,3 +137,20 @@ def test_the_oracle_prediction_grows_with_the_work_queued_ahead() -> None:
     assert engine.predict_ttft(200, 0.0) > idle
     engine.fail(0.0)
     assert engine.predict_ttft(200, 0.0) == math.inf
+
+
+def test_the_waiting_gauge_counts_only_requests_the_last_admission_turned_away_as_vllm_v1_reports_it() -> None:
+    engine = Engine(0, "e", PROFILE, Listener())
+    first = Request(1, 100, 50, 0.0)
+    engine.submit(first, 0.0)
+    assert engine.start_step(0.0) is not None
+    # arrives during the step: in vLLM V1 it sits in the engine core's input queue, not in the scheduler's
+    engine.submit(Request(2, 20, 50, 0.001), 0.001)
+    assert engine.sample()[0] == 0.0
+    # a full engine: eight slots taken, so the next admission leaves two requests waiting
+    for rid in range(3, 11):
+        engine.submit(Request(rid, 20, 50, 0.002), 0.002)
+    engine.end_step(0.02)
+    engine.start_step(0.02)
+    assert engine.running == PROFILE.max_seqs
+    assert engine.sample()[0] == 2.0
