@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import random
 from collections import deque
 from typing import Protocol
 
@@ -102,6 +103,9 @@ class Engine:
         # schedule() and records the scheduler stats after the step, so a request that arrived during a step
         # and is admitted by the next one is never counted; only those that admission turned away are.
         self.blocked = 0
+        # Requests on their way in (profile path latency): (ready time, rid, request), not yet in `waiting`.
+        self.inbound: list[tuple[float, int, Request]] = []
+        self.path_rng = random.Random(7919 * index + 17)
 
     # --- state -------------------------------------------------------------------------------------------
     @property
@@ -125,13 +129,21 @@ class Engine:
             self.listener.failed(req, now)
             return False
         req.state = WAITING
-        self.waiting.append(req)
+        p = self.p
+        if p.path_latency_max > 0:
+            ready = now + self.path_rng.uniform(p.path_latency_min, p.path_latency_max)
+            heapq.heappush(self.inbound, (ready, req.rid, req))
+        else:
+            self.waiting.append(req)
         return True
 
     # --- one step ----------------------------------------------------------------------------------------
     def start_step(self, now: float) -> float | None:
         """Schedule the next step; its duration, or None when there is nothing to do (the engine idles)."""
         p = self.p
+        inbound = self.inbound
+        while inbound and inbound[0][0] <= now:
+            self.waiting.append(heapq.heappop(inbound)[2])
         while self.n_dec and self.kv_used + self.n_dec > p.kv_tokens:
             self._preempt_newest()
         budget = p.max_batched_tokens - self.n_dec
@@ -159,6 +171,11 @@ class Engine:
             prefill_tokens += take
         self.blocked = len(self.waiting)
         if not chunks and not self.n_dec:
+            if inbound:  # idle until the next request on its way in reaches the scheduler: an empty step
+                self.chunks = []
+                self.busy = True
+                self.step_end = inbound[0][0]
+                return self.step_end - now
             self.busy = False
             return None
         self.chunks = chunks
@@ -173,6 +190,8 @@ class Engine:
         return duration
 
     def end_step(self, now: float) -> None:
+        if not self.chunks and not self.n_dec:  # an empty step, waiting for a request on its way in
+            return
         self.tick += 1
         self.steps += 1
         tick = self.tick
@@ -208,7 +227,12 @@ class Engine:
         """The server dies: everything in it fails, and so will every request sent to it until it recovers."""
         self.up = False
         self.generation += 1
-        lost = list(self.waiting) + self.prefilling + [r for r in self.order if r.state == DECODING]
+        lost = (
+            [r for _, _, r in sorted(self.inbound)]
+            + list(self.waiting)
+            + self.prefilling
+            + [r for r in self.order if r.state == DECODING]
+        )
         self._reset()
         for req in lost:
             req.state = FAILED
@@ -225,7 +249,11 @@ class Engine:
             return math.inf
         p = self.p
         step = p.step_base + p.step_per_seq * (self.running + 1) + p.step_per_ctx_token * self.kv_used
-        ahead = sum(r.kv_prompt for r in self.waiting) + sum(r.kv_prompt - r.prefilled for r in self.prefilling)
+        ahead = (
+            sum(r.kv_prompt for r in self.waiting)
+            + sum(r.kv_prompt - r.prefilled for r in self.prefilling)
+            + sum(r.kv_prompt for _, _, r in self.inbound)
+        )
         wait = 0.0
         slots_short = len(self.waiting) + 1 - (p.max_seqs - self.running)
         kv_short = sum(r.kv_prompt for r in self.waiting) + prompt - (p.kv_tokens - self.kv_used)
@@ -243,7 +271,7 @@ class Engine:
         budget = max(1, p.max_batched_tokens - self.n_dec)
         prefill = (ahead + prompt) / p.prefill_rate + step * math.ceil((ahead + prompt) / budget)
         in_step = max(0.0, self.step_end - now) if self.busy else 0.0
-        return in_step + wait + prefill
+        return (p.path_latency_min + p.path_latency_max) / 2 + in_step + wait + prefill
 
     # --- internals ---------------------------------------------------------------------------------------
     def _start_decoding(self, req: Request, tick: int) -> None:
@@ -280,6 +308,7 @@ class Engine:
 
     def _reset(self) -> None:
         self.busy = False
+        self.inbound = []
         self.waiting.clear()
         self.prefilling = []
         self.heap = []

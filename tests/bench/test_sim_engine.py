@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -154,3 +155,23 @@ def test_the_waiting_gauge_counts_only_requests_the_last_admission_turned_away_a
     engine.start_step(0.02)
     assert engine.running == PROFILE.max_seqs
     assert engine.sample()[0] == 2.0
+
+
+def test_a_request_reaches_the_scheduler_after_its_path_latency_which_counts_in_its_ttft() -> None:
+    listener = Listener()
+    path = replace(PROFILE, path_latency_min=0.004, path_latency_max=0.004)
+    engine = Engine(0, "e", path, listener)
+    prompt, output = 300, 5
+    engine.submit(Request(1, prompt, output, 0.0), 0.0)
+    assert engine.sample()[0] == 0.0 and engine.running == 0  # on its way in: neither waiting nor running
+    drive(engine)
+    p = PROFILE
+    first = p.step_base + p.step_per_seq * 1 + p.step_per_ctx_token * prompt + prompt / p.prefill_rate
+    assert listener.done[0].first_token == pytest.approx(0.004 + first)
+
+
+def test_a_path_latency_range_must_be_ordered_and_not_negative() -> None:
+    with pytest.raises(ValueError, match="path_latency_min"):
+        replace(PROFILE, path_latency_min=0.01, path_latency_max=0.005)
+    with pytest.raises(ValueError, match="path_latency_min"):
+        replace(PROFILE, path_latency_min=-0.001)
