@@ -74,11 +74,11 @@ bench-api: install ## decision API throughput and latency (connection per reques
 clean: ## remove .venv, build/ and caches
 	rm -rf $(VENV) build *.egg-info .pytest_cache
 
-# Routing simulator: every shipped scenario (bench/scenarios), every policy, tables as in docs/routing.md.
 # The routing simulator (docs/routing.md): the original's two published GPU sweeps, each row beside the
-# simulated one, then every shipped scenario. About two minutes on two cores.
+# simulated one (the homogeneous one also with its servers calibrated to the stated knee), then every shipped
+# scenario. About three minutes on two cores.
 bench-routing: install ## routing simulator: the published GPU sweeps side by side, then every scenario
-	$(LLMSCHED) bench routing --sweep published_heterogeneous --sweep published_homogeneous
+	$(LLMSCHED) bench routing --sweep published_heterogeneous --sweep published_homogeneous --sweep published_homogeneous_knee
 	$(LLMSCHED) bench routing --all
 
 # Fault injection against real processes (tests/faults, docs/reliability.md): Redis, BIG-IP and engine outages,

@@ -6,7 +6,9 @@
 * anchor: N ShareGPT requests sent at once (vLLM `benchmark_serving.py --request-rate inf`), to compare with
   published runs;
 * closed_loop: mean TTFT, TPOT, waiting queue and KV use with N closed-loop clients, to check the presets of the
-  original's published set-ups against the statements they were derived from.
+  original's published set-ups against the statements they were derived from;
+* knee: the concurrency past which one engine's closed-loop TTFT rises steeply, checked against the knees the
+  description states.
 `python -m llmsched.bench.sim.calibrate` prints them for every preset (docs/routing.md).
 """
 
@@ -128,7 +130,41 @@ def closed_loop(prof: EngineProfile, workload: Workload, clients: int, seed: int
 PUBLISHED_CHECKS = {
     "published-1gpu": ((1, 5, 10, 20, 30, 40, 50), (150, 160, 170)),
     "published-4gpu-tp4": ((1, 5, 10, 20, 30, 40, 50), (240, 250, 260)),
+    "published-1gpu-knee": ((1, 5, 10, 20, 30, 40, 50), (30, 40, 50)),
 }
+# Where the description puts each preset's TTFT knee, in closed-loop clients on that server alone: the
+# homogeneous test's "single-node knee ~30-40" and the 4-GPU's TTFT that "starts to increase significantly
+# above 40-50". published-1gpu has no stated knee of its own (it is checked against its waiting onset).
+STATED_KNEES = {"published-1gpu-knee": (30, 40), "published-4gpu-tp4": (40, 50)}
+KNEE_FACTOR = 2.0  # "rises steeply": past the knee the mean TTFT is more than twice the light-load one
+KNEE_LIGHT = 5  # clients of the light-load reference
+KNEE_STEP = 5
+KNEE_MAX = 300
+
+
+def knee(prof: EngineProfile, workload: Workload, seed: int = 3, horizon: float = 150.0) -> int | None:
+    """The TTFT knee of one engine under closed-loop load: the last concurrency (in steps of 5 clients) at
+    which its mean TTFT is still below KNEE_FACTOR x the TTFT at KNEE_LIGHT clients; None when it never gets
+    there by KNEE_MAX clients."""
+    light = closed_loop(prof, workload, KNEE_LIGHT, seed, horizon)["ttft_mean"]
+    last = KNEE_LIGHT
+    for clients in range(KNEE_LIGHT + KNEE_STEP, KNEE_MAX + 1, KNEE_STEP):
+        if closed_loop(prof, workload, clients, seed, horizon)["ttft_mean"] >= KNEE_FACTOR * light:
+            return last
+        last = clients
+    return None
+
+
+def knee_check(name: str, prof: EngineProfile, workload: Workload) -> str:
+    """One line: the preset's measured knee beside the one its description states (if it states one)."""
+    found = knee(prof, workload)
+    shown = f"{found} clients" if found is not None else f"none up to {KNEE_MAX} clients"
+    stated = STATED_KNEES.get(name)
+    if stated is None:
+        return f"{name:<21} TTFT knee: {shown} (no knee stated)"
+    lo, hi = stated
+    verdict = "ok" if found is not None and lo <= found <= hi else "NOT MET"
+    return f"{name:<21} TTFT knee: {shown}; stated {lo}-{hi}: {verdict}"
 
 
 def idle_latency(prof: EngineProfile, prompt: int, output: int) -> tuple[float, float]:
@@ -167,6 +203,12 @@ def main() -> None:
             f"{'':<21} "
             + "  ".join(f"{n}: waiting {c['waiting_mean']:.1f}, KV {c['kv_mean']:.0%}" for n, c in zip(heavy, cells))
         )
+    print(
+        f"\nTTFT knees: the last concurrency at which one engine's closed-loop mean TTFT is below "
+        f"{KNEE_FACTOR:g}x its TTFT at {KNEE_LIGHT} clients"
+    )
+    for name in PUBLISHED_CHECKS:
+        print(knee_check(name, PRESETS[name], wl))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import random
 from collections import OrderedDict, deque
 from typing import Protocol
 
@@ -122,6 +123,14 @@ class Engine:
         self.refs: dict[int, int] = {}  # block id -> admitted sequences holding it
         self.free_cached: OrderedDict[int, None] = OrderedDict()  # cached blocks nobody holds, LRU first
         self.shared = 0  # KV tokens counted more than once by the sequences sharing blocks
+        # Requests the last step's admission left waiting: what vLLM exports as num_requests_waiting. V1's
+        # engine core moves new requests from its input queue into the scheduler's waiting queue right before
+        # schedule() and records the scheduler stats after the step, so a request that arrived during a step
+        # and is admitted by the next one is never counted; only those that admission turned away are.
+        self.blocked = 0
+        # Requests on their way in (profile path latency): (ready time, rid, request), not yet in `waiting`.
+        self.inbound: list[tuple[float, int, Request]] = []
+        self.path_rng = random.Random(7919 * index + 17)
 
     # --- state -------------------------------------------------------------------------------------------
     @property
@@ -134,7 +143,7 @@ class Engine:
 
     def sample(self) -> tuple[float, float, float]:
         """What its /metrics would say now: (num_requests_waiting, num_requests_running, kv_cache_usage_perc)."""
-        return float(len(self.waiting)), float(self.running), self.kv_used / self.p.kv_tokens
+        return float(self.blocked), float(self.running), self.kv_used / self.p.kv_tokens
 
     # --- requests in -------------------------------------------------------------------------------------
     def submit(self, req: Request, now: float) -> bool:
@@ -147,13 +156,21 @@ class Engine:
         req.state = WAITING
         if req.blocks:
             req.expect = self.cached_blocks(req.blocks) * BLOCK
-        self.waiting.append(req)
+        p = self.p
+        if p.path_latency_max > 0:
+            ready = now + self.path_rng.uniform(p.path_latency_min, p.path_latency_max)
+            heapq.heappush(self.inbound, (ready, req.rid, req))
+        else:
+            self.waiting.append(req)
         return True
 
     # --- one step ----------------------------------------------------------------------------------------
     def start_step(self, now: float) -> float | None:
         """Schedule the next step; its duration, or None when there is nothing to do (the engine idles)."""
         p = self.p
+        inbound = self.inbound
+        while inbound and inbound[0][0] <= now:
+            self.waiting.append(heapq.heappop(inbound)[2])
         while self.n_dec and self.kv_used + self.n_dec > p.kv_tokens:
             self._preempt_newest()
         budget = p.max_batched_tokens - self.n_dec
@@ -187,7 +204,13 @@ class Engine:
             prefill_tokens += take
         if self.free_cached:
             self._trim()
+        self.blocked = len(self.waiting)
         if not chunks and not self.n_dec:
+            if inbound:  # idle until the next request on its way in reaches the scheduler: an empty step
+                self.chunks = []
+                self.busy = True
+                self.step_end = inbound[0][0]
+                return self.step_end - now
             self.busy = False
             return None
         self.chunks = chunks
@@ -202,6 +225,8 @@ class Engine:
         return duration
 
     def end_step(self, now: float) -> None:
+        if not self.chunks and not self.n_dec:  # an empty step, waiting for a request on its way in
+            return
         self.tick += 1
         self.steps += 1
         tick = self.tick
@@ -239,7 +264,12 @@ class Engine:
         """The server dies: everything in it fails, and so will every request sent to it until it recovers."""
         self.up = False
         self.generation += 1
-        lost = list(self.waiting) + self.prefilling + [r for r in self.order if r.state == DECODING]
+        lost = (
+            [r for _, _, r in sorted(self.inbound)]
+            + list(self.waiting)
+            + self.prefilling
+            + [r for r in self.order if r.state == DECODING]
+        )
         self._reset()
         for req in lost:
             req.state = FAILED
@@ -258,8 +288,10 @@ class Engine:
         p = self.p
         prompt -= cached
         step = p.step_base + p.step_per_seq * (self.running + 1) + p.step_per_ctx_token * self.kv_used
-        ahead = sum(r.kv_prompt - r.expect for r in self.waiting) + sum(
-            r.kv_prompt - r.prefilled for r in self.prefilling
+        ahead = (
+            sum(r.kv_prompt - r.expect for r in self.waiting)
+            + sum(r.kv_prompt - r.prefilled for r in self.prefilling)
+            + sum(r.kv_prompt - r.expect for _, _, r in self.inbound)
         )
         wait = 0.0
         slots_short = len(self.waiting) + 1 - (p.max_seqs - self.running)
@@ -278,7 +310,7 @@ class Engine:
         budget = max(1, p.max_batched_tokens - self.n_dec)
         prefill = (ahead + prompt) / p.prefill_rate + step * math.ceil((ahead + prompt) / budget)
         in_step = max(0.0, self.step_end - now) if self.busy else 0.0
-        return in_step + wait + prefill
+        return (p.path_latency_min + p.path_latency_max) / 2 + in_step + wait + prefill
 
     # --- prefix cache ------------------------------------------------------------------------------------
     def cached_blocks(self, blocks: tuple[int, ...]) -> int:
@@ -377,12 +409,13 @@ class Engine:
 
     def _reset(self) -> None:
         self.busy = False
+        self.inbound = []
         self.waiting.clear()
         self.prefilling = []
         self.heap = []
         self.order = []
         self.chunks = []
-        self.n_dec = self.dec_const = self.prefill_kv = 0
+        self.n_dec = self.dec_const = self.prefill_kv = self.blocked = 0
         self.refs = {}
         self.free_cached = OrderedDict()
         self.shared = 0

@@ -44,3 +44,25 @@ def test_an_unknown_preset_or_parameter_is_an_error_naming_the_known_ones() -> N
         profile("b200")
     with pytest.raises(ValueError, match="kv_tokens"):
         profile("a100-llama3-8b", {"kv": 1})
+
+
+def test_the_knee_is_the_last_concurrency_before_the_ttft_doubles_an_engine_with_40_slots_knees_at_40() -> None:
+    # 40 batch slots and a KV cache that never binds: from the 41st client on, requests wait for a slot
+    slots = profile("published-1gpu", {"max_seqs": 40})
+    assert calibrate.knee(slots, Workload()) == 40
+
+
+def test_the_homogeneous_single_node_preset_has_its_ttft_knee_where_the_description_puts_it() -> None:
+    # the original's homogeneous test: "single-node knee ~30-40" concurrent
+    lo, hi = calibrate.STATED_KNEES["published-1gpu-knee"]
+    found = calibrate.knee(PRESETS["published-1gpu-knee"], Workload())
+    assert found is not None and lo <= found <= hi
+    assert "ok" in calibrate.knee_check("published-1gpu-knee", PRESETS["published-1gpu-knee"], Workload())
+
+
+def test_an_engine_without_a_knee_up_to_the_limit_reports_none() -> None:
+    # every step costs the same whatever it carries, with room for every client: TTFT never grows
+    flat = {"step_per_seq": 0.0, "step_per_ctx_token": 0.0, "prefill_rate": 1e12}
+    roomy = profile("h100-llama3-8b", {"max_seqs": 1024, "kv_tokens": 10_000_000, **flat})
+    assert calibrate.knee(roomy, Workload(), horizon=40.0) is None
+    assert calibrate.knee_check("h100-llama3-8b", profile("h100-llama3-8b"), Workload()).endswith("(no knee stated)")

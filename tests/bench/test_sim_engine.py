@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -137,3 +138,40 @@ def test_the_oracle_prediction_grows_with_the_work_queued_ahead() -> None:
     assert engine.predict_ttft(200, 0.0) > idle
     engine.fail(0.0)
     assert engine.predict_ttft(200, 0.0) == math.inf
+
+
+def test_the_waiting_gauge_counts_only_requests_the_last_admission_turned_away_as_vllm_v1_reports_it() -> None:
+    engine = Engine(0, "e", PROFILE, Listener())
+    first = Request(1, 100, 50, 0.0)
+    engine.submit(first, 0.0)
+    assert engine.start_step(0.0) is not None
+    # arrives during the step: in vLLM V1 it sits in the engine core's input queue, not in the scheduler's
+    engine.submit(Request(2, 20, 50, 0.001), 0.001)
+    assert engine.sample()[0] == 0.0
+    # a full engine: eight slots taken, so the next admission leaves two requests waiting
+    for rid in range(3, 11):
+        engine.submit(Request(rid, 20, 50, 0.002), 0.002)
+    engine.end_step(0.02)
+    engine.start_step(0.02)
+    assert engine.running == PROFILE.max_seqs
+    assert engine.sample()[0] == 2.0
+
+
+def test_a_request_reaches_the_scheduler_after_its_path_latency_which_counts_in_its_ttft() -> None:
+    listener = Listener()
+    path = replace(PROFILE, path_latency_min=0.004, path_latency_max=0.004)
+    engine = Engine(0, "e", path, listener)
+    prompt, output = 300, 5
+    engine.submit(Request(1, prompt, output, 0.0), 0.0)
+    assert engine.sample()[0] == 0.0 and engine.running == 0  # on its way in: neither waiting nor running
+    drive(engine)
+    p = PROFILE
+    first = p.step_base + p.step_per_seq * 1 + p.step_per_ctx_token * prompt + prompt / p.prefill_rate
+    assert listener.done[0].first_token == pytest.approx(0.004 + first)
+
+
+def test_a_path_latency_range_must_be_ordered_and_not_negative() -> None:
+    with pytest.raises(ValueError, match="path_latency_min"):
+        replace(PROFILE, path_latency_min=0.01, path_latency_max=0.005)
+    with pytest.raises(ValueError, match="path_latency_min"):
+        replace(PROFILE, path_latency_min=-0.001)
