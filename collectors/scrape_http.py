@@ -74,9 +74,7 @@ class Fetcher:
                     raise ScrapeError(_status_text(resp.status, resp.reason))
                 if resp.content_length is not None and resp.content_length > MAX_BODY:
                     raise ScrapeError(f"body of {resp.content_length} bytes is larger than {MAX_BODY}")
-                body = await resp.content.read(MAX_BODY + 1)
-                if len(body) > MAX_BODY:
-                    raise ScrapeError(f"body is larger than {MAX_BODY} bytes")
+                body = await _read_all(resp.content)
                 return body.decode(resp.charset or "utf-8", errors="replace")
         except TimeoutError:
             raise ScrapeError(f"timeout after {metrics.timeout:g} s") from None
@@ -93,6 +91,21 @@ class Fetcher:
             raise ScrapeError(short(f"{type(exc).__name__}: {exc}")) from None
         except LookupError:  # unknown charset in Content-Type
             raise ScrapeError("unknown charset in Content-Type") from None
+
+
+async def _read_all(content: aiohttp.StreamReader) -> bytes:
+    """The whole body, to its end as HTTP framing defines it (Content-Length, the last chunk, or the close).
+
+    A body the transport cut short raises aiohttp's ClientPayloadError here: that, not a missing final line feed,
+    is what makes a body truncated (docs/scraper.md). `StreamReader.read(n)` would return the first chunk only."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ScrapeError(f"body is larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _status_text(status: int, reason: str | None) -> str:
