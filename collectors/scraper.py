@@ -4,20 +4,23 @@ then ask for the pool to be rescored.
 
 * One aiohttp session for the whole process (keep-alive across cycles), a per-request timeout
   (`pools[].metrics.timeout`), at most `scheduler.scrape_concurrency` scrapes in flight.
-* Fixed-rate schedule with jitter: cycle k starts near start + k x interval, not interval after the previous
-  cycle ended (the original's drift, spec 11.20); a cycle that overruns skips the ticks it missed.
+* Fixed-rate schedule with jitter: tick k is at k x interval on the (Redis) clock, the same instants for every
+  scraper, not interval after the previous cycle ended (the original's drift, spec 11.20); a cycle that runs into
+  the next tick's window starts the next one at once, late; ticks whose whole window passed are skipped.
 * Every member gets a document under its own id (spec 11.7, 11.17): a failed scrape is recorded as
   `status: error`, so the scoring step stops scoring that member.
 * Redis down: logged once, retried every cycle; the process never exits because of it.
 * `apply_config(new)` swaps a reloaded config in between cycles.
-* High availability (`llmsched.collectors.ha.Duty`, docs/ha.md): with a lease, only its holder scrapes and writes; a
-  standby follows the config and starts a cycle at once when it takes the lease over. Each pool's last written
-  scrape is kept, so when Redis comes back (empty or not) the holder writes it back at once.
+* Sharding and high availability (`llmsched.collectors.ha.Duty`, `collectors/shards.py`, docs/ha.md): every live
+  scraper scrapes the targets it owns at each tick and writes only their documents; a dead scraper's targets go
+  to the others once its membership expires. Each pool's last written scrape is kept, so when Redis comes back
+  (empty or not) each scraper writes its own share back at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Callable
@@ -30,6 +33,7 @@ from llmsched.collectors.ha import Duty
 from llmsched.collectors.scrape_http import Fetcher
 from llmsched.collectors.scrape_plan import Target, plan_targets
 from llmsched.collectors.telemetry import ScrapeTelemetry
+from llmsched.shared import scrape_stats
 from llmsched.shared.config_model import Config, PoolConfig
 from llmsched.shared.errors import ScrapeError, StoreError
 from llmsched.shared.jobs import enqueue_scoring
@@ -53,6 +57,7 @@ class Scraper:
         session: aiohttp.ClientSession,
         rng: random.Random | None = None,
         duty: Duty | None = None,
+        telemetry: ScrapeTelemetry | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -71,7 +76,9 @@ class Scraper:
         self._latest: dict[str, tuple[dict[str, dict], list[str]]] = {}  # per pool, last scrape written (restore)
         self._writing = asyncio.Lock()  # a restore never interleaves with a cycle's writes
         self._wake = asyncio.Event()  # set when this process takes the lease over
-        self.telemetry = ScrapeTelemetry()
+        self.telemetry = telemetry or ScrapeTelemetry()
+        self.cycle_stats = [0, 0]  # members and targets scraped in the cycle in progress
+        self.skipped_ticks = 0
 
     # --- configuration -----------------------------------------------------------------------------------
     def apply_config(self, new: Config) -> None:
@@ -125,26 +132,42 @@ class Scraper:
             logger.info("published config {} ({} pools) from {}", version, len(self.config.pools), self.config.source)
 
     # --- one cycle ---------------------------------------------------------------------------------------
-    async def run_cycle(self) -> None:
+    def now(self) -> float:
+        """The clock ticks are aligned on: Redis's (estimated) when sharing the work, else this host's."""
+        shards = self.duty.shards
+        return shards.now() if shards is not None else time.time()
+
+    async def run_cycle(self, at: float | None = None) -> int:
+        """One cycle for the tick at time `at` (default: now); the number of targets scraped."""
         self._swap_config()
         if not self.published:
             await self._publish()
         if not self.duty.active:
-            return  # a standby: the lease holder scrapes
-        config = self.config
-        started = time.monotonic()
-        await asyncio.gather(*(self.scrape_pool(pool) for pool in config.pools))
-        self.telemetry.cycle(time.monotonic() - started)
+            return 0  # not a live shard member (or not the lease holder): nothing is ours
+        at = self.now() if at is None else at
+        self.cycle_stats = [0, 0]  # members, targets
+        await asyncio.gather(*(self.scrape_pool(pool, at) for pool in self.config.pools))
         self.cycles += 1
+        return self.cycle_stats[1]
 
-    async def scrape_pool(self, pool: PoolConfig) -> dict[str, dict] | None:
-        """Scrape every member of one pool, store the documents, enqueue scoring; the documents, or None."""
+    def _owned(self, pool_key: str, targets: list[Target], at: float) -> list[Target]:
+        shards = self.duty.shards
+        if shards is None:
+            return targets
+        mine = shards.mine((f"{pool_key} {t.url}" for t in targets), at)
+        return [t for t in targets if f"{pool_key} {t.url}" in mine]
+
+    async def scrape_pool(self, pool: PoolConfig, at: float | None = None) -> dict[str, dict] | None:
+        """Scrape the members of one pool this scraper owns at the tick `at`, store their documents, enqueue
+        scoring; the documents, or None."""
         membership = await self._redis(self.store.members, pool.key)
         if membership is None:
             logger.debug("pool {}: no membership in Redis yet (poller not run?)", pool.key)
             return None
         members = _members(pool.key, membership.get("members") or [])
-        targets = plan_targets(pool.metrics, members)
+        targets = self._owned(pool.key, plan_targets(pool.metrics, members), self.now() if at is None else at)
+        self.cycle_stats[0] += sum(len(t.member_ids) for t in targets)
+        self.cycle_stats[1] += len(targets)
         self._warn_shared(pool.key, targets)
         readings = await asyncio.gather(*(self._scrape_target(pool, t) for t in targets))
         docs: dict[str, dict] = {}
@@ -155,6 +178,8 @@ class Scraper:
             self._note(pool.key, mid, doc)
         self._prune(pool.key, set(docs), targets)
         self.telemetry.pool_scraped(pool.key, docs, self.config.scheduler.effective_stale_after, time.time())
+        if not docs and members:
+            return docs  # nothing of this pool is ours: its owners write (and drop the documents of leavers)
         written = await self._write_metrics(pool.key, docs, [m.id for m in members])
         return docs if written else None
 
@@ -281,36 +306,65 @@ class Scraper:
             await asyncio.gather(duty, return_exceptions=True)
 
     async def _schedule(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        tick = loop.time()
+        period = self.interval()
+        tick = math.floor(self.now() / period)  # the first cycle runs at once, for the tick in progress
         while not stop.is_set():
-            started = loop.time()
-            if not await self._cycle_or_stop(stop):
+            started = self.now()
+            lateness = max(0.0, started - tick * period)
+            scraped = await self._cycle_or_stop(stop, tick * period)
+            if scraped is None:
                 return
-            period = self.interval()
-            tick += period
-            now = loop.time()
-            if tick < now:
-                missed = int((now - tick) // period) + 1
+            ended = self.now()
+            duration = ended - started
+            # The next tick's window is [(tick+1) x period, (tick+2) x period): a cycle that ends inside it starts
+            # the next one at once (late); the ticks whose whole window passed are skipped.
+            current = math.floor(ended / period)
+            skipped = max(0, current - (tick + 1))
+            self.skipped_ticks += skipped
+            shards = self.duty.shards
+            self.telemetry.cycle(
+                duration,
+                lateness,
+                skipped,
+                self.cycle_stats[0],
+                scraped,
+                len(shards.holders_at(tick * period)) if shards is not None else 1,
+            )
+            if duration > period or skipped:
                 logger.warning(
-                    "scrape cycle took {:.3f} s, longer than the {:.3f} s interval: {} tick(s) skipped",
-                    now - started,
+                    "scrape cycle took {:.3f} s and started {:.3f} s after its tick; the interval is {:.3f} s: "
+                    "{} tick(s) skipped",
+                    duration,
+                    lateness,
                     period,
-                    missed,
+                    skipped,
                 )
-                tick += missed * period
-            delay = tick + self.rng.uniform(0.0, min(JITTER_FRACTION * period, JITTER_MAX_S)) - now
+            await self._save_stats()
+            if self.interval() != period:  # reloaded: tick numbers count in the new interval from now on
+                period = self.interval()
+                tick = math.floor(ended / period)
+            else:
+                tick = max(tick + 1, current)
+            delay = tick * period + self.rng.uniform(0.0, min(JITTER_FRACTION * period, JITTER_MAX_S)) - self.now()
             self._wake.clear()
             waiting = [asyncio.ensure_future(e.wait()) for e in (stop, self._wake)]
             await asyncio.wait(waiting, timeout=max(0.0, delay), return_when=asyncio.FIRST_COMPLETED)
             for task in waiting:
                 task.cancel()
             if self._wake.is_set():
-                tick = loop.time()  # took the lease over: this cycle now, the schedule from here
+                tick = math.floor(self.now() / period)  # (re)joined: this tick now, the schedule from here
 
-    async def _cycle_or_stop(self, stop: asyncio.Event) -> bool:
-        """Run one cycle; False when `stop` was set first (the cycle is then cancelled)."""
-        cycle = asyncio.ensure_future(self.run_cycle())
+    async def _save_stats(self) -> None:
+        """This scraper's last cycle in Redis, for `llmsched status` and the status page."""
+        shards = self.duty.shards
+        holder = shards.holder if shards is not None else PUBLISHER
+        stats = {**self.telemetry.last_cycle, "interval": self.interval(), "at": time.time()}
+        await self._redis(scrape_stats.save, self.store, PUBLISHER, holder, stats)
+
+    async def _cycle_or_stop(self, stop: asyncio.Event, at: float) -> int | None:
+        """Run one cycle for the tick at `at`: the targets scraped; None when `stop` was set first (the cycle is
+        then cancelled)."""
+        cycle = asyncio.ensure_future(self.run_cycle(at))
         stopper = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({cycle, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -319,11 +373,12 @@ class Scraper:
                 if not task.done():
                     task.cancel()
             await asyncio.gather(cycle, stopper, return_exceptions=True)
-        if cycle.cancelled():
-            return False
+        if cycle.cancelled() or stop.is_set():
+            return None
         if (exc := cycle.exception()) is not None:  # a bug, not an outage: log it and keep the schedule
             logger.opt(exception=exc).error("scrape cycle failed")
-        return not stop.is_set()
+            return 0
+        return cycle.result()
 
 
 def _write_back(store: Store, latest: dict[str, tuple[dict[str, dict], list[str]]]) -> bool:

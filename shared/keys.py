@@ -30,6 +30,17 @@ class Keys:
         role's lease (`poller`, `scraper`); only the holder works. See shared/lease.py and docs/ha.md."""
         return f"{self.namespace}:lease:{role}"
 
+    def shard_members(self, role: str) -> str:
+        """Hash: holder id (`host:pid:random`) -> "expires_ms joined_ms" (Redis clock) of every live member of a
+        sharded collector role (`scraper`): the members split the pool members among themselves. See
+        collectors/shards.py and docs/ha.md."""
+        return f"{self.namespace}:shards:{role}"
+
+    def collector_stats(self, role: str) -> str:
+        """Hash: holder id -> JSON of that collector's last cycle {at, interval, cycle_duration, lateness,
+        skipped_ticks, members, targets, members_per_second, scrapers}; see shared/scrape_stats.py."""
+        return f"{self.namespace}:stats:{role}"
+
     @property
     def scoring_queue(self) -> str:
         """Name of the rq queue of scoring jobs (rq spells its own keys `rq:queue:<name>` etc.)."""
