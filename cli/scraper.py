@@ -82,12 +82,12 @@ def run(args: argparse.Namespace) -> int:
         # The scraper publishes each config it applies itself, retrying every cycle while Redis is down.
         watcher = ConfigWatcher(args.config, config, on_change=on_change, process="scraper")
         logger.info(
-            "scraper {} started: {} pool(s), every {} ms, up to {} scrapes at once; Redis {}",
-            shards.holder,
+            "scraper started: {} pool(s), every {} ms, up to {} scrapes at once; Redis {}; shard member {}",
             len(config.pools),
             config.scheduler.metrics_fetch_interval,
             config.scheduler.scrape_concurrency,
             started.redis.describe(),
+            shards.holder,
         )
         try:
             async with watching(watcher):

@@ -2,7 +2,8 @@
 
 It starts the poller, the scraper, the scoring worker(s) and the API (gunicorn), each as
 `python -m llmsched <command> --config FILE`; with `--ha`, two pollers (a lease in Redis lets one work) and two
-scrapers; `--scrapers N` starts N scrapers, which split the members among themselves (docs/ha.md). Without a Redis (neither `redis.url`, `REDIS_URL` nor `redis.sentinels`) it first
+scrapers; `--scrapers N` starts N scrapers, which split the members among themselves (docs/ha.md). Without a Redis
+(neither `redis.url`, `REDIS_URL` nor `redis.sentinels`) it first
 starts a private redis-server on 127.0.0.1 (free port, temp dir, no persistence) and gives every child its URL in
 `REDIS_URL`; if that Redis dies it is started again, empty, and the children write their state back by themselves
 (shared/watchdog.py). A child that exits is restarted after a backoff that doubles with each quick failure (0.5 s up to

@@ -24,7 +24,13 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
+from prometheus_client import parser as _pc
 from prometheus_client.parser import text_string_to_metric_families
+
+# prometheus_client's own parser of the part of a sample line after its labels (value, optional timestamp). Private
+# to prometheus_client: without it (another version), every line takes the full parse.
+_parse_value_and_timestamp = getattr(_pc, "_parse_value_and_timestamp", None)
+SERIES_CACHE_MAX = 8192  # distinct name{labels} texts remembered; engines of one fleet mostly share them
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,12 @@ class BadLine:
 class Exposition:
     samples: dict[str, list[Sample]] = field(default_factory=dict)  # sample name -> samples, in body order
     bad_lines: list[BadLine] = field(default_factory=list)
-    lines: int = 0  # lines in the body (a last line without line feed counts)
+    text: str = field(default="", repr=False)
+
+    @property
+    def lines(self) -> int:
+        """Lines in the body (a last line without line feed counts); counted on demand, not per scrape."""
+        return self.text.count("\n") + (1 if self.text and not self.text.endswith("\n") else 0)
 
     def get(self, name: str) -> list[Sample]:
         return self.samples.get(name, [])
@@ -104,22 +115,63 @@ def _selector(names: frozenset[str]) -> re.Pattern[str]:
 
 def parse_exposition(text: str, names: Collection[str] | None = None) -> Exposition:
     """Parse `text`; with `names`, only sample lines of those metric names are parsed (and can be bad)."""
-    out = Exposition(lines=text.count("\n") + (1 if text and not text.endswith("\n") else 0))
+    out = Exposition(text=text)
     selected = _every_sample_line(text) if names is None else select_lines(text, names)
     if not selected:
         return out
-    try:
-        _collect(out, "\n".join(line for _, line in selected) + "\n")
-    except ValueError:
-        # Some line is malformed: the parser stops at the first one, so redo the selection line by line to keep
-        # every good line and name every bad one.
-        out.samples.clear()
-        for offset, line in selected:
-            try:
-                _collect(out, line + "\n")
-            except ValueError as exc:
-                out.bad_lines.append(BadLine(text.count("\n", 0, offset) + 1, line_name(line), _reason(exc)))
+    # Line by line, in body order: a line whose name{labels} was parsed before (in this or an earlier body) needs
+    # only its value parsed; the others go through prometheus_client, and a line it rejects is a bad line.
+    for offset, line in selected:
+        _line(out, text, offset, line)
     return out
+
+
+# name{labels} text of a line (all of it before the value) -> (sample name, labels) as prometheus_client parsed it.
+_series: dict[str, tuple[str, dict[str, str]]] = {}
+
+
+def _series_key(line: str) -> str | None:
+    """The name{labels} part of a labelled line, or None (unlabelled, or an exemplar marker before the labels).
+
+    The last `}` closes the labels: what follows is a value and a timestamp, which never hold one."""
+    key, brace, _ = line.rpartition("}")
+    if not brace or "{" not in key or " # " in key:
+        return None
+    return key + "}"
+
+
+def _known_series(out: Exposition, line: str) -> bool:
+    """Append the line's sample if its name{labels} was parsed before; True when it was (value parsed here)."""
+    if _parse_value_and_timestamp is None or (key := _series_key(line)) is None:
+        return False
+    known = _series.get(key)
+    if known is None:
+        return False
+    try:
+        value, timestamp = _parse_value_and_timestamp(line[len(key) :])
+    except ValueError:
+        return False  # the full parse names the error
+    name, labels = known
+    out.samples.setdefault(name, []).append(
+        Sample(name, dict(labels), float(value), None if timestamp is None else float(timestamp))
+    )
+    return True
+
+
+def _line(out: Exposition, text: str, offset: int, line: str) -> None:
+    """One selected line: from the series cache, else through prometheus_client (a failure is a bad line)."""
+    if _known_series(out, line):
+        return
+    try:
+        found = _collect(out, line + "\n")
+    except ValueError as exc:
+        out.bad_lines.append(BadLine(text.count("\n", 0, offset) + 1, line_name(line), _reason(exc)))
+        return
+    key = _series_key(line)
+    if key is not None and len(found) == 1:
+        if len(_series) >= SERIES_CACHE_MAX:
+            _series.clear()
+        _series[key] = (found[0].name, dict(found[0].labels))
 
 
 def select_lines(text: str, names: Collection[str]) -> list[tuple[int, str]]:
@@ -144,7 +196,7 @@ def _every_sample_line(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _collect(out: Exposition, text: str) -> None:
+def _collect(out: Exposition, text: str) -> list[Sample]:
     # Parse fully before storing, so a failure half way leaves `out` untouched for this chunk.
     found: list[Sample] = []
     for family in text_string_to_metric_families(text):
@@ -154,6 +206,7 @@ def _collect(out: Exposition, text: str) -> None:
             )
     for s in found:
         out.samples.setdefault(s.name, []).append(s)
+    return found
 
 
 def _reason(exc: ValueError) -> str:

@@ -236,6 +236,7 @@ class Scraper:
             "error": reading.error,
             **reading.doc_fields(),
             "duration": round(duration, 6),
+            "scraper": self.duty.shards.holder if self.duty.shards is not None else None,
         }
         if reading.error is not None:
             # Keep what was last known about the engine for status displays; the metrics themselves are gone.

@@ -7,6 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llmsched.collectors import prom
 from llmsched.collectors.engines import build_engine_maps, read_engine
 from llmsched.collectors.prom import line_name, parse_exposition, select_lines
 
@@ -103,3 +104,46 @@ def test_generated_bodies_with_junk_select_the_lines_the_former_loop_selected(li
     sep = "\r\n" if crlf else "\n"
     body = sep.join(lines) + (sep if final_lf and lines else "")
     assert select_lines(body, names) == former_selection(body, names)
+
+
+def cold(text: str, names: frozenset[str] | None) -> tuple:
+    prom._series.clear()
+    return as_tuple(parse_exposition(text, names))
+
+
+def as_tuple(expo) -> tuple:
+    """Comparable (NaN as text): samples per name with labels, value and timestamp; bad lines."""
+    samples = {k: [(s.name, s.labels, repr(s.value), s.timestamp) for s in v] for k, v in expo.samples.items()}
+    return samples, [(b.number, b.name, b.reason) for b in expo.bad_lines]
+
+
+def test_a_line_whose_series_was_parsed_before_reads_the_same_as_through_prometheus_client():
+    for fixture, text in FIXTURES.items():
+        for names in (*NAME_SETS, None):
+            expected = cold(text, names)
+            assert as_tuple(parse_exposition(text, names)) == expected, fixture  # every series known now
+
+
+VALUES = st.sampled_from(["0", "7.0", "-1.5e-3", "NaN", "+Inf", "1_0", "0x1f", "", "1 1717000000000", "2 x", " 3"])
+SERIES = st.sampled_from(
+    [
+        'vllm:num_requests_waiting{engine="0",model_name="m"}',
+        'vllm:num_requests_waiting{engine="1",model_name="say \\"}\\" {to} me"}',
+        "vllm:num_requests_running{}",
+        'vllm:kv_cache_usage_perc{__name__="vllm:kv_cache_usage_perc"}',
+        'vllm:kv_cache_usage_perc{a="b" # c}',
+        "vllm:num_requests_running",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=st.lists(st.tuples(SERIES, VALUES), max_size=8), second=st.lists(st.tuples(SERIES, VALUES), max_size=8))
+def test_values_read_through_the_series_cache_equal_a_cold_parse(first, second):
+    names = MAPS["vllm"].names
+    one = "".join(f"{s} {v}\n" for s, v in first)
+    two = "".join(f"{s} {v}\n" for s, v in second)
+    expected = cold(two, names)
+    prom._series.clear()
+    parse_exposition(one, names)  # warms the cache with the first body's series
+    assert as_tuple(parse_exposition(two, names)) == expected

@@ -188,7 +188,9 @@ def test_stale_members_are_counted_when_metrics_are_read_not_when_the_pool_was_s
     assert value(live, "llmsched_scrape_stale_members", pool="p:Common") == 1
 
 
-async def test_an_overrunning_cycle_reports_its_duration_lateness_and_skipped_ticks(redis_url: str, logs: list[str]) -> None:
+async def test_an_overrunning_cycle_reports_its_duration_lateness_and_skipped_ticks(
+    redis_url: str, logs: list[str]
+) -> None:
     store = make_store(redis_url)
     runner = await serve_engine("127.0.0.1", 0, EngineSpec(engine="vllm"))
     port = engine_port(runner)
