@@ -128,7 +128,9 @@ def settle(store: Store, scrapers: int, members: int, timeout: float = 30.0) -> 
     print(f"  (not settled after {timeout:.0f} s)", file=sys.stderr)
 
 
-def run(members: int, scrapers: int, duration: float, use_gzip: bool, interval_ms: int, kill: bool) -> dict:
+def run(
+    members: int, scrapers: int, duration: float, use_gzip: bool, interval_ms: int, kill: bool, baseline: str | None
+) -> dict:
     with private_redis() as (redis_url, _), stopping() as register, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         stats_file = workdir / "engines.json"
@@ -148,10 +150,15 @@ def run(members: int, scrapers: int, duration: float, use_gzip: bool, interval_m
             metrics_ports.append(free_port())
             env = {**os.environ, "REDIS_URL": redis_url, "BENCH_F5_PW": "x",
                    "LLMSCHED_METRICS_PORT": str(metrics_ports[-1])}  # fmt: skip
+            if baseline:  # the scraper of another tree: PYTHONPATH is searched before the editable install
+                env["PYTHONPATH"] = baseline
             log = (workdir / f"scraper-{i}.log").open("wb")
             cmd = [sys.executable, "-m", "llmsched.cli.main", "scraper", "--config", str(config)]
             procs.append(register(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)))
-        settle(store, scrapers, members)
+        if baseline:
+            time.sleep(5.0)  # an older scraper writes no stats to wait for
+        else:
+            settle(store, scrapers, members)
         time.sleep(2.0)
         before = [scraper_metrics(p) for p in metrics_ports]
         cpu0 = [cpu_seconds(p.pid) for p in procs]
@@ -182,7 +189,8 @@ def run(members: int, scrapers: int, duration: float, use_gzip: bool, interval_m
                   for a, b in zip(after, before))  # fmt: skip
     q = statistics.quantiles(samples, n=100) if len(samples) > 1 else [float("nan")] * 99
     return {
-        "members": members, "scrapers": scrapers, "gzip": use_gzip, "window_s": round(window, 1),
+        "build": "baseline" if baseline else "this", "members": members, "scrapers": scrapers, "gzip": use_gzip,
+        "window_s": round(window, 1),
         "scrapes_per_s": round(scrapes / window), "per_cpu_s": round(scrapes / cpu) if cpu else None,
         "scraper_cpu": round(cpu / window, 2), "engines_cpu": round(fake_cpu / window, 2),
         "cycle_s": round(cycle_s / cycles, 3) if cycles else None, "skipped": int(skipped),
@@ -205,8 +213,8 @@ def kill_and_time(store: Store, pool_keys: list[str], victim: subprocess.Popen, 
     return float("inf")
 
 
-COLUMNS = ("members", "scrapers", "gzip", "scrapes_per_s", "per_cpu_s", "scraper_cpu", "engines_cpu", "cycle_s",
-           "skipped", "age_p50", "age_p99", "fresh", "takeover_s")  # fmt: skip
+COLUMNS = ("build", "members", "scrapers", "gzip", "scrapes_per_s", "per_cpu_s", "scraper_cpu", "engines_cpu",
+           "cycle_s", "skipped", "age_p50", "age_p99", "fresh", "takeover_s")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval-ms", type=int, default=1000)
     parser.add_argument("--gzip", action="store_true", help="engines offer gzip (the scraper accepts it)")
     parser.add_argument("--kill", action="store_true", help="also: kill -9 one of 2 scrapers at 1000 members")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run one scraper of another build at each size: DIR holds its `llmsched` package "
+        "(e.g. `git archive <commit>` unpacked into DIR/llmsched), the reference in the same run",
+    )
     args = parser.parse_args(argv)
     print(reference(), flush=True)
     print(
@@ -224,11 +238,13 @@ def main(argv: list[str] | None = None) -> int:
         "engines_cpu are cores busy; cycle_s the mean cycle; fresh the share of members scraped in >= window-2 s"
     )
     print(" | ".join(COLUMNS), flush=True)
-    runs = [(n, s, False) for n in args.members for s in args.scrapers]
+    runs = [(n, s, False, None) for n in args.members for s in args.scrapers]
+    if args.baseline:
+        runs = [r for n in args.members for r in [(n, 1, False, args.baseline)] + [x for x in runs if x[0] == n]]
     if args.kill:
-        runs.append((1000, 2, True))
-    for members, scrapers, kill in runs:
-        row = run(members, scrapers, args.duration, args.gzip, args.interval_ms, kill)
+        runs.append((1000, 2, True, None))
+    for members, scrapers, kill, baseline in runs:
+        row = run(members, scrapers, args.duration, args.gzip, args.interval_ms, kill, baseline)
         print(" | ".join(str(row[c]) for c in COLUMNS), flush=True)
     return 0
 

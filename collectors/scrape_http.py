@@ -41,6 +41,24 @@ class Fetcher:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
         self._contexts: dict[str | None, ssl.SSLContext] = {}
+        self._options: dict[MetricsConfig, tuple[dict[str, str], ssl.SSLContext | bool, aiohttp.ClientTimeout]] = {}
+
+    def options(self, metrics: MetricsConfig) -> tuple[dict[str, str], ssl.SSLContext | bool, aiohttp.ClientTimeout]:
+        """(headers, TLS, timeout) of a pool's requests, built once per metrics config rather than per scrape."""
+        found = self._options.get(metrics)
+        if found is None:
+            headers = {"Accept": ACCEPT}  # aiohttp adds Accept-Encoding: gzip, deflate (docs/scraper.md)
+            auth = auth_header(metrics)
+            if auth:
+                headers["Authorization"] = auth
+            if len(self._options) > 256:  # configs replaced by reloads
+                self._options.clear()
+            found = self._options[metrics] = (
+                headers,
+                self.ssl_for(metrics),
+                aiohttp.ClientTimeout(total=metrics.timeout),
+            )
+        return found
 
     def ssl_for(self, metrics: MetricsConfig) -> ssl.SSLContext | bool:
         if metrics.schema != "https":
@@ -58,18 +76,9 @@ class Fetcher:
 
     async def fetch(self, url: str, metrics: MetricsConfig) -> str:
         """The body of `url` as text; raises ScrapeError on any failure (timeout, refused, non-200, too big)."""
-        headers = {"Accept": ACCEPT}
-        auth = auth_header(metrics)
-        if auth:
-            headers["Authorization"] = auth
         try:
-            async with self.session.get(
-                url,
-                headers=headers,
-                ssl=self.ssl_for(metrics),
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=metrics.timeout),
-            ) as resp:
+            headers, tls, timeout = self.options(metrics)
+            async with self.session.get(url, headers=headers, ssl=tls, allow_redirects=False, timeout=timeout) as resp:
                 if resp.status != 200:
                     raise ScrapeError(_status_text(resp.status, resp.reason))
                 if resp.content_length is not None and resp.content_length > MAX_BODY:
