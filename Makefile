@@ -7,13 +7,14 @@ LLMSCHED  := $(VENV)/bin/llmsched
 APT       := DEBIAN_FRONTEND=noninteractive apt-get -y -qq
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install system-deps browser-deps run test test-faults bench-api bench-scoring bench-routing lint clean
+.PHONY: help install system-deps browser-deps run test test-faults bench-api bench-scoring bench-routing bench-scrape lint clean
 
 help:
 	@echo "make run         the whole stack on this machine: private Redis, emulated BIG-IP and engines, demo traffic"
 	@echo "make test        the test suite (starts its own Redis)"
 	@echo "make bench-api   decision API throughput and latency (connection per request, like the iRule)"
 	@echo "make bench-scoring  metrics-to-score latency through a real scoring worker"
+	@echo "make bench-scrape   engines per scraper CPU-second, cycle time and data age, 100-5000 members, 1-4 scrapers"
 
 system-deps:
 	@missing=""; \
@@ -57,6 +58,11 @@ lint: install
 
 bench-scoring: install
 	$(PY) -m llmsched.bench.scoring_bench
+
+# Scrape capacity (docs/benchmarks.md): fake engines serving a 56 KB vLLM 0.10 body on N ports, 1..4 scrapers.
+# BENCH_SCRAPE_ARGS passes options, e.g. BENCH_SCRAPE_ARGS="--duration 30 --members 2000 --scrapers 1 2 --kill".
+bench-scrape: install
+	$(PY) -m llmsched.bench.scrape_bench $(BENCH_SCRAPE_ARGS)
 
 bench-api: install
 	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) $(APT) install wrk)
