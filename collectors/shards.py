@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import redis
 from loguru import logger
 
-from llmsched.shared.lease import holder_id
+from llmsched.shared.lease import Holding
 
 # KEYS[1] membership hash; ARGV[1] holder, ARGV[2] TTL ms, ARGV[3] "leave" to remove it instead.
 # Returns {now_ms, holder1, entry1, holder2, entry2, ...} after dropping expired entries.
@@ -85,43 +84,19 @@ def owner(target: str, holders: Sequence[str]) -> str | None:
     return max(holders, key=lambda h: _weight(h, target)) if holders else None
 
 
-class Shards:
+class Shards(Holding):
     """One scraper's membership and its view of the others. Blocking methods; call them off the event loop."""
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        key: str,
-        ttl: float,
-        holder: str | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        self.client = client
-        self.key = key
-        self.ttl = ttl
-        self.holder = holder or holder_id()
-        self._clock = clock
-        self._wall = wall
+    def _scripts(self, client: redis.Redis) -> None:
         self._beat = client.register_script(_BEAT)
-        self._valid_until = 0.0
         self.peers: tuple[Peer, ...] = ()
         self.offset = 0.0  # server clock - local wall clock, from the last renewal
         self._owners: dict[tuple[str, ...], dict[str, str | None]] = {}  # holders -> target -> owner (memo)
 
     @property
-    def interval(self) -> float:
-        return self.ttl / 3
-
-    @property
     def join_delay(self) -> float:
         """A newcomer counts this long after joining: every other scraper renews (and sees it) meanwhile."""
         return self.interval * 1.5
-
-    @property
-    def held(self) -> bool:
-        """Whether this scraper is a live member by its own clock (no Redis call)."""
-        return self._clock() < self._valid_until
 
     def now(self) -> float:
         """The server clock, estimated from the last renewal (the ticks are aligned on it)."""
@@ -130,7 +105,7 @@ class Shards:
     def renew(self) -> None:
         """Renew (or join), refresh the view of the others and the clock offset. Redis errors propagate."""
         sent, wall = self._clock(), self._wall()
-        reply = self._beat(keys=[self.key], args=[self.holder, max(1, int(self.ttl * 1000)), ""])
+        reply = self._beat(keys=[self.key], args=[self.holder, self._ttl_ms(), ""])
         back = self._wall()
         self._valid_until = sent + self.ttl
         self._read(reply, (wall + back) / 2)
