@@ -68,8 +68,9 @@ class Scraper:
         self.published = False
         self.cycles = 0
         self._pending: Config | None = None
-        self._was_ok: set[MemberKey] = set()  # members that had all three metrics
-        self._last: dict[MemberKey, dict] = {}  # last document written, per member
+        # Per pool, so that forgetting one pool's leavers costs that pool's size, not every pool's.
+        self._was_ok: dict[str, set[str]] = {}  # pool -> members that had all three metrics
+        self._last: dict[str, dict[str, dict]] = {}  # pool -> member -> last document written
         self._warned_shared: set[tuple[str, Target]] = set()
         self._redis_down = False
         self.duty = duty or Duty(PUBLISHER, store)
@@ -105,8 +106,9 @@ class Scraper:
         logger.info("scraper config reloaded from {}", new.source)
 
     def _forget(self, pool_keys: set[str]) -> None:
-        self._was_ok = {k for k in self._was_ok if k[0] not in pool_keys}
-        self._last = {k: v for k, v in self._last.items() if k[0] not in pool_keys}
+        for pool_key in pool_keys:
+            self._was_ok.pop(pool_key, None)
+            self._last.pop(pool_key, None)
         self._warned_shared = {w for w in self._warned_shared if w[0] not in pool_keys}
         self._latest = {k: v for k, v in self._latest.items() if k not in pool_keys}
 
@@ -211,8 +213,8 @@ class Scraper:
         return True
 
     async def _scrape_target(self, pool: PoolConfig, target: Target) -> dict:
-        keys = [(pool.key, mid) for mid in target.member_ids]
-        was_ok = any(k in self._was_ok for k in keys)
+        had_all = self._was_ok.get(pool.key, ())
+        was_ok = any(mid in had_all for mid in target.member_ids)
         async with self.semaphore:
             started = time.monotonic()
             try:
@@ -226,8 +228,8 @@ class Scraper:
             duration = time.monotonic() - started
         self.telemetry.target_scraped(pool.key, duration, reading.error is None)
         if reading.error is None and reading.detection_status == "ok":
-            self._was_ok.update(keys)
-        return self._doc(pool, keys[0], reading, duration)
+            self._was_ok.setdefault(pool.key, set()).update(target.member_ids)
+        return self._doc(pool, (pool.key, target.member_ids[0]), reading, duration)
 
     def _doc(self, pool: PoolConfig, key: MemberKey, reading: Reading, duration: float) -> dict:
         doc = {
@@ -240,7 +242,7 @@ class Scraper:
         }
         if reading.error is not None:
             # Keep what was last known about the engine for status displays; the metrics themselves are gone.
-            last = self._last.get(key, {})
+            last = self._last.get(key[0], {}).get(key[1], {})
             doc["engine"] = (
                 doc["engine"] or last.get("engine") or (None if pool.engine_type == "auto" else pool.engine_type)
             )
@@ -250,9 +252,9 @@ class Scraper:
 
     # --- logging of changes only (one line per transition, not per scrape) --------------------------------
     def _note(self, pool_key: str, mid: str, doc: dict) -> None:
-        key = (pool_key, mid)
-        last = self._last.get(key)
-        self._last[key] = doc
+        pool_last = self._last.setdefault(pool_key, {})
+        last = pool_last.get(mid)
+        pool_last[mid] = doc
         if doc["status"] == "error":
             if last is None or last["status"] != "error" or last["error"] != doc["error"]:
                 logger.warning("pool {} member {}: scrape failed: {}", pool_key, mid, doc["error"])
@@ -274,8 +276,11 @@ class Scraper:
 
     def _prune(self, pool_key: str, current: set[str], targets: list[Target]) -> None:
         """Forget members that left the pool, so memory follows the pool's size, not its history."""
-        self._was_ok = {k for k in self._was_ok if k[0] != pool_key or k[1] in current}
-        self._last = {k: v for k, v in self._last.items() if k[0] != pool_key or k[1] in current}
+        if (had_all := self._was_ok.get(pool_key)) is not None:
+            had_all &= current
+        if (last := self._last.get(pool_key)) is not None:
+            for mid in [m for m in last if m not in current]:
+                del last[mid]
         self._warned_shared = {w for w in self._warned_shared if w[0] != pool_key or w[1] in targets}
 
     def _warn_shared(self, pool_key: str, targets: list[Target]) -> None:
