@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 import yaml
 
+from llmsched.cli.up import child_commands
 from llmsched.emulators.engine import bound_port as engine_port
 from llmsched.emulators.engine import serve_engine
 from llmsched.emulators.engine_state import EngineSpec
@@ -277,3 +278,24 @@ def test_invalid_config_is_reported_with_key_paths_and_nothing_is_started(tmp_pa
     assert done.returncode == 1
     assert "pools[0].engine_type:" in done.stderr and "scheduler.metrics_fetch_interval:" in done.stderr
     assert "started" not in done.stderr + done.stdout
+
+
+def test_scrapers_n_starts_n_scraper_children_and_ha_alone_starts_two() -> None:
+    roles = {"poller", "scraper", "scorer", "api"}
+
+    def names(**kw: object) -> list[str]:
+        return [c.name for c in child_commands("c.yaml", 2, 1, roles, **kw)]  # type: ignore[arg-type]
+
+    assert names() == ["poller", "scraper", "scorer", "api"]
+    assert names(scrapers=3) == ["poller", "scraper-1", "scraper-2", "scraper-3", "scorer", "api"]
+    assert names(ha=True) == ["poller-1", "poller-2", "scraper-1", "scraper-2", "scorer", "api"]
+    assert names(ha=True, scrapers=4)[:6] == [
+        "poller-1",
+        "poller-2",
+        "scraper-1",
+        "scraper-2",
+        "scraper-3",
+        "scraper-4",
+    ]
+    scraper = next(c for c in child_commands("c.yaml", 2, 1, roles, scrapers=2) if c.name == "scraper-2")
+    assert scraper.argv[-3:] == ["scraper", "--config", "c.yaml"]
