@@ -7,7 +7,7 @@ LLMSCHED  := $(VENV)/bin/llmsched
 APT       := DEBIAN_FRONTEND=noninteractive apt-get -y -qq
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install system-deps browser-deps run test test-faults bench-api bench-scoring bench-routing lint clean
+.PHONY: help install system-deps browser-deps run test test-faults bench-api bench-scoring bench-routing bench-scrape lint clean
 
 help: ## this list: every target and what it does
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "make %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -66,6 +66,11 @@ lint: install ## ruff (lint and format check) over the tree, mypy over llmsched.
 
 bench-scoring: install ## metrics-to-score latency through a real scoring worker
 	$(PY) -m llmsched.bench.scoring_bench
+
+# Scrape capacity (docs/benchmarks.md): fake engines serving a 56 KB vLLM 0.10 body on N ports, 1..4 scrapers.
+# BENCH_SCRAPE_ARGS passes options, e.g. BENCH_SCRAPE_ARGS="--duration 30 --members 2000 --scrapers 1 2 --kill".
+bench-scrape: install ## engines per scraper CPU-second, cycle time and data age, 100-5000 members, 1-4 scrapers
+	$(PY) -m llmsched.bench.scrape_bench $(BENCH_SCRAPE_ARGS)
 
 bench-api: install ## decision API throughput and latency (connection per request, like the iRule)
 	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) $(APT) install wrk)

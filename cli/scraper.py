@@ -3,8 +3,8 @@
 Members come from Redis (the poller's membership); the scraper never talks to BIG-IP. Exit codes: 0 after a
 signal, 1 when the configuration is invalid or names no Redis. Engines or Redis being unreachable is never a
 reason to exit: failures are recorded per member, Redis is retried every cycle. Valid edits of the config file
-are applied between cycles (llmsched.shared.reload.ConfigWatcher). Several scrapers may run: only the holder of the
-`scraper` lease scrapes, the others stand by (docs/ha.md).
+are applied between cycles (llmsched.shared.reload.ConfigWatcher). Several scrapers may run: they split the members
+among themselves (llmsched.collectors.shards, docs/ha.md), and take over a dead one's share within about 4 s.
 """
 
 from __future__ import annotations
@@ -28,12 +28,22 @@ def run(args: argparse.Namespace) -> int:
     import aiohttp
     from loguru import logger
 
-    from llmsched.cli.process import COLLECTOR_REDIS_TIMEOUT, run_until_signal, start, watching
+    from llmsched.cli.process import (
+        COLLECTOR_REDIS_TIMEOUT,
+        LEASE_REDIS_TIMEOUT_MAX,
+        run_until_signal,
+        start,
+        watching,
+    )
     from llmsched.collectors.ha import Duty
     from llmsched.collectors.scraper import Scraper
+    from llmsched.collectors.shards import Shards
+    from llmsched.collectors.telemetry import ScrapeTelemetry
     from llmsched.shared import telemetry
     from llmsched.shared.config_model import Config
+    from llmsched.shared.keys import Keys
     from llmsched.shared.logging import setup_logging
+    from llmsched.shared.redis_conn import client_for
     from llmsched.shared.reload import ConfigWatcher
     from llmsched.shared.watchdog import WATCH_INTERVAL_S
 
@@ -41,15 +51,26 @@ def run(args: argparse.Namespace) -> int:
     if started is None:
         return 1
     config = started.config
-    telemetry.serve("scraper", config.telemetry)
+    scrape_telemetry = ScrapeTelemetry()
+    telemetry.serve("scraper", config.telemetry, extra=[scrape_telemetry])
     store = started.store(COLLECTOR_REDIS_TIMEOUT)
+    ttl = config.scheduler.ha_lease_ttl
+    shards = Shards(
+        client_for(started.redis, socket_timeout=min(LEASE_REDIS_TIMEOUT_MAX, ttl / 3)),
+        Keys(config.redis.namespace).shard_members("scraper"),
+        ttl,
+    )
 
     async def main(stop) -> None:
         # One session for the process: keep-alive across cycles. The connector's own cap is off because
         # scheduler.scrape_concurrency (a semaphore, hot-reloadable) is the limit.
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False)
         scraper = Scraper(
-            config, store, session, duty=Duty("scraper", store, started.lease("scraper"), WATCH_INTERVAL_S)
+            config,
+            store,
+            session,
+            duty=Duty("scraper", store, watch_interval=WATCH_INTERVAL_S, shards=shards),
+            telemetry=scrape_telemetry,
         )
 
         def on_change(new: Config) -> None:
@@ -61,11 +82,12 @@ def run(args: argparse.Namespace) -> int:
         # The scraper publishes each config it applies itself, retrying every cycle while Redis is down.
         watcher = ConfigWatcher(args.config, config, on_change=on_change, process="scraper")
         logger.info(
-            "scraper started: {} pool(s), every {} ms, up to {} scrapes at once; Redis {}",
+            "scraper started: {} pool(s), every {} ms, up to {} scrapes at once; Redis {}; shard member {}",
             len(config.pools),
             config.scheduler.metrics_fetch_interval,
             config.scheduler.scrape_concurrency,
             started.redis.describe(),
+            shards.holder,
         )
         try:
             async with watching(watcher):

@@ -1,6 +1,7 @@
 """`llmsched status`: the status page's table in the terminal, read straight from Redis (no API needed).
 
-For every pool (or `--pool NAME`): mode, data ages, then one line per member with its BIG-IP state, engine,
+First the live scrapers (members, cycle duration and lateness, members per second, skipped ticks); then for every
+pool (or `--pool NAME`): mode, data ages, then one line per member with its BIG-IP state, engine,
 waiting / running / KV-cache load, score, expected share (the chance that a decision offering every member picks
 it), decisions sent since its last scrape, data age and why it cannot be picked; then the pool's last errors
 (BIG-IP read, failed scrapes). `--watch S` redraws every S seconds until Ctrl-C; `--json` prints the raw view.
@@ -91,6 +92,23 @@ def format_pool(pool: dict) -> str:
     return "\n".join(lines)
 
 
+def format_scrapers(scrapers: list[dict]) -> str:
+    """One line per live scraper: its share and its last cycle (they split the members among themselves)."""
+    if not scrapers:
+        return "scrapers: none reported a cycle in the last 10 s"
+    lines = [
+        f"scrapers: {len(scrapers)} live, {sum(s.get('members', 0) for s in scrapers)} members in their last cycles"
+    ]
+    for s in scrapers:
+        lines.append(
+            f"  {s['holder']}: {s.get('members', 0)} members, cycle {_cell(s.get('cycle_duration'), 3)} s "
+            f"(started {_cell(s.get('lateness'), 3)} s late) of {_cell(s.get('interval'), 1)} s, "
+            f"{_cell(s.get('members_per_second'))} members/s, {s.get('skipped_ticks', 0)} skipped tick(s); "
+            f"reported {_age(s.get('age'))} ago"
+        )
+    return "\n".join(lines)
+
+
 def format_status(view: dict) -> str:
     meta = view["config"]
     head = (
@@ -100,6 +118,7 @@ def format_status(view: dict) -> str:
     )
     if not view["pools"]:
         return head + "\nno pool configured in Redis (start a collector or the scorer with --config)"
+    head += "\n" + format_scrapers(view.get("scrapers", []))
     return "\n\n".join([head] + [format_pool(p) for p in view["pools"]])
 
 

@@ -1,8 +1,9 @@
 """`llmsched up --config FILE`: the whole scheduler on one machine, as supervised child processes.
 
 It starts the poller, the scraper, the scoring worker(s) and the API (gunicorn), each as
-`python -m llmsched <command> --config FILE`; with `--ha`, two pollers and two scrapers (their leases in Redis let
-one of each work, docs/ha.md). Without a Redis (neither `redis.url`, `REDIS_URL` nor `redis.sentinels`) it first
+`python -m llmsched <command> --config FILE`; with `--ha`, two pollers (a lease in Redis lets one work) and two
+scrapers; `--scrapers N` starts N scrapers, which split the members among themselves (docs/ha.md). Without a Redis
+(neither `redis.url`, `REDIS_URL` nor `redis.sentinels`) it first
 starts a private redis-server on 127.0.0.1 (free port, temp dir, no persistence) and gives every child its URL in
 `REDIS_URL`; if that Redis dies it is started again, empty, and the children write their state back by themselves
 (shared/watchdog.py). A child that exits is restarted after a backoff that doubles with each quick failure (0.5 s up to
@@ -57,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ha",
         action="store_true",
         help="two pollers and two scrapers: one of each works, the other takes over within 5 s",
+    )
+    parser.add_argument(
+        "--scrapers",
+        type=_count,
+        default=None,
+        help="scraper processes; they split the members among themselves and take over a dead one's share "
+        "within 5 s (default 1, 2 with --ha)",
     )
     parser.add_argument(
         "--metrics-ports",
@@ -198,13 +206,15 @@ class PrivateRedis:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def child_commands(config_path: str, workers: int, scorers: int, available: set[str], ha: bool = False) -> list[Child]:
+def child_commands(
+    config_path: str, workers: int, scorers: int, available: set[str], ha: bool = False, scrapers: int | None = None
+) -> list[Child]:
     base = [sys.executable, "-m", "llmsched.cli.main"]
-    copies = 2 if ha else 1
+    copies = {"poller": 2 if ha else 1, "scraper": scrapers or (2 if ha else 1)}
     wanted = [
-        (f"{role}-{i + 1}" if copies > 1 else role, [role, "--config", config_path])
+        (f"{role}-{i + 1}" if copies[role] > 1 else role, [role, "--config", config_path])
         for role in ("poller", "scraper")
-        for i in range(copies)
+        for i in range(copies[role])
     ]
     wanted += [
         (f"scorer-{i + 1}" if scorers > 1 else "scorer", ["scorer", "--config", config_path]) for i in range(scorers)
@@ -354,7 +364,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         target = RedisTarget(url=private.url)
 
-    children = child_commands(config_path, args.workers, args.scorers, available, args.ha)
+    children = child_commands(config_path, args.workers, args.scorers, available, args.ha, args.scrapers)
     cap_freshness_backoff(children, config.scheduler.effective_stale_after)
     ports = assign_metrics_ports(children, config.telemetry, args.metrics_ports == "free")
     supervisor = Supervisor(children, child_environment(private.url if private else None), private, logger)

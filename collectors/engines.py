@@ -203,8 +203,6 @@ def read_engine(text: str, engine_type: str, maps: Mapping[str, EngineMap], was_
     names = frozenset().union(*(maps[e].names for e in engines))
     expo = parse_exposition(text, names)
     fixed = None if engine_type == "auto" else engine_type
-    if expo.truncated:
-        return Reading(fixed, error=f"truncated body: line {expo.lines} has no final line feed")
     results = [_extract(expo, maps[e]) for e in engines]
     best = max(results, key=lambda r: (len(r.metrics), r.malformed is None, -engines.index(r.engine)))
     if best.malformed:

@@ -3,25 +3,34 @@
 The grammar is prometheus_client's own parser (`text_string_to_metric_families`); this module adds what a
 scraper of real servers needs around it:
 
-* Only the sample lines of the names asked for are parsed. An engine's exposition is mostly histograms the
-  scheduler never reads, so this keeps the cost per scrape at a handful of lines, and junk elsewhere in the
-  body (a foreign metric with a broken line) cannot spoil the names that matter.
+* Only the sample lines of the names asked for are parsed. They are found by one compiled pattern run over the
+  whole body (C code, no Python loop over lines): an engine's exposition is mostly histograms the scheduler never
+  reads, so the cost per scrape stays at a handful of lines, and junk elsewhere in the body (a foreign metric with
+  a broken line) cannot spoil the names that matter.
 * A line the parser rejects does not lose the rest: it is reported in `Exposition.bad_lines` (line number,
   the metric name it seems to carry, the parser's reason) and every other line is kept.
 * Unlabelled samples (`name 3`) and samples with a timestamp are ordinary samples (the original ignored both).
 * `NaN`, `+Inf` and `-Inf` values are kept as floats; `finite()` is the explicit filter callers apply.
-* A body that does not end with a line feed was cut short (the format requires a final line feed, and every
-  prometheus_client server writes one): `Exposition.truncated` says so and the unterminated last line is not
-  parsed, because it may hold half a number.
+* A body whose last line has no final line feed is parsed like any other, last line included: the text alone
+  cannot tell a whole last line from a cut one, HTTP framing can (docs/scraper.md), so whether a body is complete
+  is the HTTP client's verdict, not the parser's. A cut line that no longer parses is a bad line as usual.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
+from prometheus_client import parser as _pc
 from prometheus_client.parser import text_string_to_metric_families
+
+# prometheus_client's own parser of the part of a sample line after its labels (value, optional timestamp). Private
+# to prometheus_client: without it (another version), every line takes the full parse.
+_parse_value_and_timestamp = getattr(_pc, "_parse_value_and_timestamp", None)
+SERIES_CACHE_MAX = 8192  # distinct name{labels} texts remembered; engines of one fleet mostly share them
 
 
 @dataclass(frozen=True)
@@ -43,8 +52,12 @@ class BadLine:
 class Exposition:
     samples: dict[str, list[Sample]] = field(default_factory=dict)  # sample name -> samples, in body order
     bad_lines: list[BadLine] = field(default_factory=list)
-    truncated: bool = False
-    lines: int = 0  # lines in the body
+    text: str = field(default="", repr=False)
+
+    @property
+    def lines(self) -> int:
+        """Lines in the body (a last line without line feed counts); counted on demand, not per scrape."""
+        return self.text.count("\n") + (1 if self.text and not self.text.endswith("\n") else 0)
 
     def get(self, name: str) -> list[Sample]:
         return self.samples.get(name, [])
@@ -68,39 +81,122 @@ def finite(samples: Iterable[Sample]) -> list[Sample]:
     return [s for s in samples if math.isfinite(s.value)]
 
 
+def _trie(words: Iterable[str]) -> str:
+    """A regular expression matching exactly `words`, factored by common prefixes: a line that starts with no
+    wanted name is rejected after a character or two instead of one comparison per name."""
+    root: dict = {}
+    for word in words:
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict) -> str:
+        ends = "" in node
+        alts = [re.escape(ch) + emit(sub) for ch, sub in sorted(node.items()) if ch]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        if ends:
+            return f"(?:{body})?"
+        return body
+
+    return emit(root)
+
+
+@functools.lru_cache(maxsize=64)
+def _selector(names: frozenset[str]) -> re.Pattern[str]:
+    # A wanted line: a line feed (the body gets one prepended), optional white space (what str.strip() removes,
+    # line feeds aside), a wanted name, then what ends a name on a sample line (`{`, a space or tab, or only white
+    # space up to the end of the line or body: CRLF), and the rest of the line. The literal
+    # line feed in front lets the engine skip from line start to line start.
+    return re.compile(r"\n[^\S\n]*(" + _trie(names) + r")(?=[{ \t]|[^\S\n]*(?:\n|\Z))[^\n]*")
+
+
 def parse_exposition(text: str, names: Collection[str] | None = None) -> Exposition:
     """Parse `text`; with `names`, only sample lines of those metric names are parsed (and can be bad)."""
-    raw_lines = text.split("\n")
-    out = Exposition(lines=len(raw_lines) - (1 if text.endswith("\n") else 0))
-    if text and not text.endswith("\n"):
-        out.truncated = True
-        raw_lines = raw_lines[:-1]  # the unterminated tail may be half a line
-    wanted = None if names is None else frozenset(names)
-    selected: list[tuple[int, str]] = []
-    for number, raw in enumerate(raw_lines, start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue  # HELP/TYPE do not change a gauge's sample names, and comments carry no samples
-        if wanted is not None and line_name(line) not in wanted:
-            continue
-        selected.append((number, line))
+    out = Exposition(text=text)
+    selected = _every_sample_line(text) if names is None else select_lines(text, names)
     if not selected:
         return out
-    try:
-        _collect(out, "\n".join(line for _, line in selected) + "\n")
-    except ValueError:
-        # Some line is malformed: the parser stops at the first one, so redo the selection line by line to keep
-        # every good line and name every bad one.
-        out.samples.clear()
-        for number, line in selected:
-            try:
-                _collect(out, line + "\n")
-            except ValueError as exc:
-                out.bad_lines.append(BadLine(number, line_name(line), _reason(exc)))
+    # Line by line, in body order: a line whose name{labels} was parsed before (in this or an earlier body) needs
+    # only its value parsed; the others go through prometheus_client, and a line it rejects is a bad line.
+    for offset, line in selected:
+        _line(out, text, offset, line)
     return out
 
 
-def _collect(out: Exposition, text: str) -> None:
+# name{labels} text of a line (all of it before the value) -> (sample name, labels) as prometheus_client parsed it.
+_series: dict[str, tuple[str, dict[str, str]]] = {}
+
+
+def _series_key(line: str) -> str | None:
+    """The name{labels} part of a labelled line, or None (unlabelled, or an exemplar marker before the labels).
+
+    The last `}` closes the labels: what follows is a value and a timestamp, which never hold one."""
+    key, brace, _ = line.rpartition("}")
+    if not brace or "{" not in key or " # " in key:
+        return None
+    return key + "}"
+
+
+def _known_series(out: Exposition, line: str) -> bool:
+    """Append the line's sample if its name{labels} was parsed before; True when it was (value parsed here)."""
+    if _parse_value_and_timestamp is None or (key := _series_key(line)) is None:
+        return False
+    known = _series.get(key)
+    if known is None:
+        return False
+    try:
+        value, timestamp = _parse_value_and_timestamp(line[len(key) :])
+    except ValueError:
+        return False  # the full parse names the error
+    name, labels = known
+    out.samples.setdefault(name, []).append(
+        Sample(name, dict(labels), float(value), None if timestamp is None else float(timestamp))
+    )
+    return True
+
+
+def _line(out: Exposition, text: str, offset: int, line: str) -> None:
+    """One selected line: from the series cache, else through prometheus_client (a failure is a bad line)."""
+    if _known_series(out, line):
+        return
+    try:
+        found = _collect(out, line + "\n")
+    except ValueError as exc:
+        out.bad_lines.append(BadLine(text.count("\n", 0, offset) + 1, line_name(line), _reason(exc)))
+        return
+    key = _series_key(line)
+    if key is not None and len(found) == 1:
+        if len(_series) >= SERIES_CACHE_MAX:
+            _series.clear()
+        _series[key] = (found[0].name, dict(found[0].labels))
+
+
+def select_lines(text: str, names: Collection[str]) -> list[tuple[int, str]]:
+    """(offset in `text`, stripped line) of every sample line whose metric name is in `names`, in body order.
+
+    The same lines a loop over `text.split("\\n")` picks with `line_name(line.strip()) in names`, found by one
+    pattern search instead (line numbers are counted later, and only for bad lines)."""
+    if not names:
+        return []
+    # In "\n" + text, match.start() is the offset of the line feed before the line: the line's offset in `text`.
+    return [(m.start(), m.group().strip()) for m in _selector(frozenset(names)).finditer("\n" + text)]
+
+
+def _every_sample_line(text: str) -> list[tuple[int, str]]:
+    """(offset, stripped line) of every sample line: the full parse, for tools and tests, not the scraper."""
+    out, offset = [], 0
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            out.append((offset, line))
+        offset += len(raw) + 1
+    return out
+
+
+def _collect(out: Exposition, text: str) -> list[Sample]:
     # Parse fully before storing, so a failure half way leaves `out` untouched for this chunk.
     found: list[Sample] = []
     for family in text_string_to_metric_families(text):
@@ -110,6 +206,7 @@ def _collect(out: Exposition, text: str) -> None:
             )
     for s in found:
         out.samples.setdefault(s.name, []).append(s)
+    return found
 
 
 def _reason(exc: ValueError) -> str:

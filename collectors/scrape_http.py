@@ -41,6 +41,24 @@ class Fetcher:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
         self._contexts: dict[str | None, ssl.SSLContext] = {}
+        self._options: dict[MetricsConfig, tuple[dict[str, str], ssl.SSLContext | bool, aiohttp.ClientTimeout]] = {}
+
+    def options(self, metrics: MetricsConfig) -> tuple[dict[str, str], ssl.SSLContext | bool, aiohttp.ClientTimeout]:
+        """(headers, TLS, timeout) of a pool's requests, built once per metrics config rather than per scrape."""
+        found = self._options.get(metrics)
+        if found is None:
+            headers = {"Accept": ACCEPT}  # aiohttp adds Accept-Encoding: gzip, deflate (docs/scraper.md)
+            auth = auth_header(metrics)
+            if auth:
+                headers["Authorization"] = auth
+            if len(self._options) > 256:  # configs replaced by reloads
+                self._options.clear()
+            found = self._options[metrics] = (
+                headers,
+                self.ssl_for(metrics),
+                aiohttp.ClientTimeout(total=metrics.timeout),
+            )
+        return found
 
     def ssl_for(self, metrics: MetricsConfig) -> ssl.SSLContext | bool:
         if metrics.schema != "https":
@@ -58,25 +76,14 @@ class Fetcher:
 
     async def fetch(self, url: str, metrics: MetricsConfig) -> str:
         """The body of `url` as text; raises ScrapeError on any failure (timeout, refused, non-200, too big)."""
-        headers = {"Accept": ACCEPT}
-        auth = auth_header(metrics)
-        if auth:
-            headers["Authorization"] = auth
         try:
-            async with self.session.get(
-                url,
-                headers=headers,
-                ssl=self.ssl_for(metrics),
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=metrics.timeout),
-            ) as resp:
+            headers, tls, timeout = self.options(metrics)
+            async with self.session.get(url, headers=headers, ssl=tls, allow_redirects=False, timeout=timeout) as resp:
                 if resp.status != 200:
                     raise ScrapeError(_status_text(resp.status, resp.reason))
                 if resp.content_length is not None and resp.content_length > MAX_BODY:
                     raise ScrapeError(f"body of {resp.content_length} bytes is larger than {MAX_BODY}")
-                body = await resp.content.read(MAX_BODY + 1)
-                if len(body) > MAX_BODY:
-                    raise ScrapeError(f"body is larger than {MAX_BODY} bytes")
+                body = await _read_all(resp.content)
                 return body.decode(resp.charset or "utf-8", errors="replace")
         except TimeoutError:
             raise ScrapeError(f"timeout after {metrics.timeout:g} s") from None
@@ -93,6 +100,21 @@ class Fetcher:
             raise ScrapeError(short(f"{type(exc).__name__}: {exc}")) from None
         except LookupError:  # unknown charset in Content-Type
             raise ScrapeError("unknown charset in Content-Type") from None
+
+
+async def _read_all(content: aiohttp.StreamReader) -> bytes:
+    """The whole body, to its end as HTTP framing defines it (Content-Length, the last chunk, or the close).
+
+    A body the transport cut short raises aiohttp's ClientPayloadError here: that, not a missing final line feed,
+    is what makes a body truncated (docs/scraper.md). `StreamReader.read(n)` would return the first chunk only."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ScrapeError(f"body is larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _status_text(status: int, reason: str | None) -> str:

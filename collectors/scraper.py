@@ -4,20 +4,23 @@ then ask for the pool to be rescored.
 
 * One aiohttp session for the whole process (keep-alive across cycles), a per-request timeout
   (`pools[].metrics.timeout`), at most `scheduler.scrape_concurrency` scrapes in flight.
-* Fixed-rate schedule with jitter: cycle k starts near start + k x interval, not interval after the previous
-  cycle ended (the original's drift, spec 11.20); a cycle that overruns skips the ticks it missed.
+* Fixed-rate schedule with jitter: tick k is at k x interval on the (Redis) clock, the same instants for every
+  scraper, not interval after the previous cycle ended (the original's drift, spec 11.20); a cycle that runs into
+  the next tick's window starts the next one at once, late; ticks whose whole window passed are skipped.
 * Every member gets a document under its own id (spec 11.7, 11.17): a failed scrape is recorded as
   `status: error`, so the scoring step stops scoring that member.
 * Redis down: logged once, retried every cycle; the process never exits because of it.
 * `apply_config(new)` swaps a reloaded config in between cycles.
-* High availability (`llmsched.collectors.ha.Duty`, docs/ha.md): with a lease, only its holder scrapes and writes; a
-  standby follows the config and starts a cycle at once when it takes the lease over. Each pool's last written
-  scrape is kept, so when Redis comes back (empty or not) the holder writes it back at once.
+* Sharding and high availability (`llmsched.collectors.ha.Duty`, `collectors/shards.py`, docs/ha.md): every live
+  scraper scrapes the targets it owns at each tick and writes only their documents; a dead scraper's targets go
+  to the others once its membership expires. Each pool's last written scrape is kept, so when Redis comes back
+  (empty or not) each scraper writes its own share back at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Callable
@@ -30,6 +33,7 @@ from llmsched.collectors.ha import Duty
 from llmsched.collectors.scrape_http import Fetcher
 from llmsched.collectors.scrape_plan import Target, plan_targets
 from llmsched.collectors.telemetry import ScrapeTelemetry
+from llmsched.shared import scrape_stats
 from llmsched.shared.config_model import Config, PoolConfig
 from llmsched.shared.errors import ScrapeError, StoreError
 from llmsched.shared.jobs import enqueue_scoring
@@ -53,6 +57,7 @@ class Scraper:
         session: aiohttp.ClientSession,
         rng: random.Random | None = None,
         duty: Duty | None = None,
+        telemetry: ScrapeTelemetry | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -63,15 +68,18 @@ class Scraper:
         self.published = False
         self.cycles = 0
         self._pending: Config | None = None
-        self._was_ok: set[MemberKey] = set()  # members that had all three metrics
-        self._last: dict[MemberKey, dict] = {}  # last document written, per member
+        # Per pool, so that forgetting one pool's leavers costs that pool's size, not every pool's.
+        self._was_ok: dict[str, set[str]] = {}  # pool -> members that had all three metrics
+        self._last: dict[str, dict[str, dict]] = {}  # pool -> member -> last document written
         self._warned_shared: set[tuple[str, Target]] = set()
         self._redis_down = False
         self.duty = duty or Duty(PUBLISHER, store)
         self._latest: dict[str, tuple[dict[str, dict], list[str]]] = {}  # per pool, last scrape written (restore)
         self._writing = asyncio.Lock()  # a restore never interleaves with a cycle's writes
         self._wake = asyncio.Event()  # set when this process takes the lease over
-        self.telemetry = ScrapeTelemetry()
+        self.telemetry = telemetry or ScrapeTelemetry()
+        self.cycle_stats = [0, 0]  # members and targets scraped in the cycle in progress
+        self.skipped_ticks = 0
 
     # --- configuration -----------------------------------------------------------------------------------
     def apply_config(self, new: Config) -> None:
@@ -98,8 +106,9 @@ class Scraper:
         logger.info("scraper config reloaded from {}", new.source)
 
     def _forget(self, pool_keys: set[str]) -> None:
-        self._was_ok = {k for k in self._was_ok if k[0] not in pool_keys}
-        self._last = {k: v for k, v in self._last.items() if k[0] not in pool_keys}
+        for pool_key in pool_keys:
+            self._was_ok.pop(pool_key, None)
+            self._last.pop(pool_key, None)
         self._warned_shared = {w for w in self._warned_shared if w[0] not in pool_keys}
         self._latest = {k: v for k, v in self._latest.items() if k not in pool_keys}
 
@@ -125,26 +134,42 @@ class Scraper:
             logger.info("published config {} ({} pools) from {}", version, len(self.config.pools), self.config.source)
 
     # --- one cycle ---------------------------------------------------------------------------------------
-    async def run_cycle(self) -> None:
+    def now(self) -> float:
+        """The clock ticks are aligned on: Redis's (estimated) when sharing the work, else this host's."""
+        shards = self.duty.shards
+        return shards.now() if shards is not None else time.time()
+
+    async def run_cycle(self, at: float | None = None) -> int:
+        """One cycle for the tick at time `at` (default: now); the number of targets scraped."""
         self._swap_config()
         if not self.published:
             await self._publish()
         if not self.duty.active:
-            return  # a standby: the lease holder scrapes
-        config = self.config
-        started = time.monotonic()
-        await asyncio.gather(*(self.scrape_pool(pool) for pool in config.pools))
-        self.telemetry.cycle(time.monotonic() - started)
+            return 0  # not a live shard member (or not the lease holder): nothing is ours
+        at = self.now() if at is None else at
+        self.cycle_stats = [0, 0]  # members, targets
+        await asyncio.gather(*(self.scrape_pool(pool, at) for pool in self.config.pools))
         self.cycles += 1
+        return self.cycle_stats[1]
 
-    async def scrape_pool(self, pool: PoolConfig) -> dict[str, dict] | None:
-        """Scrape every member of one pool, store the documents, enqueue scoring; the documents, or None."""
+    def _owned(self, pool_key: str, targets: list[Target], at: float) -> list[Target]:
+        shards = self.duty.shards
+        if shards is None:
+            return targets
+        mine = shards.mine((f"{pool_key} {t.url}" for t in targets), at)
+        return [t for t in targets if f"{pool_key} {t.url}" in mine]
+
+    async def scrape_pool(self, pool: PoolConfig, at: float | None = None) -> dict[str, dict] | None:
+        """Scrape the members of one pool this scraper owns at the tick `at`, store their documents, enqueue
+        scoring; the documents, or None."""
         membership = await self._redis(self.store.members, pool.key)
         if membership is None:
             logger.debug("pool {}: no membership in Redis yet (poller not run?)", pool.key)
             return None
         members = _members(pool.key, membership.get("members") or [])
-        targets = plan_targets(pool.metrics, members)
+        targets = self._owned(pool.key, plan_targets(pool.metrics, members), self.now() if at is None else at)
+        self.cycle_stats[0] += sum(len(t.member_ids) for t in targets)
+        self.cycle_stats[1] += len(targets)
         self._warn_shared(pool.key, targets)
         readings = await asyncio.gather(*(self._scrape_target(pool, t) for t in targets))
         docs: dict[str, dict] = {}
@@ -155,6 +180,8 @@ class Scraper:
             self._note(pool.key, mid, doc)
         self._prune(pool.key, set(docs), targets)
         self.telemetry.pool_scraped(pool.key, docs, self.config.scheduler.effective_stale_after, time.time())
+        if not docs and members:
+            return docs  # nothing of this pool is ours: its owners write (and drop the documents of leavers)
         written = await self._write_metrics(pool.key, docs, [m.id for m in members])
         return docs if written else None
 
@@ -186,8 +213,8 @@ class Scraper:
         return True
 
     async def _scrape_target(self, pool: PoolConfig, target: Target) -> dict:
-        keys = [(pool.key, mid) for mid in target.member_ids]
-        was_ok = any(k in self._was_ok for k in keys)
+        had_all = self._was_ok.get(pool.key, ())
+        was_ok = any(mid in had_all for mid in target.member_ids)
         async with self.semaphore:
             started = time.monotonic()
             try:
@@ -201,8 +228,8 @@ class Scraper:
             duration = time.monotonic() - started
         self.telemetry.target_scraped(pool.key, duration, reading.error is None)
         if reading.error is None and reading.detection_status == "ok":
-            self._was_ok.update(keys)
-        return self._doc(pool, keys[0], reading, duration)
+            self._was_ok.setdefault(pool.key, set()).update(target.member_ids)
+        return self._doc(pool, (pool.key, target.member_ids[0]), reading, duration)
 
     def _doc(self, pool: PoolConfig, key: MemberKey, reading: Reading, duration: float) -> dict:
         doc = {
@@ -211,10 +238,11 @@ class Scraper:
             "error": reading.error,
             **reading.doc_fields(),
             "duration": round(duration, 6),
+            "scraper": self.duty.shards.holder if self.duty.shards is not None else None,
         }
         if reading.error is not None:
             # Keep what was last known about the engine for status displays; the metrics themselves are gone.
-            last = self._last.get(key, {})
+            last = self._last.get(key[0], {}).get(key[1], {})
             doc["engine"] = (
                 doc["engine"] or last.get("engine") or (None if pool.engine_type == "auto" else pool.engine_type)
             )
@@ -224,9 +252,9 @@ class Scraper:
 
     # --- logging of changes only (one line per transition, not per scrape) --------------------------------
     def _note(self, pool_key: str, mid: str, doc: dict) -> None:
-        key = (pool_key, mid)
-        last = self._last.get(key)
-        self._last[key] = doc
+        pool_last = self._last.setdefault(pool_key, {})
+        last = pool_last.get(mid)
+        pool_last[mid] = doc
         if doc["status"] == "error":
             if last is None or last["status"] != "error" or last["error"] != doc["error"]:
                 logger.warning("pool {} member {}: scrape failed: {}", pool_key, mid, doc["error"])
@@ -248,8 +276,11 @@ class Scraper:
 
     def _prune(self, pool_key: str, current: set[str], targets: list[Target]) -> None:
         """Forget members that left the pool, so memory follows the pool's size, not its history."""
-        self._was_ok = {k for k in self._was_ok if k[0] != pool_key or k[1] in current}
-        self._last = {k: v for k, v in self._last.items() if k[0] != pool_key or k[1] in current}
+        if (had_all := self._was_ok.get(pool_key)) is not None:
+            had_all &= current
+        if (last := self._last.get(pool_key)) is not None:
+            for mid in [m for m in last if m not in current]:
+                del last[mid]
         self._warned_shared = {w for w in self._warned_shared if w[0] != pool_key or w[1] in targets}
 
     def _warn_shared(self, pool_key: str, targets: list[Target]) -> None:
@@ -281,36 +312,65 @@ class Scraper:
             await asyncio.gather(duty, return_exceptions=True)
 
     async def _schedule(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        tick = loop.time()
+        period = self.interval()
+        tick = math.floor(self.now() / period)  # the first cycle runs at once, for the tick in progress
         while not stop.is_set():
-            started = loop.time()
-            if not await self._cycle_or_stop(stop):
+            started = self.now()
+            lateness = max(0.0, started - tick * period)
+            scraped = await self._cycle_or_stop(stop, tick * period)
+            if scraped is None:
                 return
-            period = self.interval()
-            tick += period
-            now = loop.time()
-            if tick < now:
-                missed = int((now - tick) // period) + 1
+            ended = self.now()
+            duration = ended - started
+            # The next tick's window is [(tick+1) x period, (tick+2) x period): a cycle that ends inside it starts
+            # the next one at once (late); the ticks whose whole window passed are skipped.
+            current = math.floor(ended / period)
+            skipped = max(0, current - (tick + 1))
+            self.skipped_ticks += skipped
+            shards = self.duty.shards
+            self.telemetry.cycle(
+                duration,
+                lateness,
+                skipped,
+                self.cycle_stats[0],
+                scraped,
+                len(shards.holders_at(tick * period)) if shards is not None else 1,
+            )
+            if duration > period or skipped:
                 logger.warning(
-                    "scrape cycle took {:.3f} s, longer than the {:.3f} s interval: {} tick(s) skipped",
-                    now - started,
+                    "scrape cycle took {:.3f} s and started {:.3f} s after its tick; the interval is {:.3f} s: "
+                    "{} tick(s) skipped",
+                    duration,
+                    lateness,
                     period,
-                    missed,
+                    skipped,
                 )
-                tick += missed * period
-            delay = tick + self.rng.uniform(0.0, min(JITTER_FRACTION * period, JITTER_MAX_S)) - now
+            await self._save_stats()
+            if self.interval() != period:  # reloaded: tick numbers count in the new interval from now on
+                period = self.interval()
+                tick = math.floor(ended / period)
+            else:
+                tick = max(tick + 1, current)
+            delay = tick * period + self.rng.uniform(0.0, min(JITTER_FRACTION * period, JITTER_MAX_S)) - self.now()
             self._wake.clear()
             waiting = [asyncio.ensure_future(e.wait()) for e in (stop, self._wake)]
             await asyncio.wait(waiting, timeout=max(0.0, delay), return_when=asyncio.FIRST_COMPLETED)
             for task in waiting:
                 task.cancel()
             if self._wake.is_set():
-                tick = loop.time()  # took the lease over: this cycle now, the schedule from here
+                tick = math.floor(self.now() / period)  # (re)joined: this tick now, the schedule from here
 
-    async def _cycle_or_stop(self, stop: asyncio.Event) -> bool:
-        """Run one cycle; False when `stop` was set first (the cycle is then cancelled)."""
-        cycle = asyncio.ensure_future(self.run_cycle())
+    async def _save_stats(self) -> None:
+        """This scraper's last cycle in Redis, for `llmsched status` and the status page."""
+        shards = self.duty.shards
+        holder = shards.holder if shards is not None else PUBLISHER
+        stats = {**self.telemetry.last_cycle, "interval": self.interval(), "at": time.time()}
+        await self._redis(scrape_stats.save, self.store, PUBLISHER, holder, stats)
+
+    async def _cycle_or_stop(self, stop: asyncio.Event, at: float) -> int | None:
+        """Run one cycle for the tick at `at`: the targets scraped; None when `stop` was set first (the cycle is
+        then cancelled)."""
+        cycle = asyncio.ensure_future(self.run_cycle(at))
         stopper = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({cycle, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -319,11 +379,12 @@ class Scraper:
                 if not task.done():
                     task.cancel()
             await asyncio.gather(cycle, stopper, return_exceptions=True)
-        if cycle.cancelled():
-            return False
+        if cycle.cancelled() or stop.is_set():
+            return None
         if (exc := cycle.exception()) is not None:  # a bug, not an outage: log it and keep the schedule
             logger.opt(exception=exc).error("scrape cycle failed")
-        return not stop.is_set()
+            return 0
+        return cycle.result()
 
 
 def _write_back(store: Store, latest: dict[str, tuple[dict[str, dict], list[str]]]) -> bool:

@@ -7,8 +7,12 @@ only their recording calls. Gauges of pools that leave the config are removed, s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from llmsched.collectors.f5_errors import (
     F5AuthError,
@@ -86,39 +90,86 @@ class PollTelemetry:
         self._pools &= keep
 
 
-class ScrapeTelemetry:
-    """Scraper metrics: every scrape's duration and result, and per pool how stale its members' data is."""
+class ScrapeTelemetry(Collector):
+    """Scraper metrics: every scrape's duration and result, each cycle's duration, lateness, skipped ticks and
+    throughput, and (computed whenever /metrics is read, so true at any moment) per pool how stale the data of
+    the members this scraper owns is. Registered as an extra collector of the scraper's endpoint."""
 
-    def __init__(self) -> None:
-        self._last_ok: dict[str, dict[str, float]] = {}  # pool -> member id -> time of its last ok scrape
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._last_ok: dict[str, dict[str, float]] = {}  # pool -> owned member id -> time of its last ok scrape
+        self._stale_after = 3.0
+        self._children: dict[str, tuple[Any, Any, Any]] = {}  # pool -> (scrapes, errors, duration) children
+        self.last_cycle: dict[str, float] = {}  # the last cycle's figures, for the stats in Redis
+
+    def _pool(self, pool_key: str) -> tuple[Any, Any, Any]:
+        children = self._children.get(pool_key)
+        if children is None:  # labels() costs more than the scrape's bookkeeping: resolved once per pool
+            children = (
+                t.SCRAPES.labels(pool_key),
+                t.SCRAPE_ERRORS.labels(pool_key),  # exists (at 0) before the first failure
+                t.SCRAPE_DURATION.labels(pool_key),
+            )
+            self._children[pool_key] = children
+        return children
 
     def target_scraped(self, pool_key: str, seconds: float, ok: bool) -> None:
-        t.SCRAPES.labels(pool_key).inc()
-        t.SCRAPE_DURATION.labels(pool_key).observe(seconds)
+        scrapes, errors, duration = self._pool(pool_key)
+        scrapes.inc()
+        duration.observe(seconds)
         if not ok:
-            t.SCRAPE_ERRORS.labels(pool_key).inc()
+            errors.inc()
 
     def pool_scraped(
         self, pool_key: str, docs: Mapping[str, Mapping[str, Any]], stale_after: float, now: float
     ) -> None:
-        """After a pool's scrape: `docs` is member id -> the metrics document just written."""
-        if pool_key not in self._last_ok:
-            t.SCRAPE_ERRORS.labels(pool_key)  # the series exists (at 0) before the first failure
+        """After a pool's scrape: `docs` is owned member id -> the metrics document just written."""
+        self._pool(pool_key)
+        self._stale_after = stale_after
         previous = self._last_ok.get(pool_key, {})
-        last_ok = {
+        self._last_ok[pool_key] = {
             mid: (doc.get("scraped_at") or now) if doc.get("status") == "ok" else previous.get(mid, 0.0)
             for mid, doc in docs.items()
         }
-        self._last_ok[pool_key] = last_ok
-        t.SCRAPE_OLDEST_SUCCESS.labels(pool_key).set(min(last_ok.values(), default=now))
-        t.SCRAPE_STALE_MEMBERS.labels(pool_key).set(sum(1 for at in last_ok.values() if at < now - stale_after))
 
-    def cycle(self, seconds: float) -> None:
+    def cycle(self, seconds: float, lateness: float, skipped: int, members: int, targets: int, scrapers: int) -> None:
         t.SCRAPE_CYCLE_DURATION.observe(seconds)
+        t.SCRAPE_CYCLE_LATENESS.observe(lateness)
+        if skipped:
+            t.SCRAPE_SKIPPED_TICKS.inc(skipped)
+        rate = members / seconds if seconds > 0 else 0.0
+        t.SCRAPE_MEMBERS_PER_SECOND.set(rate)
+        t.SCRAPE_OWNED_TARGETS.set(targets)
+        t.SCRAPE_SHARD_SCRAPERS.set(scrapers)
+        self.last_cycle = {
+            "cycle_duration": round(seconds, 4),
+            "lateness": round(lateness, 4),
+            "skipped_ticks": self.last_cycle.get("skipped_ticks", 0) + skipped,
+            "members": members,
+            "targets": targets,
+            "members_per_second": round(rate, 1),
+            "scrapers": scrapers,
+        }
+
+    def stale(self, now: float | None = None) -> dict[str, tuple[int, float]]:
+        """Per pool: (owned members whose last good scrape is older than stale_after, the oldest such time)."""
+        now = self._clock() if now is None else now
+        out = {}
+        for pool_key, last_ok in self._last_ok.items():
+            limit = now - self._stale_after
+            out[pool_key] = (sum(1 for at in last_ok.values() if at < limit), min(last_ok.values(), default=now))
+        return out
+
+    def collect(self) -> Iterator[Metric]:
+        stale = GaugeMetricFamily(t.SCRAPE_STALE_MEMBERS.name, t.SCRAPE_STALE_MEMBERS.help, labels=["pool"])
+        oldest = GaugeMetricFamily(t.SCRAPE_OLDEST_SUCCESS.name, t.SCRAPE_OLDEST_SUCCESS.help, labels=["pool"])
+        for pool_key, (count, at) in self.stale().items():
+            stale.add_metric([pool_key], count)
+            oldest.add_metric([pool_key], at)
+        yield stale
+        yield oldest
 
     def keep_only(self, pool_keys: Iterable[str]) -> None:
         keep = set(pool_keys)
         for pool_key in set(self._last_ok) - keep:
-            _remove(t.SCRAPE_OLDEST_SUCCESS, pool_key)
-            _remove(t.SCRAPE_STALE_MEMBERS, pool_key)
             del self._last_ok[pool_key]

@@ -60,6 +60,20 @@ class Keys:
         works; `SET NX PX` to take it, compare-and-pexpire to renew, compare-and-delete to release (docs/ha.md)."""
         return f"{self.namespace}:lease:{role}"
 
+    @key("hash", "every scraper (one script, every `ha_lease_ttl`/3)", "the scrapers, ops")
+    def shard_members(self, role: str) -> str:
+        """Field = scraper id `host:pid:random`, value = `"<expires_ms> <joined_ms>"` on Redis's clock, one per live
+        scraper (`role` is `scraper`); expired fields are dropped by the next renewal, a stopping scraper deletes its
+        own; who scrapes which member follows from it (collectors/shards.py, docs/ha.md "Sharded scrapers")."""
+        return f"{self.namespace}:shards:{role}"
+
+    @key("hash", "each scraper, after every cycle", "`llmsched status`, status page")
+    def collector_stats(self, role: str) -> str:
+        """Field = scraper id, value = JSON of its last cycle: `at`, `interval`, `cycle_duration`, `lateness`,
+        `skipped_ticks` (since start), `members`, `targets`, `members_per_second`, `scrapers`; readers delete fields
+        not rewritten for 10 s (shared/scrape_stats.py)."""
+        return f"{self.namespace}:stats:{role}"
+
     @property
     @key("rq queue (rq spells `rq:queue:<name>` and its other `rq:*` keys)", "collectors", "scorer")
     def scoring_queue(self) -> str:

@@ -41,8 +41,9 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-class Lease:
-    """One process's view of one role's lease. Methods are blocking; call them off the event loop."""
+class Holding:
+    """What a lease holder and a shard member (collectors/shards.py) share: an id, a key with a TTL, and the holder's
+    own deadline (the moment it sent its last successful renewal plus the TTL, on the local monotonic clock)."""
 
     def __init__(
         self,
@@ -51,25 +52,40 @@ class Lease:
         ttl: float,
         holder: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,  # the wall clock, for a holder that aligns on Redis's time
     ) -> None:
         self.client = client
         self.key = key
         self.ttl = ttl
         self.holder = holder or holder_id()
         self._clock = clock
+        self._wall = wall
         self._valid_until = 0.0
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._scripts(client)
+
+    def _scripts(self, client: redis.Redis) -> None:
+        """Register the subclass's Lua scripts (and set up its state)."""
 
     @property
     def held(self) -> bool:
-        """True while this process holds the lease by its own clock (no Redis call)."""
+        """True while this process holds its place by its own clock (no Redis call)."""
         return self._clock() < self._valid_until
 
     @property
     def interval(self) -> float:
         """Seconds between renewals (and between a standby's attempts)."""
         return self.ttl / 3
+
+    def _ttl_ms(self) -> int:
+        return max(1, int(self.ttl * 1000))
+
+
+class Lease(Holding):
+    """One process's view of one role's lease. Methods are blocking; call them off the event loop."""
+
+    def _scripts(self, client: redis.Redis) -> None:
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
 
     def acquire(self) -> bool:
         """Take the lease if nobody holds it."""
@@ -106,9 +122,6 @@ class Lease:
     def owner(self) -> str | None:
         raw = self.client.get(self.key)
         return raw.decode() if raw else None
-
-    def _ttl_ms(self) -> int:
-        return max(1, int(self.ttl * 1000))
 
 
 async def keep(lease: Lease, role: str, stop: asyncio.Event, on_change: Callable[[bool], None]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 
+from llmsched.shared import scrape_stats
 from llmsched.shared.errors import StoreError
 from llmsched.shared.routing.decide import eligible, expected_weights
 from llmsched.shared.routing.picker import shares
@@ -130,7 +131,7 @@ def read_status(store: Store, now: float, pools: list[str] | None = None) -> dic
         if config is None:  # removed between the two reads
             continue
         views.append(pool_status(config, snapshot, store.members(key), store.metrics(key), dispatch, now))
-    return {"generated_at": now, "config": meta, "pools": views}
+    return {"generated_at": now, "config": meta, "pools": views, "scrapers": scrape_stats.read(store, "scraper", now)}
 
 
 def select_pools(all_keys: list[str], wanted: str | None) -> list[str] | None:

@@ -108,7 +108,19 @@ POLL_LAST_SUCCESS = Gauge(
     registry=POLLER,
 )
 
+
 # --------------------------------------------------------------------------------------------------- scraper
+@dataclass(frozen=True)
+class Family:
+    """A metric family computed at scrape time by a custom collector (api/metrics.py, scorer/telemetry.py,
+    collectors/telemetry.py)."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+    kind: str = "gauge"  # gauge | histogram
+
+
 SCRAPER = CollectorRegistry(auto_describe=True)
 
 SCRAPES = Counter("llmsched_scrapes", "Engine /metrics scrapes, by pool", ("pool",), registry=SCRAPER)
@@ -131,18 +143,45 @@ SCRAPE_CYCLE_DURATION = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
     registry=SCRAPER,
 )
-SCRAPE_STALE_MEMBERS = Gauge(
-    "llmsched_scrape_stale_members",
-    "Members whose last successful scrape is older than stale_after (or that "
-    "were never scraped successfully): they cannot be picked",
-    ("pool",),
+SCRAPE_CYCLE_LATENESS = Histogram(
+    "llmsched_scrape_cycle_lateness_seconds",
+    "How long after its tick a scrape cycle started (jitter, or the previous cycle running over)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
     registry=SCRAPER,
 )
-SCRAPE_OLDEST_SUCCESS = Gauge(
-    "llmsched_scrape_oldest_success_timestamp_seconds",
-    "Unix time of the oldest member's last successful scrape (0 if a member never had one); staleness = time() - this",
-    ("pool",),
+SCRAPE_SKIPPED_TICKS = Counter(
+    "llmsched_scrape_skipped_ticks",
+    "Ticks of metrics_fetch_interval without a scrape cycle, because the cycle before ran past them",
     registry=SCRAPER,
+)
+SCRAPE_MEMBERS_PER_SECOND = Gauge(
+    "llmsched_scrape_members_per_second",
+    "Members the last cycle scraped, divided by its duration (this scraper's throughput)",
+    registry=SCRAPER,
+)
+SCRAPE_OWNED_TARGETS = Gauge(
+    "llmsched_scrape_owned_targets",
+    "Scrape targets (pool + URL) this scraper owned in its last cycle (its shard)",
+    registry=SCRAPER,
+)
+SCRAPE_SHARD_SCRAPERS = Gauge(
+    "llmsched_scrape_shard_scrapers",
+    "Live scrapers sharing the members in this scraper's last cycle (itself included)",
+    registry=SCRAPER,
+)
+# Computed when /metrics is read (collectors/telemetry.py), from each owned member's last successful scrape, so
+# they are true at any moment, not only right after a pool's scrape.
+SCRAPE_STALE_MEMBERS = Family(
+    "llmsched_scrape_stale_members",
+    "Members this scraper owns whose last successful scrape is older than stale_after (or that it never scraped "
+    "successfully): they cannot be picked. Sum over scrapers.",
+    ("pool",),
+)
+SCRAPE_OLDEST_SUCCESS = Family(
+    "llmsched_scrape_oldest_success_timestamp_seconds",
+    "Unix time of the oldest owned member's last successful scrape (0 if a member never had one); staleness = "
+    "time() - this. Min over scrapers.",
+    ("pool",),
 )
 
 # --------------------------------------------------------------------------------------------------- scorer
@@ -174,16 +213,6 @@ CLOCK_SKEW = Gauge(
 
 
 # --------------------------------------------------------------------------------------------------- from Redis
-@dataclass(frozen=True)
-class Family:
-    """A metric family computed at scrape time by a custom collector (api/metrics.py, scorer/telemetry.py)."""
-
-    name: str
-    help: str
-    labels: tuple[str, ...] = ()
-    kind: str = "gauge"  # gauge | histogram
-
-
 MEMBER_SCORE = Family(
     "llmsched_member_score",
     "Score of each member in the latest snapshot (members without a usable score are absent)",
@@ -246,6 +275,7 @@ SCORING_LATENCY = Family(
 )
 
 SCORER_FROM_REDIS: tuple[Family, ...] = (QUEUE_DEPTH, FAILED_JOBS, SCORING_WORKERS, SCORING_LATENCY, REDIS_UP)
+SCRAPER_AT_COLLECT: tuple[Family, ...] = (SCRAPE_STALE_MEMBERS, SCRAPE_OLDEST_SUCCESS)
 
 ROLES: dict[str, tuple[CollectorRegistry, ...]] = {
     "api": (API,),
@@ -267,9 +297,9 @@ def exported_names() -> set[str]:
     """Every sample name any llmsched process can export (what dashboards and alerts may use)."""
     names: set[str] = set()
     for registry in (API, POLLER, SCRAPER, SCORER, COMMON):
-        for metric in registry.collect():
-            names.update(metric.name + s for s in _SUFFIXES.get(metric.type, ("",)))
-    for family in API_FROM_REDIS + SCORER_FROM_REDIS:
+        for family in registry.collect():
+            names.update(family.name + s for s in _SUFFIXES.get(family.type, ("",)))
+    for family in API_FROM_REDIS + SCORER_FROM_REDIS + SCRAPER_AT_COLLECT:
         names.update(family.name + s for s in _SUFFIXES[family.kind])
     return names
 

@@ -98,10 +98,24 @@ function poolCard(pool) {
     el("h3", {}, "Last errors"), errors);
 }
 
+// One row per live scraper (its last cycle): the scrapers split the members, so together they show the load.
+function scrapersCard(scrapers) {
+  const head = el("tr", {}, ...["scraper", "members", "cycle", "late", "members/s", "skipped ticks", "interval",
+    "reported"].map((h) => el("th", {}, h)));
+  const rows = scrapers.map((s) => el("tr", {class: "scraper"},
+    el("td", {}, s.holder), el("td", {class: "num"}, s.members), el("td", {class: "num"}, num(s.cycle_duration, 3) + " s"),
+    el("td", {class: "num"}, num(s.lateness, 3) + " s"), el("td", {class: "num"}, num(s.members_per_second, 0)),
+    el("td", {class: "num"}, s.skipped_ticks), el("td", {class: "num"}, num(s.interval, 1) + " s"),
+    el("td", {class: "num"}, age(s.age) + " ago")));
+  return el("section", {class: "pool scrapers"}, el("h2", {}, "Scrapers"),
+    el("table", {class: "members"}, el("thead", {}, head), el("tbody", {}, ...(rows.length ? rows
+      : [el("tr", {}, el("td", {colSpan: 8, class: "empty"}, "no scraper has reported a cycle in the last 10 s"))]))));
+}
+
 function render(data) {
   const main = document.getElementById("pools");
   const cards = data.pools.map(poolCard);
-  main.replaceChildren(...(cards.length ? cards : [el("p", {class: "empty"},
+  main.replaceChildren(...(cards.length ? [scrapersCard(data.scrapers || []), ...cards] : [el("p", {class: "empty"},
     "No pool is configured in Redis yet: start a collector or the scorer with --config.")]));
   const config = data.config || {};
   document.getElementById("config").textContent = config.version

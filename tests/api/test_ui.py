@@ -6,10 +6,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
+from llmsched.shared import scrape_stats
 
 from tests.api.live_api import live_api
 from tests.helpers import make_store
@@ -171,3 +174,21 @@ def test_the_page_refreshes_itself_from_the_data_endpoint(redis_url: str, tmp_pa
     assert done.returncode == 0, done.stderr[-2000:]
     fetches = [line for line in log.read_text().splitlines() if "GET /ui/data.json" in line]
     assert len(fetches) >= 3, fetches  # the first load, then every 2 s of the page's (virtual) time
+
+
+@needs_chromium
+def test_chromium_shows_each_live_scraper_with_its_cycle_lateness_throughput_and_skipped_ticks(
+    redis_url: str, tmp_path: Path
+) -> None:
+    store = make_store(redis_url)
+    seed_status(store)
+    last = {"cycle_duration": 0.4213, "lateness": 0.0321, "skipped_ticks": 3, "members": 1000, "targets": 1000,
+            "members_per_second": 2373.5, "scrapers": 1, "interval": 1.0, "at": time.time() + 30}  # fmt: skip
+    scrape_stats.save(store, "scraper", "host-a:11:aa", last)
+    with live_api(redis_url, workers=1) as (base, _proc):
+        done = chromium(f"{base}/ui", tmp_path / "profile", "--dump-dom")
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = re.search(r'<tr class="scraper">(.*?)</tr>', done.stdout)
+    assert row, done.stdout[-2000:]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
+    assert cells[:7] == ["host-a:11:aa", "1000", "0.421 s", "0.032 s", "2374", "3", "1.0 s"], cells

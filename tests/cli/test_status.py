@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from llmsched.shared import scrape_stats
+
 from tests.conftest import free_port
 from tests.helpers import make_store
 from tests.status_data import BIGIP_ERROR, DISABLED, FAILING, HEALTHY, SCRAPE_ERROR, seed_status
@@ -53,6 +55,26 @@ def test_prints_each_member_with_state_load_score_share_and_why_it_cannot_be_pic
     assert f"! scrape {FAILING}: {SCRAPE_ERROR}" in out
     shares = [float(row(out, m).split()[7]) for m in HEALTHY]
     assert abs(sum(shares) - 100.0) < 0.2
+
+
+def test_prints_each_live_scraper_with_its_cycle_lateness_throughput_and_skipped_ticks(redis_url: str) -> None:
+    store = make_store(redis_url)
+    seed_status(store)
+    now = time.time()
+    last = {"cycle_duration": 0.4213, "lateness": 0.0321, "skipped_ticks": 3, "members": 1000, "targets": 1000,
+            "members_per_second": 2373.5, "scrapers": 2, "interval": 1.0}  # fmt: skip
+    scrape_stats.save(store, "scraper", "host-a:11:aa", {**last, "at": now})
+    scrape_stats.save(store, "scraper", "host-b:12:bb", {**last, "members": 7, "at": now})
+    scrape_stats.save(store, "scraper", "gone:13:cc", {**last, "at": now - 60})  # stopped reporting: not live
+    done = status("--redis-url", redis_url)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "scrapers: 2 live, 1007 members in their last cycles" in out
+    line = row(out, "host-a:11:aa")
+    assert "1000 members, cycle 0.421 s (started 0.032 s late) of 1.0 s, 2374 members/s, 3 skipped tick(s)" in line
+    assert "gone:13:cc" not in out
+    view = json.loads(status("--redis-url", redis_url, "--json").stdout)
+    assert [s["holder"] for s in view["scrapers"]] == ["host-a:11:aa", "host-b:12:bb"]
 
 
 def test_pool_filter_json_output_and_config_file(redis_url: str, tmp_path: Path) -> None:

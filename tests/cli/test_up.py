@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 import yaml
 
+from llmsched.cli.up import child_commands
 from llmsched.emulators.engine import bound_port as engine_port
 from llmsched.emulators.engine import serve_engine
 from llmsched.emulators.engine_state import EngineSpec
@@ -302,3 +303,24 @@ def test_a_crash_looping_scorer_or_scraper_is_restarted_within_a_third_of_stale_
     scorer = children[2]
     scorer.argv = [sys.executable, "-c", "raise SystemExit(3)"]
     assert quick_failure_delays(scorer, 6) == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]
+
+
+def test_scrapers_n_starts_n_scraper_children_and_ha_alone_starts_two() -> None:
+    roles = {"poller", "scraper", "scorer", "api"}
+
+    def names(**kw: object) -> list[str]:
+        return [c.name for c in child_commands("c.yaml", 2, 1, roles, **kw)]  # type: ignore[arg-type]
+
+    assert names() == ["poller", "scraper", "scorer", "api"]
+    assert names(scrapers=3) == ["poller", "scraper-1", "scraper-2", "scraper-3", "scorer", "api"]
+    assert names(ha=True) == ["poller-1", "poller-2", "scraper-1", "scraper-2", "scorer", "api"]
+    assert names(ha=True, scrapers=4)[:6] == [
+        "poller-1",
+        "poller-2",
+        "scraper-1",
+        "scraper-2",
+        "scraper-3",
+        "scraper-4",
+    ]
+    scraper = next(c for c in child_commands("c.yaml", 2, 1, roles, scrapers=2) if c.name == "scraper-2")
+    assert scraper.argv[-3:] == ["scraper", "--config", "c.yaml"]

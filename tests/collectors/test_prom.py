@@ -19,7 +19,7 @@ def test_samples_are_grouped_by_sample_name_including_counter_and_histogram_suff
     assert expo.get("vllm:prefix_cache_queries_total")[0].value == 1048576.0
     assert len(expo.get("vllm:time_to_first_token_seconds_bucket")) == 23
     assert len(expo.get("vllm:request_success_total")) == 4
-    assert not expo.bad_lines and not expo.truncated
+    assert not expo.bad_lines
 
 
 def test_multiprocess_ordering_with_sum_before_buckets_is_parsed():
@@ -76,12 +76,21 @@ def test_a_garbage_body_yields_bad_lines_and_no_samples():
     assert {b.name for b in expo.bad_lines} == {"<html><body>502", "", "vllm:num_requests_waiting"}
 
 
-def test_a_body_without_final_line_feed_is_truncated_and_its_last_line_not_parsed():
-    text = VLLM_NEW[: VLLM_NEW.index("0.3127") + 3]  # cut inside the KV value: "0.3"
-    expo = parse_exposition(text)
-    assert expo.truncated
-    assert expo.get("vllm:kv_cache_usage_perc") == []
+def test_a_body_without_final_line_feed_is_parsed_last_line_included():
+    # The original's mocks end /metrics without a final line feed (issue 11): the body is complete, HTTP said so.
+    text = VLLM_NEW[: VLLM_NEW.index("0.3127") + len("0.3127")]
+    assert not text.endswith("\n")
+    expo = parse_exposition(text, names={"vllm:kv_cache_usage_perc", "vllm:num_requests_waiting"})
+    assert [s.value for s in expo.get("vllm:kv_cache_usage_perc")] == [0.3127]
     assert expo.get("vllm:num_requests_waiting")[0].value == 2.0
+    assert not expo.bad_lines and expo.lines == 9
+
+
+def test_a_last_line_cut_inside_its_labels_is_a_bad_line_not_a_sample():
+    text = VLLM_NEW[: VLLM_NEW.index('vllm:kv_cache_usage_perc{engine="0"') + 30]
+    expo = parse_exposition(text, names={"vllm:kv_cache_usage_perc"})
+    assert [(b.number, b.name) for b in expo.bad_lines] == [(9, "vllm:kv_cache_usage_perc")]
+    assert expo.get("vllm:kv_cache_usage_perc") == []
 
 
 def test_windows_line_endings_and_tabs_are_tolerated():
@@ -90,9 +99,9 @@ def test_windows_line_endings_and_tabs_are_tolerated():
     assert expo.get("vllm:num_requests_running")[0].value == 1.0
 
 
-def test_empty_body_has_no_samples_and_is_not_truncated():
+def test_empty_body_has_no_samples():
     expo = parse_exposition("")
-    assert not expo.samples and not expo.truncated and not expo.bad_lines
+    assert not expo.samples and not expo.bad_lines and expo.lines == 0
 
 
 def test_line_name_stops_at_brace_space_or_tab():

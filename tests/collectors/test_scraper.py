@@ -264,15 +264,62 @@ async def test_a_hanging_engine_times_out(h: Harness):
     assert doc["status"] == "error" and doc["error"] == "timeout after 0.3 s"
 
 
-@pytest.mark.parametrize(
-    "mode,error", [("error", "HTTP 500"), ("garbage", "malformed line 3"), ("truncated", "truncated body")]
-)
+@pytest.mark.parametrize("mode,error", [("error", "HTTP 500"), ("garbage", "malformed line 3")])
 async def test_broken_metrics_responses_are_errors(h: Harness, mode: str, error: str):
     e = await h.engine()
     await e.admin("/mode", {"mode": mode})
     h.members(POOL, (e.host, e.port))
     doc = (await h.scraper(pool()).scrape_pool(pool()))[member_id(e)]
     assert doc["status"] == "error" and doc["error"].startswith(error), doc
+
+
+async def raw_http_server(respond: bytes) -> tuple[asyncio.Server, int]:
+    """A server that answers every request with the bytes `respond` and then closes: for framing faults."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(respond)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def http_response(body: bytes, length: int | None = None, chunked_end: bool = True, chunked: bool = False) -> bytes:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+    if chunked:
+        tail = b"0\r\n\r\n" if chunked_end else b""
+        return head + b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n" + tail
+    return head + b"Content-Length: %d\r\n\r\n" % (len(body) if length is None else length) + body
+
+
+NO_FINAL_LF = (
+    b'vllm:num_requests_running{engine="0",model_name="m"} 7.0\n'
+    b'vllm:num_requests_waiting{engine="0",model_name="m"} 2.0\n'
+    b'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.3127'
+)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_complete_body_without_final_line_feed_is_scraped_last_line_included(h: Harness, chunked: bool):
+    server, port = await raw_http_server(http_response(NO_FINAL_LF, chunked=chunked))
+    async with server:
+        h.members(POOL, ("127.0.0.1", port))
+        doc = (await h.scraper(pool()).scrape_pool(pool()))[f"127.0.0.1:{port}"]
+    assert doc["status"] == "ok", doc
+    assert doc["metrics"] == {"waiting_queue": 2.0, "cache_usage": 0.3127, "running_req": 7.0}
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_body_cut_short_by_the_transport_is_an_incomplete_body_error(h: Harness, chunked: bool):
+    # Content-Length promises more than arrives, or the chunked body never ends: the connection closes mid-body.
+    raw = http_response(NO_FINAL_LF, length=len(NO_FINAL_LF) + 40, chunked=chunked, chunked_end=False)
+    server, port = await raw_http_server(raw)
+    async with server:
+        h.members(POOL, ("127.0.0.1", port))
+        doc = (await h.scraper(pool()).scrape_pool(pool()))[f"127.0.0.1:{port}"]
+    assert doc["status"] == "error" and doc["error"].startswith("incomplete body"), doc
 
 
 async def test_a_body_with_no_engine_metric_is_an_error(h: Harness):

@@ -6,6 +6,7 @@ Metric objects are per process, so each test reads its own pool's series (or a d
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.request
 from dataclasses import replace
@@ -14,19 +15,21 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmsched.collectors.f5_client import F5Client
 from llmsched.collectors.poller import Poller
 from llmsched.collectors.scraper import Scraper
-from llmsched.collectors.telemetry import error_kind
+from llmsched.collectors.telemetry import ScrapeTelemetry, error_kind
 from llmsched.emulators.engine import bound_port as engine_port
 from llmsched.emulators.engine import serve_engine
 from llmsched.emulators.engine_state import EngineSpec
 from llmsched.scorer.jobs import record_latency
 from llmsched.scorer.telemetry import ScoringCollector
+from llmsched.shared import scrape_stats
 from llmsched.shared import telemetry as t
-from llmsched.shared.config_model import Config, PoolConfig, SchedulerConfig, TelemetryConfig
+from llmsched.shared.config_model import Config, MetricsConfig, PoolConfig, SchedulerConfig, TelemetryConfig
 from llmsched.shared.jobs import enqueue_scoring
 from llmsched.shared.members import Member
 from llmsched.shared.reload import ConfigWatcher
@@ -161,9 +164,64 @@ async def test_scrapes_count_errors_and_stale_members_per_pool(redis_url: str) -
     assert value(t.SCRAPER, "llmsched_scrapes_total", pool=pool.key) == 4
     assert value(t.SCRAPER, "llmsched_scrape_errors_total", pool=pool.key) == 2
     assert value(t.SCRAPER, "llmsched_scrape_duration_seconds_count", pool=pool.key) == 4
-    assert value(t.SCRAPER, "llmsched_scrape_stale_members", pool=pool.key) == 1  # never scraped fine
-    assert value(t.SCRAPER, "llmsched_scrape_oldest_success_timestamp_seconds", pool=pool.key) == 0
-    assert value(t.SCRAPER, "llmsched_scrape_cycle_duration_seconds_count") >= 2
+    live = CollectorRegistry()
+    live.register(scraper.telemetry)
+    assert value(live, "llmsched_scrape_stale_members", pool=pool.key) == 1  # never scraped fine
+    assert value(live, "llmsched_scrape_oldest_success_timestamp_seconds", pool=pool.key) == 0
+
+
+def test_stale_members_are_counted_when_metrics_are_read_not_when_the_pool_was_scraped() -> None:
+    clock = [1000.0]
+    telemetry = ScrapeTelemetry(clock=lambda: clock[0])
+    docs = {"a:1": {"status": "ok", "scraped_at": 1000.0}, "b:1": {"status": "ok", "scraped_at": 998.5}}
+    telemetry.pool_scraped("p:Common", docs, stale_after=3.0, now=1000.0)
+    live = CollectorRegistry()
+    live.register(telemetry)
+    assert value(live, "llmsched_scrape_stale_members", pool="p:Common") == 0
+    clock[0] = 1002.0  # no scrape since: b's data is 3.5 s old
+    assert value(live, "llmsched_scrape_stale_members", pool="p:Common") == 1
+    clock[0] = 1003.5
+    assert value(live, "llmsched_scrape_stale_members", pool="p:Common") == 2
+    assert value(live, "llmsched_scrape_oldest_success_timestamp_seconds", pool="p:Common") == 998.5
+    failed = {"a:1": {"status": "error", "scraped_at": 1003.5}, "b:1": {"status": "ok", "scraped_at": 1003.5}}
+    telemetry.pool_scraped("p:Common", failed, stale_after=3.0, now=1003.5)  # a failure keeps a's last success
+    assert value(live, "llmsched_scrape_stale_members", pool="p:Common") == 1
+
+
+async def test_an_overrunning_cycle_reports_its_duration_lateness_and_skipped_ticks(
+    redis_url: str, logs: list[str]
+) -> None:
+    store = make_store(redis_url)
+    runner = await serve_engine("127.0.0.1", 0, EngineSpec(engine="vllm"))
+    port = engine_port(runner)
+    async with aiohttp.ClientSession() as admin:
+        async with admin.post(f"http://127.0.0.1:{port}/_emulator/mode", json={"mode": "hang"}) as resp:
+            assert resp.status == 200
+    pool = PoolConfig(name="overrun_pool", engine_type="vllm", metrics=MetricsConfig(timeout=0.35))
+    store.set_members(
+        pool.key,
+        {"fetched_at": time.time(), "members": [Member(address="127.0.0.1", port=port).to_dict()], "error": None},
+    )
+    config = Config(pools=(pool,), source="test", scheduler=SchedulerConfig(metrics_fetch_interval=100))
+    skipped_before = value(t.SCRAPER, "llmsched_scrape_skipped_ticks_total")
+    async with aiohttp.ClientSession() as session:
+        scraper = Scraper(config, store, session)
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(scraper.run(stop))
+        while scraper.skipped_ticks == 0:
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+    await runner.cleanup()
+    # The hanging engine holds every cycle for its 0.35 s timeout: at a 0.1 s interval, 2 or more ticks pass by.
+    assert scraper.skipped_ticks >= 2
+    assert value(t.SCRAPER, "llmsched_scrape_skipped_ticks_total") - skipped_before == scraper.skipped_ticks
+    warning = next(line for line in logs if "scrape cycle took" in line)
+    took = float(warning.split("scrape cycle took ")[1].split(" s")[0])
+    assert took >= 0.35 and "after its tick; the interval is 0.100 s" in warning
+    [stats] = scrape_stats.read(store, "scraper", time.time())
+    assert stats["skipped_ticks"] == scraper.skipped_ticks and stats["cycle_duration"] >= 0.35
+    assert stats["members"] == 1 and stats["targets"] == 1 and stats["interval"] == 0.1
 
 
 # --- every process: config reloads --------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""High availability (issue 5, items 1 and 4): two pollers and two scrapers share the work through one lease per
-role in Redis; and Redis itself fails over under Sentinel.
+"""High availability (issue 5, items 1 and 4): two pollers share the work through a lease in Redis, two scrapers
+split the members (shards, docs/ha.md); and Redis itself fails over under Sentinel.
 
-* Steady state: only the lease holder works. Counted at the source: member-list GETs the BIG-IP emulator answered
-  and /metrics GETs each engine answered, per interval, must match one poller and one scraper, not two.
+* Steady state: only the poller lease holder works; each member is scraped by one scraper. Counted at the source:
+  member-list GETs the BIG-IP emulator answered and /metrics GETs each engine answered, per interval, must match
+  one poller and one scraper, not two.
 * kill -9 of the holder (found from the lease value `host:pid:random`): the standby works again within 5 s,
   measured from the kill to the first GET the emulators see from it.
 * Sentinel (master, replica, three Sentinels): kill -9 of the master; decisions resume after the failover, and
@@ -11,6 +12,7 @@ role in Redis; and Redis itself fails over under Sentinel.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -32,8 +34,22 @@ INTERVAL_S = 0.5
 
 
 def holder_pid(redis_server: RedisServer, role: str) -> int | None:
+    if role == "scraper":  # no lease: the scrapers share the members; one that scraped some (`scraper` of a doc)
+        docs = redis_server.client().hgetall(f"llmsched:pool:{{{POOL}:Common}}:metrics").values()
+        holders = sorted({json.loads(d).get("scraper") or "" for d in docs} - {""})
+        return int(holders[0].rsplit(":", 2)[1]) if holders else None
     raw = redis_server.client().get(f"llmsched:lease:{role}")
     return int(raw.decode().rsplit(":", 2)[1]) if raw else None
+
+
+def victims_gets(redis_server: RedisServer, engines: list[Engine]) -> Callable[[], int]:
+    """/metrics GETs of the members of the scraper `holder_pid` names (the first holder by id): the ones that
+    stop being scraped when it is killed, until another scraper takes them over."""
+    raw = redis_server.client().hgetall(f"llmsched:pool:{{{POOL}:Common}}:metrics")
+    docs = {k.decode(): json.loads(v) for k, v in raw.items()}
+    first = min(d["scraper"] for d in docs.values() if d.get("scraper"))
+    mine = {mid for mid, d in docs.items() if d.get("scraper") == first}
+    return lambda: sum(e.metrics_gets for e in engines if e.member in mine)
 
 
 def run_twice(lab: Lab, path: Path, bigip: BigIP, role: str) -> dict[int, Process]:
@@ -54,7 +70,8 @@ def steady_rate(count: Callable[[], int], window: float) -> float:
 def kill_holder_and_time_takeover(
     redis_server: RedisServer, role: str, procs: dict[int, Process], count: Callable[[], int]
 ) -> tuple[float, int, int]:
-    """kill -9 the role's lease holder; (seconds until the source sees work again, old pid, new holder pid)."""
+    """kill -9 the role's lease holder (a scraper with members); (seconds until the source sees work again, old pid,
+    new holder pid). For scrapers, `count` should count only the killed one's members: `victims_gets`."""
     pid = wait_for(f"a {role} lease holder", lambda: holder_pid(redis_server, role), 10)
     assert pid in procs, f"the lease names pid {pid}, not one of {sorted(procs)}"
     time.sleep(INTERVAL_S)
@@ -130,7 +147,8 @@ def test_two_pollers_and_two_scrapers_work_one_at_a_time_and_a_kill_9_of_a_holde
     try:
         poll_takeover, _, _ = kill_holder_and_time_takeover(redis_server, "poller", pollers, bigip.member_gets)
         time.sleep(1.0)
-        scrape_takeover, _, _ = kill_holder_and_time_takeover(redis_server, "scraper", scrapers, metrics_gets)
+        victims = victims_gets(redis_server, engines)
+        scrape_takeover, _, _ = kill_holder_and_time_takeover(redis_server, "scraper", scrapers, victims)
         time.sleep(2.0)
     finally:
         stop.set()
