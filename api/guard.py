@@ -3,7 +3,7 @@
 `simulate` and `analyze` cost CPU and the status pages reveal the pool's layout, so a deployment can require
 `Authorization: Bearer <token>` for them (`global.admin_token_env` names the environment variable that holds
 it; `llmsched api` hands it to the workers as LLMSCHED_ADMIN_TOKEN). BIG-IP's paths stay open: the decision
-(answered before Flask by llmsched.api.fastpath), the health checks its monitor uses, and /metrics, which Prometheus
+(answered before Flask by llmsched.api.select), the health checks its monitor uses, and /metrics, which Prometheus
 scrapes from the same network. A browser opening /ui may pass `?token=...` instead; the page then sends it as a
 header with each refresh.
 """

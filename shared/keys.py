@@ -31,6 +31,12 @@ class Keys:
         return f"{self.namespace}:lease:{role}"
 
     @property
+    def changes(self) -> str:
+        """Pub/sub channel: a pool key when that pool's score snapshot was written, `*` when a config was
+        published. API workers keep the routing data in memory and reload on each message (docs/api.md)."""
+        return f"{self.namespace}:changes"
+
+    @property
     def scoring_queue(self) -> str:
         """Name of the rq queue of scoring jobs (rq spells its own keys `rq:queue:<name>` etc.)."""
         return f"{self.namespace}-scoring"
