@@ -17,11 +17,12 @@ from werkzeug.exceptions import HTTPException
 from llmsched.api.clients import FORBIDDEN, AllowList
 from llmsched.api.guard import check_admin_token
 from llmsched.api.health import health
+from llmsched.api.limits import limits_from_env
 from llmsched.api.metrics import metrics
 from llmsched.api.pools import pools
 from llmsched.api.responses import json_response
 from llmsched.api.routing_state import RoutingState
-from llmsched.api.select import READ_TIMEOUT_S, SelectEndpoint
+from llmsched.api.select import SelectEndpoint
 from llmsched.api.ui import ui
 from llmsched.api.validation import RequestError
 from llmsched.api.whatif import whatif
@@ -54,17 +55,6 @@ def store_from_env(env: dict | None = None) -> Store:
     return Store(client, env.get("LLMSCHED_NAMESPACE") or "llmsched", breaker=Breaker())
 
 
-def read_timeout_from_env(env: dict) -> float:
-    raw = env.get("LLMSCHED_API_READ_TIMEOUT") or ""
-    try:
-        value = float(raw) if raw else READ_TIMEOUT_S
-    except ValueError:
-        raise ValueError(f"LLMSCHED_API_READ_TIMEOUT: {raw!r} is not a number of seconds") from None
-    if not value > 0:
-        raise ValueError(f"LLMSCHED_API_READ_TIMEOUT: must be > 0 seconds, got {raw!r}")
-    return value
-
-
 def create_app(
     store: Store | None = None,
     rng: random.Random | None = None,
@@ -88,7 +78,7 @@ def create_app(
     app.extensions["llmsched.rng"] = rng
     app.extensions["llmsched.routing"] = state
     app.wsgi_app = SelectEndpoint(  # type: ignore[method-assign]
-        app.wsgi_app, state, rng, allowed, MAX_BODY_BYTES, read_timeout_from_env(dict(os.environ))
+        app.wsgi_app, state, rng, allowed, MAX_BODY_BYTES, limits_from_env(os.environ)[0]
     )
     app.register_blueprint(whatif)
     app.register_blueprint(pools)

@@ -24,6 +24,7 @@ import orjson
 from loguru import logger
 
 from llmsched.api.clients import FORBIDDEN, AllowList
+from llmsched.api.limits import READ_TIMEOUT_S
 from llmsched.api.metrics import record_decision, record_rejected
 from llmsched.api.routing_state import RoutingState
 from llmsched.api.validation import RequestError, parse_schedule_request
@@ -32,7 +33,6 @@ from llmsched.shared.routing.reasons import Reason
 
 SELECT_PATH = "/scheduler/select"
 TEXT = "text/plain; charset=utf-8"
-READ_TIMEOUT_S = 1.0
 _STATUS = {
     200: "200 OK",
     400: "400 BAD REQUEST",

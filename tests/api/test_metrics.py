@@ -3,9 +3,7 @@ bounded labels, and the member gauges computed from Redis at scrape time."""
 
 from __future__ import annotations
 
-import ast
 import http.client
-import importlib
 import os
 import random
 import shutil
