@@ -38,9 +38,10 @@ def state(store) -> Iterator[RoutingState]:
     routing.stop()
 
 
-def test_a_new_score_snapshot_reaches_the_worker_by_push(state, store):
+def test_a_published_config_and_a_new_score_snapshot_reach_the_worker_by_push(state, store):
     seed(store, {"10.0.0.1:8000": M})
-    assert wait_for(lambda: state.inputs("p1:Common")[1] is not None)
+    seeded_at = time.time()
+    assert wait_for(lambda: (state.loaded_at or 0.0) > seeded_at)  # the config's `*` announcement: full reload
     snapshot = dict(state.inputs("p1:Common")[1])
     snapshot["computed_at"] += 5.0
     store.set_scores("p1:Common", snapshot)  # the scorer's write: a new snapshot, nothing else
