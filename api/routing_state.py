@@ -28,6 +28,7 @@ from llmsched.shared.store import Store
 
 TICK_S = 0.01
 RECHECK_S = 1.0
+RETRY_S = 0.1  # after a failed full reload or a lost subscription
 MAX_UNKNOWN = 1000  # pools read on demand between two full reloads
 
 Inputs = tuple[dict | None, dict | None, dict[str, int] | None]
@@ -136,8 +137,8 @@ class RoutingState:
         now = time.monotonic()
         if self._reload_all or now >= self._next_recheck:
             self._reload_all = False
-            self.reload()  # a failure is retried on the next recheck (or message), not on every tick
-            self._next_recheck = now + self.recheck_s
+            # A failure is retried after RETRY_S, not every tick: Redis coming back is noticed within that.
+            self._next_recheck = now + (self.recheck_s if self.reload() else min(self.recheck_s, RETRY_S))
         elif self._dirty:
             dirty, self._dirty = list(self._dirty), set()
             self.reload(dirty)
@@ -182,7 +183,7 @@ def _listen(ref: weakref.ref[RoutingState], stop: threading.Event) -> None:
     state = ref()
     if state is None:
         return
-    client, channel, pause = state.store.client, state.store.keys.changes, state.recheck_s
+    client, channel, pause = state.store.client, state.store.keys.changes, min(state.recheck_s, RETRY_S)
     del state
     while not stop.is_set():
         pubsub = client.pubsub(ignore_subscribe_messages=True)
