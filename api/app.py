@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Mapping
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -35,7 +36,7 @@ CONNECT_TIMEOUT_S = 0.1
 BACKGROUND_TIMEOUT_S = 0.25  # floor of the background reads' timeout: no decision waits for them
 
 
-def store_from_env(env: dict | None = None) -> Store:
+def store_from_env(env: Mapping[str, str] | None = None) -> Store:
     """This replica's store. Decisions never wait for it (they use the worker's in-memory copy); its timeout
     (`LLMSCHED_REDIS_TIMEOUT`, default `redis.decision_timeout`, at least 250 ms) bounds the background reloads and
     herd-count exchanges and the read of a pool this worker has never seen. The circuit breaker makes an

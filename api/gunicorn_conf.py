@@ -57,13 +57,13 @@ setup_logging(
 
 class _ToLoguru(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
+        level: str | int
         try:
             level = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        logger.patch(lambda r: r.update(name=record.name, function=record.funcName, line=record.lineno)).opt(
-            exception=record.exc_info
-        ).log(level, record.getMessage())
+        where = {"name": record.name, "function": record.funcName, "line": record.lineno}
+        logger.patch(lambda r: r.update(where)).opt(exception=record.exc_info).log(level, record.getMessage())  # type: ignore[typeddict-item]
 
 
 class LoguruLogger(Logger):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -32,8 +33,8 @@ metrics = Blueprint("metrics", __name__)
 _RESULTS = {"none": "none", "fallback": "fallback"}
 
 # labels() validates and locks on every call; the label sets are few, so their children are kept here.
-_decisions: dict[tuple[str, str, str], object] = {}
-_selections: dict[tuple[str, str], object] = {}
+_decisions: dict[tuple[str, str, str], Any] = {}
+_selections: dict[tuple[str, str], Any] = {}
 
 
 def record_decision(

@@ -306,9 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             f"none {seq['none']}   errors {seq['errors']}   ({seq['n']} decisions)"
         )
         ref_seq = one_at_a_time(hello_port, args.sequential)
-        print(
-            f"{'one connection at a time, hello-world':44s} p50 {ref_seq['p50_ms']:6.2f} ms   p99 {ref_seq['p99_ms']:6.2f} ms"
-        )
+        label = "one connection at a time, hello-world"
+        print(f"{label:44s} p50 {ref_seq['p50_ms']:6.2f} ms   p99 {ref_seq['p99_ms']:6.2f} ms")
         if args.slow_clients:
             with SlowClients(api_port, idle=50, slow_header=50, slow_body=50) as slow:
                 time.sleep(1.0)

@@ -77,7 +77,7 @@ def pool_status(
     """One pool's view; pure, from what `read_status` fetched."""
     members = _member_rows(config, snapshot, membership, metrics, dispatch, now)
     errors = []
-    if (membership or {}).get("error"):
+    if membership and membership.get("error"):
         errors.append({"source": "BIG-IP", "at": membership.get("error_at"), "message": membership["error"]})
     errors += [
         {
