@@ -18,8 +18,10 @@ app: gunicorn loads it in the master, and the worker patches the standard librar
 from __future__ import annotations
 
 import os
+import warnings
 
 import gevent
+from gevent.monkey import MonkeyPatchWarning
 from gunicorn.workers.ggevent import GeventWorker
 
 from llmsched.api.limits import limits_from_env
@@ -32,6 +34,15 @@ BUSY = (
 
 
 class ApiWorker(GeventWorker):
+    def patch(self) -> None:
+        # gunicorn's master imported ssl before this worker could patch it; gevent warns, naming the modules that
+        # hold direct references (redis.asyncio, which the API does not use). redis-py's sync client looks
+        # `ssl` up at connect time, so it gets the patched module: the warning would only be noise on stderr
+        # (and break one-JSON-object-per-line logs).
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=MonkeyPatchWarning)
+            super().patch()
+
     def init_process(self) -> None:
         self.read_timeout, self.per_source = limits_from_env(os.environ)
         self.open_by_source: dict[str, int] = {}
