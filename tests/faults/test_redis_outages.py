@@ -57,7 +57,7 @@ OUTAGES = {
 
 @pytest.mark.faults
 @pytest.mark.parametrize("kind", list(OUTAGES))
-def test_select_answers_none_fast_during_a_redis_outage_and_recovers_within_2_s(
+def test_select_answers_from_the_last_snapshot_during_a_redis_outage_and_recovers_within_2_s(
     lab: Lab, record_figure: RecordFigure, kind: str
 ) -> None:
     outage = OUTAGES[kind]
