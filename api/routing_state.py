@@ -26,8 +26,10 @@ from loguru import logger
 from llmsched.shared.errors import StoreError
 from llmsched.shared.store import Store
 
-TICK_S = 0.01
+TICK_S = 0.005  # the routing simulator: visibility beyond ~5 ms on average costs herd control p99 (docs/benchmarks.md)
 RECHECK_S = 1.0
+ACTIVE_S = 0.1  # a worker that decided within this reads the totals every tick
+IDLE_READ_S = 0.1  # otherwise this often
 RETRY_S = 0.1  # after a failed full reload or a lost subscription
 MAX_UNKNOWN = 1000  # pools read on demand between two full reloads
 
@@ -51,6 +53,8 @@ class RoutingState:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._deciding_at = 0.0  # last herd-control decision (monotonic)
+        self._next_idle_read = 0.0
         self.loaded_at: float | None = None  # time.time() of the last full reload that succeeded
 
     # --- the hot path: memory only --------------------------------------------------------------------------
@@ -64,6 +68,7 @@ class RoutingState:
         config, snapshot = entry
         if config is None or not config.get("herd_control"):
             return config, snapshot, None
+        self._deciding_at = time.monotonic()
         return config, snapshot, self._counts(pool_key)
 
     def count(self, pool_key: str, member_id: str, expire_s: int) -> None:
@@ -149,6 +154,14 @@ class RoutingState:
             sent, self._pending = self._pending, {}
             expire = {pool: self._expire[pool] for pool in sent}
             self._inflight = sent
+        now = time.monotonic()
+        if not sent and now - self._deciding_at > ACTIVE_S:
+            # No decision of ours lately: read the totals every IDLE_READ_S only (an idle worker would otherwise
+            # spend about 7 % of a core on reads nobody uses); the first decision after a pause may see them
+            # that old.
+            if now < self._next_idle_read:
+                return
+            self._next_idle_read = now + IDLE_READ_S
         herd = [key for key, (config, _) in self._pools.items() if config and config.get("herd_control")]
         try:
             totals = self.store.exchange_dispatch(sent, expire, herd) if (sent or herd) else {}

@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.helpers import make_store, seed
 
-    api_port, hello_port = free_port(), free_port()
+    api_port, hello_port, hello_gevent_port = free_port(), free_port(), free_port()
     with private_redis() as (url, _workdir), stopping() as procs:
         seed(
             make_store(url),
@@ -283,6 +283,15 @@ def main(argv: list[str] | None = None) -> int:
         hello = [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{hello_port}"]
         hello += ["--log-level", "warning", "llmsched.bench.hello_wsgi:app"]
         _gunicorn(procs, hello, hello_port, "hello-world", env)
+        # The same hello-world under the API's worker class: what the serving model itself costs.
+        hello_gevent = [sys.executable, "-m", "gunicorn", "-c", "python:llmsched.api.gunicorn_conf"]
+        hello_gevent += ["-b", f"127.0.0.1:{hello_gevent_port}", "llmsched.bench.hello_wsgi:app"]
+        gevent_env = {
+            **env,
+            "LLMSCHED_API_WORKERS": str(args.workers),
+            "LLMSCHED_API_BIND": f"127.0.0.1:{hello_gevent_port}",
+        }
+        _gunicorn(procs, hello_gevent, hello_gevent_port, "hello-world (API worker class)", gevent_env)
         worker = args.worker_class or "gevent (llmsched.api.worker.ApiWorker)"
         print(
             f"llmsched bench-api: {len(MEMBERS)}-member pool, API: gunicorn {args.workers} workers ({worker}); "
@@ -296,8 +305,11 @@ def main(argv: list[str] | None = None) -> int:
             ref = run_wrk(hello_port, close, args.seconds, args.connections, args.threads)
             run_wrk(api_port, close, 2, args.connections, args.threads)
             r = run_wrk(api_port, close, args.seconds, args.connections, args.threads)
+            run_wrk(hello_gevent_port, close, 2, args.connections, args.threads)
+            same_worker = run_wrk(hello_gevent_port, close, args.seconds, args.connections, args.threads)
             print(_wrk_line(f"{label}, API", r, ref))
             print(_wrk_line(f"{label}, hello-world", ref))
+            print(_wrk_line(f"{label}, hello-world, API's worker", same_worker, ref))
             print(f"    {r['command']}")
         one_at_a_time(api_port, 200)  # warm-up
         seq = one_at_a_time(api_port, args.sequential)

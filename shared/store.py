@@ -165,6 +165,10 @@ class Store:
         every replica's totals of the pools in `read`, in one round trip. A pool's hash expires `expire_s[pool]`
         seconds after its last count (a stopped scraper's counts must not live on)."""
         k = self.keys
+        wanted = list(read)
+        if not sent and len(wanted) == 1:  # the common idle case: one plain command, no pipeline (4x cheaper)
+            raw = self._guarded(self.client.hgetall, k.pool_dispatch(wanted[0]))
+            return {wanted[0]: {f.decode(): int(v) for f, v in raw.items()}}
         pipe = self.client.pipeline(transaction=False)
         for pool_key, counts in sent.items():
             key = k.pool_dispatch(pool_key)
@@ -172,7 +176,6 @@ class Store:
                 pipe.hincrby(key, member_id, n)
             if pool_key in expire_s:
                 pipe.expire(key, expire_s[pool_key])
-        wanted = list(read)
         for pool_key in wanted:
             pipe.hgetall(k.pool_dispatch(pool_key))
         replies = self._guarded(pipe.execute) if len(pipe) else []
