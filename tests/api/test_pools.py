@@ -63,3 +63,19 @@ def test_status_with_redis_down_is_503_json(path):
     client = create_app(Store(connect("redis://127.0.0.1:1/0", socket_timeout=0.05)), random.Random(1)).test_client()
     r = client.get(path)
     assert r.status_code == 503 and "Redis unavailable" in r.json["detail"]
+
+
+def test_a_member_above_a_threshold_is_not_eligible_in_status_and_never_picked(client, store):
+    # One eligibility rule (shared.routing's eligible()) for the status and the decision.
+    from llmsched.shared.config_model import FallbackConfig
+
+    seed(
+        store,
+        {"10.0.0.1:8000": {**A, "waiting_queue": 50.0}, "10.0.0.2:8000": A},
+        fallback=FallbackConfig(member_waiting_queue_threshold=10),
+    )
+    members = {f"{m['ip']}:{m['port']}": m for m in client.get("/pools/p1/Common/status").json["members"]}
+    assert members["10.0.0.1:8000"]["eligible"] is False and members["10.0.0.1:8000"]["score"] == 0.0
+    assert members["10.0.0.2:8000"]["eligible"] is True and members["10.0.0.2:8000"]["percent"] == 100.0
+    body = {"pool_name": "p1", "partition": "Common", "members": ["10.0.0.1:8000", "10.0.0.2:8000"]}
+    assert {client.post("/scheduler/select", json=body).data for _ in range(50)} == {b"10.0.0.2:8000"}
