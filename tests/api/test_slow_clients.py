@@ -63,3 +63,21 @@ def test_headers_that_do_not_arrive_within_the_read_timeout_close_the_connection
     with socket.create_connection(("127.0.0.1", api), timeout=10) as sock:
         sock.sendall(b"POST /scheduler/select HTTP/1.1\r\nHost: x\r\n")
         assert sock.recv(4096) == b""
+
+
+def test_a_source_over_its_connection_cap_gets_503_at_once(redis_url):
+    seed(make_store(redis_url), {m: M for m in MEMBERS})
+    env = {"LLMSCHED_API_MAX_CONNECTIONS_PER_SOURCE": "5", "LLMSCHED_API_READ_TIMEOUT": "30"}
+    with live_api(redis_url, workers=1, env=env) as (base, _proc):
+        port = int(base.rsplit(":", 1)[1])
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(5)]
+        try:
+            for sock in held:  # each one is accepted and waits for its headers: a byte proves it is being read
+                sock.sendall(b"P")
+            extra = socket.create_connection(("127.0.0.1", port), timeout=10)
+            reply = extra.recv(4096)
+            extra.close()
+        finally:
+            for sock in held:
+                sock.close()
+    assert reply.startswith(b"HTTP/1.1 503") and b"too many connections from this address" in reply
