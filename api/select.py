@@ -14,6 +14,7 @@ after the answer is sent, so counting never delays BIG-IP. Every other path goes
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -84,13 +85,19 @@ class ReadTimedOut(Exception):
 def _deadline(seconds: float):
     """A deadline for reading the body, enforced where sockets are cooperative (gunicorn's gevent worker, the
     default); a sync worker has no way to interrupt a blocking read and relies on gunicorn's own timeout."""
+    timeout = _cooperative_timeout()
+    return timeout(seconds, ReadTimedOut) if timeout is not None else contextlib.nullcontext()
+
+
+@functools.cache
+def _cooperative_timeout():
+    """gevent's Timeout when this process's sockets are gevent's (decided once: the worker patches before the app
+    is imported), else None."""
     try:
         from gevent import Timeout, monkey
     except ImportError:
-        return contextlib.nullcontext()
-    if not monkey.is_module_patched("socket"):
-        return contextlib.nullcontext()
-    return Timeout(seconds, ReadTimedOut)
+        return None
+    return Timeout if monkey.is_module_patched("socket") else None
 
 
 def read_body(environ: dict, max_body: int, timeout_s: float) -> bytes:
