@@ -2,40 +2,45 @@
 
 A replica needs only where Redis is: `create_app(store)` in tests, or the environment under gunicorn
 (`llmsched.api.wsgi:app`): `REDIS_URL`, or `LLMSCHED_REDIS_SENTINELS` + `LLMSCHED_REDIS_MASTER`; `LLMSCHED_NAMESPACE`;
-`LLMSCHED_REDIS_TIMEOUT`. It keeps no state of its own.
+`LLMSCHED_REDIS_TIMEOUT`; `LLMSCHED_API_ALLOWED_CLIENTS` (llmsched.api.clients); `LLMSCHED_API_READ_TIMEOUT`.
+Its only state is a copy of Redis's routing data and herd counts (llmsched.api.routing_state).
 """
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Mapping
 
-from flask import Flask
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from llmsched.api.decisions import decisions
-from llmsched.api.dispatch import DispatchRecorder
-from llmsched.api.fastpath import SelectFastPath
+from llmsched.api.clients import FORBIDDEN, AllowList
 from llmsched.api.guard import check_admin_token, security_headers
 from llmsched.api.health import health
+from llmsched.api.limits import limits_from_env
 from llmsched.api.metrics import metrics
 from llmsched.api.pools import pools
 from llmsched.api.responses import json_response
+from llmsched.api.routing_state import RoutingState
+from llmsched.api.select import SelectEndpoint
 from llmsched.api.ui import ui
 from llmsched.api.validation import RequestError
+from llmsched.api.whatif import whatif
 from llmsched.shared.config_model import RedisConfig
 from llmsched.shared.redis_conn import Breaker, client_for, target_from_env
 from llmsched.shared.store import Store
 
 MAX_BODY_BYTES = 1 << 20
 CONNECT_TIMEOUT_S = 0.1
+BACKGROUND_TIMEOUT_S = 0.25  # floor of the background reads' timeout: no decision waits for them
 
 
-def store_from_env(env: dict | None = None) -> Store:
-    """This replica's store. Its Redis timeout (`LLMSCHED_REDIS_TIMEOUT`, default `redis.decision_timeout`, 10 ms)
-    bounds how long a decision waits before answering `none`, far below BIG-IP's 500 ms sideband timeout; the
-    circuit breaker then answers at once for a short cool-down, so an unreachable Redis costs one timeout per
-    cool-down, not one per request."""
+def store_from_env(env: Mapping[str, str] | None = None) -> Store:
+    """This replica's store. Decisions never wait for it (they use the worker's in-memory copy); its timeout
+    (`LLMSCHED_REDIS_TIMEOUT`, default `redis.decision_timeout`, at least 250 ms) bounds the background reloads and
+    herd-count exchanges and the read of a pool this worker has never seen. The circuit breaker makes an
+    unreachable Redis cost one timeout per cool-down, not one per read."""
     env = os.environ if env is None else env
     raw = env.get("LLMSCHED_REDIS_TIMEOUT") or ""
     try:
@@ -46,29 +51,38 @@ def store_from_env(env: dict | None = None) -> Store:
         raise ValueError(f"LLMSCHED_REDIS_TIMEOUT: must be > 0 seconds, got {raw!r}")
     # A new connection (a worker's first decision, a reconnect) may take longer than a read on a busy host; a
     # refused one still fails at once, and a failed connect opens the breaker like a failed read.
+    timeout = max(timeout, BACKGROUND_TIMEOUT_S)
     client = client_for(target_from_env(env), socket_timeout=timeout, connect_timeout=max(timeout, CONNECT_TIMEOUT_S))
     return Store(client, env.get("LLMSCHED_NAMESPACE") or "llmsched", breaker=Breaker())
 
 
-def create_app(store: Store | None = None, rng: random.Random | None = None, admin_token: str | None = None) -> Flask:
-    """`admin_token` (default: $LLMSCHED_ADMIN_TOKEN) guards every endpoint but decisions, health and metrics."""
+def create_app(
+    store: Store | None = None,
+    rng: random.Random | None = None,
+    admin_token: str | None = None,
+    allowed: AllowList | None = None,
+) -> Flask:
+    """`admin_token` (default: $LLMSCHED_ADMIN_TOKEN) guards every endpoint but decisions, health and metrics;
+    `allowed` (default: $LLMSCHED_API_ALLOWED_CLIENTS) the sources that may ask for decisions and pool data."""
     app = Flask("llmsched")
     token = admin_token if admin_token is not None else os.environ.get("LLMSCHED_ADMIN_TOKEN", "")
+    allowed = allowed if allowed is not None else AllowList.from_env(os.environ)
+    if not allowed.is_open:
+        app.before_request(lambda: _check_source(allowed))
     if token:
         app.before_request(lambda: check_admin_token(token))
     app.after_request(security_headers)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions["llmsched.store"] = store if store is not None else store_from_env()
-    app.extensions["llmsched.rng"] = rng if rng is not None else random.Random()
-    app.extensions["llmsched.dispatch"] = DispatchRecorder(app.extensions["llmsched.store"])
-    app.wsgi_app = SelectFastPath(
-        app.wsgi_app,
-        app.extensions["llmsched.store"],
-        app.extensions["llmsched.rng"],
-        MAX_BODY_BYTES,
-        app.extensions["llmsched.dispatch"],
+    store = store if store is not None else store_from_env()
+    rng = rng if rng is not None else random.Random()
+    state = RoutingState(store).start()
+    app.extensions["llmsched.store"] = store
+    app.extensions["llmsched.rng"] = rng
+    app.extensions["llmsched.routing"] = state
+    app.wsgi_app = SelectEndpoint(  # type: ignore[method-assign]
+        app.wsgi_app, state, rng, allowed, MAX_BODY_BYTES, limits_from_env(os.environ)[0]
     )
-    app.register_blueprint(decisions)
+    app.register_blueprint(whatif)
     app.register_blueprint(pools)
     app.register_blueprint(health)
     app.register_blueprint(metrics)
@@ -90,3 +104,10 @@ def create_app(store: Store | None = None, rng: random.Random | None = None, adm
         return json_response({"detail": "Internal Server Error"}, 500)
 
     return app
+
+
+def _check_source(allowed: AllowList):
+    """A Flask before_request hook: 403 for a guarded path from a source not in the allow-list."""
+    if allowed.guards(request.path) and not allowed.allows(request.remote_addr):
+        return Response(FORBIDDEN, status=403, mimetype="application/json")
+    return None

@@ -4,7 +4,7 @@ hardening headers of every response Flask answers.
 `simulate` and `analyze` cost CPU and the status pages reveal the pool's layout, so a deployment can require the
 admin token for them (`global.admin_token_env` names the environment variable that holds it; `llmsched api` hands
 it to the workers as LLMSCHED_ADMIN_TOKEN). BIG-IP's paths stay open: the decision (answered before Flask by
-llmsched.api.fastpath), the health checks its monitor uses, and /metrics, which Prometheus scrapes from the same
+llmsched.api.select), the health checks its monitor uses, and /metrics, which Prometheus scrapes from the same
 network. So do the status page's static files (ui.js, ui.css): they are the same for everyone and hold nothing
 secret, and a browser fetches them without any header of ours.
 

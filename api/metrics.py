@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -23,39 +24,25 @@ from prometheus_client.registry import Collector
 from llmsched.api.responses import store
 from llmsched.shared import telemetry as t
 from llmsched.shared.errors import StoreError
+from llmsched.shared.routing.reasons import Reason
 from llmsched.shared.status import read_status
 from llmsched.shared.store import Store
 
 metrics = Blueprint("metrics", __name__)
 
-# Reason of a decision (llmsched.shared.routing.decide) -> its bounded `reason` label.
-REASON_CLASSES: dict[str, str] = {
-    "picked": "picked",
-    "pool_fallback is set": "pool_fallback",
-    "unknown pool": "unknown_pool",
-    "pool not fetched or scored yet": "not_scored",
-    "no valid candidate": "bad_candidates",
-    "no candidate is a known pool member": "not_members",
-    "no candidate enabled on BIG-IP": "bigip_state",
-    "no candidate has usable metrics": "no_metrics",
-    "every candidate's metrics are stale": "stale",
-    "every candidate is above the thresholds": "thresholds",
-    "no candidate has a positive score": "zero_score",
-    "redis unavailable": "redis_unavailable",
-}
 _RESULTS = {"none": "none", "fallback": "fallback"}
 
 # labels() validates and locks on every call; the label sets are few, so their children are kept here.
-_decisions: dict[tuple[str, str, str], object] = {}
-_selections: dict[tuple[str, str], object] = {}
+_decisions: dict[tuple[str, str, str], Any] = {}
+_selections: dict[tuple[str, str], Any] = {}
 
 
 def record_decision(
-    pool: str | None, answer: str, reason: str, member_id: str | None, candidates: int, seconds: float
+    pool: str | None, answer: str, reason: Reason, member_id: str | None, candidates: int, seconds: float
 ) -> None:
     """Count one answered select; `pool` is None when the pool is not configured (bounded label values)."""
     pool = pool or t.UNKNOWN_POOL
-    key = (pool, _RESULTS.get(answer, "member"), REASON_CLASSES.get(reason, "other"))
+    key = (pool, _RESULTS.get(answer, "member"), reason.label)
     child = _decisions.get(key)
     if child is None:
         child = _decisions[key] = t.DECISIONS.labels(*key)

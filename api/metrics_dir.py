@@ -11,6 +11,7 @@ import glob
 import os
 import shutil
 import tempfile
+from collections.abc import MutableMapping
 
 PREFIX = "llmsched-prom-"
 OWNED_ENV = "LLMSCHED_PROM_DIR_OWNED"  # "1": the directory was made for this run and is removed at exit
@@ -33,7 +34,7 @@ def remove_stale(base: str | None = None) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def private_metrics_dir(env: dict[str, str]) -> None:
+def private_metrics_dir(env: MutableMapping[str, str]) -> None:
     """Unless `env` names one, create this run's directory and put it in `env` (marked as ours to remove)."""
     if env.get("PROMETHEUS_MULTIPROC_DIR"):
         return

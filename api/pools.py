@@ -1,8 +1,9 @@
 """Pool status endpoints: one pool (JSON or `?simple` text) and all pools, in the original's shapes.
 
 `score` is what the next decision would use; a member that cannot be picked (no usable metrics, stale, disabled
-on BIG-IP) shows `score: 0.0` for the original's consumers and says why in the fields we add (`eligible`,
-`status`, `scrape_status`, `data_age`).
+on BIG-IP, above a threshold: the decision's own rule, llmsched.shared.routing's eligible()) shows `score: 0.0`
+for the original's consumers and says why in the fields we add (`eligible`, `status`, `scrape_status`,
+`data_age`).
 """
 
 from __future__ import annotations
@@ -14,41 +15,35 @@ from flask import Blueprint, redirect, request
 from llmsched.api.responses import json_response, store, text_response
 from llmsched.api.validation import RequestError
 from llmsched.shared.errors import StoreError
+from llmsched.shared.routing.decide import eligible
+from llmsched.shared.routing.picker import shares
 
 pools = Blueprint("pools", __name__)
 
 
-def _member_view(member: dict, total: float, now: float, stale_after: float) -> dict:
-    score = member.get("score")
+def _member_view(member: dict, share: float | None, now: float) -> dict:
     scraped_at = member.get("scraped_at")
-    age = round(now - scraped_at, 3) if scraped_at else None
-    fresh = age is not None and age <= stale_after
-    shown = score if (score is not None and fresh) else 0.0
     return {
         "ip": member["address"],
         "port": member["port"],
-        "score": shown,
-        "percent": round(max(shown, 0.0) / total * 100, 2) if total > 0 else 0.0,
+        "score": member.get("score") if share is not None else 0.0,
+        "percent": round(share * 100, 2) if share is not None else 0.0,
         "metrics": member.get("metrics") or {},
         "detected_variant": member.get("detected_variant"),
         "status": member.get("status"),
         "ratio": member.get("ratio", 1),
         "scrape_status": member.get("scrape_status"),
-        "data_age": age,
-        "eligible": member.get("status") == "enabled" and fresh and (score or 0.0) > 0.0,
+        "data_age": round(now - scraped_at, 3) if scraped_at else None,
+        "eligible": share is not None,
     }
 
 
 def pool_view(config: dict, snapshot: dict | None, membership: dict | None, now: float) -> dict:
-    stale_after = float(config.get("stale_after") or 0.0)
     members = (snapshot or {}).get("members", [])
-
-    def usable(m: dict) -> float:
-        fresh = m.get("scraped_at") and now - m["scraped_at"] <= stale_after
-        return max(m.get("score") or 0.0, 0.0) if fresh else 0.0
-
-    total = sum(usable(m) for m in members)
-    views = [_member_view(m, total, now, stale_after) for m in members]
+    # The decision's own rule (llmsched.shared.routing), as if BIG-IP offered every member.
+    pool = eligible(config, snapshot, [m["key"] for m in members if "key" in m], now)
+    share_of = {m["id"]: s for m, s in zip(pool.members, shares(pool.weights))}
+    views = [_member_view(m, share_of.get(m["id"]), now) for m in members]
     computed_at = (snapshot or {}).get("computed_at")
     return {
         "name": config["name"],

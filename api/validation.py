@@ -71,7 +71,7 @@ def parse_schedule_request(raw: bytes) -> ScheduleRequest:
     for name in ("pool_name", "partition", "members"):
         if not body[name]:
             raise RequestError(400, f"{name} cannot be empty")
-    return ScheduleRequest(body["pool_name"], body["partition"], members, model)
+    return ScheduleRequest(body["pool_name"], body["partition"], body["members"], model)
 
 
 def parse_iterations(text: str | None, default: int) -> int:

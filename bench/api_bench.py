@@ -1,16 +1,23 @@
 """`make bench-api`: throughput and latency of POST /scheduler/select on this machine.
 
-Starts a private redis-server and the API under gunicorn (as `llmsched api` does), seeds a pool, then drives it with
-wrk: first one new TCP connection per request (the iRule's pattern: HTTP/1.0-style `Connection: close`), then
-keep-alive. Prints req/s, p50, p99 and errors for each, and a cProfile breakdown of one decision in-process.
+Starts a private redis-server and the API under gunicorn (as `llmsched api` does), seeds a pool, then, in one run:
+* wrk, one new TCP connection per request (the iRule's pattern), against the API and against a bare WSGI
+  hello-world under `gunicorn -w 2` (sync), the reference measured alongside (bench/hello_wsgi.py); then keep-alive;
+* one connection at a time (sequential iRule-style decisions): p50, p99;
+* with `--slow-clients`: the same sequential decisions, each with the iRule's 500 ms budget, while 50 idle,
+  50 slow-header and 50 slow-body connections are held (bench/slow_clients.py), plus /health;
+* the in-process cost of one decision from the worker's memory against one that reads Redis first (the old path).
+`none` answers are counted everywhere: under overload a decision degrades to `none` rather than failing.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import http.client
 import os
 import pstats
+import random
 import re
 import shutil
 import subprocess
@@ -88,53 +95,117 @@ def parse_wrk(out: str) -> dict:
     return {"rps": rps, "p50_ms": _ms(p50), "p99_ms": _ms(p99), "requests": total, "errors": errors, "none": nones}
 
 
-def profile_decisions(redis_url: str, n: int = 5000) -> str:
-    """Where one decision's CPU goes in the API process: the WSGI app called directly (no network, no gunicorn),
-    cProfile's own time grouped by the package it is spent in."""
+def decision_cost(redis_url: str, n: int = 5000) -> str:
+    """One decision in-process (WSGI app called directly, no HTTP, no gunicorn): from the worker's in-memory
+    routing data, against the old path that read the pool from Redis first (one EVALSHA round trip)."""
     import io as _io
 
     from loguru import logger
 
     from llmsched.api.app import create_app
+    from llmsched.api.select import answer_select
+    from llmsched.shared.routing.decide import decide
     from llmsched.shared.store import Store, connect
 
     logger.remove()  # as in production at INFO: per-decision lines are DEBUG
-    app = create_app(Store(connect(redis_url, socket_timeout=1.0)))
+    store = Store(connect(redis_url, socket_timeout=1.0))
+    app = create_app(store)
     body = PAYLOAD.encode()
 
-    def decide_once() -> None:
+    def via_wsgi() -> None:
         environ = {
             "PATH_INFO": "/scheduler/select",
             "REQUEST_METHOD": "POST",
             "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": "application/json",
+            "REMOTE_ADDR": "127.0.0.1",
             "wsgi.input": _io.BytesIO(body),
         }
         answer = app.wsgi_app(environ, lambda status, headers: None)
         b"".join(answer)
         answer.close()
 
-    for _ in range(500):
-        decide_once()
-    start = time.perf_counter()
-    for _ in range(n):
-        decide_once()
-    plain_us = (time.perf_counter() - start) / n * 1e6
+    state = app.extensions["llmsched.routing"]
+    rng = random.Random(1)
+
+    def from_memory() -> None:
+        answer_select(body, state, rng)
+
+    def from_redis() -> None:  # the old hot path: one Redis read per decision, then the same pure decision
+        config, snapshot, counts = store.decision_inputs("bench_pool:Common")
+        decide(config, snapshot, MEMBERS, time.time(), rng, counts)
+
+    def per_call_us(fn) -> float:
+        for _ in range(500):
+            fn()
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - start) / n * 1e6
+
+    lines = [
+        f"in-process, per decision: whole select through WSGI {per_call_us(via_wsgi):.0f} us; "
+        f"decision from memory {per_call_us(from_memory):.0f} us; "
+        f"old path (Redis read + decision) {per_call_us(from_redis):.0f} us"
+    ]
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(n):
-        decide_once()
+        via_wsgi()
     prof.disable()
+    state.stop()
     groups: dict[str, float] = {}
     for (filename, _line, func), (_cc, _nc, tottime, _ct, _callers) in pstats.Stats(prof).stats.items():
         groups[_group(filename, func)] = groups.get(_group(filename, func), 0.0) + tottime
     total = sum(groups.values())
-    lines = [
-        f"in-process: {plain_us:.0f} us per decision, Redis round trip included (WSGI app called directly, no HTTP); "
-        f"profiled share by where the time is spent:"
-    ]
+    lines.append("  whole select, profiled share by where the time is spent:")
     for name, seconds in sorted(groups.items(), key=lambda kv: -kv[1]):
         lines.append(f"    {name:46s} {seconds / total * 100:5.1f} %")
     return "\n".join(lines)
+
+
+def one_at_a_time(port: int, n: int, budget_s: float | None = None) -> dict:
+    """Sequential decisions, a new connection each (the iRule's pattern); with `budget_s`, a decision not answered
+    within it counts as a timeout (the iRule's sideband budget) instead of failing the run."""
+    latencies, nones, timeouts, errors = [], 0, 0, 0
+    for _ in range(n):
+        started = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=budget_s or 10.0)
+            conn.request(
+                "POST", "/scheduler/select", PAYLOAD, {"Content-Type": "application/json", "Connection": "close"}
+            )
+            response = conn.getresponse()
+            answer = response.read()
+            conn.close()
+        except TimeoutError:
+            timeouts += 1
+            continue
+        except OSError:
+            errors += 1
+            continue
+        latencies.append((time.perf_counter() - started) * 1000)
+        if response.status != 200:
+            errors += 1
+        elif answer == b"none":
+            nones += 1
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+
+    return {"n": n, "p50_ms": pct(0.5), "p99_ms": pct(0.99), "none": nones, "timeouts": timeouts, "errors": errors}
+
+
+def health_status(port: int) -> str:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
+        conn.request("GET", "/health")
+        status = conn.getresponse().status
+        conn.close()
+        return str(status)
+    except OSError as exc:
+        return f"no answer ({type(exc).__name__})"
 
 
 def _group(filename: str, func: str) -> str:
@@ -153,27 +224,45 @@ def _group(filename: str, func: str) -> str:
     return "other (stdlib, loguru)"
 
 
+def _gunicorn(procs, argv: list[str], port: int, what: str, env: dict) -> None:
+    proc = procs(subprocess.Popen(argv, env=env, cwd=REPO))
+    wait_port(port, proc, what)
+
+
+def _wrk_line(label: str, r: dict, reference: dict | None = None) -> str:
+    ratio = f"   {r['rps'] / reference['rps']:.2f}x the hello-world" if reference else ""
+    share = r["none"] / r["requests"] * 100 if r["requests"] else 0.0
+    return (
+        f"{label:44s} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   "
+        f"errors {r['errors']}   none {r['none']} ({share:.2f} %)   ({r['requests']} requests){ratio}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
-    ap.add_argument("--workers", type=int, default=3, help="gunicorn workers")
-    ap.add_argument("--profile", action="store_true", help="also print a cProfile breakdown of one decision")
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn workers (API and hello-world)")
+    ap.add_argument("--worker-class", default="", help="the API's gunicorn worker class (default: the shipped one)")
+    ap.add_argument("--sequential", type=int, default=2000, help="decisions one at a time")
+    ap.add_argument("--slow-clients", action="store_true", help="also: decisions while 150 slow connections are held")
+    ap.add_argument("--profile", action="store_true", help="also print the in-process cost of one decision")
     ap.add_argument(
         "--no-herd-control",
         action="store_true",
-        help="seed the pool without herd control (no dispatch count written after each answer)",
+        help="seed the pool without herd control (no dispatch count after each answer)",
     )
     args = ap.parse_args(argv)
     if not shutil.which("wrk") or not shutil.which("redis-server"):
         raise SystemExit("needs wrk and redis-server (make bench-api installs them)")
 
+    from llmsched.bench.slow_clients import SlowClients
     from llmsched.scorer import step  # noqa: F401  (fail early if the project is not installed)
 
     from tests.helpers import make_store, seed
 
-    api_port = free_port()
+    api_port, hello_port, hello_gevent_port = free_port(), free_port(), free_port()
     with private_redis() as (url, _workdir), stopping() as procs:
         seed(
             make_store(url),
@@ -185,42 +274,66 @@ def main(argv: list[str] | None = None) -> int:
             stale_after=3600.0,
             herd_control=not args.no_herd_control,
         )
-        env = {**os.environ, "LLMSCHED_LOG_LEVEL": "warning"}
-        api_proc = procs(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "llmsched.cli.main",
-                    "api",
-                    "--redis-url",
-                    url,
-                    "--bind",
-                    f"127.0.0.1:{api_port}",
-                    "--workers",
-                    str(args.workers),
-                ],
-                env=env,
-                cwd=REPO,
-            )
-        )
-        wait_port(api_port, api_proc, "API")
+        env = {**os.environ, "LLMSCHED_LOG_LEVEL": "warning", "LLMSCHED_API_ALLOWED_CLIENTS": "127.0.0.1"}
+        if args.worker_class:
+            env["LLMSCHED_API_WORKER_CLASS"] = args.worker_class
+        api = [sys.executable, "-m", "llmsched.cli.main", "api", "--redis-url", url]
+        api += ["--bind", f"127.0.0.1:{api_port}", "--workers", str(args.workers)]
+        _gunicorn(procs, api, api_port, "API", env)
+        hello = [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{hello_port}"]
+        hello += ["--log-level", "warning", "llmsched.bench.hello_wsgi:app"]
+        _gunicorn(procs, hello, hello_port, "hello-world", env)
+        # The same hello-world under the API's worker class: what the serving model itself costs.
+        hello_gevent = [sys.executable, "-m", "gunicorn", "-c", "python:llmsched.api.gunicorn_conf"]
+        hello_gevent += ["-b", f"127.0.0.1:{hello_gevent_port}", "llmsched.bench.hello_wsgi:app"]
+        gevent_env = {
+            **env,
+            "LLMSCHED_API_WORKERS": str(args.workers),
+            "LLMSCHED_API_BIND": f"127.0.0.1:{hello_gevent_port}",
+        }
+        _gunicorn(procs, hello_gevent, hello_gevent_port, "hello-world (API worker class)", gevent_env)
+        worker = args.worker_class or "gevent (llmsched.api.worker.ApiWorker)"
         print(
-            f"llmsched bench-api: {len(MEMBERS)}-member pool, gunicorn {args.workers} sync workers, "
-            f"wrk {args.threads} threads x {args.connections} connections, {args.seconds} s per run, "
-            f"{os.cpu_count()} cores shared by wrk, redis-server and the API"
+            f"llmsched bench-api: {len(MEMBERS)}-member pool, API: gunicorn {args.workers} workers ({worker}); "
+            f"reference: hello-world WSGI under gunicorn -w {args.workers} (sync); wrk {args.threads} threads x "
+            f"{args.connections} connections, {args.seconds} s per run; {os.cpu_count()} cores shared by wrk, "
+            f"redis-server, both servers and anything else running on this machine"
         )
         for label, close in (("connection per request (iRule pattern)", True), ("keep-alive", False)):
-            print(f"  {label}: 2 s warm-up, then {args.seconds} s measured ...", flush=True)
-            run_wrk(api_port, close, 2, args.connections, args.threads)  # warm-up
+            print(f"  {label}: 2 s warm-up each, then {args.seconds} s measured ...", flush=True)
+            run_wrk(hello_port, close, 2, args.connections, args.threads)
+            ref = run_wrk(hello_port, close, args.seconds, args.connections, args.threads)
+            run_wrk(api_port, close, 2, args.connections, args.threads)
             r = run_wrk(api_port, close, args.seconds, args.connections, args.threads)
-            print(
-                f"{label:40s} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   "
-                f"errors {r['errors']}   none {r['none']}   ({r['requests']} requests)"
-            )
+            run_wrk(hello_gevent_port, close, 2, args.connections, args.threads)
+            same_worker = run_wrk(hello_gevent_port, close, args.seconds, args.connections, args.threads)
+            print(_wrk_line(f"{label}, API", r, ref))
+            print(_wrk_line(f"{label}, hello-world", ref))
+            print(_wrk_line(f"{label}, hello-world, API's worker", same_worker, ref))
             print(f"    {r['command']}")
+        one_at_a_time(api_port, 200)  # warm-up
+        seq = one_at_a_time(api_port, args.sequential)
+        print(
+            f"{'one connection at a time, API':44s} p50 {seq['p50_ms']:6.2f} ms   p99 {seq['p99_ms']:6.2f} ms   "
+            f"none {seq['none']}   errors {seq['errors']}   ({seq['n']} decisions)"
+        )
+        ref_seq = one_at_a_time(hello_port, args.sequential)
+        label = "one connection at a time, hello-world"
+        print(f"{label:44s} p50 {ref_seq['p50_ms']:6.2f} ms   p99 {ref_seq['p99_ms']:6.2f} ms")
+        if args.slow_clients:
+            with SlowClients(api_port, idle=50, slow_header=50, slow_body=50) as slow:
+                time.sleep(1.0)
+                under = one_at_a_time(api_port, 1000, budget_s=0.5)
+                health = health_status(api_port)
+                held = slow.held()
+            print(
+                f"{'50 idle + 50 slow-header + 50 slow-body held':44s} p50 {under['p50_ms']:6.2f} ms   "
+                f"p99 {under['p99_ms']:6.2f} ms   timeouts (500 ms) {under['timeouts']}   none {under['none']}   "
+                f"errors {under['errors']}   ({under['n']} decisions; {held} slow connections open at the end, "
+                f"{slow.opened} opened in all)   /health: {health}"
+            )
         if args.profile:
-            print(profile_decisions(url))
+            print(decision_cost(url))
     return 0
 
 

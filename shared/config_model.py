@@ -43,6 +43,7 @@ class GlobalConfig:
     log_format: str = "text"  # text | json
     admin_token_env: str | None = None  # env var holding the token that guards the non-decision endpoints
     admin_token: Secret | None = None  # resolved from admin_token_env at load time
+    api_allowed_clients: tuple[str, ...] | None = None  # addresses/CIDRs allowed to ask the API; None: any
 
 
 @dataclass(frozen=True)

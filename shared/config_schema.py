@@ -9,6 +9,7 @@ own shipped files contain (`modes[].power`, `pools[].members`) and the not-yet-s
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,6 +59,14 @@ VARIANT_BASES = ("vllm", "sglang")
 METRIC_KEYS = ("waiting_queue", "cache_usage", "running_req")
 
 
+def client_network(text: str) -> None:
+    """An IP address or CIDR (`10.1.10.5`, `10.1.10.0/24`, `2001:db8::/64`)."""
+    try:
+        ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ValidationError("must be an IP address or CIDR (e.g. 10.1.10.5 or 10.1.10.0/24)") from None
+
+
 class GlobalSchema(Section):
     interval = Num(validate=greater_than(0))
     api_port = Int(validate=port)
@@ -66,6 +75,8 @@ class GlobalSchema(Section):
     log_debug = LegacyBool()
     log_format = Choice(("text", "json"), what="log format")
     admin_token_env = Str(allow_none=True, validate=non_empty)
+    # BIG-IP's self IPs: the only sources allowed to ask for decisions and read pool data (llmsched.api.clients).
+    api_allowed_clients = ListOf(Str(validate=client_network), allow_none=True)
 
     @validates_schema(skip_on_field_errors=False)
     def check_admin_token(self, data: dict[str, Any], **_: Any) -> None:
@@ -77,6 +88,8 @@ class GlobalSchema(Section):
     def build(self, data: dict[str, Any], **_: Any) -> GlobalConfig:
         if data.get("admin_token_env"):
             data["admin_token"] = Secret(env_value(data["admin_token_env"]) or "")
+        if data.get("api_allowed_clients") is not None:
+            data["api_allowed_clients"] = tuple(item.strip() for item in data["api_allowed_clients"])
         log_debug = data.pop("log_debug", None)
         if "log_level" not in data and log_debug is not None:  # legacy switch, only without log_level
             data["log_level"] = "DEBUG" if log_debug else "INFO"

@@ -56,7 +56,7 @@ class Keys:
 
     @key("string, TTL `ha_lease_ttl`", "the collector holding the role", "the other collectors of the role, ops")
     def lease(self, role: str) -> str:
-        """The holder id (`host:pid:random`) of a collector role's lease (`poller`, `scraper`); only the holder
+        """The holder id (`host:pid:random`) of a collector role's lease (`poller`); only the holder
         works; `SET NX PX` to take it, compare-and-pexpire to renew, compare-and-delete to release (docs/ha.md)."""
         return f"{self.namespace}:lease:{role}"
 
@@ -73,6 +73,13 @@ class Keys:
         `skipped_ticks` (since start), `members`, `targets`, `members_per_second`, `scrapers`; readers delete fields
         not rewritten for 10 s (shared/scrape_stats.py)."""
         return f"{self.namespace}:stats:{role}"
+
+    @property
+    @key("pub/sub channel (no key)", "publish (`*`), scoring step (the pool key)", "api")
+    def changes(self) -> str:
+        """Announces each published config (`*`) and each pool's new score snapshot (`<pool>`) in the same pipeline
+        as the write; API workers keep the routing data in memory and reload what it names (docs/api.md)."""
+        return f"{self.namespace}:changes"
 
     @property
     @key("rq queue (rq spells `rq:queue:<name>` and its other `rq:*` keys)", "collectors", "scorer")
@@ -129,7 +136,11 @@ class Keys:
         metrics), `metrics`, `scraped_at`, `scrape_status`, `detected_variant`."""
         return self._pool(pool_key, "scores")
 
-    @key("hash, TTL `stale_after`", "api (with `herd_control`, after each answer)", "api")
+    @key(
+        "hash, TTL `stale_after` (rounded up)",
+        "api (every 5 ms per deciding worker: `HINCRBY` of its decisions since, `EXPIRE`)",
+        "api (read back in the same round trip), status",
+    )
     def pool_dispatch(self, pool_key: str) -> str:
         """Member id -> decisions sent to it since its last scrape (herd control); a member's field is deleted by
         each scrape write of that member."""

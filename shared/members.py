@@ -90,7 +90,8 @@ def parse_candidate(text: str) -> tuple[str, int] | None:
     if not isinstance(text, str):
         return None
     address, sep, port_text = text.rpartition(":")
-    if not sep or not address or not port_text.isdigit():
+    # ASCII digits only: str.isdigit() also accepts '²' (int() then fails) and other scripts' digits.
+    if not sep or not address or not (port_text.isascii() and port_text.isdigit()):
         return None
     port = int(port_text)
     if not 0 < port < 65536:

@@ -15,19 +15,10 @@ import redis
 
 from llmsched.shared import scrape_stats
 from llmsched.shared.errors import StoreError
-from llmsched.shared.routing.decide import eligible, expected_weights
+from llmsched.shared.routing.decide import eligible
 from llmsched.shared.routing.picker import shares
+from llmsched.shared.routing.reasons import Reason
 from llmsched.shared.store import Store
-
-# The decision's reason for an empty pick, said of one member (the page shows it per row).
-WHY_NOT = {
-    "no candidate enabled on BIG-IP": "not enabled on BIG-IP",
-    "no candidate has usable metrics": "no usable metrics (failed, stale or missing)",
-    "every candidate's metrics are stale": "metrics older than stale_after",
-    "every candidate is above the thresholds": "above a fallback threshold",
-    "no candidate has a positive score": "score is 0 or less",
-    "pool not fetched or scored yet": "not scored yet",
-}
 
 
 def _age(now: float, at: float | None) -> float | None:
@@ -47,14 +38,13 @@ def _member_rows(
     # Members BIG-IP reported after the last snapshot are shown too (not scored yet), so nothing is hidden.
     unscored = [m for m in (membership or {}).get("members") or [] if m.get("id") not in known]
     pool = eligible(config, snapshot, [m["key"] for m in scored], now)
-    weights = expected_weights(pool.members) if pool.members else []
-    share_of = {m["id"]: s for m, s in zip(pool.members, shares(weights))}
+    share_of = {m["id"]: s for m, s in zip(pool.members, shares(pool.weights))}
     rows = []
     for m in scored + unscored:
         doc = metrics.get(m["id"]) or {}
         picked = m["id"] in share_of
-        reason = eligible(config, snapshot, [m["key"]], now).reason if "key" in m else "not scored yet"
-        why = "" if picked else WHY_NOT.get(reason, reason)
+        reason = eligible(config, snapshot, [m["key"]], now).reason if "key" in m else Reason.NOT_SCORED
+        why = reason.of_member if reason is not None and not picked else ""
         rows.append(
             {
                 "id": m["id"],
@@ -88,7 +78,7 @@ def pool_status(
     """One pool's view; pure, from what `read_status` fetched."""
     members = _member_rows(config, snapshot, membership, metrics, dispatch, now)
     errors = []
-    if (membership or {}).get("error"):
+    if membership and membership.get("error"):
         errors.append({"source": "BIG-IP", "at": membership.get("error_at"), "message": membership["error"]})
     errors += [
         {

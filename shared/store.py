@@ -2,7 +2,8 @@
 
 Values are JSON strings or hashes of JSON strings, readable with redis-cli; nothing is pickled. Each write that
 readers must see whole (a pool's membership, a pool's score snapshot) is one SET of one key, so no reader ever sees
-half of it. A decision reads everything it needs in one pipelined round trip (`decision_inputs`).
+half of it. Each write the API's in-memory routing data depends on (a published config, a score snapshot) is
+announced on the `changes` channel in the same pipeline, so API workers reload it at once (`routing_data`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Store:
             pipe.set(k.pools, dumps(list(pool_docs)))
             meta = {"version": version, "published_at": repr(time.time()), "source": source, "publisher": publisher}
             pipe.hset(k.config_meta, mapping={**meta, "generation": str(generation)})
+            pipe.publish(k.changes, "*")
             return True
 
         return bool(self._call(self.client.transaction, write, k.config_meta, k.pools, value_from_callable=True))
@@ -90,6 +92,9 @@ class Store:
 
     def pool_keys(self) -> list[str]:
         return loads(self._call(self.client.get, self.keys.pools)) or []
+
+    def _pool_list(self) -> list[str]:
+        return loads(self.client.get(self.keys.pools)) or []
 
     def pool_config(self, pool_key: str) -> dict | None:
         return loads(self._call(self.client.get, self.keys.pool_config(pool_key)))
@@ -131,7 +136,10 @@ class Store:
 
     # --- scores (scoring step) ----------------------------------------------------------------------------
     def set_scores(self, pool_key: str, snapshot: dict) -> None:
-        self._call(self.client.set, self.keys.pool_scores(pool_key), dumps(snapshot))
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.keys.pool_scores(pool_key), dumps(snapshot))
+        pipe.publish(self.keys.changes, pool_key)
+        self._execute(pipe)
 
     def scores(self, pool_key: str) -> dict | None:
         return loads(self._call(self.client.get, self.keys.pool_scores(pool_key)))
@@ -146,13 +154,43 @@ class Store:
         counts = {dispatch[i].decode(): int(dispatch[i + 1]) for i in range(0, len(dispatch), 2)}
         return loads(cfg or None), loads(scores or None), counts
 
-    def record_dispatch(self, pool_key: str, member_id: str, ttl_s: float) -> None:
-        """Count one decision for `member_id`; the whole hash expires if no decision refreshes it for `ttl_s`."""
-        key = self.keys.pool_dispatch(pool_key)
+    def routing_data(self, pool_keys: list[str] | None = None) -> dict[str, tuple[dict | None, dict | None]]:
+        """(routing config, score snapshot) of the given pools, or of every configured pool: what an API worker
+        keeps in memory. One round trip for given pools; two (the pool list first) for all."""
+        keys = self._guarded(self._pool_list) if pool_keys is None else pool_keys
+        if not keys:
+            return {}
+        k = self.keys
         pipe = self.client.pipeline(transaction=False)
-        pipe.hincrby(key, member_id, 1)
-        pipe.expire(key, max(1, int(ttl_s + 0.999)))
-        self._guarded(pipe.execute)
+        for pool_key in keys:
+            pipe.get(k.pool_config(pool_key))
+            pipe.get(k.pool_scores(pool_key))
+        raw = self._guarded(pipe.execute)
+        return {key: (loads(raw[2 * i]), loads(raw[2 * i + 1])) for i, key in enumerate(keys)}
+
+    def exchange_dispatch(
+        self, sent: Mapping[str, Mapping[str, int]], expire_s: Mapping[str, int], read: Iterable[str]
+    ) -> dict[str, dict[str, int]]:
+        """Add this worker's herd-control counts (pool -> member id -> decisions since the last exchange) and read
+        every replica's totals of the pools in `read`, in one round trip. A pool's hash expires `expire_s[pool]`
+        seconds after its last count (a stopped scraper's counts must not live on)."""
+        k = self.keys
+        wanted = list(read)
+        if not sent and len(wanted) == 1:  # the common idle case: one plain command, no pipeline (4x cheaper)
+            raw = self._guarded(self.client.hgetall, k.pool_dispatch(wanted[0]))
+            return {wanted[0]: {f.decode(): int(v) for f, v in raw.items()}}
+        pipe = self.client.pipeline(transaction=False)
+        for pool_key, counts in sent.items():
+            key = k.pool_dispatch(pool_key)
+            for member_id, n in counts.items():
+                pipe.hincrby(key, member_id, n)
+            if pool_key in expire_s:
+                pipe.expire(key, expire_s[pool_key])
+        for pool_key in wanted:
+            pipe.hgetall(k.pool_dispatch(pool_key))
+        replies = self._guarded(pipe.execute) if len(pipe) else []
+        raw = replies[len(replies) - len(wanted) :]
+        return {p: {f.decode(): int(v) for f, v in h.items()} for p, h in zip(wanted, raw)}
 
     def status_inputs(self, pool_keys: list[str]) -> list[tuple[dict | None, dict | None, dict | None]]:
         """(routing config, score snapshot, membership) for each pool, in one round trip."""

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from llmsched.shared.keys import Keys
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -54,6 +56,9 @@ def redis_server() -> Iterator[str]:
 
 @pytest.fixture()
 def redis_url(redis_server: str) -> str:
-    """The session's Redis URL, flushed before each test so tests never see each other's keys."""
-    redis.Redis.from_url(redis_server).flushall()
+    """The session's Redis URL, flushed before each test so tests never see each other's keys. The flush is
+    announced as a config publish would be, so an API process kept across tests drops what it held in memory."""
+    client = redis.Redis.from_url(redis_server)
+    client.flushall()
+    client.publish(Keys().changes, "*")
     return redis_server

@@ -15,6 +15,7 @@ from llmsched.shared.routing import filters
 from llmsched.shared.routing import prefix as prefix_stage
 from llmsched.shared.routing.herd import herd_pick
 from llmsched.shared.routing.picker import pick_weighted
+from llmsched.shared.routing.reasons import Reason
 
 NONE = "none"
 FALLBACK = "fallback"
@@ -26,39 +27,46 @@ class Eligible:
 
     answers: list[str] = field(default_factory=list)
     members: list[dict] = field(default_factory=list)
-    reason: str = ""  # why the list is empty, when it is
+    reason: Reason | None = None  # why the list is empty, when it is
 
     @property
     def weights(self) -> list[float]:
+        """Each member's expected share of decisions over a scrape interval is its weight's share, with or
+        without herd control (the shared round robin hands out decisions in proportion to scores)."""
         return [m["score"] for m in self.members]
-
-
-def expected_weights(members: list[dict]) -> list[float]:
-    """Weights whose shares are each member's expected share of decisions over a scrape interval: its score,
-    with or without herd control (the shared round robin hands out decisions in proportion to scores)."""
-    return [m["score"] for m in members]
 
 
 @dataclass(frozen=True)
 class Decision:
     answer: str  # ip:port as BIG-IP sent it, "none" or "fallback"
-    reason: str  # "picked", "fallback", "unknown pool", "no fresh member", ...
+    reason: Reason
     member_id: str | None = None  # our id of the chosen member (for dispatch accounting)
 
 
-def candidate_index(candidates: Sequence[str], known: Mapping[str, str] | None = None) -> dict[str, str]:
-    """member key -> the candidate string BIG-IP sent (first spelling wins); unparsable entries skipped.
-    `known` maps member ids to keys: a candidate spelled exactly like a member's id skips parsing, which is
-    most of a decision's CPU otherwise (IPv6 canonicalisation)."""
+def candidate_index(candidates: Sequence[str], members: Sequence[Mapping]) -> dict[str, str]:
+    """member key -> the candidate string BIG-IP sent (first spelling wins), for candidates that are members.
+
+    A candidate spelled exactly like a member's id or key is found without parsing (BIG-IP spells members the
+    way we stored them). Any other spelling is parsed only when its port is one of the pool's ports, and at most
+    one parse per pool member: whatever a request holds, its cost is bounded by the pool, not by the request."""
+    known: dict[str, str] = {}
+    for m in members:
+        if "key" in m:
+            known[m["key"]] = m["key"]
+            known[m["id"]] = m["key"]
+    ports = {key.rpartition(":")[2] for key in known.values()}
+    budget = len(members)
     index: dict[str, str] = {}
-    known = known or {}
     for text in candidates:
-        key = known.get(text) if isinstance(text, str) else None
+        key = known.get(text)
         if key is None:
-            parsed = parse_candidate(text)
-            if parsed is None:
+            if budget <= 0 or text.rpartition(":")[2] not in ports:
                 continue
-            key = member_key(*parsed)
+            budget -= 1
+            parsed = parse_candidate(text)
+            key = member_key(*parsed) if parsed is not None else None
+            if key is None or key not in known:
+                continue
         index.setdefault(key, text)
     return index
 
@@ -66,27 +74,25 @@ def candidate_index(candidates: Sequence[str], known: Mapping[str, str] | None =
 def eligible(config: dict | None, snapshot: dict | None, candidates: Sequence[str], now: float) -> Eligible:
     """Filter the pool's members down to those a pick may choose (fallback is not handled here)."""
     if config is None:
-        return Eligible(reason="unknown pool")
+        return Eligible(reason=Reason.UNKNOWN_POOL)
     if snapshot is None:
-        return Eligible(reason="pool not fetched or scored yet")
+        return Eligible(reason=Reason.NOT_SCORED)
     pool_members = snapshot.get("members", ())
-    index = candidate_index(candidates, {m["id"]: m["key"] for m in pool_members if "key" in m})
+    index = candidate_index(candidates, pool_members)
     if not index:
-        return Eligible(reason="no valid candidate")
+        return Eligible(reason=Reason.NOT_MEMBERS)
     offered = [m for m in pool_members if m.get("key") in index]
-    if not offered:
-        return Eligible(reason="no candidate is a known pool member")
     stages = (
-        ("no candidate enabled on BIG-IP", filters.enabled_on_bigip),
-        ("no candidate has usable metrics", filters.scored),
-        ("every candidate's metrics are stale", filters.fresh(now, float(config.get("stale_after") or 0.0))),
+        (Reason.NOT_ENABLED, filters.enabled_on_bigip),
+        (Reason.NO_METRICS, filters.scored),
+        (Reason.STALE, filters.fresh(now, float(config.get("stale_after") or 0.0))),
         (
-            "every candidate is above the thresholds",
+            Reason.ABOVE_THRESHOLDS,
             filters.under_thresholds(
                 config.get("member_running_req_threshold"), config.get("member_waiting_queue_threshold")
             ),
         ),
-        ("no candidate has a positive score", filters.positive_score),
+        (Reason.NO_POSITIVE_SCORE, filters.positive_score),
     )
     members = offered
     for reason, keep in stages:
@@ -105,24 +111,24 @@ def decide(
     dispatch: Mapping[str, int] | None = None,
     prefix: Mapping[str, int] | None = None,
 ) -> Decision:
-    """`dispatch`: decisions sent to each member id since its last scrape (all replicas, from Redis). With
-    herd control on and counts available the pick is the shared weighted round robin (llmsched.shared.routing.herd);
-    otherwise the original's weighted random pick, probability score / sum of scores. `prefix`: member id ->
-    leading prompt fingerprints it holds (the prefix index); the sticky pick (llmsched.shared.routing.prefix)
-    goes first and the load pick decides when it has no answer."""
+    """`dispatch`: decisions sent to each member id since its last scrape (all replicas). With herd control on
+    and counts available the pick is the shared weighted round robin (llmsched.shared.routing.herd); otherwise
+    the original's weighted random pick, probability score / sum of scores. `prefix`: member id -> leading prompt
+    fingerprints it holds (the prefix index); the sticky pick (llmsched.shared.routing.prefix) goes first and the
+    load pick decides when it has no answer."""
     if config is not None and config.get("pool_fallback"):
-        return Decision(FALLBACK, "pool_fallback is set")
+        return Decision(FALLBACK, Reason.FALLBACK)
     pool = eligible(config, snapshot, candidates, now)
-    if not pool.members:
-        return Decision(NONE, pool.reason)
+    if config is None or not pool.members:
+        return Decision(NONE, pool.reason or Reason.UNKNOWN_POOL)
     if prefix:
         sticky = prefix_stage.pick(pool.members, prefix, dispatch)
         if sticky is not None:
-            return Decision(pool.answers[sticky], "prefix", pool.members[sticky]["id"])
+            return Decision(pool.answers[sticky], Reason.PREFIX, pool.members[sticky]["id"])
     if dispatch is not None and config.get("herd_control"):
         position = herd_pick(pool.members, dispatch, rng)
     else:
         position = pick_weighted(range(len(pool.members)), pool.weights, rng)
     if position is None:
-        return Decision(NONE, "no candidate has a positive score")
-    return Decision(pool.answers[position], "picked", pool.members[position]["id"])
+        return Decision(NONE, Reason.NO_POSITIVE_SCORE)
+    return Decision(pool.answers[position], Reason.PICKED, pool.members[position]["id"])

@@ -47,18 +47,17 @@ def test_every_decision_of_every_replica_is_counted_once(replicas, redis_url):
     assert redis.Redis.from_url(redis_url).ttl(DISPATCH) > 0
 
 
-def test_replicas_share_counts_so_equal_members_take_turns_instead_of_random_runs(replicas, redis_url):
-    # Two equal members, decisions alternating between two replicas: with the counts shared through Redis the
-    # shared round robin hands them out in turn. Independent random picks would repeat a member about every
-    # other decision (150 +- 8.7 of 300); sharing the counts leaves repeats only where the previous decision's
-    # count had not landed yet (it is written after the answer is sent: about a quarter of the time here, where
-    # the client fires the next request the instant it reads an answer).
+def test_a_replica_picks_by_the_counts_of_another_replicas_decisions(replicas, redis_url):
+    # Two equal members. Replica A is offered only the first one 20 times; once its counts reached Redis (each
+    # worker sends its counts and reads every replica's totals every 10 ms), replica B, offered both, must favour
+    # the second member until it has as many: with only its own counts it would alternate from the start.
     same = {"waiting_queue": 0.0, "cache_usage": 0.2, "running_req": 2.0}
     seed(make_store(redis_url), {"10.0.0.1:8000": same, "10.0.0.2:8000": same})
-    answers = [post(replicas[i % 2], BODY) for i in range(300)]
-    repeats = sum(a == b for a, b in zip(answers, answers[1:]))
-    assert repeats < 110, repeats
-    assert abs(answers.count("10.0.0.1:8000") - 150) <= 15
+    only_first = {**BODY, "members": ["10.0.0.1:8000"]}
+    assert {post(replicas[0], only_first) for _ in range(20)} == {"10.0.0.1:8000"}
+    assert wait_for_total(redis.Redis.from_url(redis_url), 20) == {"10.0.0.1:8000": 20}
+    time.sleep(1.0)  # B's workers read the totals on their next 10 ms tick; ample room on a loaded machine
+    assert [post(replicas[1], BODY) for _ in range(10)] == ["10.0.0.2:8000"] * 10
 
 
 def test_a_fresh_scrape_resets_the_members_counter(replicas, redis_url):

@@ -73,3 +73,19 @@ def test_a_trailing_slash_is_redirected_like_the_original(client, store):
     assert (r.status_code, r.headers["Location"]) == (307, "http://localhost/pools/p1/Common/status?simple")
     followed = client.get("/pools/status/", follow_redirects=True)
     assert followed.status_code == 200 and followed.json["pools"][0]["name"] == "p1"
+
+
+def test_a_member_above_a_threshold_is_not_eligible_in_status_and_never_picked(client, store):
+    # One eligibility rule (shared.routing's eligible()) for the status and the decision.
+    from llmsched.shared.config_model import FallbackConfig
+
+    seed(
+        store,
+        {"10.0.0.1:8000": {**A, "waiting_queue": 50.0}, "10.0.0.2:8000": A},
+        fallback=FallbackConfig(member_waiting_queue_threshold=10),
+    )
+    members = {f"{m['ip']}:{m['port']}": m for m in client.get("/pools/p1/Common/status").json["members"]}
+    assert members["10.0.0.1:8000"]["eligible"] is False and members["10.0.0.1:8000"]["score"] == 0.0
+    assert members["10.0.0.2:8000"]["eligible"] is True and members["10.0.0.2:8000"]["percent"] == 100.0
+    body = {"pool_name": "p1", "partition": "Common", "members": ["10.0.0.1:8000", "10.0.0.2:8000"]}
+    assert {client.post("/scheduler/select", json=body).data for _ in range(50)} == {b"10.0.0.2:8000"}

@@ -1,9 +1,10 @@
 """Redis stopped, paused (SIGSTOP) or slow (DEBUG SLEEP) under a running `llmsched up`.
 
-What must hold (issue 5, item 1): every select still answers HTTP 200 `none` (BIG-IP then balances by itself),
-fast enough that the iRule's 500 ms sideband timeout is never near (client-side p99 at most 20 ms over 500
-requests, each on a new connection like the iRule's); no process crash-loops; and decisions pick members again
-within 2 s of Redis returning, including a Redis that comes back empty and must be repopulated.
+What must hold (issues 5 and 10): every select still answers HTTP 200, from the API worker's last snapshot while
+it is fresh (members) and `none` once it is stale (BIG-IP then balances by itself), fast enough that the iRule's
+500 ms sideband timeout is never near (client-side p99 at most 20 ms over 500 requests, each on a new connection
+like the iRule's); no process crash-loops; and decisions pick members again within 2 s of Redis returning,
+including a Redis that comes back empty and must be repopulated.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ OUTAGES = {
 
 @pytest.mark.faults
 @pytest.mark.parametrize("kind", list(OUTAGES))
-def test_select_answers_none_fast_during_a_redis_outage_and_recovers_within_2_s(
+def test_select_answers_from_the_last_snapshot_during_a_redis_outage_and_recovers_within_2_s(
     lab: Lab, record_figure: RecordFigure, kind: str
 ) -> None:
     outage = OUTAGES[kind]
@@ -67,7 +68,7 @@ def test_select_answers_none_fast_during_a_redis_outage_and_recovers_within_2_s(
     if kind == "stopped":  # one baseline row is enough for the table
         record_figure(
             "no fault (baseline for the outages below)",
-            "select picks members; `none` only when a Redis read overruns the 10 ms budget",
+            "select picks members; no `none` (decisions never wait for Redis)",
             latency_summary([r.seconds for r in healthy])["p99_ms"],
             "ms",
             figure=f"client p99 over 200 selects; none answers: {sum(r.text == 'none' for r in healthy)}",
@@ -86,7 +87,7 @@ def test_select_answers_none_fast_during_a_redis_outage_and_recovers_within_2_s(
     lat = latency_summary([r.seconds for r in replies])
     record_figure(
         outage.name,
-        "select answers HTTP 200 `none`",
+        "select answers HTTP 200: members from the last snapshot, `none` once it is stale",
         lat["p99_ms"],
         "ms",
         figure=f"client p99 over {REQUESTS} selects (p50 {lat['p50_ms']:.1f} ms, max {lat['max_ms']:.0f} ms)",
@@ -107,11 +108,15 @@ def test_select_answers_none_fast_during_a_redis_outage_and_recovers_within_2_s(
     )
 
     assert {r.status for r in replies} == {200}
-    # A slow Redis still answers some reads in time: those decisions may pick a member, never anything else.
-    allowed = {"none", *stack.members} if kind == "slow" else {"none"}
-    assert {r.text for r in replies} <= allowed and "none" in {r.text for r in replies}
+    texts = [r.text for r in replies]
+    assert set(texts) <= {"none", *stack.members}, Counter(texts)
+    assert texts[0] in stack.members, "the snapshot was fresh when the outage began: decide from it"
+    if kind != "slow":  # (a slow Redis still answers some reloads, so fresh data may come back in between)
+        first_none = texts.index("none") if "none" in texts else len(texts)
+        assert set(texts[first_none:]) <= {"none"}, "once stale, no member answer until Redis is back"
     assert live.status == 200, "liveness must not depend on Redis"
-    assert ready.status == 503 and ready.json()["status"] == "unhealthy"
+    if kind != "slow":  # a slow Redis still answers readiness's reads, within the API store's 250 ms timeout
+        assert ready.status == 503 and ready.json()["status"] == "unhealthy"
     assert lat["p99_ms"] <= P99_LIMIT_MS, lat
     assert restarts == [], restarts
     assert recovery is not None and recovery <= RECOVERY_LIMIT_S, f"recovery took {recovery} s"

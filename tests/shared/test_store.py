@@ -44,11 +44,35 @@ def test_namespaces_keep_two_deployments_apart(redis_url):
 def test_metrics_of_members_that_left_the_pool_are_dropped_and_fresh_scrapes_reset_dispatch(redis_url):
     store = make_store(redis_url)
     store.set_metrics("p:C", {"m1": {"status": "ok"}, "m2": {"status": "ok"}})
-    store.record_dispatch("p:C", "m1", 60)
-    store.record_dispatch("p:C", "m2", 60)
+    store.exchange_dispatch({"p:C": {"m1": 1, "m2": 1}}, {"p:C": 60}, [])
     store.set_metrics("p:C", {"m1": {"status": "ok"}}, keep=["m1"])
     assert set(store.metrics("p:C")) == {"m1"}
     assert store.decision_inputs("p:C")[2] == {"m2": 1}
+
+
+def test_herd_counts_are_added_and_every_replicas_totals_read_back_in_one_exchange(redis_url):
+    a, b = make_store(redis_url), make_store(redis_url)
+    assert a.exchange_dispatch({"p:C": {"m1": 2}}, {"p:C": 60}, ["p:C"]) == {"p:C": {"m1": 2}}
+    assert b.exchange_dispatch({"p:C": {"m1": 1, "m2": 3}}, {"p:C": 60}, ["p:C", "q:C"]) == {
+        "p:C": {"m1": 3, "m2": 3},
+        "q:C": {},
+    }
+    assert 0 < a.client.ttl(a.keys.pool_dispatch("p:C")) <= 60
+    assert a.exchange_dispatch({}, {}, ["p:C"]) == {"p:C": {"m1": 3, "m2": 3}}
+
+
+def test_score_snapshots_and_published_configs_are_announced_on_the_changes_channel(redis_url):
+    store = make_store(redis_url)
+    pubsub = store.client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(store.keys.changes)
+    pubsub.get_message(timeout=1.0)
+    store.set_scores("p:C", {"computed_at": 1.0, "members": []})
+    store.publish_pools({"p:C": {}}, "v1", "test", "t")
+    got = []
+    while len(got) < 2 and (message := pubsub.get_message(timeout=5.0)) is not None:
+        got.append(message["data"])
+    assert got == [b"p:C", b"*"]
+    assert store.routing_data() == {"p:C": ({}, {"computed_at": 1.0, "members": []})}
 
 
 def test_unreachable_redis_raises_store_error_quickly():

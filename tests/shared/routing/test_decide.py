@@ -129,4 +129,5 @@ def test_eligible_reports_why_nothing_is_left():
 
 
 def test_first_spelling_of_a_duplicated_candidate_wins():
-    assert candidate_index(["10.0.0.1:80", "10.0.0.1:80"]) == {"10.0.0.1:80": "10.0.0.1:80"}
+    members = [{"id": "10.0.0.1:80", "key": "10.0.0.1:80"}]
+    assert candidate_index(["10.0.0.1:80", "10.0.0.1:80"], members) == {"10.0.0.1:80": "10.0.0.1:80"}

@@ -1,0 +1,224 @@
+"""What an API worker decides from, kept in memory so that no decision waits for Redis.
+
+* Routing data: every configured pool's routing config and score snapshot. The scorer and the config publisher
+  announce each write on the `changes` channel (shared/store.py); a subscriber here marks the pool dirty and the
+  refresher reloads it on its next tick. A full reload every `recheck_s` (and after every (re)subscription) is the
+  bounded fallback for a lost message (a reconnect, a failover).
+* Herd control: each decision is counted here. Every tick (`tick_s`, 10 ms) the refresher adds the worker's
+  counts to Redis and reads every replica's totals back in the same round trip, so another replica sees a
+  decision within two ticks. A decision uses the totals plus what this worker counted since.
+* Redis unavailable: the last data stays. decide() drops each member whose metrics are older than the pool's
+  `stale_after` by their own `scraped_at`, so decisions go on from the last snapshot until it is stale, then
+  answer `none`. Counts that cannot be sent are dropped (the next scrape resets them anyway).
+
+The subscriber and the refresher are threads; under gunicorn's gevent worker (the default) they are greenlets.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+
+import redis
+from loguru import logger
+
+from llmsched.shared.errors import StoreError
+from llmsched.shared.store import Store
+
+TICK_S = 0.005  # the routing simulator: visibility beyond ~5 ms on average costs herd control p99 (docs/benchmarks.md)
+RECHECK_S = 1.0
+ACTIVE_S = 0.1  # a worker that decided within this reads the totals every tick
+IDLE_READ_S = 0.1  # otherwise this often
+RETRY_S = 0.1  # after a failed full reload or a lost subscription
+MAX_UNKNOWN = 1000  # pools read on demand between two full reloads
+
+Inputs = tuple[dict | None, dict | None, dict[str, int] | None]
+
+
+class RoutingState:
+    def __init__(self, store: Store, tick_s: float = TICK_S, recheck_s: float = RECHECK_S) -> None:
+        self.store = store
+        self.tick_s = tick_s
+        self.recheck_s = recheck_s
+        self._pools: dict[str, tuple[dict | None, dict | None]] = {}
+        self._totals: dict[str, dict[str, int]] = {}  # all replicas' counts, as last read
+        self._pending: dict[str, dict[str, int]] = {}  # counted here, not sent yet
+        self._inflight: dict[str, dict[str, int]] = {}  # sent, reply not read yet
+        self._expire: dict[str, int] = {}
+        self._dirty: set[str] = set()
+        self._asked: dict[str, float] = {}  # pool key -> when it may be read on demand again
+        self._reload_all = True
+        self._next_recheck = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._deciding_at = 0.0  # last herd-control decision (monotonic)
+        self._next_idle_read = 0.0
+        self.loaded_at: float | None = None  # time.time() of the last full reload that succeeded
+
+    # --- the hot path: memory only --------------------------------------------------------------------------
+    def inputs(self, pool_key: str) -> Inputs:
+        """(routing config, score snapshot, herd counts or None) of one pool. A pool this worker knows no
+        snapshot of is read from Redis, at most once a tick (a pool published a moment ago, before its
+        announcement arrived)."""
+        entry = self._pools.get(pool_key)
+        if entry is None or entry[1] is None:
+            entry = self._load_unknown(pool_key, entry)
+        config, snapshot = entry
+        if config is None or not config.get("herd_control"):
+            return config, snapshot, None
+        self._deciding_at = time.monotonic()
+        return config, snapshot, self._counts(pool_key)
+
+    def count(self, pool_key: str, member_id: str, expire_s: int) -> None:
+        """One decision sent to `member_id`; sent to Redis on the next tick."""
+        with self._lock:
+            counts = self._pending.setdefault(pool_key, {})
+            counts[member_id] = counts.get(member_id, 0) + 1
+            self._expire[pool_key] = expire_s
+
+    def _counts(self, pool_key: str) -> dict[str, int]:
+        totals = self._totals.get(pool_key) or {}
+        mine = [d[pool_key] for d in (self._inflight, self._pending) if pool_key in d]
+        if not mine:
+            return totals
+        merged = dict(totals)
+        for counts in mine:
+            for member_id, n in counts.items():
+                merged[member_id] = merged.get(member_id, 0) + n
+        return merged
+
+    def _load_unknown(
+        self, pool_key: str, known: tuple[dict | None, dict | None] | None
+    ) -> tuple[dict | None, dict | None]:
+        """Read one pool this worker has not seen (or seen configured but not scored yet), at most once a tick
+        per pool and for a bounded number of pools: a client cannot turn decisions back into Redis reads."""
+        now = time.monotonic()
+        if now < self._asked.get(pool_key, 0.0) or len(self._asked) >= MAX_UNKNOWN:
+            return known or (None, None)
+        self._asked[pool_key] = now + self.tick_s
+        try:
+            entry = self.store.routing_data([pool_key])[pool_key]
+        except StoreError:
+            return known or (None, None)
+        self._pools = {**self._pools, pool_key: entry}
+        return entry
+
+    # --- background: push, fallback check, herd counts -------------------------------------------------------
+    def start(self) -> RoutingState:
+        """Load everything once, then follow changes in the background. The threads hold the state weakly and
+        end when it is dropped (an app built for a test) or stopped."""
+        self.reload()
+        ref = weakref.ref(self)
+        for target, name in ((_listen, "llmsched-changes"), (_refresh, "llmsched-refresh")):
+            thread = threading.Thread(target=target, args=(ref, self._stop), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+
+    def reload(self, pool_keys: list[str] | None = None) -> bool:
+        """Read the routing data of `pool_keys` (every configured pool when None); False when Redis failed."""
+        try:
+            data = self.store.routing_data(pool_keys)
+        except StoreError as exc:
+            logger.debug("routing data not reloaded: {}", exc)
+            return False
+        if pool_keys is None:
+            self._pools = data
+            self._asked = {}
+            self.loaded_at = time.time()
+        else:
+            self._pools = {**self._pools, **data}
+        return True
+
+    def tick(self) -> None:
+        """One refresher step: reload what changed (or everything when due), then exchange herd counts."""
+        now = time.monotonic()
+        if self._reload_all or now >= self._next_recheck:
+            self._reload_all = False
+            # A failure is retried after RETRY_S, not every tick: Redis coming back is noticed within that.
+            self._next_recheck = now + (self.recheck_s if self.reload() else min(self.recheck_s, RETRY_S))
+        elif self._dirty:
+            dirty, self._dirty = list(self._dirty), set()
+            self.reload(dirty)
+        self._exchange()
+
+    def _exchange(self) -> None:
+        with self._lock:
+            sent, self._pending = self._pending, {}
+            expire = {pool: self._expire[pool] for pool in sent}
+            self._inflight = sent
+        now = time.monotonic()
+        if not sent and now - self._deciding_at > ACTIVE_S:
+            # No decision of ours lately: read the totals every IDLE_READ_S only (an idle worker would otherwise
+            # spend about 7 % of a core on reads nobody uses); the first decision after a pause may see them
+            # that old.
+            if now < self._next_idle_read:
+                return
+            self._next_idle_read = now + IDLE_READ_S
+        herd = [key for key, (config, _) in self._pools.items() if config and config.get("herd_control")]
+        try:
+            totals = self.store.exchange_dispatch(sent, expire, herd) if (sent or herd) else {}
+        except StoreError as exc:
+            logger.debug("herd counts not exchanged: {}", exc)
+            totals = self._totals
+        with self._lock:
+            self._totals, self._inflight = totals, {}
+
+    def on_change(self, name: str) -> None:
+        """A message on the changes channel: a pool key, or `*` (a config was published: reload everything)."""
+        if name == "*":
+            self._reload_all = True
+        else:
+            self._dirty.add(name)
+
+
+def _refresh(ref: weakref.ref[RoutingState], stop: threading.Event) -> None:
+    tick_s = ref().tick_s  # type: ignore[union-attr]
+    while not stop.wait(tick_s):
+        state = ref()
+        if state is None:
+            return
+        try:
+            state.tick()
+        except Exception as exc:  # never let the refresher die: decisions would go on from older and older data
+            logger.opt(exception=exc).error("routing data refresher failed; continuing")
+        del state
+
+
+def _listen(ref: weakref.ref[RoutingState], stop: threading.Event) -> None:
+    state = ref()
+    if state is None:
+        return
+    client, channel, pause = state.store.client, state.store.keys.changes, min(state.recheck_s, RETRY_S)
+    del state
+    while not stop.is_set():
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(channel)
+            if (state := ref()) is None:
+                return
+            state.on_change("*")  # anything published while we were not subscribed was missed
+            del state
+            while not stop.is_set():
+                message = pubsub.get_message(timeout=1.0)
+                if (state := ref()) is None:
+                    return
+                if message is not None:
+                    data = message["data"]
+                    state.on_change(data.decode() if isinstance(data, bytes) else str(data))
+                del state
+        except (redis.RedisError, OSError) as exc:
+            logger.debug("changes subscription lost: {}", exc)
+            stop.wait(pause)
+        finally:
+            try:
+                pubsub.close()
+            except (redis.RedisError, OSError):
+                pass

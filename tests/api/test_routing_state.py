@@ -1,0 +1,79 @@
+"""The worker's in-memory routing data: new snapshots and pools arrive by push, herd counts are exchanged in the
+background, and a Redis outage means deciding from the last snapshot until it is stale, then `none`."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from llmsched.api.routing_state import RoutingState
+from llmsched.api.select import answer_select
+from llmsched.shared.store import Store, connect
+
+from tests.helpers import make_store, seed
+from tests.shared.redis_servers import RedisProc
+
+M = {"waiting_queue": 0.0, "cache_usage": 0.1, "running_req": 1.0}
+BODY = b'{"pool_name":"p1","partition":"Common","members":["10.0.0.1:8000","10.0.0.2:8000"]}'
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Waits for something that happens in the background; the bound only keeps a broken build from hanging."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+@pytest.fixture()
+def state(store) -> Iterator[RoutingState]:
+    # No periodic full reload during the test: only the push can bring new data.
+    routing = RoutingState(store, recheck_s=3600.0).start()
+    yield routing
+    routing.stop()
+
+
+def test_a_published_config_and_a_new_score_snapshot_reach_the_worker_by_push(state, store):
+    seed(store, {"10.0.0.1:8000": M})
+    seeded_at = time.time()
+    assert wait_for(lambda: (state.loaded_at or 0.0) > seeded_at)  # the config's `*` announcement: full reload
+    snapshot = dict(state.inputs("p1:Common")[1])
+    snapshot["computed_at"] += 5.0
+    store.set_scores("p1:Common", snapshot)  # the scorer's write: a new snapshot, nothing else
+    assert wait_for(lambda: state.inputs("p1:Common")[1]["computed_at"] == snapshot["computed_at"])
+
+
+def test_a_pool_published_after_start_is_read_on_its_first_decision(state, store):
+    seed(store, {"10.0.0.1:8000": M}, pool="late")
+    assert state.inputs("late:Common")[0] is not None
+
+
+def test_counts_are_seen_at_once_by_the_worker_and_by_redis_after_a_tick(state, store):
+    seed(store, {"10.0.0.1:8000": M})
+    state.inputs("p1:Common")
+    state.count("p1:Common", "10.0.0.1:8000", 60)
+    assert state.inputs("p1:Common")[2] == {"10.0.0.1:8000": 1}
+    dispatch = store.keys.pool_dispatch("p1:Common")
+    assert wait_for(lambda: store.client.hget(dispatch, "10.0.0.1:8000") == b"1")
+    assert state.inputs("p1:Common")[2] == {"10.0.0.1:8000": 1}  # counted once: sent, then read back
+
+
+def test_with_redis_gone_decisions_go_on_from_the_last_snapshot_until_it_is_stale_then_none() -> None:
+    server = RedisProc().start()
+    try:
+        seed(make_store(server.url), {"10.0.0.1:8000": M, "10.0.0.2:8000": M}, stale_after=1.0)
+        routing = RoutingState(Store(connect(server.url, socket_timeout=0.05)), tick_s=0.01, recheck_s=0.05).start()
+        server.close()
+        rng = random.Random(1)
+        first = answer_select(BODY, routing, rng)
+        assert first.answer in ("10.0.0.1:8000", "10.0.0.2:8000")
+        assert wait_for(lambda: answer_select(BODY, routing, rng).answer == "none")
+        assert answer_select(BODY, routing, rng).reason == "every candidate's metrics are stale"
+        routing.stop()
+    finally:
+        server.close()
