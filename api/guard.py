@@ -20,6 +20,7 @@ import hashlib
 import hmac
 
 from flask import Response, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from llmsched.api.responses import json_response
 
@@ -45,7 +46,7 @@ def _same(given: str, expected: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def check_admin_token(token: str) -> Response | None:
+def check_admin_token(token: str) -> BaseResponse | None:
     """A Flask before_request hook: None lets the request through, a response (401, or the cookie redirect) ends it."""
     path = request.path
     if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):

@@ -297,8 +297,8 @@ def exported_names() -> set[str]:
     """Every sample name any llmsched process can export (what dashboards and alerts may use)."""
     names: set[str] = set()
     for registry in (API, POLLER, SCRAPER, SCORER, COMMON):
-        for family in registry.collect():
-            names.update(family.name + s for s in _SUFFIXES.get(family.type, ("",)))
+        for metric in registry.collect():
+            names.update(metric.name + s for s in _SUFFIXES.get(metric.type, ("",)))
     for family in API_FROM_REDIS + SCORER_FROM_REDIS + SCRAPER_AT_COLLECT:
         names.update(family.name + s for s in _SUFFIXES[family.kind])
     return names
