@@ -30,7 +30,7 @@ MASTER_PW, SENTINEL_PW, USER_PW = "master-pw-0d1e", "sentinel-pw-77a2", "user-pw
 SECRETS = {**ENV, "REDIS_PW": MASTER_PW, "SENTINEL_PW": SENTINEL_PW, "USER_PW": USER_PW, "REDIS_USER": "llmsched"}
 # The llmsched user: its own keys and rq's (queue, jobs, workers, registries), rq's pub/sub channels, every command
 # but the dangerous ones, plus INFO (rq reads the server version with it).
-ACL_USER = f"user llmsched on >{USER_PW} ~llmsched:* ~rq:* &rq:* +@all -@dangerous +info"
+ACL_USER = f"user llmsched on >{USER_PW} ~llmsched:* ~rq:* &llmsched:* &rq:* +@all -@dangerous +info"
 
 
 def config(redis_section: dict[str, Any]) -> Any:
