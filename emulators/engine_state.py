@@ -64,7 +64,6 @@ class EngineState:
     error_status: int = 500
     started: float = field(default_factory=time.time)
     release: asyncio.Event = field(default_factory=asyncio.Event)  # set on shutdown: ends "hang" scrapes
-    next_id: int = 0
 
     def __post_init__(self) -> None:
         if not self.cores:
@@ -73,10 +72,6 @@ class EngineState:
 
     def pick_core(self) -> EngineCore:
         return min(self.cores, key=lambda c: (c.load_score(), c.index))
-
-    def new_id(self) -> int:
-        self.next_id += 1
-        return self.next_id
 
     def submit(self, prompt: str | Seq[int], prompt_tokens: int, max_tokens: int) -> tuple[EngineCore, Sequence]:
         """Queue a request on the least loaded engine; `prompt` (text, or token ids) keys its prefix cache."""

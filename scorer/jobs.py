@@ -32,7 +32,7 @@ from llmsched.shared.store import Store, connect
 # Upper bounds (s) of the latency histogram buckets; "+Inf" is added.
 LATENCY_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 RECENT_SAMPLES = 5000
-# A job does a handful of small Redis calls; the API's 50 ms budget would make it fail spuriously under load.
+# A job does a handful of small Redis calls; the API's short Redis timeout would make it fail spuriously under load.
 JOB_SOCKET_TIMEOUT_S = 5.0
 
 _store: Store | None = None  # this process's store; see the module docstring for why it is module-level

@@ -2,9 +2,9 @@
 
 A mode turns the metrics of a pool's members into one score per member, bit-identical to the original (the
 normalisers and weight adjustments follow its order of operations; tests/scorer/data/reference-scores.json holds
-its own outputs, compared with ==). Scores are computed
-over the *valid* members only: S1 modes need `waiting_queue` and `cache_usage`, S2 modes also `running_req`; a
-missing or non-finite value makes the member invalid and its score `None` (the caller keeps its previous score).
+its own outputs, compared with ==). Scores are computed over the *valid* members only: S1 modes need
+`waiting_queue` and `cache_usage`, S2 modes also `running_req`; a missing or non-finite value makes the member
+invalid and its score `None` (the scoring step stores it as null: never picked).
 Every mode but `s1_ratio` clamps its scores to [0, 1]; `s1_ratio` can go negative.
 
 Deliberate deviation: the original divides by `transition_point` in the dynamic-waiting modes and crashes when it is

@@ -3,7 +3,7 @@
 * The rq worker runs `llmsched.scorer.jobs.score_pool_job` for each job the collectors enqueue. It is an rq
   `SimpleWorker`: jobs run in this process, not in a forked child, because a job is a few Redis round trips
   and a fork per job would dominate the scrape -> snapshot latency. Its Redis connection has no short socket
-  timeout (rq sets one longer than its blocking dequeue), unlike the 50 ms decision budget of the API.
+  timeout (rq sets one longer than its blocking dequeue), unlike the API's short Redis timeout.
 * A rescore thread enqueues every configured pool once per metrics interval, so snapshots age even when no
   new data arrives: a member whose scrapes stopped turns stale (score null) without any scrape triggering it.
 * A config watcher thread (with `--config`) applies valid changes of the file: the pools and the interval

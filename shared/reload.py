@@ -17,7 +17,7 @@ a Kubernetes ConfigMap's symlink swap) is still seen.
 * `on_change` raising (the process could not apply it) is logged and the old config stays the watcher's.
 
 Use `check()` from anywhere, `run_async()` as an asyncio task (file reading runs in a thread, the callback on the
-event loop, so it may touch loop-owned objects or be a coroutine), or `start_thread()` in a threaded process.
+event loop, so it may touch loop-owned objects or be a coroutine), or `run_until(stop)` in a thread of its own.
 """
 
 from __future__ import annotations
@@ -257,11 +257,3 @@ class ConfigWatcher:
                 self.check()
             except Exception:
                 logger.exception("config watcher: unexpected error checking {}", self.path)
-
-    def start_thread(self, stop: threading.Event) -> threading.Thread:
-        """Check in a daemon thread until `stop` is set; `on_change` then runs in that thread."""
-        thread = threading.Thread(
-            target=self.run_until, args=(stop,), name=f"config-watcher-{self.process}", daemon=True
-        )
-        thread.start()
-        return thread

@@ -230,7 +230,8 @@ def test_thread_applies_changes_until_stopped(tmp_path: Path) -> None:
     applied = threading.Event()
     w = ConfigWatcher(path, load_config(path, ENV), lambda new: applied.set(), env=ENV)
     stop = threading.Event()
-    thread = w.start_thread(stop)
+    thread = threading.Thread(target=w.run_until, args=(stop,), daemon=True)
+    thread.start()
     try:
         write(path, doc(modes__0__name="s2"))
         assert applied.wait(10)
