@@ -1,5 +1,5 @@
 """A realistic vLLM 0.10 `/metrics` body for the scrape benchmark: the metric families a vLLM 0.10 server exposes
-(vllm/v1/metrics/loggers.py of 0.10.x, wire-formats.md B1-B3) with one engine, plus what its API server adds
+(vllm/v1/metrics/loggers.py of 0.10.x) with one engine, plus what its API server adds
 (prometheus_fastapi_instrumentator's http_* families) and prometheus_client's process_* and python_* collectors.
 
 Rendered with the emulators' writer (client_python's byte layout: sorted labels, `_total`, `_created` families).

@@ -45,7 +45,7 @@ ALL_BUILTIN_KEYS = frozenset(k for table in BUILTIN_KEYS.values() for keys in ta
 REPLICA_LABELS = frozenset({"tp_rank", "pp_rank", "moe_ep_rank", "pid"})
 STATUSES = ("ok", "partial", "failed", "degraded")
 
-# Prefix (KV) cache truth from the engines (issue 13), per base engine, names in trial order. Counters count
+# Prefix (KV) cache truth from the engines, per base engine, names in trial order. Counters count
 # tokens: `hits` served from the prefix cache, `queries` looked up (vLLM) or all prompt tokens (SGLang), so
 # Δhits / Δqueries between two scrapes is the hit rate of that interval. `hit_rate` is the engine's own gauge
 # (vLLM V0 before 0.8: gpu_prefix_cache_hit_rate; SGLang: the last prefill batch only, 0 on decode batches,
@@ -112,7 +112,7 @@ def build_engine_maps(variants: Sequence[EngineVariant] = ()) -> dict[str, Engin
     """Candidate names per base engine: user variant keys (YAML order, deduplicated), then the built-ins.
 
     A key owns a variant name only if no built-in lists it: a variant that repeats standard keys (the README's
-    `vllm_ascend`) must not relabel a plain vLLM server (the original's quirk, spec 11.6)."""
+    `vllm_ascend`) must not relabel a plain vLLM server (the original's quirk)."""
     maps: dict[str, EngineMap] = {}
     for engine in BASE_ENGINES:
         user = [v for v in variants if v.base_engine == engine]
@@ -221,7 +221,7 @@ def read_engine(text: str, engine_type: str, maps: Mapping[str, EngineMap], was_
     )
 
 
-# -- prefix cache truth (issue 13) ---------------------------------------------------------------------------
+# -- prefix cache truth ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PrefixCacheReading:
     """What one body says about a member's prefix cache; None = the engine does not expose it."""

@@ -1,6 +1,6 @@
 """An iControl REST client for the poller: token or Basic auth, verified TLS, pool members as `Member`s.
 
-Token life cycle (wire-formats.md A1): log in with `f5.login_provider`, PATCH the token's timeout to 36000 s,
+Token life cycle (docs/poller.md): log in with `f5.login_provider`, PATCH the token's timeout to 36000 s,
 reuse it until a margin before its local expiry, then log in again (deleting the old token). A 401 on a call
 means the token was revoked or expired on the box: log in again and retry that call once. `close()` deletes the
 token, so restarts do not pile up 10-hour tokens (BIG-IP allows 100 per user).

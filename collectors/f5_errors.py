@@ -1,6 +1,6 @@
 """Typed iControl REST failures: the poller decides what to do from the class and the status, never from text.
 
-BIG-IP answers errors in two JSON families (wire-formats.md A1): restjavad/framework errors
+BIG-IP answers errors in two JSON families: restjavad/framework errors
 (`kind: ":resterrorresponse"`, no `apiError`) and mcpd/tm errors (with `apiError`). A 404 from mcpd means the
 object really does not exist; a 404 from restjavad ("URI path not registered") means the REST service is
 restarting. `classify` tells them apart by the body's structure, so a host name or message that happens to contain

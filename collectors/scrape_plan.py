@@ -3,7 +3,7 @@
 URL: `{schema}://{host}:{port}{path}`; host is the member's address without its BIG-IP route domain (`%N` is
 BIG-IP's, not the network's), IPv6 in brackets; port is `metrics.port` when set, else the member's own port.
 
-The original's Known Issue 1 (spec 11.17): with `metrics.port` set, members on one IP were all scraped at the
+The original's Known Issue 1: with `metrics.port` set, members on one IP were all scraped at the
 same URL and silently got the same numbers. Here metrics are always stored under each member's own id, and
 members that map to one URL are scraped once, the result shared explicitly (`Target.member_ids`); the scraper
 warns that those members cannot be told apart.

@@ -1,7 +1,7 @@
 """Herd control: picks that account for the decisions sent to each member since its last scrape.
 
 Between two scrapes every replica sees the same snapshot, so independent random picks keep favouring the same
-members until the next scrape shows them full (peers.md section 0: every router that scrapes also counts
+members until the next scrape shows them full (as every router that scrapes also counts
 locally). Every decision is counted in Redis, shared by all API replicas, and a member's count is reset when a
 fresh scrape of it is written. The pick is then a weighted round robin over those shared counts: the member
 with the largest score / (1 + sent since its scrape), ties broken at random. Over an interval each member gets

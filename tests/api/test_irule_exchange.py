@@ -1,4 +1,4 @@
-"""The exact bytes the original iRule sends, over a real socket, to a real gunicorn API (spec 1.9)."""
+"""The exact bytes the original iRule sends, over a real socket, to a real gunicorn API."""
 
 import socket
 

@@ -1,4 +1,4 @@
-"""POST /scheduler/select: every row of the original's edge-case table (spec 1.2), with our fixes."""
+"""POST /scheduler/select: every row of the original's edge-case table, with our fixes."""
 
 from llmsched.shared.config_model import FallbackConfig
 

@@ -1,11 +1,11 @@
-"""Metrics bodies for the collector tests: the example scrapes of wire-formats.md (Part B4 vLLM ~0.12, Part C3
+"""Metrics bodies for the collector tests: real example scrapes (vLLM ~0.12,
 SGLang, copied verbatim) and variants derived from them the way real versions differ (old/both KV names, DP=2,
 the `sglang_` prefix, per-TP duplicates, MindIE's un-prefixed names), plus broken bodies.
 """
 
 from __future__ import annotations
 
-# wire-formats.md B4: one vLLM engine (about 0.12): running 7, waiting 2, KV 0.3127 under the new name only.
+# one vLLM engine (about 0.12): running 7, waiting 2, KV 0.3127 under the new name only.
 VLLM_NEW = """\
 # HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge
@@ -83,7 +83,7 @@ VLLM_BOTH = VLLM_NEW.replace(
     1,
 )
 
-# wire-formats.md B5: `--data-parallel-size 2` behind one /metrics: one series per engine.
+# `--data-parallel-size 2` behind one /metrics: one series per engine.
 # waiting 2 + 5 = 7, running 3 + 4 = 7, KV mean (0.41 + 0.87) / 2 = 0.64, max 0.87.
 VLLM_DP2 = """\
 # HELP vllm:num_requests_running Number of requests in model execution batches.
@@ -124,7 +124,7 @@ vllm:num_requests_running{engine="0",model_name="m"} 7.0
 vllm:prompt_tokens_total{engine="0",model_name="m"} 1234.0
 """
 
-# wire-formats.md C3: SGLang, current label set, multiprocess ordering: running 12, queue 3, token_usage 0.58.
+# SGLang, current label set, multiprocess ordering: running 12, queue 3, token_usage 0.58.
 SGLANG_COLON = """\
 # HELP sglang:num_running_reqs The number of running requests.
 # TYPE sglang:num_running_reqs gauge
@@ -192,7 +192,7 @@ SGLANG_DP2_TP2 = "".join(
     for tp in (0, 1)
 )
 
-# The original's MindIE mock (spec 9.2): un-prefixed names, model_name only, and a 0-100 cache scale.
+# The original's MindIE mock: un-prefixed names, model_name only, and a 0-100 cache scale.
 MINDIE = """\
 # HELP num_requests_running Number of requests currently running on NPU.
 # TYPE num_requests_running gauge
@@ -224,7 +224,7 @@ GARBAGE = """\
 vllm:num_requests_waiting{engine="0" 12
 """
 
-# Parser quirks of spec Part E item 8 that the original's regex dropped.
+# Parser quirks that the original's regex dropped.
 QUIRKS = """\
 
 # a free comment

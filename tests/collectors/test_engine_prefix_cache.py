@@ -1,4 +1,4 @@
-"""Prefix-cache truth from an engine's /metrics (issue 13): the counters, the engine's own hit-rate gauge and
+"""Prefix-cache truth from an engine's /metrics: the counters, the engine's own hit-rate gauge and
 the KV capacity, read from vLLM's and SGLang's real names (as the engine emulator writes them)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""collectors/engines.py: metric maps, variant detection and DP/TP aggregation, on the wire-formats.md expositions."""
+"""collectors/engines.py: metric maps, variant detection and DP/TP aggregation, on real expositions."""
 
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def test_a_broken_line_of_an_unread_metric_does_not_matter():
 
 
 def test_a_body_without_final_line_feed_is_read_like_any_other():
-    # The original's vLLM and SGLang mocks end /metrics so (issue 11); only HTTP framing can tell a cut body.
+    # The original's vLLM and SGLang mocks end /metrics so; only HTTP framing can tell a cut body.
     assert read_engine(VLLM_NEW.rstrip("\n"), "vllm", MAPS) == read_engine(VLLM_NEW, "vllm", MAPS)
     assert read_engine(VLLM_NEW.rstrip("\n"), "vllm", MAPS).detection_status == "ok"
 

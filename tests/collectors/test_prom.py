@@ -77,7 +77,7 @@ def test_a_garbage_body_yields_bad_lines_and_no_samples():
 
 
 def test_a_body_without_final_line_feed_is_parsed_last_line_included():
-    # The original's mocks end /metrics without a final line feed (issue 11): the body is complete, HTTP said so.
+    # The original's mocks end /metrics without a final line feed: the body is complete, HTTP said so.
     text = VLLM_NEW[: VLLM_NEW.index("0.3127") + len("0.3127")]
     assert not text.endswith("\n")
     expo = parse_exposition(text, names={"vllm:kv_cache_usage_perc", "vllm:num_requests_waiting"})

@@ -1,4 +1,4 @@
-"""Property-based fuzz of every HTTP route of the API (issue 5, item 5), against `create_app` on a real Redis.
+"""Property-based fuzz of every HTTP route of the API, against `create_app` on a real Redis.
 
 Every route of the Flask URL map gets requests with arbitrary JSON and bytes bodies, member strings of every odd
 shape (IPv6, route domains, unicode, huge ports, empty, whitespace), odd query strings (`iterations`, `simple`)

@@ -1,6 +1,6 @@
 """BIG-IP unreachable, slow, answering 5xx, tokens revoked or expired, password changed, under `llmsched up`.
 
-What must hold (issue 5, item 2): the last known membership of every pool is kept and its age shows in
+What must hold: the last known membership of every pool is kept and its age shows in
 `/pools/<pool>/<partition>/status` (`members_age`, `bigip_error`); no pool is ever dropped; decisions go on with
 the last membership; a 401 on a call costs exactly one new login; the log says clearly what happened and holds no
 secret; polling recovers by itself, and the time it takes after BIG-IP is healthy again is measured.

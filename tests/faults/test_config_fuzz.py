@@ -1,5 +1,5 @@
 """Broken and fuzzed config files: `load_config` names the right key path, and a running `llmsched up` rejects
-them on hot reload (issue 5, item 5).
+them on hot reload.
 
 The mutations (config_mutations.py) carry their verdict, written by hand: an invalid one must fail with exactly
 its error path, a valid one must load. First `load_config` is checked against every mutation and against

@@ -1,6 +1,6 @@
 """An engine down, hanging, answering an error, garbage or partial metrics; every candidate down or stale.
 
-What must hold (issue 5, item 3): the member stops being picked within 2 scrape intervals of the fault and is
+What must hold: the member stops being picked within 2 scrape intervals of the fault and is
 picked again within 2 intervals of its recovery (both measured here, from the fault to the first status that
 shows the member ineligible, and back); while a member is out, no decision names it even though the iRule still
 offers it. If every candidate is down, or every candidate's metrics are older than `stale_after`, the answer is

@@ -1,4 +1,4 @@
-"""High availability (issue 5, items 1 and 4): two pollers share the work through a lease in Redis, two scrapers
+"""High availability: two pollers share the work through a lease in Redis, two scrapers
 split the members (shards, docs/ha.md); and Redis itself fails over under Sentinel.
 
 * Steady state: only the poller lease holder works; each member is scraped by one scraper. Counted at the source:

@@ -1,5 +1,5 @@
 """The whole scheduler (`llmsched up`: poller, scraper, scorer, API) against a Sentinel that has its own password,
-watching a master that requires a password, as an ACL user limited to llmsched's and rq's keys (issue 12, item 3).
+watching a master that requires a password, as an ACL user limited to llmsched's and rq's keys.
 Before, `redis.password` was an unknown key and the API's environment had only the sentinels: every decision was
 `none`. Now every process, the API's gunicorn workers included, authenticates to both, and no password reaches a
 log line."""

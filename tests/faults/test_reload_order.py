@@ -1,4 +1,4 @@
-"""Hot reload across processes (issue 12, item 8), with real processes: `llmsched up` (poller, scraper, scorer,
+"""Hot reload across processes, with real processes: `llmsched up` (poller, scraper, scorer,
 API) watching one file every 2 s. An edit is taken by every watching process at the same wall-clock tick (the
 spread of their "config reloaded" lines is measured); then a scorer started from a copy of the *older* file (its
 modification time older) publishes at start and is refused: Redis keeps the newer config and its pools."""

@@ -1,4 +1,4 @@
-"""A scorer that dies between taking a scoring job and clearing the pool's pending flag (issue 12, item 1).
+"""A scorer that dies between taking a scoring job and clearing the pool's pending flag.
 
 Real processes: `llmsched up` with two scorers, the emulated BIG-IP and engines, a Redis of the test's own. Both
 scorers are frozen (SIGSTOP) while they wait in rq's blocking dequeue (BLMOVE). Redis still hands the scraper's

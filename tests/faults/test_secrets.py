@@ -1,4 +1,4 @@
-"""Secrets never leave the process that needs them (issue 5, item 6): a full `llmsched up` run, with DEBUG logs
+"""Secrets never leave the process that needs them: a full `llmsched up` run, with DEBUG logs
 and access logs on, through the failures that make error texts (refused BIG-IP tokens, a refused BIG-IP login,
 BIG-IP down, engines refusing the metrics credentials, a broken config file whose broken line holds the API key),
 then a grep of everything the processes wrote or answered: their stdout and stderr, every Redis key and value,

@@ -1,4 +1,4 @@
-"""SIGTERM makes every process finish within 5 s (issue 5, item 7), measured for each command on its own and for
+"""SIGTERM makes every process finish within 5 s, measured for each command on its own and for
 `llmsched up` as a whole: the API completes the select requests in flight, the scorer leaves no job half-run
 (finished or still queued), and the poller deletes its BIG-IP token (the emulator shows it gone). A poller and a
 scraper stuck on a hanging BIG-IP and engine still stop within 5 s.

@@ -1,4 +1,4 @@
-"""Clock skew against Redis's TIME (issue 12, item 9): measured at the round trip's midpoint against a real Redis,
+"""Clock skew against Redis's TIME: measured at the round trip's midpoint against a real Redis,
 exported as llmsched_clock_skew_seconds, warned about once above a tenth of stale_after and once when back."""
 
 from __future__ import annotations

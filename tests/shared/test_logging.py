@@ -1,4 +1,4 @@
-"""Log lines cannot be forged or leak a secret (issue 12, item 6): request-derived text with line feeds, carriage
+"""Log lines cannot be forged or leak a secret: request-derived text with line feeds, carriage
 returns or other control characters stays on its own line, escaped, in the text and the JSON format; the value of a
 secret-bearing URL parameter (`?token=`) is masked. In-process for both formats, and through a real `llmsched
 api` (gunicorn) at DEBUG with its access log on."""

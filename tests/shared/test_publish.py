@@ -1,4 +1,4 @@
-"""Ordered publishing of the routing config (issue 12, item 8): a process on an older file never overwrites the
+"""Ordered publishing of the routing config: a process on an older file never overwrites the
 config of a newer one (nor deletes the pools only the newer one has), and every watcher checks at the same
 wall-clock instants. Against a real Redis, with real files whose modification times order them."""
 

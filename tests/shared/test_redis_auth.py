@@ -1,4 +1,4 @@
-"""Redis authentication and TLS end to end (issue 12, item 3), against real servers on 127.0.0.1: `requirepass`,
+"""Redis authentication and TLS end to end, against real servers on 127.0.0.1: `requirepass`,
 an ACL user limited to llmsched's keys (and rq's), a TLS-only port that requires a client certificate, and a
 Sentinel group with passwords and TLS on both the Sentinel and the master. Each test goes from a config (or the
 API's environment) to a working client, and each proves the server really refuses a client without it."""
