@@ -1,10 +1,9 @@
 """Turning iControl REST pool-member items into `Member`s, and pool names into iControl URL paths.
 
-Handles every member form iControl REST reports (docs/poller.md): IPv4, IPv6 (`addr.port` names), route
-domains (`%N` kept in `Member.address`), named nodes (the IP comes from `address`), FQDN template members (address `any6`: skipped,
-they carry no address) and their auto-populated `_auto_...` ephemeral members (real members). Optional keys may
-be missing (older TMOS versions, `$select`): nothing but `name` is required.
-"""
+Handles every member form iControl REST reports (docs/poller.md): IPv4, IPv6 (`addr.port` names), route domains
+(`%N` kept in `Member.address`), named nodes (the IP comes from `address`), FQDN template members (address `any6`:
+skipped, they carry no address) and their auto-populated `_auto_...` ephemeral members (real members). Optional keys
+may be missing (older TMOS versions, `$select`): nothing but `name` is required."""
 
 from __future__ import annotations
 

@@ -1,15 +1,14 @@
 """Herd control: picks that account for the decisions sent to each member since its last scrape.
 
 Between two scrapes every replica sees the same snapshot, so independent random picks keep favouring the same
-members until the next scrape shows them full (as every router that scrapes also counts
-locally). Every decision is counted in Redis, shared by all API replicas, and a member's count is reset when a
-fresh scrape of it is written. The pick is then a weighted round robin over those shared counts: the member
-with the largest score / (1 + sent since its scrape), ties broken at random. Over an interval each member gets
-decisions in proportion to its score, as the original's weighted random pick does on average, but without its
-variance and without two replicas piling onto the same member. The routing simulator chose this form
-(docs/routing.md): dividing by an estimate of the member's room instead of 1 kept sending everything to the
-largest member, and a weighted random pick on the same weights herded more.
-"""
+members until the next scrape shows them full (so every router that scrapes also counts locally). Every decision is
+counted in Redis, shared by all API replicas, and a member's count is reset when a fresh scrape of it is written.
+The pick is then a weighted round robin over those shared counts: the member with the largest score / (1 + sent
+since its scrape), ties broken at random. Over an interval each member gets decisions in proportion to its score, as
+the original's weighted random pick does on average, but without its variance and without two replicas piling onto
+the same member. The routing simulator chose this form (docs/routing.md): dividing by an estimate of the member's
+room instead of 1 kept sending everything to the largest member, and a weighted random pick on the same weights
+herded more."""
 
 from __future__ import annotations
 
