@@ -25,13 +25,13 @@ simulator runs behind every constant):
 * Hard limit: a queue longer than HARD_QUEUE_MIN + HARD_QUEUE_PER_RUNNING x running, or requests waiting
   on a full KV cache (thrashing). Such a member scores 0 and is not picked; when every candidate is there
   the decision answers `none` and BIG-IP balances with its own method (fail open, as peers learned).
-* Saturated pool: when the members together hold at least as many requests as they can run together
-  (sum of running + waiting >= sum of capacities), every member scores 0 and the decision fails open the same
-  way. Then the queue exists whatever we pick: concentrating on the members with room only moves it, and it
-  moves it onto the traffic BIG-IP sends us while load that bypasses BIG-IP leaves (a scrape every few
-  seconds overshoots the members with room). BIG-IP's least connections counts its own open requests
-  exactly and at once, so it spreads the queue over its traffic evenly; a capacity-weighted round robin
-  instead, which does not see how long requests stay, was far worse in the simulator (docs/routing.md 4).
+* Saturated pool: when no member has room for one more request (each is at its capacity or over the hard
+  limit), every member scores 0 and the decision fails open the same way. Concentrating can then place nothing
+  below a knee: it only moves the queue, and onto BIG-IP's own traffic when part of the load bypasses BIG-IP.
+  BIG-IP's least connections counts its own open requests exactly and at once. The rule is per member on
+  purpose: a pool-wide sum (fail open when the members hold more than they can run together) also fires when
+  one small member's queue outweighs a big member's room, and least connections then buries the small member
+  (docs/routing.md 4 has the variants and their numbers).
 Members lacking waiting_queue, cache_usage or running_req score None (never picked), like every mode.
 BIG-IP's member ratio, when the member dict carries it (`ratio`), scales the capacity assumed for it.
 """
@@ -49,6 +49,7 @@ FLOOR = 0.02  # minimum score of a member under the hard limit, relative to the 
 HARD_QUEUE_MIN = 8.0  # waiting requests always tolerated before the hard limit...
 HARD_QUEUE_PER_RUNNING = 0.5  # ...plus this many per running request
 KV_FULL = 0.98  # KV usage that, with requests waiting, is over the hard limit
+ROOM = 1.0  # requests a member must still be able to take before its capacity not to count as saturated
 
 
 def over_hard_limit(metrics: Mapping[str, object]) -> bool:
@@ -79,10 +80,9 @@ def headroom(metrics: Mapping[str, object]) -> Headroom | None:
     return Headroom(capacity, busy, (slack + BASE * capacity) * (1.0 - cache))
 
 
-def fleet_saturated(measured: Sequence[Headroom]) -> bool:
-    """The members hold at least as many requests as they can run together: their queues exceed all the free
-    room there is, so no pick keeps requests out of a queue; moving traffic only moves the queue."""
-    return sum(h.busy for h in measured) >= sum(h.capacity for h in measured)
+def saturated(h: Headroom, metrics: Mapping[str, object]) -> bool:
+    """No room for one more request before the knee, or over the hard limit."""
+    return h.busy + ROOM > h.capacity or over_hard_limit(metrics)
 
 
 def compute_scores(members: Sequence[Mapping[str, object]], weights: Mapping[str, object]) -> list[float | None]:
@@ -91,7 +91,8 @@ def compute_scores(members: Sequence[Mapping[str, object]], weights: Mapping[str
     measured = [headroom(m) for m in members]
     scorable = [h for h in measured if h is not None]
     top = max((h.raw for h in scorable), default=0.0)
-    fail_open = bool(scorable) and fleet_saturated(scorable)  # every member scores 0 (module docstring)
+    # no member has room: every member scores 0 (module docstring)
+    fail_open = bool(scorable) and all(saturated(h, m) for h, m in zip(measured, members) if h is not None)
     scores: list[float | None] = []
     for member, h in zip(members, measured):
         if h is None:
