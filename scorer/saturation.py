@@ -25,13 +25,14 @@ simulator runs behind every constant):
 * Hard limit: a queue longer than HARD_QUEUE_MIN + HARD_QUEUE_PER_RUNNING x running, or requests waiting
   on a full KV cache (thrashing). Such a member scores 0 and is not picked; when every candidate is there
   the decision answers `none` and BIG-IP balances with its own method (fail open, as peers learned).
-* Saturated pool: when no member has room for one more request (each is at its capacity or over the hard
-  limit), every member scores 0 and the decision fails open the same way. Concentrating can then place nothing
-  below a knee: it only moves the queue, and onto BIG-IP's own traffic when part of the load bypasses BIG-IP.
-  BIG-IP's least connections counts its own open requests exactly and at once. The rule is per member on
-  purpose: a pool-wide sum (fail open when the members hold more than they can run together) also fires when
-  one small member's queue outweighs a big member's room, and least connections then buries the small member
-  (docs/routing.md 4 has the variants and their numbers).
+* Saturated pool: when the members together hold at least as many requests as they can run together
+  (running + waiting summed >= capacities summed) and are of alike size (capacities within ALIKE of each
+  other), every member scores 0 and the decision fails open the same way. The queue then exists wherever
+  requests go: concentrating on the members with room only moves it, and onto BIG-IP's own traffic when part
+  of the load bypasses BIG-IP, while BIG-IP's least connections counts its own open requests exactly and at
+  once. Least connections gives every member the same number of requests, which is a balance only among
+  members that can run about the same number; beside a much smaller member it buries that one, so a pool of
+  unlike members keeps the pick (docs/routing.md 4 has the variants and their numbers).
 Members lacking waiting_queue, cache_usage or running_req score None (never picked), like every mode.
 BIG-IP's member ratio, when the member dict carries it (`ratio`), scales the capacity assumed for it.
 """
@@ -49,7 +50,7 @@ FLOOR = 0.02  # minimum score of a member under the hard limit, relative to the 
 HARD_QUEUE_MIN = 8.0  # waiting requests always tolerated before the hard limit...
 HARD_QUEUE_PER_RUNNING = 0.5  # ...plus this many per running request
 KV_FULL = 0.98  # KV usage that, with requests waiting, is over the hard limit
-ROOM = 1.0  # requests a member must still be able to take before its capacity not to count as saturated
+ALIKE = 2.0  # largest ratio of two members' capacities for which least connections is a balance among them
 
 
 def over_hard_limit(metrics: Mapping[str, object]) -> bool:
@@ -80,9 +81,13 @@ def headroom(metrics: Mapping[str, object]) -> Headroom | None:
     return Headroom(capacity, busy, (slack + BASE * capacity) * (1.0 - cache))
 
 
-def saturated(h: Headroom, metrics: Mapping[str, object]) -> bool:
-    """No room for one more request before the knee, or over the hard limit."""
-    return h.busy + ROOM > h.capacity or over_hard_limit(metrics)
+def pool_saturated(measured: Sequence[Headroom]) -> bool:
+    """Alike members holding at least as many requests as they can run together: fail open."""
+    if not measured:
+        return False
+    capacities = [h.capacity for h in measured]
+    alike = max(capacities) <= ALIKE * min(capacities)
+    return alike and sum(h.busy for h in measured) >= sum(capacities)
 
 
 def compute_scores(members: Sequence[Mapping[str, object]], weights: Mapping[str, object]) -> list[float | None]:
@@ -91,8 +96,7 @@ def compute_scores(members: Sequence[Mapping[str, object]], weights: Mapping[str
     measured = [headroom(m) for m in members]
     scorable = [h for h in measured if h is not None]
     top = max((h.raw for h in scorable), default=0.0)
-    # no member has room: every member scores 0 (module docstring)
-    fail_open = bool(scorable) and all(saturated(h, m) for h, m in zip(measured, members) if h is not None)
+    fail_open = pool_saturated(scorable)  # every member scores 0 (module docstring)
     scores: list[float | None] = []
     for member, h in zip(members, measured):
         if h is None:

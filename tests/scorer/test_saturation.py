@@ -50,24 +50,23 @@ def test_when_members_are_nearly_full_traffic_follows_capacity_not_a_coin_toss()
     assert got[1] == 1.0 and got[0] < 0.1
 
 
-def test_when_no_member_has_room_for_one_more_request_every_member_scores_zero() -> None:
-    # small: capacity 40 x 0.9 / 0.9 = 40, holding 45; big: 4 x 256 = 1024 slots, holding 1044
-    got = scores([m(5, 0.9, 40, ratio=1), m(20, 0.15, 1024, ratio=4)])
-    assert got == [0.0, 0.0]
+def test_when_alike_members_hold_more_than_they_can_run_together_every_member_scores_zero() -> None:
+    # capacities 44 x 0.9 / 0.99 = 40 and 30 x 0.9 / 0.6 = 45 (alike); holding 84 + 30 >= 85: the second
+    # member's room is smaller than the first one's queue, so the queue exists wherever requests go
+    assert scores([m(40, 0.99, 44), m(0, 0.6, 30)]) == [0.0, 0.0]
 
 
-def test_a_big_member_with_room_is_scored_even_when_a_small_one_holds_a_longer_queue_than_that_room() -> None:
-    # the pool holds more than it can run (190 + 186 >= 54 + 256), but the big member still has 70 free slots:
-    # failing open here would let least connections bury the small member (docs/routing.md 4)
+def test_unlike_members_keep_the_pick_when_the_pool_holds_more_than_they_can_run_together() -> None:
+    # the pool holds more than it can run (190 + 186 >= 54 + 256), but the members are 4.7x apart: least
+    # connections would give the small one as many requests as the big one and bury it (docs/routing.md 4)
     got = scores([m(130, 0.998, 60), m(0, 0.154, 186)])
     assert got[0] == 0.0 and got[1] == 1.0
 
 
-def test_a_member_with_less_than_one_request_of_room_counts_as_saturated() -> None:
-    # capacity 40 x 0.9 / 0.88 = 40.9: room 0.9 < 1, next to a member over the hard limit
-    too_long = saturation.HARD_QUEUE_MIN + saturation.HARD_QUEUE_PER_RUNNING * 40 + 1
-    assert scores([m(0, 0.88, 40), m(too_long, 0.5, 40)]) == [0.0, 0.0]
-    assert scores([m(0, 0.85, 40), m(too_long, 0.5, 40)])[0] > 0.0  # capacity 42.4: room 2.4
+def test_a_pool_with_room_left_in_total_is_scored_even_when_one_member_is_past_its_capacity() -> None:
+    # capacities 40 and 45, holding 50 + 20 < 85: the roomy member gets the traffic, the full one a trickle
+    got = scores([m(10, 0.9, 40), m(0, 0.4, 20)])
+    assert got[1] == 1.0 and 0.0 < got[0] < 0.05
 
 
 def test_nearly_equal_members_get_nearly_equal_scores_unlike_relative_normalisation() -> None:
