@@ -25,6 +25,14 @@ simulator runs behind every constant):
 * Hard limit: a queue longer than HARD_QUEUE_MIN + HARD_QUEUE_PER_RUNNING x running, or requests waiting
   on a full KV cache (thrashing). Such a member scores 0 and is not picked; when every candidate is there
   the decision answers `none` and BIG-IP balances with its own method (fail open, as peers learned).
+* Saturated pool: when the members together hold at least as many requests as they can run together
+  (running + waiting summed >= capacities summed) and are of alike size (capacities within ALIKE of each
+  other), every member scores 0 and the decision fails open the same way. The queue then exists wherever
+  requests go: concentrating on the members with room only moves it, and onto BIG-IP's own traffic when part
+  of the load bypasses BIG-IP, while BIG-IP's least connections counts its own open requests exactly and at
+  once. Least connections gives every member the same number of requests, which is a balance only among
+  members that can run about the same number; beside a much smaller member it buries that one, so a pool of
+  unlike members keeps the pick (docs/routing.md 4 has the variants and their numbers).
 Members lacking waiting_queue, cache_usage or running_req score None (never picked), like every mode.
 BIG-IP's member ratio, when the member dict carries it (`ratio`), scales the capacity assumed for it.
 """
@@ -32,6 +40,7 @@ BIG-IP's member ratio, when the member dict carries it (`ratio`), scales the cap
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from llmsched.scorer.capacity import estimate_capacity, metric
 
@@ -41,6 +50,7 @@ FLOOR = 0.02  # minimum score of a member under the hard limit, relative to the 
 HARD_QUEUE_MIN = 8.0  # waiting requests always tolerated before the hard limit...
 HARD_QUEUE_PER_RUNNING = 0.5  # ...plus this many per running request
 KV_FULL = 0.98  # KV usage that, with requests waiting, is over the hard limit
+ALIKE = 2.0  # largest ratio of two members' capacities for which least connections is a balance among them
 
 
 def over_hard_limit(metrics: Mapping[str, object]) -> bool:
@@ -52,29 +62,47 @@ def over_hard_limit(metrics: Mapping[str, object]) -> bool:
     return waiting > HARD_QUEUE_MIN + HARD_QUEUE_PER_RUNNING * running or cache >= KV_FULL
 
 
-def headroom(metrics: Mapping[str, object]) -> float | None:
-    """The unnormalised score: (slack + BASE x capacity) x free KV fraction; None when not scorable."""
+@dataclass(frozen=True)
+class Headroom:
+    capacity: float  # requests it can run before it saturates (llmsched.scorer.capacity)
+    busy: float  # running + waiting
+    raw: float  # the unnormalised score: (slack + BASE x capacity) x free KV fraction
+
+
+def headroom(metrics: Mapping[str, object]) -> Headroom | None:
+    """A member's capacity, load and unnormalised score; None when not scorable."""
     capacity = estimate_capacity(metrics, metrics.get("ratio", 1))
     waiting = metric(metrics, "waiting_queue")
     if capacity is None or waiting is None:
         return None
-    running = metric(metrics, "running_req") or 0.0
+    busy = (metric(metrics, "running_req") or 0.0) + waiting
     cache = min(1.0, metric(metrics, "cache_usage") or 0.0)
-    slack = max(0.0, capacity - running - waiting)
-    return (slack + BASE * capacity) * (1.0 - cache)
+    slack = max(0.0, capacity - busy)
+    return Headroom(capacity, busy, (slack + BASE * capacity) * (1.0 - cache))
+
+
+def pool_saturated(measured: Sequence[Headroom]) -> bool:
+    """Alike members holding at least as many requests as they can run together: fail open."""
+    if not measured:
+        return False
+    capacities = [h.capacity for h in measured]
+    alike = max(capacities) <= ALIKE * min(capacities)
+    return alike and sum(h.busy for h in measured) >= sum(capacities)
 
 
 def compute_scores(members: Sequence[Mapping[str, object]], weights: Mapping[str, object]) -> list[float | None]:
     """One score per member, in order; None for a member whose metrics cannot be scored. `weights` is
     accepted for the common interface and ignored: the mode has no tunable weights."""
-    raw = [headroom(m) for m in members]
-    top = max((r for r in raw if r is not None), default=0.0)
+    measured = [headroom(m) for m in members]
+    scorable = [h for h in measured if h is not None]
+    top = max((h.raw for h in scorable), default=0.0)
+    fail_open = pool_saturated(scorable)  # every member scores 0 (module docstring)
     scores: list[float | None] = []
-    for member, value in zip(members, raw):
-        if value is None:
+    for member, h in zip(members, measured):
+        if h is None:
             scores.append(None)
-        elif over_hard_limit(member):
+        elif fail_open or over_hard_limit(member):
             scores.append(0.0)
         else:
-            scores.append(max(FLOOR, value / top) if top > 0.0 else FLOOR)
+            scores.append(max(FLOOR, h.raw / top) if top > 0.0 else FLOOR)
     return scores

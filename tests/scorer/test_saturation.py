@@ -35,15 +35,38 @@ def test_the_roomiest_member_scores_1_and_the_others_in_proportion_to_their_head
 
 def test_headroom_is_slack_plus_a_capacity_base_times_the_free_kv_fraction() -> None:
     # capacity min(256 slots, 30 x 0.9 / 0.3 = 90) = 90; slack 90 - 30 - 2 = 58
-    assert saturation.headroom(m(2, 0.3, 30)) == pytest.approx((58 + 0.1 * 90) * 0.7)
+    got = saturation.headroom(m(2, 0.3, 30))
+    assert got is not None
+    assert (got.capacity, got.busy) == (pytest.approx(90), 32)
+    assert got.raw == pytest.approx((58 + 0.1 * 90) * 0.7)
     assert estimate_slack(m(2, 0.3, 30), 1) == pytest.approx(58)
 
 
-def test_when_every_member_is_full_traffic_follows_capacity_not_a_coin_toss() -> None:
-    # both saturated (slack 0): the one with four times the capacity keeps four times the score
-    small, big = m(5, 0.9, 40, ratio=1), m(20, 0.15, 1024, ratio=4)
+def test_when_members_are_nearly_full_traffic_follows_capacity_not_a_coin_toss() -> None:
+    # by hand: small capacity 40 x 0.9 / 0.88 = 40.9, slack 0.9; big 4 x 256 = 1024 slots, slack 24: the big one
+    # keeps far more than the 27x its slack alone would give, because 0.1 x capacity dominates both headrooms
+    small, big = m(0, 0.88, 40, ratio=1), m(0, 0.15, 1000, ratio=4)
     got = scores([small, big])
-    assert got[1] == 1.0 and got[0] < 0.5
+    assert got[1] == 1.0 and got[0] < 0.1
+
+
+def test_when_alike_members_hold_more_than_they_can_run_together_every_member_scores_zero() -> None:
+    # capacities 44 x 0.9 / 0.99 = 40 and 30 x 0.9 / 0.6 = 45 (alike); holding 84 + 30 >= 85: the second
+    # member's room is smaller than the first one's queue, so the queue exists wherever requests go
+    assert scores([m(40, 0.99, 44), m(0, 0.6, 30)]) == [0.0, 0.0]
+
+
+def test_unlike_members_keep_the_pick_when_the_pool_holds_more_than_they_can_run_together() -> None:
+    # the pool holds more than it can run (190 + 186 >= 54 + 256), but the members are 4.7x apart: least
+    # connections would give the small one as many requests as the big one and bury it (docs/routing.md 4)
+    got = scores([m(130, 0.998, 60), m(0, 0.154, 186)])
+    assert got[0] == 0.0 and got[1] == 1.0
+
+
+def test_a_pool_with_room_left_in_total_is_scored_even_when_one_member_is_past_its_capacity() -> None:
+    # capacities 40 and 45, holding 50 + 20 < 85: the roomy member gets the traffic, the full one a trickle
+    got = scores([m(10, 0.9, 40), m(0, 0.4, 20)])
+    assert got[1] == 1.0 and 0.0 < got[0] < 0.05
 
 
 def test_nearly_equal_members_get_nearly_equal_scores_unlike_relative_normalisation() -> None:
@@ -111,6 +134,15 @@ def test_when_every_candidate_is_over_the_hard_limit_the_decision_fails_open_wit
 
 def test_a_member_under_the_hard_limit_is_still_picked_when_the_others_are_over_it() -> None:
     config = {"mode": "saturation", "stale_after": 10.0}
-    snap = snapshot([m(100, 0.99, 50), m(2, 0.95, 60)], now=100.0)
+    # the pool has room in total (busy 150 + 12 < capacities 45 + 256), all of it on the second member
+    snap = snapshot([m(100, 0.99, 50), m(2, 0.02, 10)], now=100.0)
     decision = decide(config, snap, ["10.0.0.1:8000", "10.0.0.2:8000"], 100.0, random.Random(1))
     assert decision.answer == "10.0.0.2:8000"
+
+
+def test_when_the_pool_is_saturated_the_decision_fails_open_to_bigip_with_none() -> None:
+    # each under the hard limit (waiting 5 <= 8 + 0.5 x 40), but every member full: BIG-IP's own method decides
+    config = {"mode": "saturation", "stale_after": 10.0}
+    snap = snapshot([m(5, 0.9, 40), m(4, 0.92, 42)], now=100.0)
+    decision = decide(config, snap, ["10.0.0.1:8000", "10.0.0.2:8000"], 100.0, random.Random(1))
+    assert decision.answer == "none"
