@@ -4,8 +4,9 @@ First the live scrapers (members, cycle duration and lateness, members per secon
 pool (or `--pool NAME`): mode, data ages, then one line per member with its BIG-IP state, engine,
 waiting / running / KV-cache load, score, expected share (the chance that a decision offering every member picks
 it), decisions sent since its last scrape, data age, its prefix-cache hit rate as the engine reports it next to
-the prefix index's estimate (`hit% engine/index`, `-` when unknown) and why it cannot be picked; then the pool's last errors
-(BIG-IP read, failed scrapes). `--watch S` redraws every S seconds until Ctrl-C; `--json` prints the raw view.
+the prefix index's estimate (`hit% engine/index`, `-` when unknown) and why it cannot be picked; then the pool's
+last errors (BIG-IP read, failed scrapes). `--watch S` redraws every S seconds until Ctrl-C; `--json` prints the
+raw view.
 
 Redis comes from `--redis-url`, else `$REDIS_URL`, else the `--config` file's `redis.url` (and its namespace).
 Exit codes: 0, 1 when Redis cannot be read or the config is invalid, 2 when `--pool` names no configured pool.

@@ -124,8 +124,8 @@ class Keys:
         """Field = member id (`10.0.0.1:8000`, `10.0.0.1%2:8000`), value = JSON `scraped_at`, `status`
         (`ok`/`error`), `error`, `metrics` {`waiting_queue`, `cache_usage`, `running_req`}, `kv_cache_max`, `engine`,
         `detected_variant`, `detection_status`, `prefix_cache` {`hits_total`, `queries_total`, `hit_rate`,
-        `capacity_tokens`, `block_size`} (null when the engine exposes none), `duration`, `shared_with` (the other member ids scraped from the
-        same metrics URL, e.g. members that share one `metrics.port`; empty when none)."""
+        `capacity_tokens`, `block_size`} (null when the engine exposes none), `duration`, `shared_with` (the other
+        member ids scraped from the same metrics URL, e.g. members that share one `metrics.port`; empty when none)."""
         return self._pool(pool_key, "metrics")
 
     @key("string (JSON)", "scoring step", "api")

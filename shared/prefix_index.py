@@ -46,6 +46,8 @@ READ_TIMEOUT_S = 0.02  # a lookup that takes longer is given up: the decision go
 MAX_FINGERPRINTS = 64
 MAX_PENDING = 20_000  # records queued between two writes; beyond, new ones are dropped
 CAPACITY_RECHECK_S = 1.0  # how often a pool's capacities are re-read from its scrape documents
+REFRESH_S = 1.0  # a prefix the member already held is re-recorded (its recency refreshed) at most this often
+MAX_REFRESHED = 50_000  # prefixes remembered for REFRESH_S; the memory is dropped when it grows past this
 _ORDER_STEP = 1e-5  # score step between a request's fingerprints: the leading one is the newest
 
 # KEYS: one sorted set per member; ARGV[1]: entries recorded at or before it are expired; ARGV[2..]: the
@@ -82,9 +84,11 @@ def qualified(fingerprints: Sequence[str], model: str | None) -> list[str]:
 class Record:
     pool_key: str
     member_id: str
-    entries: tuple[str, ...]  # qualified fingerprints, leading first
+    entries: tuple[str, ...]  # qualified fingerprints to write, in request order
     matched: int  # leading fingerprints the index said the member held when deciding
     at: float
+    sent: int  # fingerprints the request carried (the estimate counts them all)
+    offset: int = 0  # position of entries[0] in the request
 
 
 def with_timeout(client: redis.Redis, seconds: float) -> redis.Redis:
@@ -121,6 +125,7 @@ class PrefixIndex:
         self._lock = threading.Lock()
         self._capacity: dict[str, dict[str, int]] = {}  # pool -> member id -> entries
         self._capacity_at: dict[str, float] = {}
+        self._refreshed: dict[tuple[str, str, str], float] = {}  # (pool, member, leading entry) -> last written
         self.dropped = 0
 
     # --- the decision path ---------------------------------------------------------------------------------
@@ -139,14 +144,29 @@ class PrefixIndex:
         return {m: int(n) for m, n in zip(member_ids, counts) if n}
 
     def record(self, pool_key: str, member_id: str, entries: Sequence[str], matched: int) -> None:
-        """Queue a decision's record; written by the next flush(), never waited for."""
+        """Queue a decision's record; written by the next flush(), never waited for.
+
+        The part the member already held (`matched` leading entries) is rewritten at most every REFRESH_S per
+        prefix: with sticky routing most decisions go where their prefix is, and rewriting 64 entries each time
+        would only keep Redis busy (a lookup waits behind every write). Within that second the tail may be newer
+        than the head it follows; against a 600 s window that does not change what is evicted first."""
         if not entries:
             return
+        now = self.clock()
         with self._lock:
             if len(self._pending) >= MAX_PENDING:
                 self.dropped += 1
                 return
-            self._pending.append(Record(pool_key, member_id, tuple(entries), matched, self.clock()))
+            seen = (pool_key, member_id, entries[0])
+            offset = 0
+            if matched and now - self._refreshed.get(seen, -REFRESH_S) < REFRESH_S:
+                offset = min(matched, len(entries))  # only what is new for it
+            else:
+                if len(self._refreshed) >= MAX_REFRESHED:
+                    self._refreshed = {}
+                self._refreshed[seen] = now
+            record = Record(pool_key, member_id, tuple(entries[offset:]), matched, now, len(entries), offset)
+            self._pending.append(record)
 
     # --- background ----------------------------------------------------------------------------------------
     def flush(self) -> int:
@@ -161,15 +181,17 @@ class PrefixIndex:
         stats: dict[str, dict[str, int]] = {}
         for r in records:
             mapping = scores.setdefault((r.pool_key, r.member_id), {})
-            for i, entry in enumerate(r.entries):
+            for i, entry in enumerate(r.entries, r.offset):
                 mapping[entry] = r.at - i * _ORDER_STEP
             counts = stats.setdefault(r.pool_key, {})
-            counts[f"{r.member_id}|sent"] = counts.get(f"{r.member_id}|sent", 0) + len(r.entries)
+            counts[f"{r.member_id}|sent"] = counts.get(f"{r.member_id}|sent", 0) + r.sent
             counts[f"{r.member_id}|matched"] = counts.get(f"{r.member_id}|matched", 0) + r.matched
         cutoff = self.clock() - self.ttl_s
         ttl = max(1, int(self.ttl_s + 0.999))
         pipe = self.client.pipeline(transaction=False)
         for (pool_key, member_id), mapping in scores.items():
+            if not mapping:
+                continue
             key = self.keys.pool_prefix(pool_key, member_id)
             pipe.zadd(key, mapping)
             pipe.zremrangebyscore(key, "-inf", cutoff)

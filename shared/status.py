@@ -3,8 +3,8 @@ scrape-time gauges show.
 
 Per member: BIG-IP status, engine, load metrics, score, whether a decision could pick it (and if not, why), its
 expected share and the age of its data, and its prefix-cache hit rate as the engine reports it next to the prefix
-index's estimate (`prefix_hit_rate`, `prefix_estimate`); per pool: data ages and the last errors (BIG-IP read, scrapes). The
-expected share is the probability that a decision offering every member picks it: the same filters and
+index's estimate (`prefix_hit_rate`, `prefix_estimate`); per pool: data ages and the last errors (BIG-IP read,
+scrapes). The expected share is the probability that a decision offering every member picks it: the same filters and
 herd-control weights as a real decision (llmsched.shared.routing), so it is what the next requests will see.
 """
 
