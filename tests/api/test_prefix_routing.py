@@ -166,3 +166,14 @@ def test_a_record_made_by_one_api_process_is_seen_by_another_within_20_ms(redis_
     assert len({first for first, _ in pairs}) > 1  # the first answers are spread (no hint yet)
     assert [second for _, second in pairs] == [first for first, _ in pairs]
     assert store.client.exists(Keys().pool_prefix("p1:Common", pairs[0][0]))
+
+
+def test_an_unreachable_prefix_index_leaves_the_decision_to_the_load_pick(client, store):
+    import redis
+
+    seed(store, dict.fromkeys(MEMBERS, M), herd_control=False)
+    index = client.application.extensions["llmsched.routing"].prefix
+    index.reader = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.05, socket_timeout=0.05)
+    for i in range(5):
+        r = post(client, body(prefix=fingerprints(f"d{i}")))
+        assert r.status_code == 200 and r.data.decode() in MEMBERS

@@ -144,3 +144,23 @@ def test_redis_down_gives_no_hints_at_once_and_drops_the_records():
     except Exception as exc:
         assert type(exc).__name__ == "StoreError"
     assert index.flush() == 0  # nothing left queued
+
+
+def test_a_prefix_the_member_holds_is_rewritten_at_most_once_a_second(redis_url):
+    clock = Clock()
+    index = make_index(redis_url, clock)
+    a = fps("a", 8)
+    index.record(POOL, "m1", a, 0)
+    index.flush()
+    key = Keys().pool_prefix(POOL, "m1")
+    first = index.client.zscore(key, a[0])
+    clock.now += 0.5
+    index.record(POOL, "m1", a[:6] + fps("b", 2), 6)  # held its 6 leading: only the 2 new ones are written
+    index.flush()
+    assert index.client.zscore(key, a[0]) == first
+    assert index.lookup(POOL, ["m1"], a[:6] + fps("b", 2)) == {"m1": 8}
+    clock.now += 1.0
+    index.record(POOL, "m1", a, 8)  # a second later the held part's recency is refreshed
+    index.flush()
+    assert index.client.zscore(key, a[0]) == clock.now
+    assert index.stats([POOL])[POOL]["m1"] == {"sent": 24, "matched": 14}
