@@ -177,7 +177,7 @@ class PrefixIndex:
         if not records:
             return 0
         self._refresh_capacity({r.pool_key for r in records})
-        scores: dict[tuple[str, str], dict[str, float]] = {}
+        scores: dict[tuple[str, str], dict[str | bytes, bytes | float | int | str]] = {}  # redis-py's zadd type
         stats: dict[str, dict[str, int]] = {}
         for r in records:
             mapping = scores.setdefault((r.pool_key, r.member_id), {})
