@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import http.client
+import io
 import os
 import pstats
 import random
@@ -97,11 +98,24 @@ def parse_wrk(out: str) -> dict:
     return {"rps": rps, "p50_ms": _ms(p50), "p99_ms": _ms(p99), "requests": total, "errors": errors, "none": nones}
 
 
+def call_select(app, body: bytes) -> None:
+    """One select through the app's WSGI callable, as gunicorn calls it (the body closed after sending)."""
+    environ = {
+        "PATH_INFO": "/scheduler/select",
+        "REQUEST_METHOD": "POST",
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/json",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.input": io.BytesIO(body),
+    }
+    answer = app.wsgi_app(environ, lambda status, headers: None)
+    b"".join(answer)
+    answer.close()
+
+
 def decision_cost(redis_url: str, n: int = 5000) -> str:
     """One decision in-process (WSGI app called directly, no HTTP, no gunicorn): from the worker's in-memory
     routing data, against the old path that read the pool from Redis first (one EVALSHA round trip)."""
-    import io as _io
-
     from loguru import logger
 
     from llmsched.api.app import create_app
@@ -115,17 +129,7 @@ def decision_cost(redis_url: str, n: int = 5000) -> str:
     body = PAYLOAD.encode()
 
     def via_wsgi() -> None:
-        environ = {
-            "PATH_INFO": "/scheduler/select",
-            "REQUEST_METHOD": "POST",
-            "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": "application/json",
-            "REMOTE_ADDR": "127.0.0.1",
-            "wsgi.input": _io.BytesIO(body),
-        }
-        answer = app.wsgi_app(environ, lambda status, headers: None)
-        b"".join(answer)
-        answer.close()
+        call_select(app, body)
 
     state = app.extensions["llmsched.routing"]
     rng = random.Random(1)
@@ -170,7 +174,6 @@ def prefix_cost(redis_url: str, n: int = 3000) -> str:
     """Whole selects through WSGI (no HTTP) with 64 fingerprints, which read the shared prefix index once, and
     without, interleaved so that both see the same machine; the index holds 200 prompts on the 8 members."""
     import hashlib
-    import io as _io
 
     from loguru import logger
 
@@ -196,18 +199,8 @@ def prefix_cost(redis_url: str, n: int = 3000) -> str:
     hinted = [(PAYLOAD[:-1] + ',"prefix":%s}' % str(fps(t)).replace("'", '"')).encode() for t in range(200)]
 
     def once(body: bytes) -> float:
-        environ = {
-            "PATH_INFO": "/scheduler/select",
-            "REQUEST_METHOD": "POST",
-            "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": "application/json",
-            "REMOTE_ADDR": "127.0.0.1",
-            "wsgi.input": _io.BytesIO(body),
-        }
         started = time.perf_counter()
-        answer = app.wsgi_app(environ, lambda status, headers: None)
-        b"".join(answer)
-        answer.close()
+        call_select(app, body)
         return (time.perf_counter() - started) * 1e6
 
     for i in range(300):  # warm-up: connections, the script cache
