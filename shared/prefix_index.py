@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import orjson
 import redis
 from loguru import logger
-from redis.sentinel import SentinelConnectionPool
 
 from llmsched.shared.errors import StoreError
 from llmsched.shared.keys import Keys
@@ -92,17 +91,13 @@ class Record:
 
 
 def with_timeout(client: redis.Redis, seconds: float) -> redis.Redis:
-    """A client to the same Redis (plain, TLS or through Sentinel) with another read timeout."""
+    """A client to the same plain Redis URL with another read timeout; any other client (Sentinel) is returned as
+    is: its pool cannot be rebuilt from its settings, so build the reader with redis_conn.client_for instead."""
     pool = client.connection_pool
-    kwargs = {k: v for k, v in pool.connection_kwargs.items() if k != "connection_pool"}
-    kwargs["socket_timeout"] = seconds
-    if isinstance(pool, SentinelConnectionPool):
-        new: redis.ConnectionPool = SentinelConnectionPool(
-            pool.service_name, pool.sentinel_manager, is_master=pool.is_master, **kwargs
-        )
-    else:
-        new = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
-    return redis.Redis(connection_pool=new)
+    if type(pool) is not redis.ConnectionPool:
+        return client
+    kwargs = {**pool.connection_kwargs, "socket_timeout": seconds}
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
 
 class PrefixIndex:
