@@ -177,3 +177,15 @@ def test_an_unreachable_prefix_index_leaves_the_decision_to_the_load_pick(client
     for i in range(5):
         r = post(client, body(prefix=fingerprints(f"d{i}")))
         assert r.status_code == 200 and r.data.decode() in MEMBERS
+
+
+def test_a_holder_is_left_once_the_decisions_sent_to_it_saturate_it(client, store):
+    # Herd control on: each member runs 2 and has room for 7 more (slack), so the holder stays sticky while
+    # (2 + sent since its scrape) / 9 < 1, i.e. for its first 7 decisions, then the load pick takes over.
+    seed(store, dict.fromkeys(MEMBERS, M))
+    fps = fingerprints("hot document")
+    holder = post(client, body(prefix=fps)).data
+    flush(client)
+    answers = [post(client, body(prefix=fps)).data for _ in range(7)]
+    assert answers[:6] == [holder] * 6
+    assert answers[6] != holder
