@@ -4,7 +4,8 @@ gunicorn runs several worker processes; each counts its own decisions. With `PRO
 (`llmsched api` and api/gunicorn_conf.py make sure it is), prometheus_client keeps every worker's values in
 files in that directory and this endpoint merges them, so any worker answers with the replica's totals.
 
-Scores, expected shares, data ages and the config version are not counted here: they are computed from Redis at
+Scores, expected shares, data ages, prefix-cache hit rates (the engine's and the prefix index's estimate) and
+the config version are not counted here: they are computed from Redis at
 scrape time (`RedisStatusCollector`), the same for every worker and replica, never stale in a dead worker's file.
 """
 
@@ -95,6 +96,10 @@ class RedisStatusCollector(Collector):
                 fams[t.MEMBER_SHARE.name].add_metric(labels, m["share"])
                 if m["data_age"] is not None:
                     fams[t.MEMBER_DATA_AGE.name].add_metric(labels, m["data_age"])
+                if m.get("prefix_hit_rate") is not None:
+                    fams[t.MEMBER_PREFIX_HIT_RATE.name].add_metric(labels, m["prefix_hit_rate"])
+                if m.get("prefix_estimate") is not None:
+                    fams[t.MEMBER_PREFIX_ESTIMATE.name].add_metric(labels, m["prefix_estimate"])
         yield from fams.values()
 
 

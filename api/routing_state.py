@@ -7,6 +7,8 @@
 * Herd control: each decision is counted here. Every tick (`tick_s`, 10 ms) the refresher adds the worker's
   counts to Redis and reads every replica's totals back in the same round trip, so another replica sees a
   decision within two ticks. A decision uses the totals plus what this worker counted since.
+* Prefix index (shared/prefix_index.py): a decision with fingerprints reads it in one round trip (the only
+  Redis read a decision may make); its records are queued and written by the refresher every tick.
 * Redis unavailable: the last data stays. decide() drops each member whose metrics are older than the pool's
   `stale_after` by their own `scraped_at`, so decisions go on from the last snapshot until it is stale, then
   answer `none`. Counts that cannot be sent are dropped (the next scrape resets them anyway).
@@ -24,6 +26,7 @@ import redis
 from loguru import logger
 
 from llmsched.shared.errors import StoreError
+from llmsched.shared.prefix_index import PrefixIndex
 from llmsched.shared.store import Store
 
 TICK_S = 0.005  # the routing simulator: visibility beyond ~5 ms on average costs herd control p99 (docs/benchmarks.md)
@@ -37,8 +40,11 @@ Inputs = tuple[dict | None, dict | None, dict[str, int] | None]
 
 
 class RoutingState:
-    def __init__(self, store: Store, tick_s: float = TICK_S, recheck_s: float = RECHECK_S) -> None:
+    def __init__(
+        self, store: Store, tick_s: float = TICK_S, recheck_s: float = RECHECK_S, prefix: PrefixIndex | None = None
+    ) -> None:
         self.store = store
+        self.prefix = prefix if prefix is not None else PrefixIndex(store.client, store.keys)
         self.tick_s = tick_s
         self.recheck_s = recheck_s
         self._pools: dict[str, tuple[dict | None, dict | None]] = {}
@@ -148,6 +154,10 @@ class RoutingState:
             dirty, self._dirty = list(self._dirty), set()
             self.reload(dirty)
         self._exchange()
+        try:
+            self.prefix.flush()
+        except StoreError as exc:
+            logger.debug("prefix records not written: {}", exc)
 
     def _exchange(self) -> None:
         with self._lock:

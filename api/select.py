@@ -7,8 +7,10 @@ here, without Flask's request context, routing and response objects, from the wo
 In order: the source must be allowed (llmsched.api.clients, 403); the method must be POST (405 with `Allow`);
 the body is read within the read timeout (408), by Content-Length (a shorter body is 400) or chunked, up to 1 MiB
 (413); a content type other than JSON is 422 as in the original (FastAPI validates the raw bytes then); then the
-decision, answered `member`, `none` or `fallback` in plain text. The decision is counted (metrics, herd control)
-after the answer is sent, so counting never delays BIG-IP. Every other path goes to Flask unchanged.
+decision, answered `member`, `none` or `fallback` in plain text. A request that carries prompt fingerprints
+(`prefix`) first reads the shared prefix index in one round trip (llmsched.shared.prefix_index). The decision
+is counted (metrics, herd control) and its fingerprints recorded after the answer is sent, so neither delays
+BIG-IP. Every other path goes to Flask unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from llmsched.api.limits import READ_TIMEOUT_S
 from llmsched.api.metrics import record_decision, record_rejected
 from llmsched.api.routing_state import RoutingState
 from llmsched.api.validation import RequestError, parse_schedule_request
+from llmsched.shared.prefix_index import qualified
 from llmsched.shared.routing.decide import NONE, decide
 from llmsched.shared.routing.reasons import Reason
 
@@ -54,6 +57,8 @@ class Outcome:
     member_id: str | None = None  # set when a member was picked
     count_expire_s: int = 0  # > 0 when herd control wants the pick counted (the counts' expiry)
     candidates: int = 0  # members BIG-IP offered (metrics)
+    prefix: tuple[str, ...] = ()  # index entries to record for member_id after the answer
+    matched: int = 0  # how many of them the index said member_id held
 
 
 def answer_select(raw_body: bytes, state: RoutingState, rng: random.Random) -> Outcome:
@@ -63,7 +68,14 @@ def answer_select(raw_body: bytes, state: RoutingState, rng: random.Random) -> O
     if config is None and state.loaded_at is None:
         # Never loaded (Redis down since this worker started): not the same as a pool nobody configured.
         return Outcome(NONE, Reason.REDIS_UNAVAILABLE, candidates=len(req.members))
-    decision = decide(config, snapshot, req.members, time.time(), rng, counts)
+    entries: tuple[str, ...] = ()
+    matched: dict[str, int] = {}
+    if req.prefix and config is not None and snapshot is not None and not config.get("pool_fallback"):
+        # The one Redis round trip a decision may make, and only with fingerprints (failure: no hints).
+        entries = tuple(qualified(req.prefix, req.model))
+        ids = [m["id"] for m in snapshot.get("members", ()) if "id" in m]
+        matched = state.prefix.lookup(req.pool_key, ids, entries)
+    decision = decide(config, snapshot, req.members, time.time(), rng, counts, matched or None)
     logger.debug("select {} -> {} ({})", req.pool_key, decision.answer, decision.reason)
     expire = 0
     if decision.member_id is not None and config is not None and config.get("herd_control"):
@@ -75,6 +87,8 @@ def answer_select(raw_body: bytes, state: RoutingState, rng: random.Random) -> O
         decision.member_id,
         expire,
         len(req.members),
+        entries if decision.member_id is not None else (),
+        matched.get(decision.member_id or "", 0),
     )
 
 
@@ -214,3 +228,5 @@ class _Body:
         record_decision(o.pool_key or None, o.answer, o.reason, o.member_id, o.candidates, self.seconds)
         if outcome.member_id is not None and outcome.count_expire_s > 0:
             self.state.count(outcome.pool_key, outcome.member_id, outcome.count_expire_s)
+        if outcome.member_id is not None and outcome.prefix:
+            self.state.prefix.record(outcome.pool_key, outcome.member_id, outcome.prefix, outcome.matched)

@@ -10,8 +10,12 @@ from dataclasses import dataclass
 
 import orjson
 
+from llmsched.shared.prefix_index import MAX_FINGERPRINTS
+
 MAX_MEMBERS = 10_000  # far above any BIG-IP pool; bounds the work one request can ask for
 MAX_ITERATIONS = 100_000  # simulate / analyze
+MAX_MODEL_CHARS = 256
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 class RequestError(Exception):
@@ -27,6 +31,7 @@ class ScheduleRequest:
     partition: str
     members: list[str]
     model: str | None = None
+    prefix: tuple[str, ...] = ()  # the iRule's prompt fingerprints, lowercase, leading first
 
     @property
     def pool_key(self) -> str:
@@ -66,12 +71,35 @@ def parse_schedule_request(raw: bytes) -> ScheduleRequest:
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         problems.append(_problem("string_type", ["model"], "Input should be a valid string"))
+    elif model is not None and len(model) > MAX_MODEL_CHARS:
+        problems.append(
+            _problem("string_too_long", ["model"], f"String should have at most {MAX_MODEL_CHARS} characters")
+        )
+    prefix, prefix_problems = _fingerprints(body.get("prefix"))
+    problems += prefix_problems
     if problems:
         raise RequestError(422, problems)
     for name in ("pool_name", "partition", "members"):
         if not body[name]:
             raise RequestError(400, f"{name} cannot be empty")
-    return ScheduleRequest(body["pool_name"], body["partition"], body["members"], model)
+    return ScheduleRequest(body["pool_name"], body["partition"], body["members"], model or None, prefix)
+
+
+def _fingerprints(value) -> tuple[tuple[str, ...], list[dict]]:
+    """The optional `prefix` field: at most MAX_FINGERPRINTS strings of 16 hex digits (deploy/f5/README.md
+    section 6); absent, null or [] mean no hint."""
+    if value is None:
+        return (), []
+    if not isinstance(value, list):
+        return (), [_problem("list_type", ["prefix"], "Input should be a valid list")]
+    if len(value) > MAX_FINGERPRINTS:
+        return (), [_problem("too_long", ["prefix"], f"List should have at most {MAX_FINGERPRINTS} items")]
+    bad = [
+        _problem("string_pattern_mismatch", ["prefix", i], "Input should be a string of 16 hex digits")
+        for i, fp in enumerate(value)
+        if not (isinstance(fp, str) and len(fp) == 16 and _HEX.issuperset(fp))
+    ][:20]
+    return (() if bad else tuple(fp.lower() for fp in value)), bad
 
 
 def parse_iterations(text: str | None, default: int) -> int:

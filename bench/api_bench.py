@@ -6,7 +6,9 @@ Starts a private redis-server and the API under gunicorn (as `llmsched api` does
 * one connection at a time (sequential iRule-style decisions): p50, p99;
 * with `--slow-clients`: the same sequential decisions, each with the iRule's 500 ms budget, while 50 idle,
   50 slow-header and 50 slow-body connections are held (bench/slow_clients.py), plus /health;
-* the in-process cost of one decision from the worker's memory against one that reads Redis first (the old path).
+* the in-process cost of one decision from the worker's memory against one that reads Redis first (the old path);
+* the cost of prompt fingerprints: whole selects through WSGI with 64 fingerprints (one prefix-index read in
+  Redis) against the same selects without, interleaved, p50 and p99 (`--prefix-only` runs just this).
 `none` answers are counted everywhere: under overload a decision degrades to `none` rather than failing.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import http.client
+import io
 import os
 import pstats
 import random
@@ -95,11 +98,24 @@ def parse_wrk(out: str) -> dict:
     return {"rps": rps, "p50_ms": _ms(p50), "p99_ms": _ms(p99), "requests": total, "errors": errors, "none": nones}
 
 
+def call_select(app, body: bytes) -> None:
+    """One select through the app's WSGI callable, as gunicorn calls it (the body closed after sending)."""
+    environ = {
+        "PATH_INFO": "/scheduler/select",
+        "REQUEST_METHOD": "POST",
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/json",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.input": io.BytesIO(body),
+    }
+    answer = app.wsgi_app(environ, lambda status, headers: None)
+    b"".join(answer)
+    answer.close()
+
+
 def decision_cost(redis_url: str, n: int = 5000) -> str:
     """One decision in-process (WSGI app called directly, no HTTP, no gunicorn): from the worker's in-memory
     routing data, against the old path that read the pool from Redis first (one EVALSHA round trip)."""
-    import io as _io
-
     from loguru import logger
 
     from llmsched.api.app import create_app
@@ -113,17 +129,7 @@ def decision_cost(redis_url: str, n: int = 5000) -> str:
     body = PAYLOAD.encode()
 
     def via_wsgi() -> None:
-        environ = {
-            "PATH_INFO": "/scheduler/select",
-            "REQUEST_METHOD": "POST",
-            "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": "application/json",
-            "REMOTE_ADDR": "127.0.0.1",
-            "wsgi.input": _io.BytesIO(body),
-        }
-        answer = app.wsgi_app(environ, lambda status, headers: None)
-        b"".join(answer)
-        answer.close()
+        call_select(app, body)
 
     state = app.extensions["llmsched.routing"]
     rng = random.Random(1)
@@ -162,6 +168,69 @@ def decision_cost(redis_url: str, n: int = 5000) -> str:
     for name, seconds in sorted(groups.items(), key=lambda kv: -kv[1]):
         lines.append(f"    {name:46s} {seconds / total * 100:5.1f} %")
     return "\n".join(lines)
+
+
+def prefix_cost(redis_url: str, n: int = 3000) -> str:
+    """Whole selects through WSGI (no HTTP) with 64 fingerprints, which read the shared prefix index once, and
+    without, interleaved so that both see the same machine; the index holds 200 prompts on the 8 members."""
+    import hashlib
+
+    from loguru import logger
+
+    from llmsched.api.app import create_app
+    from llmsched.shared.store import Store, connect
+
+    logger.remove()
+    store = Store(connect(redis_url, socket_timeout=1.0))
+    app = create_app(store)
+    state = app.extensions["llmsched.routing"]
+
+    def fps(tag: int) -> list[str]:
+        out, digest = [], b""
+        for i in range(64):
+            digest = hashlib.sha1(digest + f"{tag}:{i}".encode()).digest()
+            out.append(digest[:8].hex())
+        return out
+
+    for tag in range(200):
+        state.prefix.record("bench_pool:Common", MEMBERS[tag % len(MEMBERS)], fps(tag), 0)
+    state.prefix.flush()
+    plain = PAYLOAD.encode()
+    hinted = [(PAYLOAD[:-1] + ',"prefix":%s}' % str(fps(t)).replace("'", '"')).encode() for t in range(200)]
+
+    def once(body: bytes) -> float:
+        started = time.perf_counter()
+        call_select(app, body)
+        return (time.perf_counter() - started) * 1e6
+
+    for i in range(300):  # warm-up: connections, the script cache
+        once(plain)
+        once(hinted[i % len(hinted)])
+    without, with_fps, pings = [], [], []
+    reader = state.prefix.reader
+    reader.config_resetstat()
+    for i in range(n):
+        without.append(once(plain))
+        with_fps.append(once(hinted[i % len(hinted)]))
+        started = time.perf_counter()
+        reader.ping()  # the machine's own Redis round trip, measured alongside
+        pings.append((time.perf_counter() - started) * 1e6)
+    state.stop()
+    # Redis's own time per lookup (the script's work, free of the client's and the machine's scheduling)
+    server_us = (reader.info("commandstats").get("cmdstat_eval") or {}).get("usec_per_call", float("nan"))
+
+    def pct(values: list[float], q: float) -> float:
+        values = sorted(values)
+        return values[min(len(values) - 1, int(q * len(values)))]
+
+    p99_without, p99_with = pct(without, 0.99), pct(with_fps, 0.99)
+    return (
+        f"in-process select, 8-member pool, {n} each, interleaved: without fingerprints (reference) "
+        f"p50 {pct(without, 0.5):.0f} us p99 {p99_without:.0f} us; with 64 fingerprints (1 Redis EVAL) "
+        f"p50 {pct(with_fps, 0.5):.0f} us p99 {p99_with:.0f} us; added at p99 {p99_with - p99_without:.0f} us; "
+        f"a bare Redis PING from the same client: p50 {pct(pings, 0.5):.0f} us p99 {pct(pings, 0.99):.0f} us; "
+        f"Redis's own time per lookup {server_us:.0f} us"
+    )
 
 
 def one_at_a_time(port: int, n: int, budget_s: float | None = None) -> dict:
@@ -248,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sequential", type=int, default=2000, help="decisions one at a time")
     ap.add_argument("--slow-clients", action="store_true", help="also: decisions while 150 slow connections are held")
     ap.add_argument("--profile", action="store_true", help="also print the in-process cost of one decision")
+    ap.add_argument("--prefix-only", action="store_true", help="only the cost of 64 fingerprints (no wrk runs)")
     ap.add_argument(
         "--no-herd-control",
         action="store_true",
@@ -256,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not shutil.which("wrk") or not shutil.which("redis-server"):
         raise SystemExit("needs wrk and redis-server (make bench-api installs them)")
+    if args.prefix_only:
+        return _prefix_only(args)
 
     from llmsched.bench.slow_clients import SlowClients
     from llmsched.scorer import step  # noqa: F401  (fail early if the project is not installed)
@@ -334,6 +406,22 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.profile:
             print(decision_cost(url))
+        print(prefix_cost(url))
+    return 0
+
+
+def _prefix_only(args: argparse.Namespace) -> int:
+    from tests.helpers import make_store, seed
+
+    with private_redis() as (url, _workdir):
+        seed(
+            make_store(url),
+            {m: {"waiting_queue": 0.0, "cache_usage": 0.1, "running_req": 2.0} for m in MEMBERS},
+            pool="bench_pool",
+            stale_after=3600.0,
+            herd_control=not args.no_herd_control,
+        )
+        print(prefix_cost(url))
     return 0
 
 

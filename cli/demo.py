@@ -7,6 +7,12 @@ variable), runs `llmsched up` on it with a private Redis, and sends completions 
 would: ask `/scheduler/select`, then send the request to the member it names. Every few seconds it prints each
 member's score, load and share of the decisions, so you can watch load move away from the slow engine. Runs
 until Ctrl-C, or `--duration S` seconds of traffic.
+
+Prefix hints (on unless `--no-prefix-hints`): the clients send RAG-style completions, one of 24 long
+documents followed by a short question, and fingerprint each request body exactly as the iRule does with
+`prefix_hints 1` (llmsched.cli.demo_prefix), sending them and the model with the select. The table's `hit%`
+column is each engine's prefix-cache hit rate over the window, from its own /metrics counters: it rises as the
+scheduler learns which engine holds which document.
 """
 
 from __future__ import annotations
@@ -22,12 +28,12 @@ import tempfile
 import time
 
 from llmsched.cli.demo_feed import UpLog
+from llmsched.cli.demo_prefix import MODEL, EngineCounters, completion_body, fingerprints
 
 HELP = "run the scheduler against emulated BIG-IP and engines, with demo traffic and a live table"
 
 POOL, PARTITION = "demo_pool", "Common"
 PASSWORD_ENV = "LLMSCHED_DEMO_F5_PASSWORD"
-MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 # label -> `llmsched emulate engine` options
 ENGINES: tuple[tuple[str, list[str]], ...] = (
     ("vllm fast", ["--engine", "vllm", "--speed", "fast", "--kv-name", "new"]),
@@ -43,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent demo clients (default 16)")
     parser.add_argument("--every", type=float, default=2.0, help="seconds between tables (default 2)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (config, logs) at exit")
+    parser.add_argument(
+        "--no-prefix-hints",
+        dest="prefix_hints",
+        action="store_false",
+        help="send selects without prompt fingerprints, as the iRule does with prefix_hints 0",
+    )
 
 
 def config_text(f5_port: int, cert: str | None, api_port: int) -> str:
@@ -211,13 +223,20 @@ def where_to_look(api: str, members: dict[str, str], workdir: str, redis_url: st
 
 
 def format_table(
-    status: dict, members: dict[str, str], picks: dict[str, int], window: dict[str, int], elapsed: float, errors: int
+    status: dict,
+    members: dict[str, str],
+    picks: dict[str, int],
+    window: dict[str, int],
+    elapsed: float,
+    errors: int,
+    hits: dict[str, float | None] | None = None,
 ) -> str:
     total, recent = sum(picks.values()), sum(window.values())
     lines = [
         f"--- {elapsed:5.1f} s  decisions: {total} ({recent} in this window), answered none: "
         f"{picks.get('none', 0)}, request errors: {errors}",
-        f"{'member':<22}{'engine':<11}{'score':>7}{'waiting':>9}{'running':>9}{'kv':>6}{'share':>8}{'total':>8}",
+        f"{'member':<22}{'engine':<11}{'score':>7}{'waiting':>9}{'running':>9}{'kv':>6}{'share':>8}{'total':>8}"
+        f"{'hit%':>7}",
     ]
     by_id = {f"{m['ip']}:{m['port']}": m for m in status.get("members", [])}
     for member, label in members.items():
@@ -234,8 +253,13 @@ def format_table(
             f"{(format(metrics['cache_usage'] * 100, '.0f') + '%') if 'cache_usage' in metrics else '-':>6}"
             f"{window.get(member, 0) / recent * 100 if recent else 0:>7.0f}%"
             f"{picks.get(member, 0) / total * 100 if total else 0:>7.0f}%"
+            f"{_rate((hits or {}).get(member)):>7}"
         )
     return "\n".join(lines)
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.0f}%"
 
 
 async def traffic(
@@ -246,6 +270,7 @@ async def traffic(
     duration: float | None,
     up: subprocess.Popen,
     up_log: UpLog,
+    prefix_hints: bool = True,
 ) -> int:
     import asyncio
     import random
@@ -260,12 +285,16 @@ async def traffic(
     picks: Counter[str] = Counter()
     window: Counter[str] = Counter()
     errors = 0
-    body = {"pool_name": POOL, "partition": PARTITION, "members": list(members)}
     timeout = aiohttp.ClientTimeout(total=60)
+    counters = EngineCounters(members)
 
     async def client(session: aiohttp.ClientSession, rng: random.Random) -> None:
         nonlocal errors
         while not stop.is_set():
+            request = completion_body(rng)
+            body: dict = {"pool_name": POOL, "partition": PARTITION, "members": list(members)}
+            if prefix_hints:
+                body.update(model=MODEL, prefix=fingerprints(request))
             try:
                 async with session.post(f"{api}/scheduler/select", json=body) as resp:
                     answer = (await resp.text()).strip()
@@ -276,11 +305,9 @@ async def traffic(
             window[chosen] += 1
             # `none`: BIG-IP would balance by itself; the demo stands in with a random member.
             target = answer if answer in members else rng.choice(list(members))
-            prompt = "Tell me about load balancing. " * rng.randint(4, 40)
             try:
                 async with session.post(
-                    f"http://{target}/v1/completions",
-                    json={"model": MODEL, "prompt": prompt, "max_tokens": rng.randint(16, 64)},
+                    f"http://{target}/v1/completions", data=request, headers={"Content-Type": "application/json"}
                 ) as resp:
                     await resp.read()
                     errors += resp.status != 200
@@ -302,7 +329,8 @@ async def traffic(
                     status = await resp.json() if resp.status == 200 else {}
             except aiohttp.ClientError:
                 status = {}
-            print(format_table(status, members, picks, window, elapsed, errors), flush=True)
+            hits = await counters.window(session)
+            print(format_table(status, members, picks, window, elapsed, errors, hits), flush=True)
             for event in up_log.reloads():
                 print(event, flush=True)
             window.clear()
@@ -365,7 +393,9 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(where_to_look(api, members, workdir, redis_url), flush=True)
         up_log.reloads()  # only reloads from now on
-        code = asyncio.run(traffic(api, members, args.clients, args.every, args.duration, up, up_log))
+        code = asyncio.run(
+            traffic(api, members, args.clients, args.every, args.duration, up, up_log, args.prefix_hints)
+        )
     except KeyboardInterrupt:
         code = 0
     except RuntimeError as exc:

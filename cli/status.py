@@ -3,8 +3,10 @@
 First the live scrapers (members, cycle duration and lateness, members per second, skipped ticks); then for every
 pool (or `--pool NAME`): mode, data ages, then one line per member with its BIG-IP state, engine,
 waiting / running / KV-cache load, score, expected share (the chance that a decision offering every member picks
-it), decisions sent since its last scrape, data age and why it cannot be picked; then the pool's last errors
-(BIG-IP read, failed scrapes). `--watch S` redraws every S seconds until Ctrl-C; `--json` prints the raw view.
+it), decisions sent since its last scrape, data age, its prefix-cache hit rate as the engine reports it next to
+the prefix index's estimate (`hit% engine/index`, `-` when unknown) and why it cannot be picked; then the pool's
+last errors (BIG-IP read, failed scrapes). `--watch S` redraws every S seconds until Ctrl-C; `--json` prints the
+raw view.
 
 Redis comes from `--redis-url`, else `$REDIS_URL`, else the `--config` file's `redis.url` (and its namespace).
 Exit codes: 0, 1 when Redis cannot be read or the config is invalid, 2 when `--pool` names no configured pool.
@@ -47,7 +49,24 @@ def _age(seconds: float | None) -> str:
     return f"{seconds:.1f}s" if seconds < 100 else f"{seconds / 60:.0f}min"
 
 
-COLUMNS = ("member", "BIG-IP", "engine", "wait", "run", "kv%", "score", "share%", "sent", "age", "eligible / why not")
+COLUMNS = (
+    "member",
+    "BIG-IP",
+    "engine",
+    "wait",
+    "run",
+    "kv%",
+    "score",
+    "share%",
+    "sent",
+    "age",
+    "hit% engine/index",
+    "eligible / why not",
+)
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.0f}"
 
 
 def format_pool(pool: dict) -> str:
@@ -77,13 +96,14 @@ def format_pool(pool: dict) -> str:
                 _cell(m["share"] * 100, 1),
                 str(m["sent_since_scrape"]),
                 _age(m["data_age"]),
+                f"{_percent(m.get('prefix_hit_rate'))}/{_percent(m.get('prefix_estimate'))}",
                 "yes" if m["eligible"] else m["why_not"],
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS) - 1)]
     lines = [f"{pool['name']} / {pool['partition']}   " + ", ".join(flags)]
     for row in rows:
-        cells = [c.rjust(w) if 3 <= i <= 9 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        cells = [c.rjust(w) if 3 <= i <= 10 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
         lines.append("  " + "  ".join(cells) + "  " + row[-1])
     if not pool["members"]:
         lines.append("  (no members known yet: is the poller running?)")

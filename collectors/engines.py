@@ -97,6 +97,7 @@ class Reading:
     detection_status: str = "failed"
     error: str | None = None
     keys: dict[str, str] = field(default_factory=dict)  # metric type -> name used (for logs)
+    prefix_cache: PrefixCacheReading | None = None  # None: the engine exposes none of it
 
     def doc_fields(self) -> dict:
         return {
@@ -105,6 +106,7 @@ class Reading:
             "engine": self.engine,
             "detected_variant": self.detected_variant,
             "detection_status": self.detection_status,
+            "prefix_cache": self.prefix_cache.doc() if self.prefix_cache is not None else None,
         }
 
 
@@ -200,7 +202,7 @@ def read_engine(text: str, engine_type: str, maps: Mapping[str, EngineMap], was_
     unknown = [e for e in engines if e not in maps]
     if unknown:
         raise ValueError(f"engine_type {engine_type!r}: no metric map for {', '.join(unknown)}")
-    names = frozenset().union(*(maps[e].names for e in engines))
+    names = frozenset().union(*(maps[e].names for e in engines)) | PREFIX_CACHE_NAMES
     expo = parse_exposition(text, names)
     fixed = None if engine_type == "auto" else engine_type
     results = [_extract(expo, maps[e]) for e in engines]
@@ -218,6 +220,7 @@ def read_engine(text: str, engine_type: str, maps: Mapping[str, EngineMap], was_
         detected_variant=_variant(best, emap),
         detection_status=detection_status(len(best.metrics), was_ok),
         keys={t: c.key for t, c in best.used.items()},
+        prefix_cache=read_prefix_cache(expo, best.engine).or_none(),
     )
 
 
@@ -231,6 +234,20 @@ class PrefixCacheReading:
     hit_rate: float | None = None  # the engine's own gauge, mean over engines
     capacity_tokens: float | None = None  # the KV pool in tokens, summed over engines
     block_size: int | None = None  # vLLM's KV block size in tokens
+
+    def or_none(self) -> PrefixCacheReading | None:
+        return None if self == PrefixCacheReading() else self
+
+    def doc(self) -> dict:
+        """The scrape document's `prefix_cache` (shared/keys.py `pool_metrics`; the prefix index sizes each
+        member's LRU from `capacity_tokens`)."""
+        return {
+            "hits_total": self.hits_total,
+            "queries_total": self.queries_total,
+            "hit_rate": self.hit_rate,
+            "capacity_tokens": self.capacity_tokens,
+            "block_size": self.block_size,
+        }
 
 
 def _summed(expo: Exposition, names: Sequence[str]) -> float | None:

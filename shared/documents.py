@@ -59,6 +59,9 @@ class ScrapeDoc(TypedDict, total=False):
     detected_variant: str | None
     detection_status: str
     duration: float
+    # hits_total, queries_total (token counters since the engine started), hit_rate (the engine's gauge),
+    # capacity_tokens (its KV pool), block_size; None when the engine exposes none of them
+    prefix_cache: dict[str, float | None] | None
 
 
 class SnapshotMember(TypedDict):

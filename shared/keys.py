@@ -123,8 +123,9 @@ class Keys:
     def pool_metrics(self, pool_key: str) -> str:
         """Field = member id (`10.0.0.1:8000`, `10.0.0.1%2:8000`), value = JSON `scraped_at`, `status`
         (`ok`/`error`), `error`, `metrics` {`waiting_queue`, `cache_usage`, `running_req`}, `kv_cache_max`, `engine`,
-        `detected_variant`, `detection_status`, `duration`, `shared_with` (the other member ids scraped from the
-        same metrics URL, e.g. members that share one `metrics.port`; empty when none)."""
+        `detected_variant`, `detection_status`, `prefix_cache` {`hits_total`, `queries_total`, `hit_rate`,
+        `capacity_tokens`, `block_size`} (null when the engine exposes none), `duration`, `shared_with` (the other
+        member ids scraped from the same metrics URL, e.g. members that share one `metrics.port`; empty when none)."""
         return self._pool(pool_key, "metrics")
 
     @key("string (JSON)", "scoring step", "api")
@@ -145,6 +146,25 @@ class Keys:
         """Member id -> decisions sent to it since its last scrape (herd control); a member's field is deleted by
         each scrape write of that member."""
         return self._pool(pool_key, "dispatch")
+
+    @key(
+        "sorted set, TTL 600 s",
+        "api (every 5 ms per worker that answered with fingerprints: `ZADD`, trims, `EXPIRE`)",
+        "api (one `EVAL` per decision that carries fingerprints)",
+    )
+    def pool_prefix(self, pool_key: str, member_id: str) -> str:
+        """The prefix index of one member (shared/prefix_index.py): member = a prompt fingerprint the iRule sent
+        (`<16 hex>`, or `<16 hex>@<model>` when the request named its model), score = when a decision last sent it
+        there (Unix seconds; a request's leading fingerprint gets the highest score, so it is evicted last).
+        Trimmed to the member's KV capacity / 128 tokens (lowest scores first); entries older than 600 s count as
+        absent and are removed by the next record."""
+        return self._pool(pool_key, f"prefix:{member_id}")
+
+    @key("hash, TTL 600 s", "api (with the prefix records)", "`llmsched status`, status page, api /metrics")
+    def pool_prefix_stats(self, pool_key: str) -> str:
+        """The index's own estimate of each member's prefix hit rate: `<member id>|sent` = fingerprints of the
+        decisions sent to it, `<member id>|matched` = how many of them the index said it held when deciding."""
+        return self._pool(pool_key, "prefix-stats")
 
     @key("string, TTL 30 s", "collectors", "scorer")
     def pool_scoring_pending(self, pool_key: str) -> str:

@@ -2,8 +2,9 @@
 scrape-time gauges show.
 
 Per member: BIG-IP status, engine, load metrics, score, whether a decision could pick it (and if not, why), its
-expected share and the age of its data; per pool: data ages and the last errors (BIG-IP read, scrapes). The
-expected share is the probability that a decision offering every member picks it: the same filters and
+expected share and the age of its data, and its prefix-cache hit rate as the engine reports it next to the prefix
+index's estimate (`prefix_hit_rate`, `prefix_estimate`); per pool: data ages and the last errors (BIG-IP read,
+scrapes). The expected share is the probability that a decision offering every member picks it: the same filters and
 herd-control weights as a real decision (llmsched.shared.routing), so it is what the next requests will see.
 """
 
@@ -15,6 +16,7 @@ import redis
 
 from llmsched.shared import scrape_stats
 from llmsched.shared.errors import StoreError
+from llmsched.shared.prefix_index import parse_stats
 from llmsched.shared.routing.decide import eligible
 from llmsched.shared.routing.picker import shares
 from llmsched.shared.routing.reasons import Reason
@@ -25,6 +27,25 @@ def _age(now: float, at: float | None) -> float | None:
     return round(now - at, 3) if at else None
 
 
+def engine_hit_rate(doc: dict) -> float | None:
+    """A member's prefix-cache hit rate as its engine reports it: cached / looked-up prompt tokens since the
+    engine started (the counters), else the engine's own gauge; None when it reports neither."""
+    cache = doc.get("prefix_cache") or {}
+    hits, queries = cache.get("hits_total"), cache.get("queries_total")
+    if isinstance(hits, (int, float)) and isinstance(queries, (int, float)) and queries > 0:
+        return round(min(1.0, hits / queries), 4)
+    rate = cache.get("hit_rate")
+    return round(float(rate), 4) if isinstance(rate, (int, float)) else None
+
+
+def index_estimate(counts: dict[str, int] | None) -> float | None:
+    """The prefix index's estimate of a member's hit rate: of the fingerprints of the requests sent to it, the
+    share the index said it already held; None before any request with fingerprints."""
+    if not counts or not counts.get("sent"):
+        return None
+    return round(counts.get("matched", 0) / counts["sent"], 4)
+
+
 def _member_rows(
     config: dict,
     snapshot: dict | None,
@@ -32,6 +53,7 @@ def _member_rows(
     metrics: dict[str, dict],
     dispatch: dict[str, int],
     now: float,
+    prefix_stats: dict[str, dict[str, int]] | None = None,
 ) -> list[dict[str, Any]]:
     scored = (snapshot or {}).get("members") or []
     known = {m["id"] for m in scored}
@@ -62,6 +84,9 @@ def _member_rows(
                 "data_age": _age(now, doc.get("scraped_at") or m.get("scraped_at")),
                 "scrape_status": doc.get("status") or m.get("scrape_status") or "never",
                 "scrape_error": doc.get("error") if doc.get("status") == "error" else None,
+                "prefix_hit_rate": engine_hit_rate(doc),
+                "prefix_estimate": index_estimate((prefix_stats or {}).get(m["id"])),
+                "kv_capacity_tokens": (doc.get("prefix_cache") or {}).get("capacity_tokens"),
             }
         )
     return rows
@@ -74,9 +99,10 @@ def pool_status(
     metrics: dict[str, dict],
     dispatch: dict[str, int],
     now: float,
+    prefix_stats: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
     """One pool's view; pure, from what `read_status` fetched."""
-    members = _member_rows(config, snapshot, membership, metrics, dispatch, now)
+    members = _member_rows(config, snapshot, membership, metrics, dispatch, now, prefix_stats)
     errors = []
     if membership and membership.get("error"):
         errors.append({"source": "BIG-IP", "at": membership.get("error_at"), "message": membership["error"]})
@@ -120,8 +146,19 @@ def read_status(store: Store, now: float, pools: list[str] | None = None) -> dic
         config, snapshot, dispatch = store.decision_inputs(key)
         if config is None:  # removed between the two reads
             continue
-        views.append(pool_status(config, snapshot, store.members(key), store.metrics(key), dispatch, now))
+        views.append(
+            pool_status(
+                config, snapshot, store.members(key), store.metrics(key), dispatch, now, _prefix_stats(store, key)
+            )
+        )
     return {"generated_at": now, "config": meta, "pools": views, "scrapers": scrape_stats.read(store, "scraper", now)}
+
+
+def _prefix_stats(store: Store, pool_key: str) -> dict[str, dict[str, int]]:
+    try:
+        return parse_stats(store.client.hgetall(store.keys.pool_prefix_stats(pool_key)))
+    except redis.RedisError as exc:
+        raise StoreError(f"redis: {type(exc).__name__}: {exc}") from exc
 
 
 def select_pools(all_keys: list[str], wanted: str | None) -> list[str] | None:

@@ -233,6 +233,18 @@ MEMBER_SHARE = Family(
 MEMBER_DATA_AGE = Family(
     "llmsched_member_data_age_seconds", "Seconds since the member's last scrape in the snapshot", ("pool", "member")
 )
+MEMBER_PREFIX_HIT_RATE = Family(
+    "llmsched_member_prefix_cache_hit_ratio",
+    "Prefix-cache hit rate the member's engine reports: cached / looked-up prompt tokens since it started "
+    "(its counters), else its own gauge",
+    ("pool", "member"),
+)
+MEMBER_PREFIX_ESTIMATE = Family(
+    "llmsched_member_prefix_index_hit_ratio",
+    "The prefix index's estimate of the member's hit rate: share of the fingerprints sent to it that the index "
+    "said it already held",
+    ("pool", "member"),
+)
 POOL_SCORES_AGE = Family(
     "llmsched_pool_scores_age_seconds", "Seconds since the pool's score snapshot was written", ("pool",)
 )
@@ -255,6 +267,8 @@ API_FROM_REDIS: tuple[Family, ...] = (
     MEMBER_ELIGIBLE,
     MEMBER_SHARE,
     MEMBER_DATA_AGE,
+    MEMBER_PREFIX_HIT_RATE,
+    MEMBER_PREFIX_ESTIMATE,
     POOL_SCORES_AGE,
     POOL_MEMBERS_AGE,
     CONFIG_INFO,

@@ -44,6 +44,10 @@ function badge(text, kind) {
   return el("span", {class: "badge " + kind}, text);
 }
 
+function pct(rate) {
+  return rate === null || rate === undefined ? "–" : (rate * 100).toFixed(0) + " %";
+}
+
 function shareCell(share) {
   const pct = share * 100;
   return el("td", {class: "share"},
@@ -66,6 +70,8 @@ function memberRow(pool, m) {
     shareCell(m.share),
     el("td", {class: "num sent"}, m.sent_since_scrape),
     el("td", {class: "num age" + (stale ? " stale" : "")}, age(m.data_age)),
+    el("td", {class: "num prefix", title: "prefix-cache hit rate: as the engine reports it / the prefix index's estimate"},
+      pct(m.prefix_hit_rate) + " / " + pct(m.prefix_estimate)),
     el("td", {class: "why"}, m.eligible ? badge("eligible", "ok") : m.why_not));
 }
 
@@ -78,10 +84,10 @@ function poolCard(pool) {
   ];
   const head = el("tr", {},
     ...["member", "BIG-IP", "engine", "waiting", "running", "KV cache", "score", "expected share", "sent",
-        "data age", "eligible / why not"].map((h) => el("th", {}, h)));
+        "data age", "prefix hits engine / index", "eligible / why not"].map((h) => el("th", {}, h)));
   const rows = pool.members.map((m) => memberRow(pool, m));
   const table = el("table", {class: "members"}, el("thead", {}, head),
-    el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", {colSpan: 11, class: "empty"},
+    el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", {colSpan: 12, class: "empty"},
       "no members known yet (is the poller running?)"))])));
   const errors = pool.errors.length
     ? el("ul", {class: "errors"}, ...pool.errors.map((e) => el("li", {class: "error"},

@@ -63,3 +63,19 @@ def test_an_engine_without_prefix_cache_metrics_reads_as_unknown():
     reading = read_prefix_cache(parse_exposition("vllm:num_requests_waiting 3\n", PREFIX_CACHE_NAMES), "vllm")
     assert reading == PrefixCacheReading()
     assert read_prefix_cache(parse_exposition("", PREFIX_CACHE_NAMES), "xinference") == PrefixCacheReading()
+
+
+def test_the_scrape_document_carries_the_prefix_cache_beside_the_load_metrics():
+    from llmsched.collectors.engines import build_engine_maps, read_engine
+
+    doc = read_engine(metrics_text(emulated(dp=2, kv_capacity=4096)), "auto", build_engine_maps()).doc_fields()
+    assert doc["engine"] == "vllm" and set(doc["metrics"]) == {"waiting_queue", "cache_usage", "running_req"}
+    assert doc["prefix_cache"] == {
+        "hits_total": 1200.0,
+        "queries_total": 3000.0,
+        "hit_rate": None,
+        "capacity_tokens": 8192.0,
+        "block_size": 16,
+    }
+    plain = "vllm:num_requests_waiting 1\nvllm:kv_cache_usage_perc 0.5\nvllm:num_requests_running 3\n"
+    assert read_engine(plain, "vllm", build_engine_maps()).doc_fields()["prefix_cache"] is None

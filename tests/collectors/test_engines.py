@@ -206,4 +206,4 @@ def test_sglang_variants_only_apply_to_sglang():
 
 def test_doc_fields_have_the_metrics_document_keys():
     fields = read_engine(VLLM_DP2, "vllm", MAPS).doc_fields()
-    assert set(fields) == {"metrics", "kv_cache_max", "engine", "detected_variant", "detection_status"}
+    assert set(fields) == {"metrics", "kv_cache_max", "engine", "detected_variant", "detection_status", "prefix_cache"}
