@@ -2,7 +2,8 @@
 poller's membership), GET each member's `/metrics`, and write one metrics document per member back to Redis,
 then ask for the pool to be rescored.
 
-* One aiohttp session for the whole process (keep-alive across cycles), a per-request timeout
+* Keep-alive connections across cycles (plain HTTP: collectors/http1.py; https: one aiohttp session for the
+  whole process), a per-request timeout
   (`pools[].metrics.timeout`), at most `scheduler.scrape_concurrency` scrapes in flight.
 * Fixed-rate schedule with jitter: tick k is at k x interval on the (Redis) clock, the same instants for every
   scraper, not interval after the previous cycle ended (the original's drift, spec 11.20); a cycle that runs into
@@ -34,7 +35,7 @@ from llmsched.collectors.scrape_http import Fetcher
 from llmsched.collectors.scrape_plan import Target, plan_targets
 from llmsched.collectors.telemetry import ScrapeTelemetry
 from llmsched.shared import scrape_stats
-from llmsched.shared.config_model import Config, PoolConfig
+from llmsched.shared.config_model import Config, MetricsConfig, PoolConfig
 from llmsched.shared.errors import ScrapeError, StoreError
 from llmsched.shared.jobs import enqueue_scoring
 from llmsched.shared.members import Member
@@ -71,6 +72,7 @@ class Scraper:
         # Per pool, so that forgetting one pool's leavers costs that pool's size, not every pool's.
         self._was_ok: dict[str, set[str]] = {}  # pool -> members that had all three metrics
         self._last: dict[str, dict[str, dict]] = {}  # pool -> member -> last document written
+        self._plans: dict[str, tuple[MetricsConfig, list, list[Member], list[Target]]] = {}  # pool -> plan (_plan)
         self._warned_shared: set[tuple[str, Target]] = set()
         self._redis_down = False
         self.duty = duty or Duty(PUBLISHER, store)
@@ -80,6 +82,10 @@ class Scraper:
         self.telemetry = telemetry or ScrapeTelemetry()
         self.cycle_stats = [0, 0]  # members and targets scraped in the cycle in progress
         self.skipped_ticks = 0
+
+    def close(self) -> None:
+        """Close the plain-HTTP engine connections (the aiohttp session is the caller's)."""
+        self.fetcher.close()
 
     # --- configuration -----------------------------------------------------------------------------------
     def apply_config(self, new: Config) -> None:
@@ -109,6 +115,7 @@ class Scraper:
         for pool_key in pool_keys:
             self._was_ok.pop(pool_key, None)
             self._last.pop(pool_key, None)
+            self._plans.pop(pool_key, None)
         self._warned_shared = {w for w in self._warned_shared if w[0] not in pool_keys}
         self._latest = {k: v for k, v in self._latest.items() if k not in pool_keys}
 
@@ -152,6 +159,17 @@ class Scraper:
         self.cycles += 1
         return self.cycle_stats[1]
 
+    def _plan(self, pool: PoolConfig, raw: list) -> tuple[list[Member], list[Target]]:
+        """The pool's members and targets; parsed again only when the membership or metrics settings changed
+        (the poller rewrites an unchanged membership every poll: comparing it is cheaper than parsing it)."""
+        cached = self._plans.get(pool.key)
+        if cached is not None and cached[0] is pool.metrics and cached[1] == raw:
+            return cached[2], cached[3]
+        members = _members(pool.key, raw)
+        planned = plan_targets(pool.metrics, members)
+        self._plans[pool.key] = (pool.metrics, raw, members, planned)
+        return members, planned
+
     def _owned(self, pool_key: str, targets: list[Target], at: float) -> list[Target]:
         shards = self.duty.shards
         if shards is None:
@@ -166,8 +184,8 @@ class Scraper:
         if membership is None:
             logger.debug("pool {}: no membership in Redis yet (poller not run?)", pool.key)
             return None
-        members = _members(pool.key, membership.get("members") or [])
-        targets = self._owned(pool.key, plan_targets(pool.metrics, members), self.now() if at is None else at)
+        members, planned = self._plan(pool, membership.get("members") or [])
+        targets = self._owned(pool.key, planned, self.now() if at is None else at)
         self.cycle_stats[0] += sum(len(t.member_ids) for t in targets)
         self.cycle_stats[1] += len(targets)
         self._warn_shared(pool.key, targets)
