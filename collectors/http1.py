@@ -360,7 +360,11 @@ class Client:
         """Close every connection (requests in flight fail)."""
         self.closed = True
         for conn in list(self._open):
-            conn.abort()
+            if conn.waiter is not None and not conn.waiter.done():
+                conn._fail(ConnectFailed("client closed"))
+            else:
+                conn.abort()
+        self._open.clear()
         self._idle.clear()
 
     @property
