@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main(stop) -> None:
         # One session for the process: keep-alive across cycles. The connector's own cap is off because
-        # scheduler.scrape_concurrency (a semaphore, hot-reloadable) is the limit.
+        # scheduler.scrape_concurrency (collectors/bounded.py, hot-reloadable) is the limit.
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False)
         scraper = Scraper(
             config,

@@ -4,7 +4,7 @@ then ask for the pool to be rescored.
 
 * Keep-alive connections across cycles (plain HTTP: collectors/http1.py; https: one aiohttp session for the
   whole process), a per-request timeout
-  (`pools[].metrics.timeout`), at most `scheduler.scrape_concurrency` scrapes in flight.
+  (`pools[].metrics.timeout`), at most `scheduler.scrape_concurrency` scrapes in flight (collectors/bounded.py).
 * Fixed-rate schedule with jitter: tick k is at k x interval on the (Redis) clock, the same instants for every
   scraper, not interval after the previous cycle ended (the original's drift, spec 11.20); a cycle that runs into
   the next tick's window starts the next one at once, late; ticks whose whole window passed are skipped.
@@ -21,6 +21,7 @@ then ask for the pool to be rescored.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 import time
@@ -29,6 +30,7 @@ from collections.abc import Callable
 import aiohttp
 from loguru import logger
 
+from llmsched.collectors.bounded import Bounded
 from llmsched.collectors.engines import EngineMap, Reading, build_engine_maps, read_engine
 from llmsched.collectors.ha import Duty
 from llmsched.collectors.scrape_http import Fetcher
@@ -65,7 +67,7 @@ class Scraper:
         self.fetcher = Fetcher(session)
         self.rng = rng or random.Random()
         self.maps: dict[str, EngineMap] = build_engine_maps(config.engines_metrics_keys)
-        self.semaphore = asyncio.Semaphore(config.scheduler.scrape_concurrency)
+        self.bounded = Bounded(config.scheduler.scrape_concurrency)  # scrapes in flight, across all pools
         self.published = False
         self.cycles = 0
         self._pending: Config | None = None
@@ -104,8 +106,7 @@ class Scraper:
         gone = {p.key for p in old.pools} - {p.key for p in new.pools}
         self._forget(changed | gone)
         self.telemetry.keep_only(p.key for p in new.pools)
-        if new.scheduler.scrape_concurrency != old.scheduler.scrape_concurrency:
-            self.semaphore = asyncio.Semaphore(new.scheduler.scrape_concurrency)
+        self.bounded.limit = new.scheduler.scrape_concurrency
         self.config = new
         self.duty.set_ttl(new.scheduler.ha_lease_ttl)
         self.published = False  # publish the reloaded routing config at the next cycle
@@ -189,7 +190,7 @@ class Scraper:
         self.cycle_stats[0] += sum(len(t.member_ids) for t in targets)
         self.cycle_stats[1] += len(targets)
         self._warn_shared(pool.key, targets)
-        readings = await asyncio.gather(*(self._scrape_target(pool, t) for t in targets))
+        readings = await self.bounded.map(functools.partial(self._scrape_target, pool), targets)
         docs: dict[str, dict] = {}
         for target, doc in zip(targets, readings):
             for mid in target.member_ids:
@@ -233,17 +234,16 @@ class Scraper:
     async def _scrape_target(self, pool: PoolConfig, target: Target) -> dict:
         had_all = self._was_ok.get(pool.key, ())
         was_ok = any(mid in had_all for mid in target.member_ids)
-        async with self.semaphore:
-            started = time.monotonic()
-            try:
-                text = await self.fetcher.fetch(target.url, pool.metrics)
-                reading = read_engine(text, pool.engine_type, self.maps, was_ok)
-            except ScrapeError as exc:
-                reading = Reading(engine=None, error=str(exc))
-            except Exception as exc:  # a bug must cost one member one scrape, not the whole pool's cycle
-                logger.opt(exception=exc).error("pool {}: scraping {} failed unexpectedly", pool.key, target.url)
-                reading = Reading(engine=None, error=f"internal error: {type(exc).__name__}")
-            duration = time.monotonic() - started
+        started = time.monotonic()
+        try:
+            text = await self.fetcher.fetch(target.url, pool.metrics)
+            reading = read_engine(text, pool.engine_type, self.maps, was_ok)
+        except ScrapeError as exc:
+            reading = Reading(engine=None, error=str(exc))
+        except Exception as exc:  # a bug must cost one member one scrape, not the whole pool's cycle
+            logger.opt(exception=exc).error("pool {}: scraping {} failed unexpectedly", pool.key, target.url)
+            reading = Reading(engine=None, error=f"internal error: {type(exc).__name__}")
+        duration = time.monotonic() - started
         self.telemetry.target_scraped(pool.key, duration, reading.error is None)
         if reading.error is None and reading.detection_status == "ok":
             self._was_ok.setdefault(pool.key, set()).update(target.member_ids)
