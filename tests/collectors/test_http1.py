@@ -34,8 +34,9 @@ def chunked(body: bytes = BODY, pieces: int = 7, end: bool = True) -> bytes:
     return out + (b"0\r\nX-Trailer: yes\r\n\r\n" if end else b"")
 
 
-# (request number on this connection, request head) -> bytes to send, or None to close without answering
-Answer = Callable[[int, bytes], Awaitable[bytes | None]]
+# (request number on this connection, request head) -> bytes to send (a list: pieces sent apart), or None to close
+# without answering
+Answer = Callable[[int, bytes], Awaitable[bytes | list[bytes] | None]]
 
 
 @dataclass
@@ -62,11 +63,14 @@ async def raw_server(answer: Answer, close_after: bool = False, trickle: int = 0
                 out = await answer(n, head)
                 if out is None:
                     break
-                for i in range(0, len(out), trickle or len(out)):
-                    writer.write(out[i : i + (trickle or len(out))])
+                pieces = out if isinstance(out, list) else [out]
+                if trickle:
+                    pieces = [p[i : i + trickle] for p in pieces for i in range(0, len(p), trickle)]
+                for piece in pieces:
+                    writer.write(piece)
                     await writer.drain()
-                    if trickle:
-                        await asyncio.sleep(0.001)
+                    if len(pieces) > 1:
+                        await asyncio.sleep(0.001)  # apart, so the client reads them apart
                 if close_after:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -79,8 +83,8 @@ async def raw_server(answer: Answer, close_after: bool = False, trickle: int = 0
         yield state
 
 
-def always(response: bytes) -> Answer:
-    async def answer(n: int, head: bytes) -> bytes | None:
+def always(response: bytes | list[bytes]) -> Answer:
+    async def answer(n: int, head: bytes) -> bytes | list[bytes] | None:
         return response
 
     return answer
@@ -115,6 +119,15 @@ async def test_a_chunked_body_is_read_to_its_last_chunk_and_trailers_and_the_con
         for _ in range(2):
             resp = await get(client, server)
             assert bytes(resp.body) == BODY
+    assert server.connections == 1
+
+
+async def test_chunked_trailers_arriving_apart_are_read_before_the_connection_is_reused(client):
+    whole = chunked()
+    last_chunk = whole.index(b"0\r\nX-Trailer")
+    async with raw_server(always([whole[: last_chunk + 3], whole[last_chunk + 3 :]])) as server:
+        for _ in range(2):
+            assert bytes((await get(client, server)).body) == BODY
     assert server.connections == 1
 
 
@@ -159,7 +172,7 @@ async def test_bytes_past_the_content_length_are_dropped_with_the_connection(cli
 
 
 async def test_a_reused_connection_the_server_closed_unanswered_is_retried_once_on_a_new_one(client):
-    async def first_only(n: int, head: bytes) -> bytes | None:
+    async def first_only(n: int, head: bytes) -> bytes | list[bytes] | None:
         return length_framed() if n == 1 else None  # keep-alive promised, then closed at the next request
 
     async with raw_server(first_only) as server:
@@ -169,7 +182,7 @@ async def test_a_reused_connection_the_server_closed_unanswered_is_retried_once_
 
 
 async def test_a_new_connection_closed_unanswered_is_an_error_not_a_retry(client):
-    async def never(n: int, head: bytes) -> bytes | None:
+    async def never(n: int, head: bytes) -> bytes | list[bytes] | None:
         return None
 
     async with raw_server(never) as server:
@@ -181,7 +194,7 @@ async def test_a_new_connection_closed_unanswered_is_an_error_not_a_retry(client
 async def test_a_server_that_never_answers_times_out_and_its_connection_is_dropped(client):
     hung: list[bool] = []
 
-    async def hang(n: int, head: bytes) -> bytes | None:
+    async def hang(n: int, head: bytes) -> bytes | list[bytes] | None:
         if not hung:  # the first request of all
             hung.append(True)
             await asyncio.sleep(3600)
