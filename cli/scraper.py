@@ -10,6 +10,7 @@ among themselves (llmsched.collectors.shards, docs/ha.md), and take over a dead 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 HELP = "scrape the engines' /metrics into Redis (the collector of load metrics)"
 SHUTDOWN_GRACE_S = 3.0  # closing the HTTP session must not hold SIGTERM past the 5 s budget
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     return run_until_signal(main)
 
 
-def use_uvloop(logger) -> bool:  # type: ignore[no-untyped-def]
+def use_uvloop(logger: Any) -> bool:
     """Run the scraper on uvloop when it is installed (about a third less CPU per scrape, docs/benchmarks.md);
     LLMSCHED_SCRAPER_LOOP=asyncio keeps the standard loop. True when uvloop is used."""
     import asyncio

@@ -84,7 +84,8 @@ class _Connection(asyncio.Protocol):
         self.chunk_state = _CHUNK_SIZE
         self.answered = False
         self.keep_alive = False
-        self.status, self.reason, self.headers = 0, "", {}
+        self.status, self.reason = 0, ""
+        self.headers: dict[str, str] = {}
 
     # --- asyncio.Protocol --------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
