@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def use_uvloop(logger: Any) -> bool:
-    """Run the scraper on uvloop when it is installed (about a third less CPU per scrape, docs/benchmarks.md);
+    """Run the scraper on uvloop when it is installed (less CPU per scrape: docs/benchmarks.md);
     LLMSCHED_SCRAPER_LOOP=asyncio keeps the standard loop. True when uvloop is used."""
     import asyncio
     import os
