@@ -25,6 +25,13 @@ MAX_BODY = 16 * 1024 * 1024  # a /metrics body is tens of KiB; a runaway one mus
 ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"  # the classic text format, not OpenMetrics
 MAX_ERROR = 200
 USER_AGENT = "llmsched-scraper"
+# The lean client's failures as the texts aiohttp's path gives the same failures (docs/scraper.md); first match wins.
+_PLAIN_ERRORS: tuple[tuple[type[http1.HttpError], str], ...] = (
+    (http1.ConnectFailed, "cannot connect: "),
+    (http1.IncompleteBody, "incomplete body: "),
+    (http1.BodyTooLarge, ""),
+    (http1.HttpError, "bad response: "),
+)
 PLANS_MAX = 65536  # plain-HTTP request plans kept (one per URL); cleared past this (members replaced over time)
 
 
@@ -121,14 +128,9 @@ class Fetcher:
             resp = await self.plain.get(plan[1], plan[2], plan[3], metrics.timeout)
         except TimeoutError:
             raise ScrapeError(f"timeout after {metrics.timeout:g} s") from None
-        except http1.ConnectFailed as exc:
-            raise ScrapeError(short(f"cannot connect: {exc}")) from None
-        except http1.IncompleteBody as exc:
-            raise ScrapeError(short(f"incomplete body: {exc}")) from None
-        except http1.BodyTooLarge as exc:
-            raise ScrapeError(short(str(exc))) from None
         except http1.HttpError as exc:
-            raise ScrapeError(short(f"bad response: {exc}")) from None
+            prefix = next(text for kind, text in _PLAIN_ERRORS if isinstance(exc, kind))
+            raise ScrapeError(short(prefix + str(exc))) from None
         if resp.status != 200:
             raise ScrapeError(_status_text(resp.status, resp.reason))
         body = _inflate(resp.body, resp.headers.get("content-encoding"))
