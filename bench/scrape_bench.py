@@ -129,7 +129,14 @@ def settle(store: Store, scrapers: int, members: int, timeout: float = 30.0) -> 
 
 
 def run(
-    members: int, scrapers: int, duration: float, use_gzip: bool, interval_ms: int, kill: bool, baseline: str | None
+    members: int,
+    scrapers: int,
+    duration: float,
+    use_gzip: bool,
+    interval_ms: int,
+    kill: bool,
+    baseline: str | None,
+    loop: str = "uvloop",
 ) -> dict:
     with private_redis() as (redis_url, _), stopping() as register, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -150,6 +157,7 @@ def run(
             metrics_ports.append(free_port())
             env = {**os.environ, "REDIS_URL": redis_url, "BENCH_F5_PW": "x",
                    "LLMSCHED_METRICS_PORT": str(metrics_ports[-1])}  # fmt: skip
+            env["LLMSCHED_SCRAPER_LOOP"] = loop
             if baseline:  # the scraper of another tree: PYTHONPATH is searched before the editable install
                 env["PYTHONPATH"] = baseline
             log = (workdir / f"scraper-{i}.log").open("wb")
@@ -187,9 +195,10 @@ def run(
                   for a, b in zip(after, before))  # fmt: skip
     skipped = sum(a["llmsched_scrape_skipped_ticks_total"] - b["llmsched_scrape_skipped_ticks_total"]
                   for a, b in zip(after, before))  # fmt: skip
+    build = "baseline" if baseline else "this" if loop == "uvloop" else f"this/{loop}"
     q = statistics.quantiles(samples, n=100) if len(samples) > 1 else [float("nan")] * 99
     return {
-        "build": "baseline" if baseline else "this", "members": members, "scrapers": scrapers, "gzip": use_gzip,
+        "build": build, "members": members, "scrapers": scrapers, "gzip": use_gzip,
         "window_s": round(window, 1),
         "scrapes_per_s": round(scrapes / window), "per_cpu_s": round(scrapes / cpu) if cpu else None,
         "scraper_cpu": round(cpu / window, 2), "engines_cpu": round(fake_cpu / window, 2),
@@ -224,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="measured window per run, s (default 10)")
     parser.add_argument("--interval-ms", type=int, default=1000)
     parser.add_argument("--gzip", action="store_true", help="engines offer gzip (the scraper accepts it)")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio", "both"),
+        default="uvloop",
+        help="this build's scraper event loop (default uvloop; both: each size with each loop)",
+    )
     parser.add_argument("--kill", action="store_true", help="also: kill -9 one of 2 scrapers at 1000 members")
     parser.add_argument(
         "--baseline",
@@ -238,13 +253,16 @@ def main(argv: list[str] | None = None) -> int:
         "engines_cpu are cores busy; cycle_s the mean cycle; fresh the share of members scraped in >= window-2 s"
     )
     print(" | ".join(COLUMNS), flush=True)
-    runs = [(n, s, False, None) for n in args.members for s in args.scrapers]
-    if args.baseline:
-        runs = [r for n in args.members for r in [(n, 1, False, args.baseline)] + [x for x in runs if x[0] == n]]
+    loops = ("uvloop", "asyncio") if args.loop == "both" else (args.loop,)
+    runs = [(n, s, False, None, lp) for n in args.members for s in args.scrapers for lp in loops]
+    if args.baseline:  # the baseline (an older build) first at each size, on the standard loop it knew
+        runs = [
+            r for n in args.members for r in [(n, 1, False, args.baseline, "asyncio")] + [x for x in runs if x[0] == n]
+        ]
     if args.kill:
-        runs.append((1000, 2, True, None))
-    for members, scrapers, kill, baseline in runs:
-        row = run(members, scrapers, args.duration, args.gzip, args.interval_ms, kill, baseline)
+        runs.append((1000, 2, True, None, loops[0]))
+    for members, scrapers, kill, baseline, loop in runs:
+        row = run(members, scrapers, args.duration, args.gzip, args.interval_ms, kill, baseline, loop)
         print(" | ".join(str(row[c]) for c in COLUMNS), flush=True)
     return 0
 

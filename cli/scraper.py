@@ -10,6 +10,7 @@ among themselves (llmsched.collectors.shards, docs/ha.md), and take over a dead 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 HELP = "scrape the engines' /metrics into Redis (the collector of load metrics)"
 SHUTDOWN_GRACE_S = 3.0  # closing the HTTP session must not hold SIGTERM past the 5 s budget
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main(stop) -> None:
         # One session for the process: keep-alive across cycles. The connector's own cap is off because
-        # scheduler.scrape_concurrency (a semaphore, hot-reloadable) is the limit.
+        # scheduler.scrape_concurrency (collectors/bounded.py, hot-reloadable) is the limit.
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False)
         scraper = Scraper(
             config,
@@ -93,10 +94,32 @@ def run(args: argparse.Namespace) -> int:
             async with watching(watcher):
                 await scraper.run(stop)
         finally:
+            scraper.close()
             try:
                 await asyncio.wait_for(session.close(), timeout=SHUTDOWN_GRACE_S)
             except TimeoutError:
                 logger.warning("HTTP session did not close within {} s", SHUTDOWN_GRACE_S)
         logger.info("scraper stopped")
 
+    use_uvloop(logger)
     return run_until_signal(main)
+
+
+def use_uvloop(logger: Any) -> bool:
+    """Run the scraper on uvloop when it is installed (less CPU per scrape: docs/benchmarks.md);
+    LLMSCHED_SCRAPER_LOOP=asyncio keeps the standard loop. True when uvloop is used."""
+    import asyncio
+    import os
+    import warnings
+
+    if os.environ.get("LLMSCHED_SCRAPER_LOOP", "uvloop").lower() == "asyncio":
+        return False
+    try:
+        import uvloop
+    except ImportError:
+        logger.info("uvloop is not installed: the scraper runs on the standard asyncio loop")
+        return False
+    with warnings.catch_warnings():  # event loop policies are deprecated from Python 3.14 on, still working
+        warnings.simplefilter("ignore", DeprecationWarning)
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True

@@ -2,8 +2,9 @@
 poller's membership), GET each member's `/metrics`, and write one metrics document per member back to Redis,
 then ask for the pool to be rescored.
 
-* One aiohttp session for the whole process (keep-alive across cycles), a per-request timeout
-  (`pools[].metrics.timeout`), at most `scheduler.scrape_concurrency` scrapes in flight.
+* Keep-alive connections across cycles (plain HTTP: collectors/http1.py; https: one aiohttp session for the
+  whole process), a per-request timeout
+  (`pools[].metrics.timeout`), at most `scheduler.scrape_concurrency` scrapes in flight (collectors/bounded.py).
 * Fixed-rate schedule with jitter: tick k is at k x interval on the (Redis) clock, the same instants for every
   scraper, not interval after the previous cycle ended (the original's drift, spec 11.20); a cycle that runs into
   the next tick's window starts the next one at once, late; ticks whose whole window passed are skipped.
@@ -20,6 +21,7 @@ then ask for the pool to be rescored.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 import time
@@ -28,13 +30,14 @@ from collections.abc import Callable
 import aiohttp
 from loguru import logger
 
+from llmsched.collectors.bounded import Bounded
 from llmsched.collectors.engines import EngineMap, Reading, build_engine_maps, read_engine
 from llmsched.collectors.ha import Duty
 from llmsched.collectors.scrape_http import Fetcher
 from llmsched.collectors.scrape_plan import Target, plan_targets
 from llmsched.collectors.telemetry import ScrapeTelemetry
 from llmsched.shared import scrape_stats
-from llmsched.shared.config_model import Config, PoolConfig
+from llmsched.shared.config_model import Config, MetricsConfig, PoolConfig
 from llmsched.shared.errors import ScrapeError, StoreError
 from llmsched.shared.jobs import enqueue_scoring
 from llmsched.shared.members import Member
@@ -64,13 +67,14 @@ class Scraper:
         self.fetcher = Fetcher(session)
         self.rng = rng or random.Random()
         self.maps: dict[str, EngineMap] = build_engine_maps(config.engines_metrics_keys)
-        self.semaphore = asyncio.Semaphore(config.scheduler.scrape_concurrency)
+        self.bounded = Bounded(config.scheduler.scrape_concurrency)  # scrapes in flight, across all pools
         self.published = False
         self.cycles = 0
         self._pending: Config | None = None
         # Per pool, so that forgetting one pool's leavers costs that pool's size, not every pool's.
         self._was_ok: dict[str, set[str]] = {}  # pool -> members that had all three metrics
         self._last: dict[str, dict[str, dict]] = {}  # pool -> member -> last document written
+        self._plans: dict[str, tuple[MetricsConfig, list, list[Member], list[Target]]] = {}  # pool -> plan (_plan)
         self._warned_shared: set[tuple[str, Target]] = set()
         self._redis_down = False
         self.duty = duty or Duty(PUBLISHER, store)
@@ -80,6 +84,10 @@ class Scraper:
         self.telemetry = telemetry or ScrapeTelemetry()
         self.cycle_stats = [0, 0]  # members and targets scraped in the cycle in progress
         self.skipped_ticks = 0
+
+    def close(self) -> None:
+        """Close the plain-HTTP engine connections (the aiohttp session is the caller's)."""
+        self.fetcher.close()
 
     # --- configuration -----------------------------------------------------------------------------------
     def apply_config(self, new: Config) -> None:
@@ -98,8 +106,7 @@ class Scraper:
         gone = {p.key for p in old.pools} - {p.key for p in new.pools}
         self._forget(changed | gone)
         self.telemetry.keep_only(p.key for p in new.pools)
-        if new.scheduler.scrape_concurrency != old.scheduler.scrape_concurrency:
-            self.semaphore = asyncio.Semaphore(new.scheduler.scrape_concurrency)
+        self.bounded.limit = new.scheduler.scrape_concurrency
         self.config = new
         self.duty.set_ttl(new.scheduler.ha_lease_ttl)
         self.published = False  # publish the reloaded routing config at the next cycle
@@ -109,6 +116,7 @@ class Scraper:
         for pool_key in pool_keys:
             self._was_ok.pop(pool_key, None)
             self._last.pop(pool_key, None)
+            self._plans.pop(pool_key, None)
         self._warned_shared = {w for w in self._warned_shared if w[0] not in pool_keys}
         self._latest = {k: v for k, v in self._latest.items() if k not in pool_keys}
 
@@ -152,6 +160,17 @@ class Scraper:
         self.cycles += 1
         return self.cycle_stats[1]
 
+    def _plan(self, pool: PoolConfig, raw: list) -> tuple[list[Member], list[Target]]:
+        """The pool's members and targets; parsed again only when the membership or metrics settings changed
+        (the poller rewrites an unchanged membership every poll: comparing it is cheaper than parsing it)."""
+        cached = self._plans.get(pool.key)
+        if cached is not None and cached[0] is pool.metrics and cached[1] == raw:
+            return cached[2], cached[3]
+        members = _members(pool.key, raw)
+        planned = plan_targets(pool.metrics, members)
+        self._plans[pool.key] = (pool.metrics, raw, members, planned)
+        return members, planned
+
     def _owned(self, pool_key: str, targets: list[Target], at: float) -> list[Target]:
         shards = self.duty.shards
         if shards is None:
@@ -166,12 +185,12 @@ class Scraper:
         if membership is None:
             logger.debug("pool {}: no membership in Redis yet (poller not run?)", pool.key)
             return None
-        members = _members(pool.key, membership.get("members") or [])
-        targets = self._owned(pool.key, plan_targets(pool.metrics, members), self.now() if at is None else at)
+        members, planned = self._plan(pool, membership.get("members") or [])
+        targets = self._owned(pool.key, planned, self.now() if at is None else at)
         self.cycle_stats[0] += sum(len(t.member_ids) for t in targets)
         self.cycle_stats[1] += len(targets)
         self._warn_shared(pool.key, targets)
-        readings = await asyncio.gather(*(self._scrape_target(pool, t) for t in targets))
+        readings = await self.bounded.map(functools.partial(self._scrape_target, pool), targets)
         docs: dict[str, dict] = {}
         for target, doc in zip(targets, readings):
             for mid in target.member_ids:
@@ -215,17 +234,16 @@ class Scraper:
     async def _scrape_target(self, pool: PoolConfig, target: Target) -> dict:
         had_all = self._was_ok.get(pool.key, ())
         was_ok = any(mid in had_all for mid in target.member_ids)
-        async with self.semaphore:
-            started = time.monotonic()
-            try:
-                text = await self.fetcher.fetch(target.url, pool.metrics)
-                reading = read_engine(text, pool.engine_type, self.maps, was_ok)
-            except ScrapeError as exc:
-                reading = Reading(engine=None, error=str(exc))
-            except Exception as exc:  # a bug must cost one member one scrape, not the whole pool's cycle
-                logger.opt(exception=exc).error("pool {}: scraping {} failed unexpectedly", pool.key, target.url)
-                reading = Reading(engine=None, error=f"internal error: {type(exc).__name__}")
-            duration = time.monotonic() - started
+        started = time.monotonic()
+        try:
+            text = await self.fetcher.fetch(target.url, pool.metrics)
+            reading = read_engine(text, pool.engine_type, self.maps, was_ok)
+        except ScrapeError as exc:
+            reading = Reading(engine=None, error=str(exc))
+        except Exception as exc:  # a bug must cost one member one scrape, not the whole pool's cycle
+            logger.opt(exception=exc).error("pool {}: scraping {} failed unexpectedly", pool.key, target.url)
+            reading = Reading(engine=None, error=f"internal error: {type(exc).__name__}")
+        duration = time.monotonic() - started
         self.telemetry.target_scraped(pool.key, duration, reading.error is None)
         if reading.error is None and reading.detection_status == "ok":
             self._was_ok.setdefault(pool.key, set()).update(target.member_ids)

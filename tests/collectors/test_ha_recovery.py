@@ -8,8 +8,8 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import redis
@@ -138,16 +138,17 @@ def rescores(store: Store) -> list[tuple[str, str]]:
     return [(job.args[0], job.args[2]) for job in jobs]
 
 
-def counting_session() -> tuple[aiohttp.ClientSession, Counter]:
-    """An aiohttp session that counts the requests it sends, per URL path."""
+def counting(s: Scraper) -> Counter:
+    """Count the GETs a scraper sends, per URL path (plain-HTTP engines do not go through its aiohttp session)."""
     sent: Counter = Counter()
-    trace = aiohttp.TraceConfig()
+    fetch = s.fetcher.fetch
 
-    async def on_start(_session: Any, _ctx: SimpleNamespace, params: aiohttp.TraceRequestStartParams) -> None:
-        sent[params.url.path] += 1
+    async def counted(url: str, metrics: MetricsConfig) -> str:
+        sent[urlsplit(url).path] += 1
+        return await fetch(url, metrics)
 
-    trace.on_request_start.append(on_start)
-    return aiohttp.ClientSession(trace_configs=[trace]), sent
+    s.fetcher.fetch = counted  # type: ignore[method-assign]
+    return sent
 
 
 async def engine_pool(store: Store) -> tuple[Any, str]:
@@ -178,8 +179,9 @@ async def test_only_the_scraper_holding_the_lease_scrapes_and_the_standby_takes_
 ) -> None:
     store = make_store(redis_url)
     engine, _ = await engine_pool(store)
-    (s1, sent1), (s2, sent2) = counting_session(), counting_session()
+    s1, s2 = aiohttp.ClientSession(), aiohttp.ClientSession()
     scrapers = [scraper(store, s1, 200), scraper(store, s2, 200)]
+    sent1, sent2 = counting(scrapers[0]), counting(scrapers[1])
     stops, tasks = await running(*(s.run for s in scrapers))
     try:
         await asyncio.sleep(1.0)
@@ -203,8 +205,9 @@ async def test_only_the_scraper_holding_the_lease_scrapes_and_the_standby_takes_
 async def test_an_emptied_redis_gets_the_last_scrape_back_without_scraping_again(redis_url: str) -> None:
     store = make_store(redis_url)
     engine, member = await engine_pool(store)
-    session, sent = counting_session()
+    session = aiohttp.ClientSession()
     s = scraper(store, session, interval_ms=60_000, watch=0.05)
+    sent = counting(s)
     stops, tasks = await running(s.run)
     try:
         scraped = await until("the first scrape", lambda: store.metrics(POOL.key).get(member))
