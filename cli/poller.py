@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from loguru import logger
 
     from llmsched.cli.process import COLLECTOR_REDIS_TIMEOUT, run_until_signal, start, watching
-    from llmsched.collectors.ha import Duty
+    from llmsched.collectors.ha import CollectorHA
     from llmsched.collectors.poller import Poller
     from llmsched.shared import telemetry
     from llmsched.shared.reload import ConfigWatcher
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     store = started.store(COLLECTOR_REDIS_TIMEOUT)
 
     async def main(stop) -> None:
-        poller = Poller(config, store, duty=Duty("poller", store, started.lease("poller"), WATCH_INTERVAL_S))
+        poller = Poller(config, store, duty=CollectorHA("poller", store, started.lease("poller"), WATCH_INTERVAL_S))
         # The poller publishes each config it applies itself (also retrying while Redis is down).
         watcher = ConfigWatcher(args.config, config, on_change=poller.apply_config, process="poller")
         logger.info(

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         start,
         watching,
     )
-    from llmsched.collectors.ha import Duty
+    from llmsched.collectors.ha import CollectorHA
     from llmsched.collectors.scraper import Scraper
     from llmsched.collectors.shards import Shards
     from llmsched.collectors.telemetry import ScrapeTelemetry
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             config,
             store,
             session,
-            duty=Duty("scraper", store, watch_interval=WATCH_INTERVAL_S, shards=shards),
+            duty=CollectorHA("scraper", store, watch_interval=WATCH_INTERVAL_S, shards=shards),
             telemetry=scrape_telemetry,
         )
 

@@ -43,7 +43,6 @@ BUILTIN_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 ALL_BUILTIN_KEYS = frozenset(k for table in BUILTIN_KEYS.values() for keys in table.values() for k in keys)
 REPLICA_LABELS = frozenset({"tp_rank", "pp_rank", "moe_ep_rank", "pid"})
-STATUSES = ("ok", "partial", "failed", "degraded")
 
 # Prefix (KV) cache truth from the engines, per base engine, names in trial order. Counters count
 # tokens: `hits` served from the prefix cache, `queries` looked up (vLLM) or all prompt tokens (SGLang), so

@@ -25,7 +25,7 @@ from llmsched.shared.store import Store
 from llmsched.shared.watchdog import RedisWatchdog
 
 
-class Duty:
+class CollectorHA:
     """The lease or the shard membership (neither: this process always works, alone) and the watchdog (None: no
     watching) of one collector."""
 

@@ -10,7 +10,7 @@ A new `Config` is swapped in between cycles with `apply_config` (`llmsched.share
 event loop); a changed `f5` section replaces the BIG-IP client (the old token is deleted); pools and intervals
 take effect at once (the loop wakes up and runs a cycle with them); `redis.*` needs a restart.
 
-High availability (`llmsched.collectors.ha.Duty`, docs/ha.md): with a lease, only its holder polls BIG-IP and writes; a
+High availability (`llmsched.collectors.ha.CollectorHA`, docs/ha.md): with a lease, only its holder polls BIG-IP and writes; a
 standby only follows the config and polls at once when it takes the lease over. The membership last meant for
 Redis is kept per pool, so when Redis comes back (empty or not) the holder writes it back at once.
 """
@@ -34,11 +34,11 @@ from llmsched.collectors.f5_membership import (
     status_counts,
     success_doc,
 )
-from llmsched.collectors.ha import Duty
+from llmsched.collectors.ha import CollectorHA
 from llmsched.collectors.telemetry import PollTelemetry
 from llmsched.shared.config_model import Config, PoolConfig
 from llmsched.shared.errors import F5Error, StoreError
-from llmsched.shared.jobs import enqueue_scoring
+from llmsched.shared.scoring_queue import enqueue_scoring
 from llmsched.shared.logging import setup_logging
 from llmsched.shared.publish import publish_config
 from llmsched.shared.store import Store
@@ -61,7 +61,7 @@ class Poller:
         store: Store,
         client_factory: ClientFactory = default_client,
         clock: Callable[[], float] = time.time,
-        duty: Duty | None = None,
+        duty: CollectorHA | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -74,7 +74,7 @@ class Poller:
         self._publish_due = True
         self._redis_error: str | None = None
         self.cycles = 0
-        self.duty = duty or Duty(PUBLISHER, store)
+        self.duty = duty or CollectorHA(PUBLISHER, store)
         self._latest: dict[str, dict] = {}  # per pool, the membership doc last meant for Redis (restore)
         self._writing = asyncio.Lock()  # a restore never interleaves with a cycle's writes
         self.telemetry = PollTelemetry()

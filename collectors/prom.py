@@ -62,9 +62,6 @@ class Exposition:
     def get(self, name: str) -> list[Sample]:
         return self.samples.get(name, [])
 
-    def bad_names(self) -> set[str]:
-        return {b.name for b in self.bad_lines}
-
 
 def line_name(line: str) -> str:
     """The metric name at the start of a sample line: everything before the first `{`, space or tab."""

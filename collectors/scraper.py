@@ -12,7 +12,7 @@ then ask for the pool to be rescored.
   `status: error`, so the scoring step stops scoring that member.
 * Redis down: logged once, retried every cycle; the process never exits because of it.
 * `apply_config(new)` swaps a reloaded config in between cycles.
-* Sharding and high availability (`llmsched.collectors.ha.Duty`, `collectors/shards.py`, docs/ha.md): every live
+* Sharding and high availability (`llmsched.collectors.ha.CollectorHA`, `collectors/shards.py`, docs/ha.md): every live
   scraper scrapes the targets it owns at each tick and writes only their documents; a dead scraper's targets go
   to the others once its membership expires. Each pool's last written scrape is kept, so when Redis comes back
   (empty or not) each scraper writes its own share back at once.
@@ -32,14 +32,14 @@ from loguru import logger
 
 from llmsched.collectors.bounded import Bounded
 from llmsched.collectors.engines import EngineMap, Reading, build_engine_maps, read_engine
-from llmsched.collectors.ha import Duty
+from llmsched.collectors.ha import CollectorHA
 from llmsched.collectors.scrape_http import Fetcher
 from llmsched.collectors.scrape_plan import Target, plan_targets
 from llmsched.collectors.telemetry import ScrapeTelemetry
 from llmsched.shared import scrape_stats
 from llmsched.shared.config_model import Config, MetricsConfig, PoolConfig
 from llmsched.shared.errors import ScrapeError, StoreError
-from llmsched.shared.jobs import enqueue_scoring
+from llmsched.shared.scoring_queue import enqueue_scoring
 from llmsched.shared.members import Member
 from llmsched.shared.publish import publish_config
 from llmsched.shared.store import Store
@@ -59,7 +59,7 @@ class Scraper:
         store: Store,
         session: aiohttp.ClientSession,
         rng: random.Random | None = None,
-        duty: Duty | None = None,
+        duty: CollectorHA | None = None,
         telemetry: ScrapeTelemetry | None = None,
     ) -> None:
         self.config = config
@@ -77,7 +77,7 @@ class Scraper:
         self._plans: dict[str, tuple[MetricsConfig, list, list[Member], list[Target]]] = {}  # pool -> plan (_plan)
         self._warned_shared: set[tuple[str, Target]] = set()
         self._redis_down = False
-        self.duty = duty or Duty(PUBLISHER, store)
+        self.duty = duty or CollectorHA(PUBLISHER, store)
         self._latest: dict[str, tuple[dict[str, dict], list[str]]] = {}  # per pool, last scrape written (restore)
         self._writing = asyncio.Lock()  # a restore never interleaves with a cycle's writes
         self._wake = asyncio.Event()  # set when this process takes the lease over

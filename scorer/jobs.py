@@ -1,6 +1,6 @@
 """The scoring job the rq worker runs: clear the pool's pending flag, rescore the pool, record the latency.
 
-`score_pool_job` is what `llmsched.shared.jobs.enqueue_scoring` enqueues by name. Its latency is measured from the
+`score_pool_job` is what `llmsched.shared.scoring_queue.enqueue_scoring` enqueues by name. Its latency is measured from the
 moment the job was asked for (`enqueued_at`, set by the collector that wrote new data, e.g. at the end of a
 scrape) to the moment the new snapshot is in Redis: the time a decision can still see older scores than the
 data already in Redis. Running totals and a histogram per job reason, plus a capped list of recent samples,
@@ -26,7 +26,7 @@ from rq import get_current_job
 
 from llmsched.scorer.step import score_pool
 from llmsched.shared.errors import StoreError
-from llmsched.shared.jobs import clear_pending
+from llmsched.shared.scoring_queue import clear_pending
 from llmsched.shared.store import Store, connect
 
 # Upper bounds (s) of the latency histogram buckets; "+Inf" is added.

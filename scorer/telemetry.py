@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 from rq import Worker
 
 from llmsched.shared import telemetry as t
-from llmsched.shared.jobs import scoring_queue
+from llmsched.shared.scoring_queue import scoring_queue
 from llmsched.shared.store import Store
 
 

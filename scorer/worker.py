@@ -34,7 +34,7 @@ from rq.worker_registration import register
 from llmsched.scorer.jobs import JOB_SOCKET_TIMEOUT_S, install_store
 from llmsched.shared.config_model import Config
 from llmsched.shared.errors import StoreError
-from llmsched.shared.jobs import SERIALIZER, enqueue_scoring
+from llmsched.shared.scoring_queue import SERIALIZER, enqueue_scoring
 from llmsched.shared.logging import setup_logging
 from llmsched.shared.publish import publish_config
 from llmsched.shared.redis_conn import RedisTarget, client_for, target_from_config

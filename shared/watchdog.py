@@ -26,7 +26,7 @@ from loguru import logger
 from llmsched.shared.clock import CHECK_EVERY_S, SkewMonitor
 from llmsched.shared.config_model import SchedulerConfig
 from llmsched.shared.errors import StoreError
-from llmsched.shared.jobs import clear_pending, enqueue_scoring
+from llmsched.shared.scoring_queue import clear_pending, enqueue_scoring
 from llmsched.shared.store import Store
 
 WATCH_INTERVAL_S = 0.5

@@ -16,13 +16,13 @@ import redis
 from rq import Queue
 
 from llmsched.collectors.f5_client import F5Client
-from llmsched.collectors.ha import Duty
+from llmsched.collectors.ha import CollectorHA
 from llmsched.collectors.poller import Poller
 from llmsched.collectors.scraper import Scraper
 from llmsched.emulators.engine import bound_port, serve_engine
 from llmsched.emulators.engine_state import EngineSpec
 from llmsched.shared.config_model import Config, MetricsConfig, PoolConfig, SchedulerConfig
-from llmsched.shared.jobs import SERIALIZER
+from llmsched.shared.scoring_queue import SERIALIZER
 from llmsched.shared.lease import Lease
 from llmsched.shared.store import Store
 
@@ -47,7 +47,7 @@ def lease(store: Store, role: str, ttl: float = 0.6, clock: Callable[[], float] 
     return Lease(redis.Redis(connection_pool=store.client.connection_pool), store.keys.lease(role), ttl, clock=clock)
 
 
-def poller(bigip: BigIP, store: Store, duty: Duty, fetch_s: float = 0.2) -> Poller:
+def poller(bigip: BigIP, store: Store, duty: CollectorHA, fetch_s: float = 0.2) -> Poller:
     config = Config(
         f5=bigip.f5_config(),
         pools=(POOL,),
@@ -74,8 +74,8 @@ async def test_only_the_lease_holder_polls_bigip_and_the_standby_takes_over_when
     bigip: BigIP, redis_url: str
 ) -> None:
     store = make_store(redis_url)
-    first = poller(bigip, store, Duty("poller", store, lease(store, "poller")))
-    second = poller(bigip, store, Duty("poller", store, lease(store, "poller")))
+    first = poller(bigip, store, CollectorHA("poller", store, lease(store, "poller")))
+    second = poller(bigip, store, CollectorHA("poller", store, lease(store, "poller")))
     stops, tasks = await running(first.run, second.run)
     await until("one poller to hold the lease", lambda: first.duty.active or second.duty.active)
     holder, standby = (0, 1) if first.duty.active else (1, 0)
@@ -98,7 +98,7 @@ async def test_only_the_lease_holder_polls_bigip_and_the_standby_takes_over_when
 async def test_a_holder_past_its_lease_deadline_polls_no_more(bigip: BigIP, redis_url: str) -> None:
     store = make_store(redis_url)
     clock = Clock()
-    p = poller(bigip, store, Duty("poller", store, lease(store, "poller", ttl=3.0, clock=clock)))
+    p = poller(bigip, store, CollectorHA("poller", store, lease(store, "poller", ttl=3.0, clock=clock)))
     try:
         assert p.duty.lease.acquire()
         assert (await p.poll_once()) == {POOL.key: None}
@@ -113,7 +113,7 @@ async def test_an_emptied_redis_gets_the_config_and_membership_back_without_read
     bigip: BigIP, redis_url: str
 ) -> None:
     store = make_store(redis_url)
-    p = poller(bigip, store, Duty("poller", store, lease(store, "poller"), watch_interval=0.05), fetch_s=60)
+    p = poller(bigip, store, CollectorHA("poller", store, lease(store, "poller"), watch_interval=0.05), fetch_s=60)
     stops, tasks = await running(p.run)
     try:
         written = await until("the first membership", lambda: store.members(POOL.key))
@@ -171,7 +171,7 @@ def scraper(store: Store, session: aiohttp.ClientSession, interval_ms: int, watc
     config = Config(
         pools=(POOL,), source="test", scheduler=SchedulerConfig(metrics_fetch_interval=interval_ms, ha_lease_ttl=0.6)
     )
-    return Scraper(config, store, session, duty=Duty("scraper", store, lease(store, "scraper"), watch))
+    return Scraper(config, store, session, duty=CollectorHA("scraper", store, lease(store, "scraper"), watch))
 
 
 async def test_only_the_scraper_holding_the_lease_scrapes_and_the_standby_takes_over_when_it_stops(

@@ -19,7 +19,7 @@ import redis
 from llmsched.collectors.f5_client import F5Client
 from llmsched.collectors.poller import Poller
 from llmsched.shared.config_model import Config, PoolConfig, SchedulerConfig
-from llmsched.shared.jobs import clear_pending, scoring_queue
+from llmsched.shared.scoring_queue import clear_pending, scoring_queue
 from llmsched.shared.store import Store
 
 from tests.collectors.conftest import F5_PASSWORD, BigIP, ManualClock

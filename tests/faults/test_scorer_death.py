@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from llmsched.shared.jobs import scoring_queue
+from llmsched.shared.scoring_queue import scoring_queue
 from llmsched.shared.store import Store
 
 from tests.faults.conftest import Lab, RecordFigure

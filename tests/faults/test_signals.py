@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from llmsched.shared.jobs import SERIALIZER, enqueue_scoring
+from llmsched.shared.scoring_queue import SERIALIZER, enqueue_scoring
 
 from tests.faults.conftest import Lab, RecordFigure
 from tests.faults.emulated import PARTITION, POOL, BigIP, Engine

@@ -14,7 +14,7 @@ from rq import SimpleWorker
 from llmsched.scorer import jobs
 from llmsched.scorer.jobs import LATENCY_BUCKETS, latency_report, percentile, record_latency, score_pool_job
 from llmsched.shared.config_model import Config, ModeConfig, PoolConfig, SchedulerConfig
-from llmsched.shared.jobs import SERIALIZER, enqueue_scoring
+from llmsched.shared.scoring_queue import SERIALIZER, enqueue_scoring
 from llmsched.shared.members import Member
 from llmsched.shared.publish import publish_config
 from llmsched.shared.store import Store
@@ -156,7 +156,7 @@ def test_queued_scoring_jobs_are_stored_as_json_never_pickles(redis_url):
     import orjson
     import redis as redis_lib
 
-    from llmsched.shared.jobs import enqueue_scoring
+    from llmsched.shared.scoring_queue import enqueue_scoring
 
     from tests.helpers import make_store
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmsched.shared.jobs import enqueue_scoring
+from llmsched.shared.scoring_queue import enqueue_scoring
 
 from tests.helpers import make_store
 from tests.scorer.test_worker import POOL, TWO, config_doc, put_members, scores, wait_for

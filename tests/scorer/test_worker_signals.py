@@ -9,7 +9,7 @@ import time
 from rq import Queue
 from rq.job import JobStatus
 
-from llmsched.shared.jobs import SERIALIZER
+from llmsched.shared.scoring_queue import SERIALIZER
 
 from tests.helpers import make_store
 from tests.scorer.test_worker import wait_for, worker  # noqa: F401  (the fixture)

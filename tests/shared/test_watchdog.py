@@ -10,7 +10,7 @@ from loguru import logger
 from rq import Queue
 
 from llmsched.shared.config_model import Config, PoolConfig
-from llmsched.shared.jobs import SERIALIZER
+from llmsched.shared.scoring_queue import SERIALIZER
 from llmsched.shared.publish import publish_config
 from llmsched.shared.redis_conn import client_from_settings
 from llmsched.shared.store import Store

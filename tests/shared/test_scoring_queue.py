@@ -1,4 +1,4 @@
-"""Tests of shared/jobs.py: the pending flag that coalesces scoring requests, against a real Redis and rq's own
+"""Tests of shared/scoring_queue.py: the pending flag that coalesces scoring requests, against a real Redis and rq's own
 dequeue (the move a scorer makes before it runs a job)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from rq import Queue, SimpleWorker
 
 from llmsched.scorer import jobs
-from llmsched.shared.jobs import SERIALIZER, clear_pending, enqueue_scoring, scoring_queue
+from llmsched.shared.scoring_queue import SERIALIZER, clear_pending, enqueue_scoring, scoring_queue
 from llmsched.shared.store import Store
 
 from tests.helpers import make_store
