@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from llmsched.cli.scorer import format_report
     from llmsched.scorer.jobs import latency_report
-    from llmsched.shared.scoring_queue import enqueue_scoring
     from llmsched.shared.members import Member
+    from llmsched.shared.scoring_queue import enqueue_scoring
 
     from tests.helpers import make_store
 

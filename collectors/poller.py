@@ -10,10 +10,9 @@ A new `Config` is swapped in between cycles with `apply_config` (`llmsched.share
 event loop); a changed `f5` section replaces the BIG-IP client (the old token is deleted); pools and intervals
 take effect at once (the loop wakes up and runs a cycle with them); `redis.*` needs a restart.
 
-High availability (`llmsched.collectors.ha.CollectorHA`, docs/ha.md): with a lease, only its holder polls BIG-IP and writes; a
-standby only follows the config and polls at once when it takes the lease over. The membership last meant for
-Redis is kept per pool, so when Redis comes back (empty or not) the holder writes it back at once.
-"""
+High availability (`llmsched.collectors.ha.CollectorHA`, docs/ha.md): with a lease, only its holder polls BIG-IP and
+writes; a standby only follows the config and polls at once when it takes the lease over. The membership last meant
+for Redis is kept per pool, so when Redis comes back (empty or not) the holder writes it back at once."""
 
 from __future__ import annotations
 
@@ -38,9 +37,9 @@ from llmsched.collectors.ha import CollectorHA
 from llmsched.collectors.telemetry import PollTelemetry
 from llmsched.shared.config_model import Config, PoolConfig
 from llmsched.shared.errors import F5Error, StoreError
-from llmsched.shared.scoring_queue import enqueue_scoring
 from llmsched.shared.logging import setup_logging
 from llmsched.shared.publish import publish_config
+from llmsched.shared.scoring_queue import enqueue_scoring
 from llmsched.shared.store import Store
 from llmsched.shared.watchdog import rescore_now
 

@@ -39,9 +39,9 @@ from llmsched.collectors.telemetry import ScrapeTelemetry
 from llmsched.shared import scrape_stats
 from llmsched.shared.config_model import Config, MetricsConfig, PoolConfig
 from llmsched.shared.errors import ScrapeError, StoreError
-from llmsched.shared.scoring_queue import enqueue_scoring
 from llmsched.shared.members import Member
 from llmsched.shared.publish import publish_config
+from llmsched.shared.scoring_queue import enqueue_scoring
 from llmsched.shared.store import Store
 from llmsched.shared.watchdog import rescore_now
 

@@ -1,10 +1,10 @@
 """The scoring job the rq worker runs: clear the pool's pending flag, rescore the pool, record the latency.
 
-`score_pool_job` is what `llmsched.shared.scoring_queue.enqueue_scoring` enqueues by name. Its latency is measured from the
-moment the job was asked for (`enqueued_at`, set by the collector that wrote new data, e.g. at the end of a
-scrape) to the moment the new snapshot is in Redis: the time a decision can still see older scores than the
-data already in Redis. Running totals and a histogram per job reason, plus a capped list of recent samples,
-are kept in Redis (keys `scoring_latency`, `scoring_latency_recent`) for reports and, later, for export.
+`score_pool_job` is what `llmsched.shared.scoring_queue.enqueue_scoring` enqueues by name. Its latency is measured
+from the moment the job was asked for (`enqueued_at`, set by the collector that wrote new data, e.g. at the end of a
+scrape) to the moment the new snapshot is in Redis: the time a decision can still see older scores than the data
+already in Redis. Running totals and a histogram per job reason, plus a capped list of recent samples, are kept in
+Redis (keys `scoring_latency`, `scoring_latency_recent`) for reports and, later, for export.
 
 The job needs a `Store`, but rq calls it with nothing but the job's arguments. So the worker process installs
 its store once at start (`install_store`), in a module-level holder: it is part of that process's

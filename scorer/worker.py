@@ -34,11 +34,11 @@ from rq.worker_registration import register
 from llmsched.scorer.jobs import JOB_SOCKET_TIMEOUT_S, install_store
 from llmsched.shared.config_model import Config
 from llmsched.shared.errors import StoreError
-from llmsched.shared.scoring_queue import SERIALIZER, enqueue_scoring
 from llmsched.shared.logging import setup_logging
 from llmsched.shared.publish import publish_config
 from llmsched.shared.redis_conn import RedisTarget, client_for, target_from_config
 from llmsched.shared.reload import ConfigWatcher
+from llmsched.shared.scoring_queue import SERIALIZER, enqueue_scoring
 from llmsched.shared.store import Store
 from llmsched.shared.telemetry import RESCORES_ENQUEUED
 from llmsched.shared.watchdog import RedisWatchdog, rescore_now

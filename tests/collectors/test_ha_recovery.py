@@ -22,8 +22,8 @@ from llmsched.collectors.scraper import Scraper
 from llmsched.emulators.engine import bound_port, serve_engine
 from llmsched.emulators.engine_state import EngineSpec
 from llmsched.shared.config_model import Config, MetricsConfig, PoolConfig, SchedulerConfig
-from llmsched.shared.scoring_queue import SERIALIZER
 from llmsched.shared.lease import Lease
+from llmsched.shared.scoring_queue import SERIALIZER
 from llmsched.shared.store import Store
 
 from tests.collectors.conftest import BigIP

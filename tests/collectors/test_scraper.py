@@ -32,8 +32,8 @@ from llmsched.shared.config_model import (
     PoolConfig,
     SchedulerConfig,
 )
-from llmsched.shared.scoring_queue import SCORING_JOB, scoring_queue
 from llmsched.shared.members import Member
+from llmsched.shared.scoring_queue import SCORING_JOB, scoring_queue
 from llmsched.shared.secrets import Secret
 from llmsched.shared.store import Store, connect
 

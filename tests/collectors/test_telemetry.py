@@ -30,9 +30,9 @@ from llmsched.scorer.telemetry import ScoringCollector
 from llmsched.shared import scrape_stats
 from llmsched.shared import telemetry as t
 from llmsched.shared.config_model import Config, MetricsConfig, PoolConfig, SchedulerConfig, TelemetryConfig
-from llmsched.shared.scoring_queue import enqueue_scoring
 from llmsched.shared.members import Member
 from llmsched.shared.reload import ConfigWatcher
+from llmsched.shared.scoring_queue import enqueue_scoring
 from llmsched.shared.secrets import Secret
 
 from tests.collectors.conftest import BigIP, ManualClock

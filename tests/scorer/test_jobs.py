@@ -14,9 +14,9 @@ from rq import SimpleWorker
 from llmsched.scorer import jobs
 from llmsched.scorer.jobs import LATENCY_BUCKETS, latency_report, percentile, record_latency, score_pool_job
 from llmsched.shared.config_model import Config, ModeConfig, PoolConfig, SchedulerConfig
-from llmsched.shared.scoring_queue import SERIALIZER, enqueue_scoring
 from llmsched.shared.members import Member
 from llmsched.shared.publish import publish_config
+from llmsched.shared.scoring_queue import SERIALIZER, enqueue_scoring
 from llmsched.shared.store import Store
 
 from tests.helpers import make_store

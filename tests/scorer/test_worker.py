@@ -17,8 +17,8 @@ from rq import Worker
 
 from llmsched.cli.scorer import format_report
 from llmsched.scorer.jobs import latency_report
-from llmsched.shared.scoring_queue import enqueue_scoring
 from llmsched.shared.members import Member
+from llmsched.shared.scoring_queue import enqueue_scoring
 from llmsched.shared.store import Store
 
 from tests.helpers import make_store

@@ -17,8 +17,8 @@ from rq import SimpleWorker
 from llmsched.api.app import create_app, store_from_env
 from llmsched.scorer import jobs
 from llmsched.shared.config import parse_config
-from llmsched.shared.scoring_queue import SERIALIZER, enqueue_scoring
 from llmsched.shared.redis_conn import client_for, target_from_config, target_from_env
+from llmsched.shared.scoring_queue import SERIALIZER, enqueue_scoring
 from llmsched.shared.store import Store
 
 from tests.conftest import free_port

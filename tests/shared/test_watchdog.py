@@ -10,9 +10,9 @@ from loguru import logger
 from rq import Queue
 
 from llmsched.shared.config_model import Config, PoolConfig
-from llmsched.shared.scoring_queue import SERIALIZER
 from llmsched.shared.publish import publish_config
 from llmsched.shared.redis_conn import client_from_settings
+from llmsched.shared.scoring_queue import SERIALIZER
 from llmsched.shared.store import Store
 from llmsched.shared.watchdog import RedisWatchdog, rescore_now
 
