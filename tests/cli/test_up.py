@@ -168,12 +168,15 @@ async def test_member_disabled_on_bigip_stops_being_picked_within_one_poll_even_
     assert target in await stack.shares(60)
     await stack.bigip_admin("PATCH", f"/pools/{POOL}/members/{target}", {"state": "disabled"})
 
-    async def target_marked_disabled() -> bool:
-        ms = {f"{m['ip']}:{m['port']}": m for m in (await stack.status()).get("members", [])}
-        return ms.get(target, {}).get("status") == "disabled"
+    async def target_left_the_decisions() -> bool:
+        # The decisions come from each API worker's in-memory snapshot, which follows Redis by push; the status
+        # endpoint reads Redis itself, so the decisions are the thing to watch.
+        return target not in await stack.shares(10)
 
     # One poll interval, plus a scoring job and a margin for a loaded machine.
-    await wait_for("the disabled member to leave the decisions", target_marked_disabled, timeout=POLL_S + 2)
+    await wait_for("the disabled member to leave the decisions", target_left_the_decisions, timeout=POLL_S + 2)
+    ms = {f"{m['ip']}:{m['port']}": m for m in (await stack.status()).get("members", [])}
+    assert ms[target]["status"] == "disabled"
     picks = await stack.shares(100)  # the iRule still offers it: BIG-IP's view lags ours
     assert target not in picks and sum(picks.values()) == 100
     assert set(picks) <= set(stack.members[1:])

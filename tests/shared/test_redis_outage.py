@@ -35,7 +35,7 @@ def server() -> Iterator[RedisProc]:
 @pytest.fixture()
 def lines() -> Iterator[list[str]]:
     captured: list[str] = []
-    sink = logger.add(lambda m: captured.append(str(m)), level="DEBUG", format="{level} {message}")
+    sink = logger.add(lambda m: captured.append(str(m)), level="INFO", format="{level} {message}")
     yield captured
     logger.remove(sink)
 
