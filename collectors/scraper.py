@@ -6,9 +6,9 @@ then ask for the pool to be rescored.
   whole process), a per-request timeout
   (`pools[].metrics.timeout`), at most `scheduler.scrape_concurrency` scrapes in flight (collectors/bounded.py).
 * Fixed-rate schedule with jitter: tick k is at k x interval on the (Redis) clock, the same instants for every
-  scraper, not interval after the previous cycle ended (the original's drift, spec 11.20); a cycle that runs into
+  scraper, not interval after the previous cycle ended (the original's drift); a cycle that runs into
   the next tick's window starts the next one at once, late; ticks whose whole window passed are skipped.
-* Every member gets a document under its own id (spec 11.7, 11.17): a failed scrape is recorded as
+* Every member gets a document under its own id: a failed scrape is recorded as
   `status: error`, so the scoring step stops scoring that member.
 * Redis down: logged once, retried every cycle; the process never exits because of it.
 * `apply_config(new)` swaps a reloaded config in between cycles.

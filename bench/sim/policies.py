@@ -33,7 +33,7 @@ from llmsched.bench.sim.pipeline import Pipeline
 from llmsched.bench.sim.prefixes import PrefixIndex
 from llmsched.shared.routing.decide import decide
 
-# The original's suggested weights per mode (spec original.md 5.3); dynamic modes keep transition_point 30,
+# The original's suggested weights per mode (its README); dynamic modes keep transition_point 30,
 # steepness 1.0.
 ORIGINAL_WEIGHTS: dict[str, dict[str, float]] = {
     "s1": {"w_a": 0.1, "w_b": 0.9},
