@@ -98,9 +98,10 @@ class Stack:
         self.assert_picks(picks, allowed)
         return picks
 
-    def seconds_until_steady(self, limit: float, run: int = 10) -> float | None:
+    def seconds_until_steady(self, limit: float, run: int = 60) -> float | None:
         """Seconds from now until decisions pick members steadily: the start of the first `run` member answers in
-        a row, selects back to back. None if that did not happen within `limit` s."""
+        a row, selects back to back (enough to reach every API worker, each deciding from its own in-memory copy).
+        None if that did not happen within `limit` s."""
         started = time.monotonic()
         streak_from, streak = started, 0
         while time.monotonic() - started < limit:

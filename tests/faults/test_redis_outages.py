@@ -97,7 +97,7 @@ def test_select_answers_from_the_last_snapshot_during_a_redis_outage_and_recover
         "decisions pick members again within 2 s of Redis returning",
         recovery if recovery is not None else f"> {RECOVERY_WAIT_S:g}",
         "s",
-        figure="Redis back -> decisions steady (10 member answers in a row)",
+        figure="Redis back -> decisions steady (60 member answers in a row: every API worker)",
     )
     record_figure(
         outage.name,
