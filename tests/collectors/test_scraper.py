@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -27,17 +24,14 @@ from llmsched.scorer.step import score_pool
 from llmsched.shared.config_model import (
     Config,
     EngineVariant,
-    FallbackConfig,
     MetricsConfig,
     PoolConfig,
     SchedulerConfig,
 )
 from llmsched.shared.members import Member
-from llmsched.shared.scoring_queue import SCORING_JOB, scoring_queue
 from llmsched.shared.secrets import Secret
-from llmsched.shared.store import Store, connect
+from llmsched.shared.store import Store
 
-from tests.conftest import free_port
 from tests.helpers import make_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -396,129 +390,3 @@ async def test_an_ipv6_member_is_scraped_over_ipv6(h: Harness):
     h.members(POOL, ("::1", e.port))
     doc = (await h.scraper(pool()).scrape_pool(pool()))[f"::1:{e.port}"]
     assert doc["status"] == "ok" and doc["metrics"]["waiting_queue"] == 2.0
-
-
-# --- Redis, scoring jobs, config ---------------------------------------------------------------------------
-async def test_a_scoring_job_is_enqueued_after_a_pool_is_scraped(h: Harness):
-    e = await h.engine()
-    h.members(POOL, (e.host, e.port))
-    await h.scraper(pool()).scrape_pool(pool())
-    queue = scoring_queue(h.store)
-    jobs = [queue.fetch_job(job_id) for job_id in queue.job_ids]
-    assert [(j.func_name, j.args[0], j.args[2]) for j in jobs] == [(SCORING_JOB, POOL, "scrape")]
-
-
-async def test_no_membership_yet_means_nothing_scraped_and_no_error(h: Harness):
-    assert await h.scraper(pool()).scrape_pool(pool()) is None
-    assert h.store.metrics(POOL) == {}
-
-
-async def test_redis_down_is_logged_once_and_never_raises(h: Harness, log_lines):
-    dead = Store(connect(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.2), "llmsched")
-    scraper = h.scraper(pool(), store=dead)
-    await scraper.run_cycle()
-    await scraper.run_cycle()
-    assert not scraper.published and scraper.cycles == 2
-    assert len([line for line in log_lines if "Redis unavailable" in line]) == 1
-
-
-async def test_a_new_config_is_applied_at_the_next_cycle_and_published(h: Harness):
-    e = await h.engine()
-    h.members(POOL, (e.host, e.port))
-    scraper = h.scraper(pool(path="/nope"))
-    await scraper.run_cycle()
-    assert h.store.metrics(POOL)[member_id(e)]["error"].startswith("HTTP 404")
-    assert h.store.pool_config(POOL)["pool_fallback"] is False
-    fixed = replace(pool(), fallback=FallbackConfig(pool_fallback=True))
-    scraper.apply_config(config(fixed))
-    assert scraper.config.pool(POOL).metrics.path == "/nope"  # not before the next cycle
-    await scraper.run_cycle()
-    assert h.store.metrics(POOL)[member_id(e)]["status"] == "ok"
-    assert h.store.pool_config(POOL)["pool_fallback"] is True
-
-
-async def test_run_repeats_cycles_until_stopped(h: Harness):
-    e = await h.engine()
-    h.members(POOL, (e.host, e.port))
-    scraper = h.scraper(pool(), interval_ms=20)
-    stop = asyncio.Event()
-    task = asyncio.create_task(scraper.run(stop))
-    for _ in range(500):
-        if scraper.cycles >= 3:
-            break
-        await asyncio.sleep(0.01)
-    stop.set()
-    await asyncio.wait_for(task, timeout=5)
-    assert scraper.cycles >= 3
-
-
-async def test_stop_cancels_a_cycle_stuck_on_a_hanging_engine(h: Harness):
-    e = await h.engine()
-    await e.admin("/mode", {"mode": "hang"})
-    h.members(POOL, (e.host, e.port))
-    scraper = h.scraper(pool(timeout=60))
-    stop = asyncio.Event()
-    task = asyncio.create_task(scraper.run(stop))
-    await asyncio.sleep(0.2)
-    stop.set()
-    await asyncio.wait_for(task, timeout=5)
-    assert scraper.cycles == 0
-
-
-# --- the process -------------------------------------------------------------------------------------------
-CONFIG_YAML = """\
-global: {{interval: 0.2, log_level: DEBUG}}
-f5: {{host: 127.0.0.1, password_env: LLMSCHED_TEST_F5_PW}}
-redis: {{url: "{url}", namespace: scrapertest}}
-scheduler: {{metrics_fetch_interval: 100}}
-pools:
-  - name: vllm_pool
-    engine_type: vllm
-    fallback: {{pool_fallback: {fallback}}}
-    metrics: {{timeout: 60, APIkey: proc-key-xyz}}
-"""
-RUNNER = (
-    "import argparse, sys; import llmsched.cli.scraper as s; p = argparse.ArgumentParser(); s.add_arguments(p); "
-    "sys.exit(s.run(p.parse_args(sys.argv[1:])))"
-)
-
-
-async def _until(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
-async def test_the_process_scrapes_reloads_and_exits_0_on_sigterm_mid_scrape(
-    h: Harness, redis_url: str, tmp_path: Path
-):
-    e = await h.engine(api_key="proc-key-xyz")
-    store = Store(h.store.client, "scrapertest")
-    ms = [Member(e.host, e.port)]
-    store.set_members(POOL, {"fetched_at": time.time(), "members": [m.to_dict() for m in ms], "error": None})
-    workdir = tmp_path  # pytest's, cleaned up by pytest (a mkdtemp here was left in /tmp after every run)
-    cfg = workdir / "scheduler-config.yaml"
-    cfg.write_text(CONFIG_YAML.format(url=redis_url, fallback="false"))
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env["LLMSCHED_TEST_F5_PW"] = "f5-pw-not-used"
-    errlog = open(workdir / "stderr.log", "wb")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", RUNNER, "--config", str(cfg), cwd=REPO, env=env, stdout=errlog, stderr=errlog
-    )
-    try:
-        await _until(lambda: store.metrics(POOL).get(member_id(e), {}).get("status") == "ok", "a scrape")
-        assert (store.pool_config(POOL) or {}).get("pool_fallback") is False
-        cfg.write_text(CONFIG_YAML.format(url=redis_url, fallback="true"))
-        await _until(lambda: (store.pool_config(POOL) or {}).get("pool_fallback") is True, "the reload")
-        await e.admin("/mode", {"mode": "hang"})
-        await asyncio.sleep(0.3)  # let a cycle start and hang on the 60 s timeout
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), timeout=5) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        errlog.close()
-    log = (workdir / "stderr.log").read_text()
-    assert "scraper stopped" in log and "proc-key-xyz" not in log

@@ -17,7 +17,7 @@ from tests.scorer.test_worker import wait_for, worker  # noqa: F401  (the fixtur
 JOB_S = 1.5
 
 
-def test_sigterm_during_a_job_lets_it_finish_then_exits_within_5_seconds(worker, redis_url: str) -> None:  # noqa: F811
+def test_sigterm_during_a_job_lets_it_finish_then_exits_within_5_seconds(worker, redis_url: str) -> None:
     w = worker()
     store = make_store(redis_url)
     # A job that takes long enough to be caught in progress (scoring jobs take milliseconds).
