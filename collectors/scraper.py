@@ -335,9 +335,13 @@ class Scraper:
         while not stop.is_set():
             started = self.now()
             lateness = max(0.0, started - tick * period)
-            # Cleared before the cycle: a lease taken while it runs (it then found nothing to do) must still wake
-            # the wait below, or the first scrape would wait a whole interval.
-            self._wake.clear()
+            # With a lease, a lease taken while this cycle runs (it then found nothing to do) must still wake the
+            # wait below: nobody scraped this tick, so scrape at once rather than a whole interval later. A shard
+            # member that joins during a cycle waits for the next tick instead: the others have scraped this one
+            # with the old split, and a member must not be scraped twice in one tick.
+            lease_mode = self.duty.shards is None
+            if lease_mode:
+                self._wake.clear()
             scraped = await self._cycle_or_stop(stop, tick * period)
             if scraped is None:
                 return
@@ -373,6 +377,8 @@ class Scraper:
             else:
                 tick = max(tick + 1, current)
             delay = tick * period + self.rng.uniform(0.0, min(JITTER_FRACTION * period, JITTER_MAX_S)) - self.now()
+            if not lease_mode:
+                self._wake.clear()
             waiting = [asyncio.ensure_future(e.wait()) for e in (stop, self._wake)]
             await asyncio.wait(waiting, timeout=max(0.0, delay), return_when=asyncio.FIRST_COMPLETED)
             for task in waiting:
