@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,43 +53,10 @@ def seed(
 @contextlib.contextmanager
 def api_process(redis_url: str, workers: int = 1) -> Iterator[int]:
     """A real `llmsched api` (gunicorn) on a free 127.0.0.1 port; yields the port once it accepts connections."""
-    from tests.conftest import free_port
+    from tests.api.live_api import live_api
 
-    port = free_port()
-    env = {**os.environ, "LLMSCHED_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmsched.cli.main",
-            "api",
-            "--redis-url",
-            redis_url,
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    proc.kill()
-                    raise RuntimeError("API did not start: " + proc.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with live_api(redis_url, workers) as (url, _proc):
+        yield int(url.rsplit(":", 1)[1])
 
 
 def descendants(pid: int) -> set[int]:
