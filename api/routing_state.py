@@ -58,6 +58,7 @@ class RoutingState:
         self._next_recheck = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by the subscriber: a change is waiting, do not wait for the tick
         self._threads: list[threading.Thread] = []
         self._deciding_at = 0.0  # last herd-control decision (monotonic)
         self._next_idle_read = 0.0
@@ -118,13 +119,14 @@ class RoutingState:
         self.reload()
         ref = weakref.ref(self)
         for target, name in ((_listen, "llmsched-changes"), (_refresh, "llmsched-refresh")):
-            thread = threading.Thread(target=target, args=(ref, self._stop), name=name, daemon=True)
+            thread = threading.Thread(target=target, args=(ref, self._stop, self._wake), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         for thread in self._threads:
             thread.join(timeout=2.0)
 
@@ -145,19 +147,26 @@ class RoutingState:
 
     def tick(self) -> None:
         """One refresher step: reload what changed (or everything when due), then exchange herd counts."""
-        now = time.monotonic()
-        if self._reload_all or now >= self._next_recheck:
-            self._reload_all = False
-            # A failure is retried after RETRY_S, not every tick: Redis coming back is noticed within that.
-            self._next_recheck = now + (self.recheck_s if self.reload() else min(self.recheck_s, RETRY_S))
-        elif self._dirty:
-            dirty, self._dirty = list(self._dirty), set()
-            self.reload(dirty)
+        if time.monotonic() >= self._next_recheck:
+            self._reload_all = True
+        self.apply_changes()
         self._exchange()
         try:
             self.prefix.flush()
         except StoreError as exc:
             logger.debug("prefix records not written: {}", exc)
+
+    def apply_changes(self) -> None:
+        """Reload what the changes channel announced (everything after a config publish, a resubscription or
+        when the periodic full reload is due)."""
+        if self._reload_all:
+            self._reload_all, self._dirty = False, set()
+            # A failure is retried after RETRY_S, not every tick: Redis coming back is noticed within that.
+            ok = self.reload()
+            self._next_recheck = time.monotonic() + (self.recheck_s if ok else min(self.recheck_s, RETRY_S))
+        elif self._dirty:
+            dirty, self._dirty = list(self._dirty), set()
+            self.reload(dirty)
 
     def _exchange(self) -> None:
         with self._lock:
@@ -187,22 +196,34 @@ class RoutingState:
             self._reload_all = True
         else:
             self._dirty.add(name)
+        self._wake.set()
 
 
-def _refresh(ref: weakref.ref[RoutingState], stop: threading.Event) -> None:
+def _refresh(ref: weakref.ref[RoutingState], stop: threading.Event, wake: threading.Event) -> None:
     tick_s = ref().tick_s  # type: ignore[union-attr]
-    while not stop.wait(tick_s):
+    next_tick = time.monotonic() + tick_s
+    while True:
+        # A change announced on the channel is read at once, not at the next tick: a decision must not go on
+        # from a snapshot the scorer has replaced (an engine that went down). The refresher stays the only writer.
+        woken = wake.wait(max(0.0, next_tick - time.monotonic()))
+        wake.clear()
+        if stop.is_set():
+            return
         state = ref()
         if state is None:
             return
         try:
-            state.tick()
+            if woken and time.monotonic() < next_tick:
+                state.apply_changes()
+            else:
+                next_tick = time.monotonic() + tick_s
+                state.tick()
         except Exception as exc:  # never let the refresher die: decisions would go on from older and older data
             logger.opt(exception=exc).error("routing data refresher failed; continuing")
         del state
 
 
-def _listen(ref: weakref.ref[RoutingState], stop: threading.Event) -> None:
+def _listen(ref: weakref.ref[RoutingState], stop: threading.Event, wake: threading.Event) -> None:
     state = ref()
     if state is None:
         return
@@ -225,6 +246,8 @@ def _listen(ref: weakref.ref[RoutingState], stop: threading.Event) -> None:
                     state.on_change(data.decode() if isinstance(data, bytes) else str(data))
                 del state
         except (redis.RedisError, OSError) as exc:
+            if ref() is None:  # the state was dropped while Redis was away: nobody is listening any more
+                return
             logger.debug("changes subscription lost: {}", exc)
             stop.wait(pause)
         finally:

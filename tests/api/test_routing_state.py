@@ -39,13 +39,43 @@ def state(store) -> Iterator[RoutingState]:
 
 
 def test_a_published_config_and_a_new_score_snapshot_reach_the_worker_by_push(state, store):
+    seeding_at = time.time()
     seed(store, {"10.0.0.1:8000": M})
-    seeded_at = time.time()
-    assert wait_for(lambda: (state.loaded_at or 0.0) > seeded_at)  # the config's `*` announcement: full reload
+    assert wait_for(lambda: (state.loaded_at or 0.0) > seeding_at)  # the config's `*` announcement: full reload
     snapshot = dict(state.inputs("p1:Common")[1])
     snapshot["computed_at"] += 5.0
     store.set_scores("p1:Common", snapshot)  # the scorer's write: a new snapshot, nothing else
     assert wait_for(lambda: state.inputs("p1:Common")[1]["computed_at"] == snapshot["computed_at"])
+
+
+def test_a_new_snapshot_is_applied_when_announced_not_at_the_next_tick(store):
+    # A tick longer than the wait: only the announcement itself can bring the snapshot in time.
+    seed(store, {"10.0.0.1:8000": M})
+    routing = RoutingState(store, tick_s=3600.0, recheck_s=3600.0).start()
+    try:
+        snapshot = dict(routing.inputs("p1:Common")[1])
+        snapshot["computed_at"] += 5.0
+        store.set_scores("p1:Common", snapshot)
+        assert wait_for(lambda: routing.inputs("p1:Common")[1]["computed_at"] == snapshot["computed_at"], 5.0)
+    finally:
+        routing.stop()
+
+
+def test_a_dropped_state_stops_listening_while_redis_is_away() -> None:
+    import gc
+    import threading
+
+    server = RedisProc().start()
+    try:
+        routing = RoutingState(Store(connect(server.url, socket_timeout=0.05)), tick_s=0.01, recheck_s=0.05).start()
+        threads = list(routing._threads)
+        server.close()
+        time.sleep(0.2)  # the subscription is lost and retried
+        del routing
+        gc.collect()
+        assert wait_for(lambda: not any(t.is_alive() for t in threads), 5.0), threading.enumerate()
+    finally:
+        server.close()
 
 
 def test_a_pool_published_after_start_is_read_on_its_first_decision(state, store):
