@@ -19,7 +19,7 @@ from tests.faults.redis_ctl import RedisServer
 from tests.shared.redis_servers import RedisProc
 
 F5_PASSWORD_ENV = "FAULTS_F5_PW"
-RESTART_LINE = re.compile(r"\| (\S+) exited \((code -?\d+|signal \d+)\) after")
+RESTART_LINE = re.compile(r" - (\S+) exited \((code -?\d+|signal \d+)\) after")
 
 
 # --- the whole scheduler under `llmsched up` ---------------------------------------------------------------------
