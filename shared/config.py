@@ -33,7 +33,9 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     source = os.fspath(path)
     try:
         # Before reading: an edit landing in between then shows as a newer file at the next check.
-        generation = os.stat(source).st_mtime_ns
+        # The inode's change time, which only the kernel sets: a restored backup (`cp -p`, `rsync -t`, a ConfigMap
+        # swap) keeps an old modification time but is still the newest file here (docs/reliability.md).
+        generation = os.stat(source).st_ctime_ns
         text = Path(source).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise _file_error(f"file not found: {source}", source) from None

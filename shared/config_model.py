@@ -192,7 +192,7 @@ class Config:
     engines_metrics_keys: tuple[EngineVariant, ...] = ()
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: str = ""  # path the config was read from, for messages
-    generation: int = 0  # the file's modification time (ns) when read: a newer file never yields to an older one
+    generation: int = 0  # the file's inode change time (ns) when read: a newer file never yields to an older one
     warnings: tuple[str, ...] = ()  # non-fatal findings (unsupported XInference keys, ...)
 
     @property

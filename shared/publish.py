@@ -4,7 +4,7 @@ Every process started with `--config` publishes at start, after each valid reloa
 empty; the documents are deterministic, so several publishers of the same file write the same bytes. Secrets are
 never published.
 
-Publishers are ordered by the config's `generation` (the file's modification time when it was read): a process
+Publishers are ordered by the config's `generation` (the file's inode change time when it was read): a process
 still running an older file (its watcher has not reached the change yet, or it runs from a stale copy) never
 overwrites the config of a newer file, and so never deletes the keys of pools that only the newer file has.
 """

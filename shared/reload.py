@@ -3,7 +3,7 @@
 `ConfigWatcher` checks the file every `global.interval` seconds (read from the config in force, so a reload can
 change it), at the multiples of the interval on the wall clock (`next_check_in`): every process with the same
 interval checks at the same instants, so all of them take a new file at the same tick (apart from clock skew),
-not up to an interval apart. Publishing is ordered by the file's modification time (shared/publish.py), so a
+not up to an interval apart. Publishing is ordered by the file's change time (ctime) (shared/publish.py), so a
 process still on the older file never overwrites the newer one in Redis. The content hash decides, not the mtime
 alone: a `touch` or a rewrite with the same bytes is no change, and an edit that keeps the mtime (coarse clocks,
 a Kubernetes ConfigMap's symlink swap) is still seen.

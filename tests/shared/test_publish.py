@@ -19,10 +19,21 @@ from tests.shared.config_cases import ENV, minimal
 
 
 def config_file(path: Path, pools: list[str], mtime: float):
+    """A config file written now (its generation is the kernel's change time: written later, newer), with the
+    given modification time (what `cp -p` or `rsync -t` would leave)."""
     doc = {**minimal(), "pools": [{"name": name, "engine_type": "vllm"} for name in pools]}
     path.write_text(yaml.safe_dump(doc))
     os.utime(path, (mtime, mtime))
     return load_config(path, ENV)
+
+
+def test_a_rollback_copy_that_keeps_an_older_modification_time_is_published(redis_url: str, tmp_path: Path) -> None:
+    store = make_store(redis_url)
+    current = config_file(tmp_path / "current.yaml", ["a", "b"], 1_700_000_060)
+    publish_config(store, current, "poller")
+    backup = config_file(tmp_path / "backup.yaml", ["a"], 1_700_000_000)  # restored with `cp -p`: an old mtime
+    assert publish_config(store, backup, "poller") == store.config_version()
+    assert store.pool_keys() == ["a:Common"]
 
 
 def test_a_publisher_on_an_older_file_never_overwrites_the_newer_config(redis_url: str, tmp_path: Path) -> None:
