@@ -51,7 +51,7 @@ class Keys:
     @key("hash", "publish", "ops")
     def config_meta(self) -> str:
         """`version` (hash of the published routing config), `published_at`, `source`, `publisher`, `generation`
-        (the config file's inode change time (ctime) in ns: a publisher on an older file never overwrites a newer one)."""
+        (the config file's change time, ctime, in ns: a publisher on an older file never overwrites a newer one)."""
         return f"{self.namespace}:config"
 
     @key("string, TTL `ha_lease_ttl`", "the collector holding the role", "the other collectors of the role, ops")
