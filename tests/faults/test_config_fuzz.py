@@ -70,16 +70,27 @@ def reject(stack: Stack, content: bytes, errors: frozenset[str], baseline: tuple
         every=0.02,
     )
     took = time.monotonic() - started
-    log = stack.output()[log_from:]
-    for key in errors:
-        for process in WATCHERS:  # a key with control characters is logged escaped (shared/logging.py)
-            named = re.escape(escape(key))
-            assert re.search(rf"\| {process} \| [^\n]* - config reload rejected: {named}: ", log), (
-                f"{process} did not name {key}:\n{log}"
-            )
+    # The lines naming each key follow the summary line; each process's stderr reaches up's log on its own
+    # schedule, so wait for them rather than read the log at the moment the summaries are all there.
+    unnamed = lambda: missing_names(stack.output()[log_from:], errors)
+    try:
+        wait_for("every watcher to name each key", lambda: not unnamed(), 10, every=0.02)
+    except AssertionError:
+        raise AssertionError(f"not named: {unnamed()}:\n{stack.output()[log_from:]}") from None
     assert in_force(stack) == baseline
     stack.deciding()
     return took
+
+
+def missing_names(log: str, errors: frozenset[str]) -> list[tuple[str, str]]:
+    """(process, key) pairs whose rejection line is not in `log`. A key with control characters is logged
+    escaped (shared/logging.py)."""
+    return [
+        (process, key)
+        for key in errors
+        for process in WATCHERS
+        if not re.search(rf"\| {process} \| [^\n]* - config reload rejected: {re.escape(escape(key))}: ", log)
+    ]
 
 
 def valid_edit_still_applies(stack: Stack, doc: dict[str, Any]) -> float:
