@@ -7,7 +7,9 @@ each client sends its next request the moment the previous one completes (no thi
 the instants follow the latencies. A client whose request fails (engine down, no member up) tries again
 `CLIENT_RETRY` later. Sessions (workload.sessions): a session's first turn arrives open-loop, each later turn
 `think` after the previous answer (its content drawn once from the seed, its instant following the latencies);
-a failed turn ends its session. Events: client arrivals, engine steps, scrape cycles (read, then write), scoring jobs,
+a failed turn ends its session. A request a scheduling policy places reaches its engine the pipeline's
+`decision_latency` later (the iRule's sideband call; BIG-IP's own methods decide inline). Events: client
+arrivals, forwards, engine steps, scrape cycles (read, then write), scoring jobs,
 poller fetches, BIG-IP monitor probes, failures and recoveries.
 """
 
@@ -43,7 +45,7 @@ BACKGROUND_RETRY = 1.0  # s before a background client whose engine is down trie
 CLIENT_RETRY = 1.0  # s before a closed-loop client whose request failed sends its next one
 
 ARRIVE, STEP, SCRAPE, WRITE, SCORE, POLL, PROBE, MARK_DOWN, FAIL, RECOVER, BG_RETRY, CLIENT_SEND = range(12)
-NEXT_TURN = 12
+NEXT_TURN, FORWARD = 12, 13
 MAX_TURNS = 256  # a session's turns are capped (segment ids: 2 per turn, 512 per conversation)
 OWN_SEGMENTS = 1 << 24  # first segment id of the requests' own parts (prefix groups use 1..groups)
 CLIENT_SEGMENTS = 1 << 40  # closed-loop clients' requests, by request id
@@ -301,6 +303,7 @@ class Simulation:
             BG_RETRY: self._bg_retry,
             CLIENT_SEND: self._client_send,
             NEXT_TURN: self._next_turn,
+            FORWARD: self._forward,
         }
         events = self.events
         now = 0.0
@@ -319,6 +322,13 @@ class Simulation:
             self._resolved(req, now, CLIENT_RETRY)
             return
         self.view.conns[choice] += 1
+        delay = self.sc.pipeline.decision_latency if self.uses_pipeline else 0.0
+        if delay > 0:  # BIG-IP forwards the request once the sideband answer is back
+            self.at(now + delay, FORWARD, req, choice)
+        else:
+            self._forward(now, req, choice)
+
+    def _forward(self, now: float, req: Request, choice: int) -> None:
         engine = self.engines[choice]
         if engine.submit(req, now):
             self.kick(engine, now)

@@ -12,7 +12,7 @@
                                                    # or {process: closed, concurrency: 40}
     background: [{engine: a10-1, concurrency: 50}] # closed-loop clients that bypass BIG-IP
     pipeline: {scrape_interval: 5, scrape_latency: 0.02, scoring_latency: 0.03, stale_after: null,
-               pool_fetch_interval: 10, replicas: 1, dispatch_delay: 0.001}
+               pool_fetch_interval: 10, replicas: 1, dispatch_delay: 0.001, decision_latency: 0}
     bigip: {monitor_interval: 5, monitor_timeout: 16}
     failures: [{engine: a10-3, at: 120, recover: 200}]
     policies: [random, least_conn, default, oracle]   # default: every standard policy
@@ -81,6 +81,9 @@ class PipelineSpec:
     pool_fetch_interval: float = 10.0
     replicas: int = 1
     dispatch_delay: float = 0.001
+    # s: the iRule's sideband round trip to the decision API. BIG-IP holds the request until the answer is back,
+    # so a request a scheduler places reaches its engine this much later (BIG-IP's own methods pay nothing)
+    decision_latency: float = 0.0
 
     @property
     def effective_stale_after(self) -> float:
