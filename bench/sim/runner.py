@@ -43,6 +43,9 @@ from llmsched.shared.publish import pool_routing_doc
 
 BACKGROUND_RETRY = 1.0  # s before a background client whose engine is down tries again
 CLIENT_RETRY = 1.0  # s before a closed-loop client whose request failed sends its next one
+# s between two clients' first requests in a benchmark run (arrivals.prompts): vLLM's benchmark client starts them
+# "at once" from one asyncio loop, which sets up one HTTP session and connection per request in turn
+BENCH_LAUNCH = 0.0002
 
 ARRIVE, STEP, SCRAPE, WRITE, SCORE, POLL, PROBE, MARK_DOWN, FAIL, RECOVER, BG_RETRY, CLIENT_SEND = range(12)
 NEXT_TURN, FORWARD = 12, 13
@@ -197,6 +200,7 @@ class Simulation:
         self.rid = itertools.count(1)
         clients = sc.arrivals.concurrency if sc.arrivals.closed else 0
         self.client_rngs = [client_rng(prepared.seed, c) for c in range(clients)]
+        self.prompts_left = sc.arrivals.prompts if clients else 0  # a benchmark run's budget (0: none)
 
     # --- event queue -------------------------------------------------------------------------------------
     def at(self, t: float, kind: int, a: object = None, b: object = None) -> None:
@@ -243,6 +247,11 @@ class Simulation:
             self.unresolved -= 1
 
     def _client_send(self, now: float, client: int, _: object = None) -> None:
+        if self.sc.arrivals.prompts:
+            if self.prompts_left <= 0:  # the benchmark has sent all its prompts: this client is done
+                self.unresolved -= 1
+                return
+            self.prompts_left -= 1
         rng = self.client_rngs[client]
         prompt, output = self.sc.workload.draw(rng)
         rid = next(self.rid)
@@ -274,7 +283,8 @@ class Simulation:
             self.at(t, ARRIVE, req)
         self.unresolved = len(self.main) + len(self.client_rngs)
         for c in range(len(self.client_rngs)):  # every client starts at once, like --max-concurrency
-            self.at(0.0, CLIENT_SEND, c)
+            # a benchmark run starts on warmed-up servers, its clients one connection set-up apart
+            self.at(sc.warmup + c * BENCH_LAUNCH if sc.arrivals.prompts else 0.0, CLIENT_SEND, c)
         for b in sc.background:
             for _ in range(b.concurrency):
                 self._background_send(sc.engine_index(b.engine), 0.0)

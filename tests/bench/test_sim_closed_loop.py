@@ -230,3 +230,18 @@ def test_a_scheduled_request_reaches_its_engine_after_the_sideband_round_trip_an
         assert min(ttfts) >= delay  # the round trip counts in TTFT
     with pytest.raises(scenario.ScenarioError, match="decision_latency"):
         closed(pipeline={"decision_latency": -0.001})
+
+
+def test_a_benchmark_run_sends_its_prompts_from_the_end_of_the_warmup_and_measures_every_one() -> None:
+    sc = closed(arrivals={"process": "closed", "concurrency": 12, "prompts": 100}, duration=900, warmup=10)
+    sim = runner.Simulation(runner.prepare(sc, 1), "least_conn")
+    result = sim.run()
+    assert len(sim.main) == 100 and result.requests == 100  # the budget, all measured
+    firsts = sorted(reqs[0].arrival for reqs in by_client(sim).values())
+    assert firsts == pytest.approx([10 + c * runner.BENCH_LAUNCH for c in range(12)])  # one launch apart
+    for reqs in by_client(sim).values():  # still closed loops: the next request when the previous completes
+        assert all(nxt.arrival == prev.finished for prev, nxt in zip(reqs, reqs[1:]))
+    assert all(r.finished is not None for r in sim.main)  # the run ends when the last answer is in
+    assert sc.with_concurrency(30).arrivals.prompts == 100  # sweeps keep the budget
+    with pytest.raises(scenario.ScenarioError, match="arrivals.prompts"):
+        closed(arrivals={"process": "poisson", "load": 0.5, "prompts": 100})
