@@ -245,3 +245,11 @@ def test_a_benchmark_run_sends_its_prompts_from_the_end_of_the_warmup_and_measur
     assert sc.with_concurrency(30).arrivals.prompts == 100  # sweeps keep the budget
     with pytest.raises(scenario.ScenarioError, match="arrivals.prompts"):
         closed(arrivals={"process": "poisson", "load": 0.5, "prompts": 100})
+
+
+def test_a_benchmark_runs_throughput_is_its_requests_over_its_own_duration() -> None:
+    sc = closed(arrivals={"process": "closed", "concurrency": 12, "prompts": 100}, duration=900, warmup=10)
+    sim = runner.Simulation(runner.prepare(sc, 1), "least_conn")
+    result = sim.run()
+    last = max(r.finished for r in sim.main if r.finished is not None)
+    assert result.throughput_rps == pytest.approx(100 / (last - 10))  # as vLLM's benchmark reports it
