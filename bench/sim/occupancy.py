@@ -10,7 +10,7 @@ prints, per policy, the time-averaged running and waiting requests of every engi
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmsched.bench.sim import runner
 from llmsched.bench.sim import scenario as scenarios
@@ -44,7 +44,19 @@ class _Measured(runner.Simulation):
         super()._step(now, index, generation)
 
 
+STEADY_SPAN = 120.0  # s measured after the warm-up when the scenario is a benchmark run (arrivals.prompts)
+
+
+def steady(sc: scenarios.Scenario) -> scenarios.Scenario:
+    """The load a Grafana panel shows over minutes: a benchmark run's clients as a steady closed loop (no prompt
+    budget, so no start burst and no drain), measured for STEADY_SPAN after the warm-up."""
+    if not sc.arrivals.prompts:
+        return sc
+    return replace(sc, arrivals=replace(sc.arrivals, prompts=0), duration=sc.warmup + STEADY_SPAN)
+
+
 def measure(sc: scenarios.Scenario, policy: str, seed: int) -> Occupancy:
+    sc = steady(sc)
     sim = _Measured(runner.prepare(sc, seed), policy)
     sim.run()
     span = sc.duration - sc.warmup

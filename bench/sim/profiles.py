@@ -71,10 +71,12 @@ class EngineProfile:
 
 # The published set-ups' clients reach vLLM through BIG-IP on a LAN: a new connection per request (vLLM's
 # benchmark client), the proxy, vLLM's HTTP front end and tokenizer, then the hand-over to the engine core.
-# The description gives no figure; 1-5 ms is our assumption (docs/routing.md 5.3 shows 0 to 5-20 ms). Without
-# it a closed-loop client's next request reaches the scheduler at the very instant the step it could join
-# starts, and always misses it: a step-phase artefact that favours any policy sending it elsewhere.
-PUBLISHED_PATH = (0.001, 0.005)
+# The description gives no figure. vLLM's own benchmark client, against a local server, measures its TTFT
+# 8-12 ms above the server's `vllm:time_to_first_token_seconds` (docs/routing.md 2.1 cites it): a mean of
+# ~10 ms before BIG-IP's two extra hops, hence 5-15 ms (mean 10). Without it a closed-loop client's next
+# request reaches the scheduler at the very instant the step it could join starts, and always misses it: a
+# step-phase artefact that favours any policy sending it elsewhere (docs/routing.md 5.3).
+PUBLISHED_PATH = (0.005, 0.015)
 
 PRESETS: dict[str, EngineProfile] = {
     # NVIDIA A10 24 GB (600 GB/s, 125 TFLOPS bf16 dense). 0.9 x 22.5 GiB - 14.96 GiB weights - ~1.2 GiB

@@ -7,7 +7,9 @@ each client sends its next request the moment the previous one completes (no thi
 the instants follow the latencies. A client whose request fails (engine down, no member up) tries again
 `CLIENT_RETRY` later. Sessions (workload.sessions): a session's first turn arrives open-loop, each later turn
 `think` after the previous answer (its content drawn once from the seed, its instant following the latencies);
-a failed turn ends its session. Events: client arrivals, engine steps, scrape cycles (read, then write), scoring jobs,
+a failed turn ends its session. A request a scheduling policy places reaches its engine the pipeline's
+`decision_latency` later (the iRule's sideband call; BIG-IP's own methods decide inline). Events: client
+arrivals, forwards, engine steps, scrape cycles (read, then write), scoring jobs,
 poller fetches, BIG-IP monitor probes, failures and recoveries.
 """
 
@@ -41,9 +43,12 @@ from llmsched.shared.publish import pool_routing_doc
 
 BACKGROUND_RETRY = 1.0  # s before a background client whose engine is down tries again
 CLIENT_RETRY = 1.0  # s before a closed-loop client whose request failed sends its next one
+# s between two clients' first requests in a benchmark run (arrivals.prompts): vLLM's benchmark client starts them
+# "at once" from one asyncio loop, which sets up one HTTP session and connection per request in turn
+BENCH_LAUNCH = 0.0002
 
 ARRIVE, STEP, SCRAPE, WRITE, SCORE, POLL, PROBE, MARK_DOWN, FAIL, RECOVER, BG_RETRY, CLIENT_SEND = range(12)
-NEXT_TURN = 12
+NEXT_TURN, FORWARD = 12, 13
 MAX_TURNS = 256  # a session's turns are capped (segment ids: 2 per turn, 512 per conversation)
 OWN_SEGMENTS = 1 << 24  # first segment id of the requests' own parts (prefix groups use 1..groups)
 CLIENT_SEGMENTS = 1 << 40  # closed-loop clients' requests, by request id
@@ -195,6 +200,7 @@ class Simulation:
         self.rid = itertools.count(1)
         clients = sc.arrivals.concurrency if sc.arrivals.closed else 0
         self.client_rngs = [client_rng(prepared.seed, c) for c in range(clients)]
+        self.prompts_left = sc.arrivals.prompts if clients else 0  # a benchmark run's budget (0: none)
 
     # --- event queue -------------------------------------------------------------------------------------
     def at(self, t: float, kind: int, a: object = None, b: object = None) -> None:
@@ -241,6 +247,11 @@ class Simulation:
             self.unresolved -= 1
 
     def _client_send(self, now: float, client: int, _: object = None) -> None:
+        if self.sc.arrivals.prompts:
+            if self.prompts_left <= 0:  # the benchmark has sent all its prompts: this client is done
+                self.unresolved -= 1
+                return
+            self.prompts_left -= 1
         rng = self.client_rngs[client]
         prompt, output = self.sc.workload.draw(rng)
         rid = next(self.rid)
@@ -272,7 +283,8 @@ class Simulation:
             self.at(t, ARRIVE, req)
         self.unresolved = len(self.main) + len(self.client_rngs)
         for c in range(len(self.client_rngs)):  # every client starts at once, like --max-concurrency
-            self.at(0.0, CLIENT_SEND, c)
+            # a benchmark run starts on warmed-up servers, its clients one connection set-up apart
+            self.at(sc.warmup + c * BENCH_LAUNCH if sc.arrivals.prompts else 0.0, CLIENT_SEND, c)
         for b in sc.background:
             for _ in range(b.concurrency):
                 self._background_send(sc.engine_index(b.engine), 0.0)
@@ -301,6 +313,7 @@ class Simulation:
             BG_RETRY: self._bg_retry,
             CLIENT_SEND: self._client_send,
             NEXT_TURN: self._next_turn,
+            FORWARD: self._forward,
         }
         events = self.events
         now = 0.0
@@ -319,6 +332,13 @@ class Simulation:
             self._resolved(req, now, CLIENT_RETRY)
             return
         self.view.conns[choice] += 1
+        delay = self.sc.pipeline.decision_latency if self.uses_pipeline else 0.0
+        if delay > 0:  # BIG-IP forwards the request once the sideband answer is back
+            self.at(now + delay, FORWARD, req, choice)
+        else:
+            self._forward(now, req, choice)
+
+    def _forward(self, now: float, req: Request, choice: int) -> None:
         engine = self.engines[choice]
         if engine.submit(req, now):
             self.kick(engine, now)

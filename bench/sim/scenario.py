@@ -9,10 +9,11 @@
       - {name: a10-1, profile: a10-llama3-8b, ratio: 1, params: {kv_tokens: 30000}}
     workload: {prompt: {median: 172, sigma: 1.0}, output: {median: 139, sigma: 0.9}}
     arrivals: {process: poisson, load: 0.85}       # or bursty with on_mean, off_mean, peak;
-                                                   # or {process: closed, concurrency: 40}
+                                                   # or {process: closed, concurrency: 40}, optionally with
+                                                   # prompts: 1000 (a benchmark run, see below)
     background: [{engine: a10-1, concurrency: 50}] # closed-loop clients that bypass BIG-IP
     pipeline: {scrape_interval: 5, scrape_latency: 0.02, scoring_latency: 0.03, stale_after: null,
-               pool_fetch_interval: 10, replicas: 1, dispatch_delay: 0.001}
+               pool_fetch_interval: 10, replicas: 1, dispatch_delay: 0.001, decision_latency: 0}
     bigip: {monitor_interval: 5, monitor_timeout: 16}
     failures: [{engine: a10-3, at: 120, recover: 200}]
     policies: [random, least_conn, default, oracle]   # default: every standard policy
@@ -22,7 +23,9 @@
 `load` is the mean arrival rate as a fraction of the capacity left for balanced traffic: the sum of the
 engines' saturated throughputs minus what the background clients alone take (bench/sim/calibrate.py measures
 both with the simulator itself). Closed arrivals have no `load`: `concurrency` clients keep one request each in
-flight, so the offered load follows the engines' latency, as in a `--max-concurrency` benchmark.
+flight, so the offered load follows the engines' latency, as in a `--max-concurrency` benchmark. With `prompts`,
+they run as vLLM's serving benchmark does: all start together at the end of the warm-up (the background clients
+run from 0), stop once `prompts` requests have been sent, and every one of those requests is measured.
 """
 
 from __future__ import annotations
@@ -81,6 +84,9 @@ class PipelineSpec:
     pool_fetch_interval: float = 10.0
     replicas: int = 1
     dispatch_delay: float = 0.001
+    # s: the iRule's sideband round trip to the decision API. BIG-IP holds the request until the answer is back,
+    # so a request a scheduler places reaches its engine this much later (BIG-IP's own methods pay nothing)
+    decision_latency: float = 0.0
 
     @property
     def effective_stale_after(self) -> float:
@@ -291,20 +297,25 @@ def _parse(raw: object, default_name: str, source: str) -> Scenario:
         sessions=_sessions(wl["sessions"]) if wl.get("sessions") is not None else None,
     )
     arr = _mapping(top.get("arrivals"), "arrivals")
-    _only(arr, {"process", "load", "on_mean", "off_mean", "peak", "concurrency"}, "arrivals")
+    _only(arr, {"process", "load", "on_mean", "off_mean", "peak", "concurrency", "prompts"}, "arrivals")
     process = str(arr.get("process", "poisson"))
+    prompts = 0
     if process == "closed":
         if "load" in arr:
             raise ValueError("arrivals.load: closed arrivals have no load; their clients set it (concurrency)")
         concurrency = int(_num(arr, "concurrency", "arrivals", minimum=1))
-    elif "concurrency" in arr:
-        raise ValueError(f"arrivals.concurrency: only closed arrivals have clients, not {process}")
+        if "prompts" in arr:
+            prompts = int(_num(arr, "prompts", "arrivals", minimum=1))
+    elif "concurrency" in arr or "prompts" in arr:
+        key = "concurrency" if "concurrency" in arr else "prompts"
+        raise ValueError(f"arrivals.{key}: only closed arrivals have clients, not {process}")
     else:
         concurrency = 0
     arrivals = Arrivals(
         process,
         *(_num(arr, k, "arrivals", getattr(Arrivals(), k)) for k in ("on_mean", "off_mean", "peak")),
         concurrency=concurrency,
+        prompts=prompts,
     )
     arrivals.validate()
     if arrivals.closed and workload.sessions is not None:

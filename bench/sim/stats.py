@@ -73,6 +73,10 @@ def summarize(policy: str, prepared: Prepared, requests: list[Request], view: Vi
     tpots = [t for t in (r.tpot for r in measured) if t is not None]
     window = sc.duration - sc.warmup
     completed = sum(1 for r in requests if r.finished is not None and sc.warmup <= r.finished < sc.duration)
+    if sc.arrivals.prompts:  # a benchmark run: its duration is from its start to its last answer, as vLLM's
+        finished = [r.finished for r in measured if r.finished is not None]
+        completed = len(finished)
+        window = max(finished, default=sc.warmup) - sc.warmup
     routed = [r.engine for r in measured if r.engine >= 0]
     share = {e.name: (routed.count(i) / len(routed) if routed else 0.0) for i, e in enumerate(sc.engines)}
     failed = sum(1 for r in measured if r.finished is None)
@@ -85,7 +89,7 @@ def summarize(policy: str, prepared: Prepared, requests: list[Request], view: Vi
         ttft_p99=percentile(ttft, 99),
         tpot_mean=statistics.fmean(tpots) if tpots else math.nan,
         e2e_p99=percentile(e2e, 99),
-        throughput_rps=completed / window,
+        throughput_rps=completed / window if window > 0 else 0.0,
         share=share,
         requests=len(measured),
         failed=failed,

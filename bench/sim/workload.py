@@ -78,6 +78,9 @@ class Arrivals:
     off_mean: float = 15.0  # bursty: mean length of an "off" period, s
     peak: float = 2.5  # bursty: rate during "on" periods, as a multiple of the mean rate
     concurrency: int = 0  # closed: number of clients, each with one request in flight
+    # closed: requests the clients send in all (vLLM's `--num-prompts`), starting together after the warm-up;
+    # 0: they keep sending until the scenario's duration
+    prompts: int = 0
 
     @property
     def closed(self) -> bool:

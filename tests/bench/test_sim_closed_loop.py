@@ -204,3 +204,52 @@ def test_concurrency_flag_runs_closed_loop_clients_and_the_markdown_says_so(
     assert main(["bench", "routing", "--scenario", str(path), "--concurrency", "3", "--markdown"]) == 0
     captured = capsys.readouterr()
     assert "--concurrency 3`" in captured.out and "3 closed-loop clients" in captured.err
+
+
+class _Forwards(runner.Simulation):
+    """Records when BIG-IP hands each main request to its engine."""
+
+    def __init__(self, prepared: runner.Prepared, policy: str) -> None:
+        super().__init__(prepared, policy)
+        self.forwarded: dict[int, float] = {}
+
+    def _forward(self, now: float, req: Request, choice: int) -> None:
+        self.forwarded[req.rid] = now
+        super()._forward(now, req, choice)
+
+
+def test_a_scheduled_request_reaches_its_engine_after_the_sideband_round_trip_and_least_conn_pays_none() -> None:
+    sc = closed(pipeline={"scrape_interval": 1, "decision_latency": 0.05})
+    for policy, delay in (("default", 0.05), ("s1_enhanced_no_herd", 0.05), ("least_conn", 0.0)):
+        sim = _Forwards(runner.prepare(sc, 1), policy)
+        sim.run()
+        sent = [r for r in sim.main if r.rid in sim.forwarded]
+        assert len(sent) > 100
+        assert all(sim.forwarded[r.rid] - r.arrival == pytest.approx(delay) for r in sent), policy
+        ttfts = [r.first_token - r.arrival for r in sent if r.first_token is not None]
+        assert min(ttfts) >= delay  # the round trip counts in TTFT
+    with pytest.raises(scenario.ScenarioError, match="decision_latency"):
+        closed(pipeline={"decision_latency": -0.001})
+
+
+def test_a_benchmark_run_sends_its_prompts_from_the_end_of_the_warmup_and_measures_every_one() -> None:
+    sc = closed(arrivals={"process": "closed", "concurrency": 12, "prompts": 100}, duration=900, warmup=10)
+    sim = runner.Simulation(runner.prepare(sc, 1), "least_conn")
+    result = sim.run()
+    assert len(sim.main) == 100 and result.requests == 100  # the budget, all measured
+    firsts = sorted(reqs[0].arrival for reqs in by_client(sim).values())
+    assert firsts == pytest.approx([10 + c * runner.BENCH_LAUNCH for c in range(12)])  # one launch apart
+    for reqs in by_client(sim).values():  # still closed loops: the next request when the previous completes
+        assert all(nxt.arrival == prev.finished for prev, nxt in zip(reqs, reqs[1:]))
+    assert all(r.finished is not None for r in sim.main)  # the run ends when the last answer is in
+    assert sc.with_concurrency(30).arrivals.prompts == 100  # sweeps keep the budget
+    with pytest.raises(scenario.ScenarioError, match="arrivals.prompts"):
+        closed(arrivals={"process": "poisson", "load": 0.5, "prompts": 100})
+
+
+def test_a_benchmark_runs_throughput_is_its_requests_over_its_own_duration() -> None:
+    sc = closed(arrivals={"process": "closed", "concurrency": 12, "prompts": 100}, duration=900, warmup=10)
+    sim = runner.Simulation(runner.prepare(sc, 1), "least_conn")
+    result = sim.run()
+    last = max(r.finished for r in sim.main if r.finished is not None)
+    assert result.throughput_rps == pytest.approx(100 / (last - 10))  # as vLLM's benchmark reports it

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from llmsched.bench.sim.engine import Engine, Request
-from llmsched.bench.sim.profiles import EngineProfile
+from llmsched.bench.sim.profiles import PRESETS, EngineProfile
 
 PROFILE = EngineProfile(
     max_seqs=8,
@@ -175,3 +175,12 @@ def test_a_path_latency_range_must_be_ordered_and_not_negative() -> None:
         replace(PROFILE, path_latency_min=0.01, path_latency_max=0.005)
     with pytest.raises(ValueError, match="path_latency_min"):
         replace(PROFILE, path_latency_min=-0.001)
+
+
+def test_the_published_presets_path_latency_centres_on_the_measured_client_to_server_overhead() -> None:
+    # vLLM's benchmark client measures its TTFT 8-12 ms above the server's own (docs/routing.md 2.1): the
+    # published presets' path from a finished request to the next one in the engine's queue is that, on average
+    for name in ("published-1gpu", "published-4gpu-tp4", "published-1gpu-knee"):
+        p = PRESETS[name]
+        assert 0.008 <= (p.path_latency_min + p.path_latency_max) / 2 <= 0.012, name
+        assert p.path_latency_max - p.path_latency_min > 0  # spread: requests do not all land at one step phase
