@@ -8,13 +8,23 @@ simulator runs behind every constant):
 
     capacity = requests it can run before it saturates (KV cache below its knee, batch slots)
     slack    = capacity - running - waiting, at least 0
-    raw      = (slack + BASE x capacity) x (1 - cache_usage)
+    raw      = (slack / (1 + waiting) + BASE x capacity) x (1 - cache_usage)
     score    = 0                                when over the hard limit (below)
              = max(FLOOR, raw / largest raw)    otherwise
 
 * slack: weighted-random picks on it send new requests where there is free room, in proportion to it, so
   members settle equally far from their knee whatever their size: a 4-GPU member gets its larger share
   without configuration, and load BIG-IP cannot see (clients that bypass it) is counted, as engines report it.
+* / (1 + waiting): vLLM V1 records num_requests_waiting after its scheduler ran, so a waiting request is one
+  the scheduler turned away: no batch slot, no KV room, or no token budget left in the step. The last one is a
+  compute limit that neither KV usage nor running requests show: long prompts' chunked prefills use up the
+  budget of a large GPU while its KV cache and slots still look nearly empty, so its slack claims dozens of
+  requests it would only queue, and a small GPU beside it, whose KV is the limit, got a fraction of the traffic
+  it serves well (long_prompts_mixed_fleet in the simulator). The room the two estimates show is discounted by
+  the evidence against it: one request turned away halves it, a real queue all but removes it. Members that
+  turn nothing away (every ShareGPT scenario at its load) score exactly as without it. The snapshot's `slack`
+  (status, the prefix stage's load) stays the undiscounted count: a member holding a request's prefix is still
+  the best place for it with a short queue (docs/routing.md 8.4).
 * BASE x capacity: when everyone is (nearly) full, slack says nothing; traffic then follows capacity, the
   best guess of throughput, instead of jumping to whichever member has one free slot (that flip-flop on
   stale data is what made a relative ranking oscillate in the simulator at 95 % load).
@@ -66,7 +76,7 @@ def over_hard_limit(metrics: Mapping[str, object]) -> bool:
 class Headroom:
     capacity: float  # requests it can run before it saturates (llmsched.scorer.capacity)
     busy: float  # running + waiting
-    raw: float  # the unnormalised score: (slack + BASE x capacity) x free KV fraction
+    raw: float  # the unnormalised score: (slack / (1 + waiting) + BASE x capacity) x free KV fraction
 
 
 def headroom(metrics: Mapping[str, object]) -> Headroom | None:
@@ -77,7 +87,7 @@ def headroom(metrics: Mapping[str, object]) -> Headroom | None:
         return None
     busy = (metric(metrics, "running_req") or 0.0) + waiting
     cache = min(1.0, metric(metrics, "cache_usage") or 0.0)
-    slack = max(0.0, capacity - busy)
+    slack = max(0.0, capacity - busy) / (1.0 + waiting)
     return Headroom(capacity, busy, (slack + BASE * capacity) * (1.0 - cache))
 
 

@@ -12,6 +12,7 @@ import time
 
 from loguru import logger
 
+from llmsched.scorer import prefix_window
 from llmsched.scorer.capacity import estimate_slack
 from llmsched.scorer.modes import compute_scores
 from llmsched.shared.members import member_key
@@ -26,9 +27,13 @@ def usable_metrics(doc: dict | None, now: float, stale_after: float) -> dict | N
     return doc.get("metrics") or None
 
 
-def build_snapshot(config: dict, membership: dict | None, metrics: dict[str, dict], now: float) -> dict:
-    """Score every member of one pool; pure, so tests and the routing simulator call it directly."""
+def build_snapshot(
+    config: dict, membership: dict | None, metrics: dict[str, dict], now: float, previous: dict | None = None
+) -> dict:
+    """Score every member of one pool; pure, so tests and the routing simulator call it directly. `previous`:
+    the pool's last snapshot, whose prefix-cache counters make the recent hit rate (scorer/prefix_window.py)."""
     members = (membership or {}).get("members", [])
+    before = {m.get("id"): m for m in (previous or {}).get("members") or [] if isinstance(m, dict)}
     stale_after = float(config.get("stale_after") or 0.0)
     usable = [usable_metrics(metrics.get(f"{m['address']}:{m['port']}"), now, stale_after) for m in members]
     scored = [(i, u) for i, u in enumerate(usable) if u is not None]
@@ -58,6 +63,7 @@ def build_snapshot(config: dict, membership: dict | None, metrics: dict[str, dic
                 "scraped_at": scrape.get("scraped_at"),
                 "scrape_status": scrape.get("status", "never"),
                 "detected_variant": scrape.get("detected_variant"),
+                **prefix_window.fields(scrape, before.get(mid)),
             }
         )
     return {
@@ -77,6 +83,6 @@ def score_pool(store: Store, pool_key: str, now: float | None = None) -> dict | 
     if config is None:
         logger.debug("scoring skipped: pool {} is not configured", pool_key)
         return None
-    snapshot = build_snapshot(config, membership, metrics, time.time() if now is None else now)
+    snapshot = build_snapshot(config, membership, metrics, time.time() if now is None else now, store.scores(pool_key))
     store.set_scores(pool_key, snapshot)
     return snapshot

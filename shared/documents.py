@@ -77,6 +77,9 @@ class SnapshotMember(TypedDict):
     scraped_at: float | None
     scrape_status: str
     detected_variant: str | None
+    prefix_counters: dict[str, float] | None  # at, hits, queries: the engine's prefix-cache counters at the scrape
+    prefix_window: dict[str, float] | None  # since, at, hits, queries: their change since the previous scrape
+    prefix_hit_rate_recent: float | None  # hits / queries of that window
 
 
 class Snapshot(TypedDict):

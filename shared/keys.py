@@ -134,7 +134,10 @@ class Keys:
         `computed_at`, `members_fetched_at` (the BIG-IP read it was computed from, null if BIG-IP was never read),
         `members[]` with `id`, `key`, `address`, `port`, `status`, `ratio`, `score` (null = cannot be picked),
         `slack` (requests it can still take before saturating, from scorer/capacity.py; null without usable
-        metrics), `metrics`, `scraped_at`, `scrape_status`, `detected_variant`."""
+        metrics), `metrics`, `scraped_at`, `scrape_status`, `detected_variant`, `prefix_counters` {`at`, `hits`,
+        `queries`} (the engine's prefix-cache counters at that scrape; null when it reports none), `prefix_window`
+        {`since`, `at`, `hits`, `queries`} (their change since the previous scrape) and `prefix_hit_rate_recent`
+        (hits / queries of that window; scorer/prefix_window.py)."""
         return self._pool(pool_key, "scores")
 
     @key(

@@ -3,7 +3,8 @@ scrape-time gauges show.
 
 Per member: BIG-IP status, engine, load metrics, score, whether a decision could pick it (and if not, why), its
 expected share and the age of its data, and its prefix-cache hit rate as the engine reports it next to the prefix
-index's estimate (`prefix_hit_rate`, `prefix_estimate`); per pool: data ages and the last errors (BIG-IP read,
+index's estimate (`prefix_hit_rate` since the engine started, `prefix_hit_rate_recent` over the last scrape
+interval of `prefix_window_s` seconds, `prefix_estimate`); per pool: data ages and the last errors (BIG-IP read,
 scrapes). The expected share is the probability that a decision offering every member picks it: the same filters and
 herd-control weights as a real decision (llmsched.shared.routing), so it is what the next requests will see.
 """
@@ -36,6 +37,14 @@ def engine_hit_rate(doc: dict) -> float | None:
         return round(min(1.0, hits / queries), 4)
     rate = cache.get("hit_rate")
     return round(float(rate), 4) if isinstance(rate, (int, float)) else None
+
+
+def _window_s(window: object) -> float | None:
+    """Length of the recent hit rate's window (between two scrapes), s."""
+    if not isinstance(window, dict):
+        return None
+    since, at = window.get("since"), window.get("at")
+    return round(at - since, 3) if isinstance(since, (int, float)) and isinstance(at, (int, float)) else None
 
 
 def index_estimate(counts: dict[str, int] | None) -> float | None:
@@ -85,6 +94,9 @@ def _member_rows(
                 "scrape_status": doc.get("status") or m.get("scrape_status") or "never",
                 "scrape_error": doc.get("error") if doc.get("status") == "error" else None,
                 "prefix_hit_rate": engine_hit_rate(doc),
+                # the same over the last scrape interval (scorer/prefix_window.py): moves when routing does
+                "prefix_hit_rate_recent": m.get("prefix_hit_rate_recent"),
+                "prefix_window_s": _window_s(m.get("prefix_window")),
                 "prefix_estimate": index_estimate((prefix_stats or {}).get(m["id"])),
                 "kv_capacity_tokens": (doc.get("prefix_cache") or {}).get("capacity_tokens"),
             }

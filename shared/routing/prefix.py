@@ -11,8 +11,14 @@ index lookup and the recording of the answer are the caller's.
   two scrapes as it really does.
 * Holders: members whose match is at least `NEAR` x the longest match. They are treated alike, so a popular
   prefix that overflowed to a second member is spread over both instead of always refilling the first.
-* The pick: the least loaded holder whose load is below `THRESHOLD`. When every holder is at or past it, or no
-  member holds at least `MIN_MATCH` fingerprints, there is no prefix pick and the caller's load pick decides.
+* The pick: the least loaded holder whose load is below `THRESHOLD`.
+* Overflow: when every holder is at or past it, the least loaded member of all (ties: the longer match). Load
+  counts the decisions sent since the scrape, so overflowing requests fill whatever room is left, member by
+  member, instead of following the load pick's shares (scores are shares of an interval's decisions, slack is
+  a count: the load pick kept sending a member more than its room while others still had some, the tail of
+  chat_sessions in the simulator).
+* No member holds at least `MIN_MATCH` fingerprints: no prefix pick, and the caller's load pick decides as
+  for a request without fingerprints.
 The constants were chosen with the routing simulator (docs/routing.md "Prefix-aware routing", the sweep).
 """
 
@@ -67,6 +73,18 @@ def sticky_pick(
     return choice
 
 
+def overflow_pick(matched: Sequence[int], loads: Sequence[float]) -> int | None:
+    """Index of the least loaded member (ties: the longer match); None when no load is known."""
+    choice, choice_key = None, None
+    for i, (m, load) in enumerate(zip(matched, loads)):
+        if not math.isfinite(load):
+            continue
+        key = (load, -m)
+        if choice_key is None or key < choice_key:
+            choice, choice_key = i, key
+    return choice
+
+
 def pick(
     members: Sequence[Mapping],
     prefix: Mapping[str, int],
@@ -77,10 +95,11 @@ def pick(
     """The prefix stage of a decision over eligible snapshot members: `prefix` maps member id -> leading
     fingerprints held (absent: none), `sent` member id -> decisions since its last scrape (herd counters)."""
     matched = [int(prefix.get(m["id"], 0) or 0) for m in members]
-    if not any(matched):
+    if max(matched, default=0) < max(1, MIN_MATCH):
         return None
     sent = sent or {}
-    loads = [member_load(m, sent.get(m["id"], 0)) if n else math.inf for m, n in zip(members, matched)]
-    return sticky_pick(
+    loads = [member_load(m, sent.get(m["id"], 0)) for m in members]
+    choice = sticky_pick(
         matched, loads, THRESHOLD if threshold is None else threshold, NEAR if near is None else near, MIN_MATCH
     )
+    return choice if choice is not None else overflow_pick(matched, loads)

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 class Reason(StrEnum):
     PICKED = "picked"
-    PREFIX = "prefix"  # the sticky pick: the member holding the longest part of the prompt (routing/prefix.py)
+    PREFIX = "prefix"  # the prefix stage (routing/prefix.py): the holder of the prompt, or its overflow
     FALLBACK = "pool_fallback is set"
     UNKNOWN_POOL = "unknown pool"
     NOT_SCORED = "pool not fetched or scored yet"

@@ -274,8 +274,9 @@ def test_the_threshold_sweep_runs_each_pair_beside_the_references_and_restores_t
     results = prefix_sweep.measure([str(path)], [1])
     rows = results[str(path)]
     assert list(rows) == [*prefix_sweep.REFERENCES, prefix_sweep.label(1.0, 0.5), prefix_sweep.label(0.0, 0.5)]
-    # threshold 0 never sticks: the load pick alone, i.e. default_no_prefix's numbers
-    assert rows[prefix_sweep.label(0.0, 0.5)] == rows["default_no_prefix"]
+    # threshold 0 never sticks: a holder gets no preference (every request with a held prefix is overflow, to the
+    # least loaded member), so fewer prompt tokens come from the cache than with threshold 1
+    assert rows[prefix_sweep.label(0.0, 0.5)][2] < rows[prefix_sweep.label(1.0, 0.5)][2]
     assert rows[prefix_sweep.label(1.0, 0.5)][2] > rows["default_no_prefix"][2]
     assert (prefix.THRESHOLD, prefix.NEAR) == before
     assert "| default threshold 1 near 0.5 |" in prefix_sweep.markdown(results, [1])

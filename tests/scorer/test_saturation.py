@@ -34,12 +34,26 @@ def test_the_roomiest_member_scores_1_and_the_others_in_proportion_to_their_head
 
 
 def test_headroom_is_slack_plus_a_capacity_base_times_the_free_kv_fraction() -> None:
-    # capacity min(256 slots, 30 x 0.9 / 0.3 = 90) = 90; slack 90 - 30 - 2 = 58
+    # capacity min(256 slots, 30 x 0.9 / 0.3 = 90) = 90; slack 90 - 30 - 2 = 58, discounted by the 2 requests
+    # the scheduler turned away: 58 / 3; the snapshot's slack stays the count, 58
     got = saturation.headroom(m(2, 0.3, 30))
     assert got is not None
     assert (got.capacity, got.busy) == (pytest.approx(90), 32)
-    assert got.raw == pytest.approx((58 + 0.1 * 90) * 0.7)
+    assert got.raw == pytest.approx((58 / 3 + 0.1 * 90) * 0.7)
     assert estimate_slack(m(2, 0.3, 30), 1) == pytest.approx(58)
+
+
+def test_requests_turned_away_discount_the_room_a_compute_bound_member_shows() -> None:
+    # a 4-GPU member compute-bound on long prompts: 80 running in 50 % of its KV (capacity 144) and 3 requests
+    # left waiting with KV and slots free (slack 61); a 1-GPU member whose KV is the limit: 3 running in 30 %
+    # (capacity 9, slack 6), nothing waiting. By hand: big (61 / 4 + 14.4) x 0.5 = 14.825, small (6 + 0.9) x 0.7
+    # = 4.83; undiscounted, the big one's (61 + 14.4) x 0.5 = 37.7 would leave the small one an eighth
+    small, big = m(0, 0.3, 3), m(3, 0.5, 80)
+    got = scores([small, big])
+    assert got[1] == 1.0
+    assert got[0] == pytest.approx(4.83 / 14.825)
+    # nothing turned away: exactly the undiscounted headroom
+    assert scores([small, m(0, 0.5, 80)])[0] == pytest.approx(4.83 / ((64 + 14.4) * 0.5))
 
 
 def test_when_members_are_nearly_full_traffic_follows_capacity_not_a_coin_toss() -> None:

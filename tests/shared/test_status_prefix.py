@@ -10,6 +10,7 @@ import pytest
 
 from llmsched.api.app import create_app
 from llmsched.cli.status import format_pool
+from llmsched.scorer.step import score_pool
 from llmsched.shared.keys import Keys
 from llmsched.shared.prefix_index import PrefixIndex
 from llmsched.shared.status import engine_hit_rate, index_estimate, read_status
@@ -70,3 +71,23 @@ def test_metrics_export_both_hit_rates_per_member(store):
     assert 'llmsched_member_prefix_cache_hit_ratio{member="10.0.0.1:8000",pool="p1:Common"} 0.3' in text
     assert 'llmsched_member_prefix_index_hit_ratio{member="10.0.0.1:8000",pool="p1:Common"} 0.4' in text
     assert 'llmsched_member_prefix_cache_hit_ratio{member="10.0.0.2:8000"' not in text
+
+
+def test_the_status_view_shows_the_hit_rate_of_the_last_scrape_interval_next_to_the_one_since_the_start(store):
+    _prepare(store)
+    score_pool(store, POOL, time.time())
+    later = {
+        "scraped_at": time.time() + 5,
+        "status": "ok",
+        "metrics": M,
+        "engine": "vllm",
+        "prefix_cache": {"hits_total": 1200.0, "queries_total": 2000.0, "capacity_tokens": 32000.0},
+    }
+    store.set_metrics(POOL, {"10.0.0.1:8000": later})
+    score_pool(store, POOL, time.time() + 5)
+    members = {m["id"]: m for m in read_status(store, time.time() + 5)["pools"][0]["members"]}
+    # since the start 1,200 / 2,000; over the last interval 900 of 1,000
+    assert members["10.0.0.1:8000"]["prefix_hit_rate"] == 0.6
+    assert members["10.0.0.1:8000"]["prefix_hit_rate_recent"] == 0.9
+    assert members["10.0.0.1:8000"]["prefix_window_s"] == pytest.approx(5.0, abs=0.5)
+    assert members["10.0.0.2:8000"]["prefix_hit_rate_recent"] is None

@@ -70,11 +70,32 @@ def test_a_member_without_a_capacity_estimate_is_never_sticky() -> None:
 
 # --- pick over snapshot members --------------------------------------------------------------------------------
 def test_pick_reads_matches_by_member_id_and_counts_decisions_sent_since_the_scrape() -> None:
-    members = [member(A, slack=10.0), member(B, slack=10.0, running=2.0)]
+    members = [member(A, slack=10.0, running=5.0), member(B, slack=10.0, running=2.0)]
     assert prefix.pick(members, {B: 12}) == 1
-    # 8 sent to B since its scrape: (2 + 8) / 12 > 0.8, saturated: the load pick decides
-    assert prefix.pick(members, {B: 12}, {B: 8}, threshold=0.8) is None
+    # 8 sent to B since its scrape: (2 + 8) / 12 > 0.8, saturated: the overflow goes to A, 5 / 15 in use
+    assert prefix.pick(members, {B: 12}, {B: 8}, threshold=0.8) == 0
     assert prefix.pick(members, {}) is None
+
+
+# --- overflow: every holder saturated ------------------------------------------------------------------------
+def test_overflow_goes_to_the_least_loaded_member_and_equal_loads_to_the_longer_match() -> None:
+    assert prefix.overflow_pick([20, 0, 3], [1.2, 0.5, 0.4]) == 2
+    assert prefix.overflow_pick([20, 0, 3], [0.4, 0.5, 0.4]) == 0
+    assert prefix.overflow_pick([20, 0], [math.inf, math.inf]) is None
+
+
+def test_overflow_fills_the_room_left_counting_decisions_sent_since_the_scrape() -> None:
+    # B holds the prefix but is saturated; A and C have room: the overflow takes the least used one, and the
+    # decisions already sent count, so it moves on once A has received its share of the room left
+    members = [member(A, slack=10.0), member(B, slack=0.0, running=20.0), member(C, slack=10.0, running=4.0)]
+    assert prefix.pick(members, {B: 12}) == 0  # A 0 / 10, C 4 / 14
+    assert prefix.pick(members, {B: 12}, {A: 3}) == 2  # A 3 / 10 > C 4 / 14
+    assert prefix.pick(members, {B: 12}, {A: 3, C: 4}) == 0  # A 0.3 < C 8 / 14
+
+
+def test_a_request_whose_prefix_nobody_holds_gets_no_overflow_pick() -> None:
+    members = [member(A, slack=10.0), member(B, slack=5.0)]
+    assert prefix.pick(members, {A: 0, B: 0}) is None
 
 
 # --- decide() --------------------------------------------------------------------------------------------------
@@ -89,8 +110,19 @@ def test_decide_sends_a_request_to_the_member_holding_its_prefix() -> None:
         assert (d.answer, d.reason, d.member_id) == (B, "prefix", B)
 
 
-def test_decide_falls_back_to_the_load_pick_when_the_holder_is_saturated() -> None:
-    s = snap(member(A, slack=100.0, score=1.0), member(B, slack=0.0, running=50.0, score=0.02))
+def test_decide_sends_the_overflow_of_a_saturated_holder_to_the_least_loaded_member() -> None:
+    s = snap(
+        member(A, slack=10.0, running=8.0, score=1.0),
+        member(B, slack=0.0, running=50.0, score=0.02),
+        member(C, slack=10.0, running=2.0, score=0.3),
+    )
+    for seed in range(20):  # the load pick would mostly answer A, the higher score
+        d = decide(CONFIG, s, [A, B, C], NOW, random.Random(seed), dispatch={}, prefix={B: 7})
+        assert (d.answer, d.reason) == (C, "prefix")
+
+
+def test_decide_falls_back_to_the_load_pick_when_no_member_has_a_capacity_estimate() -> None:
+    s = snap(member(A, slack=None, score=1.0), member(B, slack=None, running=50.0, score=0.02))
     d = decide(CONFIG, s, [A, B], NOW, random.Random(0), dispatch={}, prefix={B: 7})
     assert d.reason == "picked"
 
