@@ -44,6 +44,8 @@ def test_sigterm_answers_the_request_in_flight_then_exits_within_5_seconds(redis
             f"127.0.0.1:{port}",
             "--workers",
             "1",
+            "--read-timeout",  # the body arrives 0.8 s after the headers: on a busy machine past the 1 s default
+            "5",
         ],
         cwd=REPO,
         env={**os.environ, "LLMSCHED_LOG_LEVEL": "warning", "LLMSCHED_METRICS_PORT": "0"},
