@@ -7,8 +7,9 @@
 * Herd control: each decision is counted here. Every tick (`tick_s`, 10 ms) the refresher adds the worker's
   counts to Redis and reads every replica's totals back in the same round trip, so another replica sees a
   decision within two ticks. A decision uses the totals plus what this worker counted since.
-* Prefix index (shared/prefix_index.py): a decision with fingerprints reads it in one round trip (the only
-  Redis read a decision may make); its records are queued and written by the refresher every tick.
+* Prefix index (shared/prefix_index.py): a decision with fingerprints reads the worker's in-memory mirror of
+  it; its records are queued and written by the refresher every tick, which also reads the other replicas'
+  records into the mirror.
 * Redis unavailable: the last data stays. decide() drops each member whose metrics are older than the pool's
   `stale_after` by their own `scraped_at`, so decisions go on from the last snapshot until it is stale, then
   answer `none`. Counts that cannot be sent are dropped (the next scrape resets them anyway).
@@ -155,6 +156,14 @@ class RoutingState:
             self.prefix.flush()
         except StoreError as exc:
             logger.debug("prefix records not written: {}", exc)
+        try:
+            self.prefix.sync(self._pools.keys(), self._member_ids)
+        except StoreError as exc:
+            logger.debug("prefix records of other replicas not read: {}", exc)
+
+    def _member_ids(self, pool_key: str) -> list[str]:
+        snapshot = (self._pools.get(pool_key) or (None, None))[1] or {}
+        return [m["id"] for m in snapshot.get("members", ()) if "id" in m]
 
     def apply_changes(self) -> None:
         """Reload what the changes channel announced (everything after a config publish, a resubscription or

@@ -8,9 +8,10 @@ In order: the source must be allowed (llmsched.api.clients, 403); the method mus
 the body is read within the read timeout (408), by Content-Length (a shorter body is 400) or chunked, up to 1 MiB
 (413); a content type other than JSON is 422 as in the original (FastAPI validates the raw bytes then); then the
 decision, answered `member`, `none` or `fallback` in plain text. A request that carries prompt fingerprints
-(`prefix`) first reads the shared prefix index in one round trip (llmsched.shared.prefix_index). The decision
-is counted (metrics, herd control) and its fingerprints recorded after the answer is sent, so neither delays
-BIG-IP. Every other path goes to Flask unchanged.
+(`prefix`) is matched against the worker's in-memory mirror of the shared prefix index
+(llmsched.shared.prefix_index), also without a round trip. The decision is counted (metrics, herd control)
+and its fingerprints recorded after the answer is sent, so neither delays BIG-IP. Every other path goes to
+Flask unchanged.
 """
 
 from __future__ import annotations
@@ -71,10 +72,10 @@ def answer_select(raw_body: bytes, state: RoutingState, rng: random.Random) -> O
     entries: tuple[str, ...] = ()
     matched: dict[str, int] = {}
     if req.prefix and config is not None and snapshot is not None and not config.get("pool_fallback"):
-        # The one Redis round trip a decision may make, and only with fingerprints (failure: no hints).
+        # From the worker's mirror of the index (members that are not in the pool any more are ignored by the
+        # sticky pick, which looks up the eligible ones only).
         entries = tuple(qualified(req.prefix, req.model))
-        ids = [m["id"] for m in snapshot.get("members", ()) if "id" in m]
-        matched = state.prefix.lookup(req.pool_key, ids, entries)
+        matched = state.prefix.lookup(req.pool_key, None, entries)
     decision = decide(config, snapshot, req.members, time.time(), rng, counts, matched or None)
     logger.debug("select {} -> {} ({})", req.pool_key, decision.answer, decision.reason)
     expire = 0
