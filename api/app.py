@@ -19,7 +19,7 @@ from llmsched.api.clients import FORBIDDEN, AllowList
 from llmsched.api.guard import check_admin_token, security_headers
 from llmsched.api.health import health
 from llmsched.api.limits import limits_from_env
-from llmsched.api.metrics import metrics
+from llmsched.api.metrics import TALLY, metrics
 from llmsched.api.pools import pools
 from llmsched.api.responses import json_response
 from llmsched.api.routing_state import RoutingState
@@ -76,7 +76,7 @@ def create_app(
     if store is None:
         store = store_from_env()
     rng = rng if rng is not None else random.Random()
-    state = RoutingState(store).start()
+    state = RoutingState(store, on_tick=TALLY.flush).start()
     app.extensions["llmsched.store"] = store
     app.extensions["llmsched.rng"] = rng
     app.extensions["llmsched.routing"] = state

@@ -76,7 +76,9 @@ def answer_select(raw_body: bytes, state: RoutingState, rng: random.Random) -> O
         # sticky pick, which looks up the eligible ones only).
         entries = tuple(qualified(req.prefix, req.model))
         matched = state.prefix.lookup(req.pool_key, None, entries)
-    decision = decide(config, snapshot, req.members, time.time(), rng, counts, matched or None)
+    now = time.time()
+    pool = state.eligible(req.pool_key, config, snapshot, req.members, now)
+    decision = decide(config, snapshot, req.members, now, rng, counts, matched or None, pool)
     logger.debug("select {} -> {} ({})", req.pool_key, decision.answer, decision.reason)
     expire = 0
     if decision.member_id is not None and config is not None and config.get("herd_control"):
@@ -145,7 +147,7 @@ def read_body(environ: dict, max_body: int, timeout_s: float) -> bytes:
 def check_content_type(environ: dict) -> None:
     """JSON or no content type; anything else is 422 with the shape FastAPI gives when it validates raw bytes."""
     value = environ.get("CONTENT_TYPE")
-    if not value:
+    if not value or value == "application/json":  # what the iRule sends: no header parsing
         return
     message = Message()
     message["content-type"] = value

@@ -192,6 +192,16 @@ class Store:
         raw = replies[len(replies) - len(wanted) :]
         return {p: {f.decode(): int(v) for f, v in h.items()} for p, h in zip(wanted, raw)}
 
+    def memberships(self, pool_keys: list[str]) -> dict[str, dict | None]:
+        """Each pool's membership document (what the poller last read from BIG-IP), in one round trip."""
+        if not pool_keys:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for pool_key in pool_keys:
+            pipe.get(self.keys.pool_members(pool_key))
+        raw = self._guarded(pipe.execute)
+        return {key: loads(value) for key, value in zip(pool_keys, raw)}
+
     def status_inputs(self, pool_keys: list[str]) -> list[tuple[dict | None, dict | None, dict | None]]:
         """(routing config, score snapshot, membership) for each pool, in one round trip."""
         k = self.keys
