@@ -76,7 +76,7 @@ def create_app(
     if store is None:
         store = store_from_env()
     rng = rng if rng is not None else random.Random()
-    state = RoutingState(store, on_tick=TALLY.flush).start()
+    state = RoutingState(store, on_tick=TALLY.flush_if_due).start()
     app.extensions["llmsched.store"] = store
     app.extensions["llmsched.rng"] = rng
     app.extensions["llmsched.routing"] = state

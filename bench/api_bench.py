@@ -9,7 +9,9 @@ Starts a private redis-server and the API under gunicorn (as `llmsched api` does
 * the in-process cost of one decision from the worker's memory against one that reads Redis first (the old path);
 * the cost of prompt fingerprints: whole selects through WSGI with 64 fingerprints (matched against the worker's
   in-memory mirror of the prefix index) against the same selects without, interleaved, p50 and p99
-  (`--prefix-only` runs just this).
+  (`--prefix-only` runs just this);
+* with `--stack`: connection per request against a whole `llmsched up` stack that keeps polling, scraping and
+  scoring emulated engines and BIG-IP (bench/api_stack.py), with the hello-world measured in the same run.
 `none` answers are counted everywhere: under overload a decision degrades to `none` rather than failing.
 """
 
@@ -30,15 +32,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from llmsched.bench.processes import free_port, private_redis, stopping, wait_port
+from llmsched.bench.processes import free_port, private_redis, stopping, tree_cpu_seconds, wait_port
 
 REPO = Path(__file__).resolve().parents[1]
 MEMBERS = [f"10.0.0.{i}:8000" for i in range(1, 9)]
 PAYLOAD = '{"pool_name":"bench_pool","partition":"Common","members":[%s]}' % ",".join(f'"{m}"' for m in MEMBERS)
 
 
-def wrk_script(close: bool) -> str:
-    body = PAYLOAD.replace('"', '\\"')
+def wrk_script(close: bool, payload: str = PAYLOAD) -> str:
+    body = payload.replace('"', '\\"')
     lines = ['wrk.method = "POST"', f'wrk.body = "{body}"', 'wrk.headers["Content-Type"] = "application/json"']
     if close:
         lines.append('wrk.headers["Connection"] = "close"')
@@ -58,9 +60,9 @@ def wrk_script(close: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_wrk(port: int, close: bool, seconds: int, connections: int, threads: int) -> dict:
+def run_wrk(port: int, close: bool, seconds: int, connections: int, threads: int, payload: str = PAYLOAD) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(wrk_script(close))
+        f.write(wrk_script(close, payload))
     cmd = [
         "wrk",
         f"-t{threads}",
@@ -296,9 +298,20 @@ def _group(filename: str, func: str) -> str:
     return "other (stdlib, loguru)"
 
 
-def _gunicorn(procs, argv: list[str], port: int, what: str, env: dict) -> None:
+def _gunicorn(procs, argv: list[str], port: int, what: str, env: dict) -> subprocess.Popen:
     proc = procs(subprocess.Popen(argv, env=env, cwd=REPO))
     wait_port(port, proc, what)
+    return proc
+
+
+def measured_wrk(port: int, proc: subprocess.Popen, close: bool, args: argparse.Namespace) -> dict:
+    """A 2 s warm-up, then the measured wrk run, with the server's CPU time per request (gunicorn master and
+    workers, from /proc): a figure that other work on the machine disturbs far less than req/s."""
+    run_wrk(port, close, 2, args.connections, args.threads)
+    before = tree_cpu_seconds(proc.pid)
+    r = run_wrk(port, close, args.seconds, args.connections, args.threads)
+    r["cpu_us"] = (tree_cpu_seconds(proc.pid) - before) / max(1, r["requests"]) * 1e6
+    return r
 
 
 def _wrk_line(label: str, r: dict, reference: dict | None = None) -> str:
@@ -306,7 +319,8 @@ def _wrk_line(label: str, r: dict, reference: dict | None = None) -> str:
     share = r["none"] / r["requests"] * 100 if r["requests"] else 0.0
     return (
         f"{label:44s} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   "
-        f"errors {r['errors']}   none {r['none']} ({share:.2f} %)   ({r['requests']} requests){ratio}"
+        f"errors {r['errors']}   none {r['none']} ({share:.2f} %)   ({r['requests']} requests)   "
+        f"server CPU {r.get('cpu_us', float('nan')):.0f} us/request{ratio}"
     )
 
 
@@ -318,6 +332,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers (API and hello-world)")
     ap.add_argument("--worker-class", default="", help="the API's gunicorn worker class (default: the shipped one)")
     ap.add_argument("--sequential", type=int, default=2000, help="decisions one at a time")
+    ap.add_argument("--close-only", action="store_true", help="skip the keep-alive runs")
+    ap.add_argument(
+        "--stack",
+        action="store_true",
+        help="also: connection per request with a whole `llmsched up` stack running (emulated engines and BIG-IP)",
+    )
     ap.add_argument("--slow-clients", action="store_true", help="also: decisions while 150 slow connections are held")
     ap.add_argument("--profile", action="store_true", help="also print the in-process cost of one decision")
     ap.add_argument("--prefix-only", action="store_true", help="only the cost of 64 fingerprints (no wrk runs)")
@@ -354,10 +374,10 @@ def main(argv: list[str] | None = None) -> int:
             env["LLMSCHED_API_WORKER_CLASS"] = args.worker_class
         api = [sys.executable, "-m", "llmsched.cli.main", "api", "--redis-url", url]
         api += ["--bind", f"127.0.0.1:{api_port}", "--workers", str(args.workers)]
-        _gunicorn(procs, api, api_port, "API", env)
+        api_proc = _gunicorn(procs, api, api_port, "API", env)
         hello = [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{hello_port}"]
         hello += ["--log-level", "warning", "llmsched.bench.hello_wsgi:app"]
-        _gunicorn(procs, hello, hello_port, "hello-world", env)
+        hello_proc = _gunicorn(procs, hello, hello_port, "hello-world", env)
         # The same hello-world under the API's worker class: what the serving model itself costs.
         hello_gevent = [sys.executable, "-m", "gunicorn", "-c", "python:llmsched.api.gunicorn_conf"]
         hello_gevent += ["-b", f"127.0.0.1:{hello_gevent_port}", "llmsched.bench.hello_wsgi:app"]
@@ -366,7 +386,9 @@ def main(argv: list[str] | None = None) -> int:
             "LLMSCHED_API_WORKERS": str(args.workers),
             "LLMSCHED_API_BIND": f"127.0.0.1:{hello_gevent_port}",
         }
-        _gunicorn(procs, hello_gevent, hello_gevent_port, "hello-world (API worker class)", gevent_env)
+        hello_gevent_proc = _gunicorn(
+            procs, hello_gevent, hello_gevent_port, "hello-world (API worker class)", gevent_env
+        )
         worker = args.worker_class or "gevent (llmsched.api.worker.ApiWorker)"
         print(
             f"llmsched bench-api: {len(MEMBERS)}-member pool, API: gunicorn {args.workers} workers ({worker}); "
@@ -374,14 +396,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.connections} connections, {args.seconds} s per run; {os.cpu_count()} cores shared by wrk, "
             f"redis-server, both servers and anything else running on this machine"
         )
-        for label, close in (("connection per request (iRule pattern)", True), ("keep-alive", False)):
+        runs = (("connection per request (iRule pattern)", True), ("keep-alive", False))
+        for label, close in runs[:1] if args.close_only else runs:
             print(f"  {label}: 2 s warm-up each, then {args.seconds} s measured ...", flush=True)
-            run_wrk(hello_port, close, 2, args.connections, args.threads)
-            ref = run_wrk(hello_port, close, args.seconds, args.connections, args.threads)
-            run_wrk(api_port, close, 2, args.connections, args.threads)
-            r = run_wrk(api_port, close, args.seconds, args.connections, args.threads)
-            run_wrk(hello_gevent_port, close, 2, args.connections, args.threads)
-            same_worker = run_wrk(hello_gevent_port, close, args.seconds, args.connections, args.threads)
+            ref = measured_wrk(hello_port, hello_proc, close, args)
+            r = measured_wrk(api_port, api_proc, close, args)
+            same_worker = measured_wrk(hello_gevent_port, hello_gevent_proc, close, args)
             print(_wrk_line(f"{label}, API", r, ref))
             print(_wrk_line(f"{label}, hello-world", ref))
             print(_wrk_line(f"{label}, hello-world, API's worker", same_worker, ref))
@@ -410,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             print(decision_cost(url))
         print(prefix_cost(url))
+    if args.stack:
+        from llmsched.bench.api_stack import stack_run
+
+        print("\n".join(stack_run(args, _wrk_line, measured_wrk, run_wrk)), flush=True)
     return 0
 
 
