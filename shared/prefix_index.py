@@ -40,6 +40,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import orjson
 import redis
@@ -65,12 +66,25 @@ IDLE_READ_S = 0.1  # every other configured pool this often
 PRUNE_S = 1.0  # expired entries are dropped from the mirror this often
 _ORDER_STEP = 1e-5  # score step between a request's fingerprints: the leading one is the newest
 _NEVER = float("-inf")
+K = TypeVar("K")
 
 
 def entries_for(capacity_tokens: float | None) -> int:
     """How many fingerprints a member's LRU holds, from its KV capacity in tokens (None: unknown)."""
     tokens = DEFAULT_CAPACITY_TOKENS if not capacity_tokens or capacity_tokens <= 0 else capacity_tokens
     return int(min(MAX_ENTRIES, max(MIN_ENTRIES, tokens // FINGERPRINT_TOKENS)))
+
+
+def leading_run(held: Mapping[K, float], entries: Iterable[K], floor: float) -> int:
+    """How many of `entries`, from the first, `held` maps to a value above `floor`: the run ends at the first one
+    missing or at/below it (a member holds a prompt's prefix, not scattered blocks of it)."""
+    n = 0
+    for entry in entries:
+        value = held.get(entry)
+        if value is None or value <= floor:
+            break
+        n += 1
+    return n
 
 
 def qualified(fingerprints: Sequence[str], model: str | None) -> list[str]:
@@ -129,12 +143,7 @@ class PrefixIndex:
             held = pool.get(member_id)
             if not held:
                 continue
-            n = 0
-            for entry in entries:
-                at = held.get(entry)
-                if at is None or at <= cutoff:
-                    break
-                n += 1
+            n = leading_run(held, entries, cutoff)
             if n:
                 out[member_id] = n
         return out
