@@ -74,7 +74,7 @@ bench-scrape: install ## engines per scraper CPU-second, cycle time and data age
 
 bench-api: install ## decision API throughput and latency (connection per request, like the iRule)
 	@command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) $(APT) install wrk)
-	$(PY) -m llmsched.bench.api_bench
+	$(PY) -m llmsched.bench.api_bench --stack
 
 clean: ## remove .venv, build/ and caches
 	rm -rf $(VENV) build *.egg-info .pytest_cache

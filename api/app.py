@@ -19,7 +19,7 @@ from llmsched.api.clients import FORBIDDEN, AllowList
 from llmsched.api.guard import check_admin_token, security_headers
 from llmsched.api.health import health
 from llmsched.api.limits import limits_from_env
-from llmsched.api.metrics import metrics
+from llmsched.api.metrics import TALLY, metrics
 from llmsched.api.pools import pools
 from llmsched.api.responses import json_response
 from llmsched.api.routing_state import RoutingState
@@ -28,7 +28,6 @@ from llmsched.api.ui import ui
 from llmsched.api.validation import RequestError
 from llmsched.api.whatif import whatif
 from llmsched.shared.config_model import RedisConfig
-from llmsched.shared.prefix_index import READ_TIMEOUT_S, PrefixIndex
 from llmsched.shared.redis_conn import Breaker, client_for, target_from_env
 from llmsched.shared.store import Store
 
@@ -57,14 +56,6 @@ def store_from_env(env: Mapping[str, str] | None = None) -> Store:
     return Store(client, env.get("LLMSCHED_NAMESPACE") or "llmsched", breaker=Breaker())
 
 
-def prefix_index_from_env(store: Store, env: Mapping[str, str] | None = None) -> PrefixIndex:
-    """The prefix index, its lookups on their own client with a short read timeout (a decision never waits longer
-    for a hint than prefix_index.READ_TIMEOUT_S), to the same Redis (plain or Sentinel) as the store."""
-    env = os.environ if env is None else env
-    reader = client_for(target_from_env(env), socket_timeout=READ_TIMEOUT_S, connect_timeout=CONNECT_TIMEOUT_S)
-    return PrefixIndex(store.client, store.keys, reader=reader)
-
-
 def create_app(
     store: Store | None = None,
     rng: random.Random | None = None,
@@ -82,12 +73,10 @@ def create_app(
         app.before_request(lambda: check_admin_token(token))
     app.after_request(security_headers)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    prefix = None
     if store is None:
         store = store_from_env()
-        prefix = prefix_index_from_env(store)
     rng = rng if rng is not None else random.Random()
-    state = RoutingState(store, prefix=prefix).start()
+    state = RoutingState(store, on_tick=TALLY.flush_if_due).start()
     app.extensions["llmsched.store"] = store
     app.extensions["llmsched.rng"] = rng
     app.extensions["llmsched.routing"] = state

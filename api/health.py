@@ -6,16 +6,24 @@ nothing is wrong and `degraded` with the reasons when something is (BIG-IP never
 pool's scores stale); 503 when no pool can be routed, so a BIG-IP monitor on `/health` takes the replica out of the
 scheduler pool and the iRule falls back to BIG-IP's own balancing (docs/api.md says what the monitor should expect).
 Alive only means the process serves HTTP; it never touches Redis, so a Redis outage does not restart replicas.
+
+Neither reads Redis: readiness is computed from the worker's in-memory copy of the routing data and the BIG-IP
+membership (api/routing_state.py: pushed on change, fully reloaded every second), so it answers at once whatever
+Redis or the clients do, and "Redis down" means no full reload succeeded for REDIS_DOWN_AFTER_S.
 """
 
 from __future__ import annotations
 
 import time
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 
-from llmsched.api.responses import json_response, store
-from llmsched.shared.errors import StoreError
+from llmsched.api.responses import json_response
+from llmsched.api.routing_state import RECHECK_S, RoutingState
+
+# A full reload runs every RECHECK_S (retried every 0.1 s after a failure): three missed in a row mean Redis is
+# not reachable from this worker.
+REDIS_DOWN_AFTER_S = 3 * RECHECK_S
 
 health = Blueprint("health", __name__)
 
@@ -54,17 +62,17 @@ def pool_health(config: dict | None, snapshot: dict | None, membership: dict | N
     }
 
 
-def readiness(now: float) -> tuple[bool, dict]:
-    try:
-        keys = store().pool_keys()
-        inputs = store().status_inputs(keys) if keys else []
-    except StoreError as exc:
-        return False, {"status": "unhealthy", "message": f"Redis unavailable: {exc}", "redis": "down"}
-    if not keys:
+def readiness(state: RoutingState, now: float) -> tuple[bool, dict]:
+    """From the worker's in-memory copy (api/routing_state.py), which a full reload refreshes every second:
+    Redis counts as down when no full reload succeeded for REDIS_DOWN_AFTER_S."""
+    if state.loaded_at is None or now - state.loaded_at > REDIS_DOWN_AFTER_S:
+        since = "since this worker started" if state.loaded_at is None else f"for {now - state.loaded_at:.1f} s"
+        message = f"Redis unavailable: no successful read {since}"
+        return False, {"status": "unhealthy", "message": message, "redis": "down"}
+    inputs = state.health_inputs()
+    if not inputs:
         return False, {"status": "unhealthy", "message": "no pool configured in Redis yet", "redis": "ok"}
-    pools = {
-        key: pool_health(config, snapshot, membership, now) for key, (config, snapshot, membership) in zip(keys, inputs)
-    }
+    pools = {key: pool_health(config, snapshot, membership, now) for key, config, snapshot, membership in inputs}
     ready = any(p["routable"] for p in pools.values())
     reasons = [f"{key}: {problem}" for key, p in pools.items() for problem in p["problems"]]
     if not any(p["fresh"] for p in pools.values()):
@@ -80,7 +88,7 @@ def readiness(now: float) -> tuple[bool, dict]:
 @health.get("/health")
 @health.get("/readyz")
 def ready():
-    ok, body = readiness(time.time())
+    ok, body = readiness(current_app.extensions["llmsched.routing"], time.time())
     return json_response(body, 200 if ok else 503)
 
 

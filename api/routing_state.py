@@ -4,11 +4,12 @@
   announce each write on the `changes` channel (shared/store.py); a subscriber here marks the pool dirty and the
   refresher reloads it on its next tick. A full reload every `recheck_s` (and after every (re)subscription) is the
   bounded fallback for a lost message (a reconnect, a failover).
-* Herd control: each decision is counted here. Every tick (`tick_s`, 10 ms) the refresher adds the worker's
+* Herd control: each decision is counted here. Every tick (`tick_s`, 5 ms) the refresher adds the worker's
   counts to Redis and reads every replica's totals back in the same round trip, so another replica sees a
   decision within two ticks. A decision uses the totals plus what this worker counted since.
-* Prefix index (shared/prefix_index.py): a decision with fingerprints reads it in one round trip (the only
-  Redis read a decision may make); its records are queued and written by the refresher every tick.
+* Prefix index (shared/prefix_index.py): a decision with fingerprints reads the worker's in-memory mirror of
+  it; its records are queued and written by the refresher every tick, which also reads the other replicas'
+  records into the mirror.
 * Redis unavailable: the last data stays. decide() drops each member whose metrics are older than the pool's
   `stale_after` by their own `scraped_at`, so decisions go on from the last snapshot until it is stale, then
   answer `none`. Counts that cannot be sent are dropped (the next scrape resets them anyway).
@@ -21,12 +22,14 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from collections.abc import Callable, Sequence
 
 import redis
 from loguru import logger
 
 from llmsched.shared.errors import StoreError
 from llmsched.shared.prefix_index import PrefixIndex
+from llmsched.shared.routing.decide import Eligible, eligible, fresh_until
 from llmsched.shared.store import Store
 
 TICK_S = 0.005  # the routing simulator: visibility beyond ~5 ms on average costs herd control p99 (docs/benchmarks.md)
@@ -35,15 +38,24 @@ ACTIVE_S = 0.1  # a worker that decided within this reads the totals every tick
 IDLE_READ_S = 0.1  # otherwise this often
 RETRY_S = 0.1  # after a failed full reload or a lost subscription
 MAX_UNKNOWN = 1000  # pools read on demand between two full reloads
+MAX_CACHED_LISTS = 16  # candidate lists kept per pool (BIG-IP sends one while the pool's up members are unchanged)
+MAX_CACHED_CANDIDATES = 1024  # a longer list is filtered each time (bounded by the pool: decide.candidate_index)
 
 Inputs = tuple[dict | None, dict | None, dict[str, int] | None]
 
 
 class RoutingState:
     def __init__(
-        self, store: Store, tick_s: float = TICK_S, recheck_s: float = RECHECK_S, prefix: PrefixIndex | None = None
+        self,
+        store: Store,
+        tick_s: float = TICK_S,
+        recheck_s: float = RECHECK_S,
+        prefix: PrefixIndex | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
+        """`on_tick`: also run by the refresher every tick (the worker's metrics flush)."""
         self.store = store
+        self.on_tick = on_tick
         self.prefix = prefix if prefix is not None else PrefixIndex(store.client, store.keys)
         self.tick_s = tick_s
         self.recheck_s = recheck_s
@@ -54,6 +66,8 @@ class RoutingState:
         self._expire: dict[str, int] = {}
         self._dirty: set[str] = set()
         self._asked: dict[str, float] = {}  # pool key -> when it may be read on demand again
+        # pool key -> (snapshot, config, {candidates: (eligible, valid until)}): see eligible()
+        self._eligible: dict[str, tuple[dict, dict, dict[tuple[str, ...], tuple[Eligible, float]]]] = {}
         self._reload_all = True
         self._next_recheck = 0.0
         self._lock = threading.Lock()
@@ -63,6 +77,7 @@ class RoutingState:
         self._deciding_at = 0.0  # last herd-control decision (monotonic)
         self._next_idle_read = 0.0
         self.loaded_at: float | None = None  # time.time() of the last full reload that succeeded
+        self.memberships: dict[str, dict | None] = {}  # as of that reload: what /health reports of BIG-IP
 
     # --- the hot path: memory only --------------------------------------------------------------------------
     def inputs(self, pool_key: str) -> Inputs:
@@ -77,6 +92,34 @@ class RoutingState:
             return config, snapshot, None
         self._deciding_at = time.monotonic()
         return config, snapshot, self._counts(pool_key)
+
+    def health_inputs(self) -> list[tuple[str, dict | None, dict | None, dict | None]]:
+        """(pool key, routing config, score snapshot, membership) of every configured pool, in config order, as
+        this worker holds them: what /health reports, without a Redis read."""
+        pools = self._pools
+        return [(key, config, snapshot, self.memberships.get(key)) for key, (config, snapshot) in pools.items()]
+
+    def eligible(
+        self, pool_key: str, config: dict | None, snapshot: dict | None, candidates: Sequence[str], now: float
+    ) -> Eligible:
+        """eligible(config, snapshot, candidates, now), kept per pool for the snapshot and config it was computed
+        from and each candidate list BIG-IP sends (the same list on every request while the pool is unchanged),
+        until a member it counted as fresh turns stale (decide.fresh_until)."""
+        if config is None or snapshot is None or len(candidates) > MAX_CACHED_CANDIDATES:
+            return eligible(config, snapshot, candidates, now)
+        cached = self._eligible.get(pool_key)
+        if cached is None or cached[0] is not snapshot or cached[1] is not config:
+            cached = self._eligible[pool_key] = (snapshot, config, {})
+        lists = cached[2]
+        key = tuple(candidates)
+        hit = lists.get(key)
+        if hit is not None and now < hit[1]:
+            return hit[0]
+        result = eligible(config, snapshot, candidates, now)
+        if len(lists) >= MAX_CACHED_LISTS:
+            lists.clear()
+        lists[key] = (result, fresh_until(config, snapshot, now))
+        return result
 
     def count(self, pool_key: str, member_id: str, expire_s: int) -> None:
         """One decision sent to `member_id`; sent to Redis on the next tick."""
@@ -138,8 +181,15 @@ class RoutingState:
             logger.debug("routing data not reloaded: {}", exc)
             return False
         if pool_keys is None:
+            try:
+                memberships = self.store.memberships(list(data))
+            except StoreError as exc:
+                logger.debug("memberships not reloaded: {}", exc)
+                return False
             self._pools = data
+            self.memberships = memberships
             self._asked = {}
+            self._eligible = {k: v for k, v in self._eligible.items() if k in data}
             self.loaded_at = time.time()
         else:
             self._pools = {**self._pools, **data}
@@ -155,6 +205,16 @@ class RoutingState:
             self.prefix.flush()
         except StoreError as exc:
             logger.debug("prefix records not written: {}", exc)
+        try:
+            self.prefix.sync(self._pools.keys(), self._member_ids)
+        except StoreError as exc:
+            logger.debug("prefix records of other replicas not read: {}", exc)
+        if self.on_tick is not None:
+            self.on_tick()
+
+    def _member_ids(self, pool_key: str) -> list[str]:
+        snapshot = (self._pools.get(pool_key) or (None, None))[1] or {}
+        return [m["id"] for m in snapshot.get("members", ()) if "id" in m]
 
     def apply_changes(self) -> None:
         """Reload what the changes channel announced (everything after a config publish, a resubscription or

@@ -8,9 +8,10 @@ In order: the source must be allowed (llmsched.api.clients, 403); the method mus
 the body is read within the read timeout (408), by Content-Length (a shorter body is 400) or chunked, up to 1 MiB
 (413); a content type other than JSON is 422 as in the original (FastAPI validates the raw bytes then); then the
 decision, answered `member`, `none` or `fallback` in plain text. A request that carries prompt fingerprints
-(`prefix`) first reads the shared prefix index in one round trip (llmsched.shared.prefix_index). The decision
-is counted (metrics, herd control) and its fingerprints recorded after the answer is sent, so neither delays
-BIG-IP. Every other path goes to Flask unchanged.
+(`prefix`) is matched against the worker's in-memory mirror of the shared prefix index
+(llmsched.shared.prefix_index), also without a round trip. The decision is counted (metrics, herd control)
+and its fingerprints recorded after the answer is sent, so neither delays BIG-IP. Every other path goes to
+Flask unchanged.
 """
 
 from __future__ import annotations
@@ -71,11 +72,13 @@ def answer_select(raw_body: bytes, state: RoutingState, rng: random.Random) -> O
     entries: tuple[str, ...] = ()
     matched: dict[str, int] = {}
     if req.prefix and config is not None and snapshot is not None and not config.get("pool_fallback"):
-        # The one Redis round trip a decision may make, and only with fingerprints (failure: no hints).
+        # From the worker's mirror of the index (members that are not in the pool any more are ignored by the
+        # sticky pick, which looks up the eligible ones only).
         entries = tuple(qualified(req.prefix, req.model))
-        ids = [m["id"] for m in snapshot.get("members", ()) if "id" in m]
-        matched = state.prefix.lookup(req.pool_key, ids, entries)
-    decision = decide(config, snapshot, req.members, time.time(), rng, counts, matched or None)
+        matched = state.prefix.lookup(req.pool_key, None, entries)
+    now = time.time()
+    pool = state.eligible(req.pool_key, config, snapshot, req.members, now)
+    decision = decide(config, snapshot, req.members, now, rng, counts, matched or None, pool)
     logger.debug("select {} -> {} ({})", req.pool_key, decision.answer, decision.reason)
     expire = 0
     if decision.member_id is not None and config is not None and config.get("herd_control"):
@@ -144,7 +147,7 @@ def read_body(environ: dict, max_body: int, timeout_s: float) -> bytes:
 def check_content_type(environ: dict) -> None:
     """JSON or no content type; anything else is 422 with the shape FastAPI gives when it validates raw bytes."""
     value = environ.get("CONTENT_TYPE")
-    if not value:
+    if not value or value == "application/json":  # what the iRule sends: no header parsing
         return
     message = Message()
     message["content-type"] = value

@@ -7,20 +7,19 @@ Starts a private redis-server and the API under gunicorn (as `llmsched api` does
 * with `--slow-clients`: the same sequential decisions, each with the iRule's 500 ms budget, while 50 idle,
   50 slow-header and 50 slow-body connections are held (bench/slow_clients.py), plus /health;
 * the in-process cost of one decision from the worker's memory against one that reads Redis first (the old path);
-* the cost of prompt fingerprints: whole selects through WSGI with 64 fingerprints (one prefix-index read in
-  Redis) against the same selects without, interleaved, p50 and p99 (`--prefix-only` runs just this).
+* the cost of prompt fingerprints: whole selects through WSGI with 64 fingerprints (matched against the worker's
+  in-memory mirror of the prefix index) against the same selects without, interleaved, p50 and p99
+  (`--prefix-only` runs just this);
+* with `--stack`: connection per request against a whole `llmsched up` stack that keeps polling, scraping and
+  scoring emulated engines and BIG-IP (bench/api_stack.py), with the hello-world measured in the same run.
 `none` answers are counted everywhere: under overload a decision degrades to `none` rather than failing.
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import http.client
-import io
 import os
-import pstats
-import random
 import re
 import shutil
 import subprocess
@@ -29,15 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from llmsched.bench.processes import free_port, private_redis, stopping, wait_port
+from llmsched.bench.api_inprocess import MEMBERS, PAYLOAD, decision_cost, prefix_cost
+from llmsched.bench.processes import free_port, private_redis, stopping, tree_cpu_seconds, wait_port
 
 REPO = Path(__file__).resolve().parents[1]
-MEMBERS = [f"10.0.0.{i}:8000" for i in range(1, 9)]
-PAYLOAD = '{"pool_name":"bench_pool","partition":"Common","members":[%s]}' % ",".join(f'"{m}"' for m in MEMBERS)
 
 
-def wrk_script(close: bool) -> str:
-    body = PAYLOAD.replace('"', '\\"')
+def wrk_script(close: bool, payload: str = PAYLOAD) -> str:
+    body = payload.replace('"', '\\"')
     lines = ['wrk.method = "POST"', f'wrk.body = "{body}"', 'wrk.headers["Content-Type"] = "application/json"']
     if close:
         lines.append('wrk.headers["Connection"] = "close"')
@@ -57,9 +55,9 @@ def wrk_script(close: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_wrk(port: int, close: bool, seconds: int, connections: int, threads: int) -> dict:
+def run_wrk(port: int, close: bool, seconds: int, connections: int, threads: int, payload: str = PAYLOAD) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(wrk_script(close))
+        f.write(wrk_script(close, payload))
     cmd = [
         "wrk",
         f"-t{threads}",
@@ -96,141 +94,6 @@ def parse_wrk(out: str) -> dict:
         errors += int(m.group(1))
     nones = int(m.group(1)) if (m := re.search(r"^none answers: (\d+)$", out, re.M)) else 0
     return {"rps": rps, "p50_ms": _ms(p50), "p99_ms": _ms(p99), "requests": total, "errors": errors, "none": nones}
-
-
-def call_select(app, body: bytes) -> None:
-    """One select through the app's WSGI callable, as gunicorn calls it (the body closed after sending)."""
-    environ = {
-        "PATH_INFO": "/scheduler/select",
-        "REQUEST_METHOD": "POST",
-        "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": "application/json",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.input": io.BytesIO(body),
-    }
-    answer = app.wsgi_app(environ, lambda status, headers: None)
-    b"".join(answer)
-    answer.close()
-
-
-def decision_cost(redis_url: str, n: int = 5000) -> str:
-    """One decision in-process (WSGI app called directly, no HTTP, no gunicorn): from the worker's in-memory
-    routing data, against the old path that read the pool from Redis first (one EVALSHA round trip)."""
-    from loguru import logger
-
-    from llmsched.api.app import create_app
-    from llmsched.api.select import answer_select
-    from llmsched.shared.routing.decide import decide
-    from llmsched.shared.store import Store, connect
-
-    logger.remove()  # as in production at INFO: per-decision lines are DEBUG
-    store = Store(connect(redis_url, socket_timeout=1.0))
-    app = create_app(store)
-    body = PAYLOAD.encode()
-
-    def via_wsgi() -> None:
-        call_select(app, body)
-
-    state = app.extensions["llmsched.routing"]
-    rng = random.Random(1)
-
-    def from_memory() -> None:
-        answer_select(body, state, rng)
-
-    def from_redis() -> None:  # the old hot path: one Redis read per decision, then the same pure decision
-        config, snapshot, counts = store.decision_inputs("bench_pool:Common")
-        decide(config, snapshot, MEMBERS, time.time(), rng, counts)
-
-    def per_call_us(fn) -> float:
-        for _ in range(500):
-            fn()
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        return (time.perf_counter() - start) / n * 1e6
-
-    lines = [
-        f"in-process, per decision: whole select through WSGI {per_call_us(via_wsgi):.0f} us; "
-        f"decision from memory {per_call_us(from_memory):.0f} us; "
-        f"old path (Redis read + decision) {per_call_us(from_redis):.0f} us"
-    ]
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(n):
-        via_wsgi()
-    prof.disable()
-    state.stop()
-    groups: dict[str, float] = {}
-    for (filename, _line, func), (_cc, _nc, tottime, _ct, _callers) in pstats.Stats(prof).stats.items():
-        groups[_group(filename, func)] = groups.get(_group(filename, func), 0.0) + tottime
-    total = sum(groups.values())
-    lines.append("  whole select, profiled share by where the time is spent:")
-    for name, seconds in sorted(groups.items(), key=lambda kv: -kv[1]):
-        lines.append(f"    {name:46s} {seconds / total * 100:5.1f} %")
-    return "\n".join(lines)
-
-
-def prefix_cost(redis_url: str, n: int = 3000) -> str:
-    """Whole selects through WSGI (no HTTP) with 64 fingerprints, which read the shared prefix index once, and
-    without, interleaved so that both see the same machine; the index holds 200 prompts on the 8 members."""
-    import hashlib
-
-    from loguru import logger
-
-    from llmsched.api.app import create_app
-    from llmsched.shared.store import Store, connect
-
-    logger.remove()
-    store = Store(connect(redis_url, socket_timeout=1.0))
-    app = create_app(store)
-    state = app.extensions["llmsched.routing"]
-
-    def fps(tag: int) -> list[str]:
-        out, digest = [], b""
-        for i in range(64):
-            digest = hashlib.sha1(digest + f"{tag}:{i}".encode()).digest()
-            out.append(digest[:8].hex())
-        return out
-
-    for tag in range(200):
-        state.prefix.record("bench_pool:Common", MEMBERS[tag % len(MEMBERS)], fps(tag), 0)
-    state.prefix.flush()
-    plain = PAYLOAD.encode()
-    hinted = [(PAYLOAD[:-1] + ',"prefix":%s}' % str(fps(t)).replace("'", '"')).encode() for t in range(200)]
-
-    def once(body: bytes) -> float:
-        started = time.perf_counter()
-        call_select(app, body)
-        return (time.perf_counter() - started) * 1e6
-
-    for i in range(300):  # warm-up: connections, the script cache
-        once(plain)
-        once(hinted[i % len(hinted)])
-    without, with_fps, pings = [], [], []
-    reader = state.prefix.reader
-    reader.config_resetstat()
-    for i in range(n):
-        without.append(once(plain))
-        with_fps.append(once(hinted[i % len(hinted)]))
-        started = time.perf_counter()
-        reader.ping()  # the machine's own Redis round trip, measured alongside
-        pings.append((time.perf_counter() - started) * 1e6)
-    state.stop()
-    # Redis's own time per lookup (the script's work, free of the client's and the machine's scheduling)
-    server_us = (reader.info("commandstats").get("cmdstat_eval") or {}).get("usec_per_call", float("nan"))
-
-    def pct(values: list[float], q: float) -> float:
-        values = sorted(values)
-        return values[min(len(values) - 1, int(q * len(values)))]
-
-    p99_without, p99_with = pct(without, 0.99), pct(with_fps, 0.99)
-    return (
-        f"in-process select, 8-member pool, {n} each, interleaved: without fingerprints (reference) "
-        f"p50 {pct(without, 0.5):.0f} us p99 {p99_without:.0f} us; with 64 fingerprints (1 Redis EVAL) "
-        f"p50 {pct(with_fps, 0.5):.0f} us p99 {p99_with:.0f} us; added at p99 {p99_with - p99_without:.0f} us; "
-        f"a bare Redis PING from the same client: p50 {pct(pings, 0.5):.0f} us p99 {pct(pings, 0.99):.0f} us; "
-        f"Redis's own time per lookup {server_us:.0f} us"
-    )
 
 
 def one_at_a_time(port: int, n: int, budget_s: float | None = None) -> dict:
@@ -277,25 +140,20 @@ def health_status(port: int) -> str:
         return f"no answer ({type(exc).__name__})"
 
 
-def _group(filename: str, func: str) -> str:
-    if "/redis/" in filename:
-        return "redis-py (request, parse reply)"
-    if "socket" in func or "sendall" in func or "recv" in func:
-        return "socket calls (Redis round trip, dispatch send)"
-    if "/prometheus_client/" in filename:
-        return "prometheus_client (metrics)"
-    if "orjson" in func or "json" in func:
-        return "JSON (request body, snapshot)"
-    if "/shared/routing/" in filename or "/shared/members" in filename or "ipaddress" in filename:
-        return "decision pipeline (filters, herd pick)"
-    if "/api/" in filename or "/shared/" in filename:
-        return "llmsched API glue"
-    return "other (stdlib, loguru)"
-
-
-def _gunicorn(procs, argv: list[str], port: int, what: str, env: dict) -> None:
+def _gunicorn(procs, argv: list[str], port: int, what: str, env: dict) -> subprocess.Popen:
     proc = procs(subprocess.Popen(argv, env=env, cwd=REPO))
     wait_port(port, proc, what)
+    return proc
+
+
+def measured_wrk(port: int, proc: subprocess.Popen, close: bool, args: argparse.Namespace) -> dict:
+    """A 2 s warm-up, then the measured wrk run, with the server's CPU time per request (gunicorn master and
+    workers, from /proc): a figure that other work on the machine disturbs far less than req/s."""
+    run_wrk(port, close, 2, args.connections, args.threads)
+    before = tree_cpu_seconds(proc.pid)
+    r = run_wrk(port, close, args.seconds, args.connections, args.threads)
+    r["cpu_us"] = (tree_cpu_seconds(proc.pid) - before) / max(1, r["requests"]) * 1e6
+    return r
 
 
 def _wrk_line(label: str, r: dict, reference: dict | None = None) -> str:
@@ -303,7 +161,8 @@ def _wrk_line(label: str, r: dict, reference: dict | None = None) -> str:
     share = r["none"] / r["requests"] * 100 if r["requests"] else 0.0
     return (
         f"{label:44s} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   "
-        f"errors {r['errors']}   none {r['none']} ({share:.2f} %)   ({r['requests']} requests){ratio}"
+        f"errors {r['errors']}   none {r['none']} ({share:.2f} %)   ({r['requests']} requests)   "
+        f"server CPU {r.get('cpu_us', float('nan')):.0f} us/request{ratio}"
     )
 
 
@@ -315,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers (API and hello-world)")
     ap.add_argument("--worker-class", default="", help="the API's gunicorn worker class (default: the shipped one)")
     ap.add_argument("--sequential", type=int, default=2000, help="decisions one at a time")
+    ap.add_argument("--close-only", action="store_true", help="skip the keep-alive runs")
+    ap.add_argument(
+        "--stack",
+        action="store_true",
+        help="also: connection per request with a whole `llmsched up` stack running (emulated engines and BIG-IP)",
+    )
     ap.add_argument("--slow-clients", action="store_true", help="also: decisions while 150 slow connections are held")
     ap.add_argument("--profile", action="store_true", help="also print the in-process cost of one decision")
     ap.add_argument("--prefix-only", action="store_true", help="only the cost of 64 fingerprints (no wrk runs)")
@@ -351,10 +216,10 @@ def main(argv: list[str] | None = None) -> int:
             env["LLMSCHED_API_WORKER_CLASS"] = args.worker_class
         api = [sys.executable, "-m", "llmsched.cli.main", "api", "--redis-url", url]
         api += ["--bind", f"127.0.0.1:{api_port}", "--workers", str(args.workers)]
-        _gunicorn(procs, api, api_port, "API", env)
+        api_proc = _gunicorn(procs, api, api_port, "API", env)
         hello = [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{hello_port}"]
         hello += ["--log-level", "warning", "llmsched.bench.hello_wsgi:app"]
-        _gunicorn(procs, hello, hello_port, "hello-world", env)
+        hello_proc = _gunicorn(procs, hello, hello_port, "hello-world", env)
         # The same hello-world under the API's worker class: what the serving model itself costs.
         hello_gevent = [sys.executable, "-m", "gunicorn", "-c", "python:llmsched.api.gunicorn_conf"]
         hello_gevent += ["-b", f"127.0.0.1:{hello_gevent_port}", "llmsched.bench.hello_wsgi:app"]
@@ -363,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
             "LLMSCHED_API_WORKERS": str(args.workers),
             "LLMSCHED_API_BIND": f"127.0.0.1:{hello_gevent_port}",
         }
-        _gunicorn(procs, hello_gevent, hello_gevent_port, "hello-world (API worker class)", gevent_env)
+        hello_gevent_proc = _gunicorn(
+            procs, hello_gevent, hello_gevent_port, "hello-world (API worker class)", gevent_env
+        )
         worker = args.worker_class or "gevent (llmsched.api.worker.ApiWorker)"
         print(
             f"llmsched bench-api: {len(MEMBERS)}-member pool, API: gunicorn {args.workers} workers ({worker}); "
@@ -371,14 +238,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.connections} connections, {args.seconds} s per run; {os.cpu_count()} cores shared by wrk, "
             f"redis-server, both servers and anything else running on this machine"
         )
-        for label, close in (("connection per request (iRule pattern)", True), ("keep-alive", False)):
+        runs = (("connection per request (iRule pattern)", True), ("keep-alive", False))
+        for label, close in runs[:1] if args.close_only else runs:
             print(f"  {label}: 2 s warm-up each, then {args.seconds} s measured ...", flush=True)
-            run_wrk(hello_port, close, 2, args.connections, args.threads)
-            ref = run_wrk(hello_port, close, args.seconds, args.connections, args.threads)
-            run_wrk(api_port, close, 2, args.connections, args.threads)
-            r = run_wrk(api_port, close, args.seconds, args.connections, args.threads)
-            run_wrk(hello_gevent_port, close, 2, args.connections, args.threads)
-            same_worker = run_wrk(hello_gevent_port, close, args.seconds, args.connections, args.threads)
+            ref = measured_wrk(hello_port, hello_proc, close, args)
+            r = measured_wrk(api_port, api_proc, close, args)
+            same_worker = measured_wrk(hello_gevent_port, hello_gevent_proc, close, args)
             print(_wrk_line(f"{label}, API", r, ref))
             print(_wrk_line(f"{label}, hello-world", ref))
             print(_wrk_line(f"{label}, hello-world, API's worker", same_worker, ref))
@@ -389,9 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{'one connection at a time, API':44s} p50 {seq['p50_ms']:6.2f} ms   p99 {seq['p99_ms']:6.2f} ms   "
             f"none {seq['none']}   errors {seq['errors']}   ({seq['n']} decisions)"
         )
-        ref_seq = one_at_a_time(hello_port, args.sequential)
-        label = "one connection at a time, hello-world"
-        print(f"{label:44s} p50 {ref_seq['p50_ms']:6.2f} ms   p99 {ref_seq['p99_ms']:6.2f} ms")
+        for label, port in (("hello-world", hello_port), ("hello-world, API's worker", hello_gevent_port)):
+            ref_seq = one_at_a_time(port, args.sequential)
+            label = f"one connection at a time, {label}"
+            print(f"{label:44s} p50 {ref_seq['p50_ms']:6.2f} ms   p99 {ref_seq['p99_ms']:6.2f} ms")
         if args.slow_clients:
             with SlowClients(api_port, idle=50, slow_header=50, slow_body=50) as slow:
                 time.sleep(1.0)
@@ -407,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             print(decision_cost(url))
         print(prefix_cost(url))
+    if args.stack:
+        from llmsched.bench.api_stack import stack_run
+
+        print("\n".join(stack_run(args, _wrk_line, measured_wrk, run_wrk)), flush=True)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -77,3 +78,24 @@ def private_redis() -> Iterator[tuple[str, Path]]:
             yield f"redis://127.0.0.1:{port}/0", workdir
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by `pid` and every process below it, from /proc (0 for a gone one)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {pid}, {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - tree
+        tree |= frontier
+    return sum(times.get(p, 0.0) for p in tree)

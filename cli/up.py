@@ -256,8 +256,28 @@ def assign_metrics_ports(children: list[Child], telemetry, free: bool) -> dict[s
     return ports
 
 
-def metrics_addresses(ports: dict[str, int], telemetry, config) -> str:
-    host = telemetry.host if telemetry.host not in ("0.0.0.0", "::") else "127.0.0.1"
+WILDCARDS = ("0.0.0.0", "::")
+
+
+def metrics_host(config) -> str:
+    """Where the children's /metrics listen: `telemetry.host` when it names an address, else (the default, a
+    wildcard) the API's own host, so a stack whose API listens on 127.0.0.1 exposes nothing on other addresses."""
+    host = config.telemetry.host
+    return config.global_.api_host if host in WILDCARDS else host
+
+
+def bind_metrics_host(children: list[Child], config) -> str:
+    """Give each child with a /metrics port (assign_metrics_ports) its listen address; returns it."""
+    host = metrics_host(config)
+    for child in children:
+        if "LLMSCHED_METRICS_PORT" in child.extra_env:
+            child.extra_env["LLMSCHED_METRICS_HOST"] = host
+    return host
+
+
+def metrics_addresses(ports: dict[str, int], config) -> str:
+    host = metrics_host(config)
+    host = host if host not in WILDCARDS else "127.0.0.1"
     host = f"[{host}]" if ":" in host else host
     shown = [f"{name} http://{host}:{port}/metrics" for name, port in ports.items() if port]
     return ", ".join(shown + [f"api {api_address(config)}/metrics"])
@@ -322,7 +342,7 @@ class Supervisor:
 
 def api_address(config) -> str:
     host = config.global_.api_host
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = "127.0.0.1" if host in WILDCARDS else host
     shown = f"[{shown}]" if ":" in shown else shown
     return f"http://{shown}:{config.global_.api_port}"
 
@@ -367,6 +387,7 @@ def run(args: argparse.Namespace) -> int:
     children = child_commands(config_path, args.workers, args.scorers, available, args.ha, args.scrapers)
     cap_freshness_backoff(children, config.scheduler.effective_stale_after)
     ports = assign_metrics_ports(children, config.telemetry, args.metrics_ports == "free")
+    bind_metrics_host(children, config)
     supervisor = Supervisor(children, child_environment(private.url if private else None), private, logger)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, supervisor.request_stop)
@@ -376,8 +397,7 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     print(
-        f"llmsched up: metrics {metrics_addresses(ports, config.telemetry, config)}; status page "
-        f"{api_address(config)}/ui",
+        f"llmsched up: metrics {metrics_addresses(ports, config)}; status page {api_address(config)}/ui",
         flush=True,
     )
     try:

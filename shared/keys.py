@@ -153,7 +153,7 @@ class Keys:
     @key(
         "sorted set, TTL 600 s",
         "api (every 5 ms per worker that answered with fingerprints: `ZADD`, trims, `EXPIRE`)",
-        "api (one `EVAL` per decision that carries fingerprints)",
+        "api (each worker once per pool, when it starts following the pool's `pool_prefix_log`)",
     )
     def pool_prefix(self, pool_key: str, member_id: str) -> str:
         """The prefix index of one member (shared/prefix_index.py): member = a prompt fingerprint the iRule sent
@@ -162,6 +162,18 @@ class Keys:
         Trimmed to the member's KV capacity / 128 tokens (lowest scores first); entries older than 600 s count as
         absent and are removed by the next record."""
         return self._pool(pool_key, f"prefix:{member_id}")
+
+    @key(
+        "stream, capped at ~10,000 entries, TTL 600 s",
+        "api (every 5 ms per worker that answered with fingerprints: one `XADD` per record)",
+        "api (every worker, `XREAD` every 5 ms for pools it decides with fingerprints, else every 100 ms)",
+    )
+    def pool_prefix_log(self, pool_key: str) -> str:
+        """The prefix records of every replica in the order they were written, so each API worker keeps its
+        in-memory mirror of the index up to date without a read per decision: fields `w` (the writing worker),
+        `m` (member id), `a` (when, Unix seconds), `o` (position of the first entry in the request), `e` (JSON
+        list of the entries, as in `pool_prefix`)."""
+        return self._pool(pool_key, "prefix-log")
 
     @key("hash, TTL 600 s", "api (with the prefix records)", "`llmsched status`, status page, api /metrics")
     def pool_prefix_stats(self, pool_key: str) -> str:

@@ -47,6 +47,7 @@ class Store:
         self.breaker = breaker
         # One EVALSHA instead of a three-command pipeline: less work for redis-py and Redis on the hot path.
         self._read_decision = client.register_script(_READ_DECISION)
+        self._exchange = client.register_script(_EXCHANGE_DISPATCH)
 
     # --- health ------------------------------------------------------------------------------------------
     def ping(self) -> bool:
@@ -179,18 +180,38 @@ class Store:
         if not sent and len(wanted) == 1:  # the common idle case: one plain command, no pipeline (4x cheaper)
             raw = self._guarded(self.client.hgetall, k.pool_dispatch(wanted[0]))
             return {wanted[0]: {f.decode(): int(v) for f, v in raw.items()}}
+        # One script call per pool (its keys share one hash slot, so this is legal on a cluster): the counts, the
+        # expiry and the read back as one command, which costs the client far less than a pipeline of
+        # HINCRBYs + EXPIRE + HGETALL. Several pools: their calls in one pipeline (still one round trip).
+        reading = set(wanted)
+        calls = []
+        for pool_key in dict.fromkeys([*sent, *wanted]):
+            args: list[str | int] = [expire_s.get(pool_key, 0), 1 if pool_key in reading else 0]
+            for member_id, n in (sent.get(pool_key) or {}).items():
+                args += [member_id, n]
+            calls.append((pool_key, [k.pool_dispatch(pool_key)], args))
+        if len(calls) == 1:
+            replies = [self._guarded(self._exchange, calls[0][1], calls[0][2])]
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for _, keys, args in calls:
+                self._exchange(keys, args, client=pipe)
+            replies = self._guarded(pipe.execute)
+        out = {}
+        for (pool_key, _, _), raw in zip(calls, replies):
+            if pool_key in reading:
+                out[pool_key] = {raw[i].decode(): int(raw[i + 1]) for i in range(0, len(raw), 2)}
+        return out
+
+    def memberships(self, pool_keys: list[str]) -> dict[str, dict | None]:
+        """Each pool's membership document (what the poller last read from BIG-IP), in one round trip."""
+        if not pool_keys:
+            return {}
         pipe = self.client.pipeline(transaction=False)
-        for pool_key, counts in sent.items():
-            key = k.pool_dispatch(pool_key)
-            for member_id, n in counts.items():
-                pipe.hincrby(key, member_id, n)
-            if pool_key in expire_s:
-                pipe.expire(key, expire_s[pool_key])
-        for pool_key in wanted:
-            pipe.hgetall(k.pool_dispatch(pool_key))
-        replies = self._guarded(pipe.execute) if len(pipe) else []
-        raw = replies[len(replies) - len(wanted) :]
-        return {p: {f.decode(): int(v) for f, v in h.items()} for p, h in zip(wanted, raw)}
+        for pool_key in pool_keys:
+            pipe.get(self.keys.pool_members(pool_key))
+        raw = self._guarded(pipe.execute)
+        return {key: loads(value) for key, value in zip(pool_keys, raw)}
 
     def status_inputs(self, pool_keys: list[str]) -> list[tuple[dict | None, dict | None, dict | None]]:
         """(routing config, score snapshot, membership) for each pool, in one round trip."""
@@ -223,6 +244,15 @@ class Store:
 # GET config, GET scores, HGETALL dispatch of one pool (one hash slot); a missing string comes back as false -> 0.
 _READ_DECISION = """
 return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('HGETALL', KEYS[3])}
+"""
+
+# KEYS[1]: a pool's dispatch hash; ARGV[1]: its expiry in seconds (0: none), ARGV[2]: 1 to read it back, ARGV[3..]:
+# member id, decisions pairs to add. The expiry is set only with counts (as the scraper's reset leaves it).
+_EXCHANGE_DISPATCH = """
+for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if #ARGV > 2 and tonumber(ARGV[1]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if ARGV[2] == '1' then return redis.call('HGETALL', KEYS[1]) end
+return {}
 """
 
 # HDEL every field of KEYS[1] not listed in ARGV (members that left the pool); one call, no race with HSET.

@@ -39,6 +39,7 @@ from prometheus_client.registry import Collector
 PREFIX = "llmsched_"
 UNKNOWN_POOL = "(unknown)"
 METRICS_PORT_ENV = "LLMSCHED_METRICS_PORT"  # overrides the configured port (`llmsched up` sets it per child)
+METRICS_HOST_ENV = "LLMSCHED_METRICS_HOST"  # overrides telemetry.host (`llmsched up` sets it to the API's host)
 
 # --------------------------------------------------------------------------------------------------- API
 API = CollectorRegistry(auto_describe=True)
@@ -386,7 +387,7 @@ def serve(process: str, telemetry_config, extra: Iterable[Collector] = (), env: 
     if port == 0:
         logger.info("metrics endpoint off (telemetry.{}_port is 0)", process)
         return None
-    host = telemetry_config.host
+    host = ((os.environ if env is None else env).get(METRICS_HOST_ENV) or "").strip() or telemetry_config.host
     try:
         server, _thread = start_http_server(port, addr=host, registry=process_registry(process, extra))
     except OSError as exc:

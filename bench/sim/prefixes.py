@@ -21,6 +21,8 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from llmsched.shared.prefix_index import leading_run
+
 BLOCK_TOKENS = 16  # vLLM's default block size
 FP_TOKENS = 128  # one 512-byte fingerprint block of JSON text, at ~4 bytes per token
 FP_MAX = 64  # fingerprints per request (the iRule's cap: 32 KB of body)
@@ -151,12 +153,7 @@ class PrefixIndex:
         self._land(now)
         out = {}
         for mid, entries in self.entries.items():
-            n = 0
-            for fp in fps:
-                expiry = entries.get(fp)
-                if expiry is None or expiry <= now:
-                    break
-                n += 1
+            n = leading_run(entries, fps, now)  # entries hold expiry times
             if n:
                 out[mid] = n
         return out

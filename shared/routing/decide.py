@@ -6,6 +6,7 @@ with its own method) or `fallback` (the pool's fallback pool). Pure: time and ra
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,7 +73,8 @@ def candidate_index(candidates: Sequence[str], members: Sequence[Mapping]) -> di
 
 
 def eligible(config: dict | None, snapshot: dict | None, candidates: Sequence[str], now: float) -> Eligible:
-    """Filter the pool's members down to those a pick may choose (fallback is not handled here)."""
+    """Filter the pool's members down to those a pick may choose (fallback is not handled here). Only the
+    freshness stage depends on `now`: the result holds until fresh_until() of the same inputs."""
     if config is None:
         return Eligible(reason=Reason.UNKNOWN_POOL)
     if snapshot is None:
@@ -102,6 +104,16 @@ def eligible(config: dict | None, snapshot: dict | None, candidates: Sequence[st
     return Eligible(answers=[index[m["key"]] for m in members], members=members)
 
 
+def fresh_until(config: dict | None, snapshot: dict | None, now: float) -> float:
+    """Until when eligible(config, snapshot, ..., now) gives the same result: the first moment a member that is
+    fresh now turns stale (members never turn fresh with time alone)."""
+    if config is None or snapshot is None:
+        return math.inf
+    stale_after = float(config.get("stale_after") or 0.0)
+    ends = [(m.get("scraped_at") or 0.0) + stale_after for m in snapshot.get("members", ())]
+    return min((end for end in ends if end >= now), default=math.inf)
+
+
 def decide(
     config: dict | None,
     snapshot: dict | None,
@@ -110,15 +122,18 @@ def decide(
     rng: random.Random,
     dispatch: Mapping[str, int] | None = None,
     prefix: Mapping[str, int] | None = None,
+    pool: Eligible | None = None,
 ) -> Decision:
     """`dispatch`: decisions sent to each member id since its last scrape (all replicas). With herd control on
     and counts available the pick is the shared weighted round robin (llmsched.shared.routing.herd); otherwise
     the original's weighted random pick, probability score / sum of scores. `prefix`: member id -> leading prompt
     fingerprints it holds (the prefix index); the sticky pick (llmsched.shared.routing.prefix) goes first and the
-    load pick decides when it has no answer."""
+    load pick decides when it has no answer. `pool`: eligible(config, snapshot, candidates, now) when the caller
+    already has it (the API keeps it per snapshot and candidate list); computed here otherwise."""
     if config is not None and config.get("pool_fallback"):
         return Decision(FALLBACK, Reason.FALLBACK)
-    pool = eligible(config, snapshot, candidates, now)
+    if pool is None:
+        pool = eligible(config, snapshot, candidates, now)
     if config is None or not pool.members:
         return Decision(NONE, pool.reason or Reason.UNKNOWN_POOL)
     if prefix:

@@ -101,3 +101,20 @@ def test_health_is_healthy_only_when_no_pool_has_a_problem(client, store):
     seed(store, {"10.0.0.1:8000": M})
     r = client.get("/health")
     assert (r.status_code, r.json["status"], r.json["reasons"]) == (200, "healthy", [])
+
+
+def test_health_answers_from_the_workers_memory_and_calls_redis_down_after_three_missed_reloads(store):
+    seed(store, {"10.0.0.1:8000": M})
+    app = create_app(store, random.Random(1))
+    state = app.extensions["llmsched.routing"]
+    state.stop()  # no background reads: only the request could touch Redis
+    sent = []
+    real = store.client.execute_command
+    store.client.execute_command = lambda *a, **kw: (sent.append(a[0]), real(*a, **kw))[1]
+    store.client.pipeline = lambda *a, **kw: sent.append("pipeline")  # type: ignore[method-assign]
+    r = app.test_client().get("/health")
+    assert r.status_code == 200 and r.json["status"] == "healthy" and r.json["pools"]["p1:Common"]["bigip"] == "ok"
+    assert sent == []
+    state.loaded_at -= 3.5  # the last successful full reload was 3.5 s ago
+    r = app.test_client().get("/health")
+    assert r.status_code == 503 and r.json["redis"] == "down" and "no successful read for" in r.json["message"]

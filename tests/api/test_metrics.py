@@ -18,6 +18,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmsched.api.app import create_app
+from llmsched.api.metrics import TALLY
 from llmsched.shared import telemetry
 from llmsched.shared.store import Store, connect
 
@@ -150,6 +151,7 @@ def post(client, body=None, **kwargs) -> str:
 
 
 def sample(name: str, **labels: str) -> float:
+    TALLY.flush()  # what the refresher does every tick
     return telemetry.API.get_sample_value(name, labels) or 0.0
 
 
@@ -260,3 +262,24 @@ def test_a_metrics_dir_left_by_a_killed_api_is_removed_by_the_next_run(tmp_path,
     given = {"PROMETHEUS_MULTIPROC_DIR": "/somewhere"}
     metrics_dir.private_metrics_dir(given)
     assert given == {"PROMETHEUS_MULTIPROC_DIR": "/somewhere"}
+
+
+def test_batched_observations_fill_the_same_buckets_and_sum_as_one_observe_each():
+    from prometheus_client import Histogram
+
+    from llmsched.api.metrics import observe_all
+
+    bounds = (0.001, 0.002, 0.005)
+    values = [0.0005, 0.001, 0.0011, 0.002, 0.004, 0.005, 0.0051, 3.0]  # bounds themselves, between, above all
+    one, batched = CollectorRegistry(), CollectorRegistry()
+    h1 = Histogram("h", "h", buckets=bounds, registry=one)
+    h2 = Histogram("h", "h", buckets=bounds, registry=batched)
+    for v in values:
+        h1.observe(v)
+    observe_all(h2, values)
+    samples = [
+        [(s.name, s.labels, s.value) for m in reg.collect() for s in m.samples if s.name != "h_created"]
+        for reg in (one, batched)
+    ]
+    assert samples[0] == samples[1]
+    assert [s for s in samples[1] if s[0] == "h_bucket"][-1][2] == len(values)

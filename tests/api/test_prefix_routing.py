@@ -1,6 +1,6 @@
 """Select with the iRule's optional `prefix`/`model` fields: validation (4xx naming the field), sticky routing
-through the shared prefix index, at most one Redis round trip with fingerprints and none without, two real API
-processes sharing the index, and Redis gone = decisions without hints."""
+through the shared prefix index, no Redis round trip on a decision with or without fingerprints (each worker
+keeps a mirror of the index), replicas and real API processes sharing the index, and Redis gone."""
 
 from __future__ import annotations
 
@@ -101,8 +101,7 @@ def test_the_model_keeps_prefixes_of_different_models_apart(client, store):
 
 def _count_trips(app, store):
     trips = []
-    clients = [store.client, app.extensions["llmsched.routing"].prefix.reader]
-    for c in clients:
+    for c in (store.client, app.extensions["llmsched.routing"].prefix.client):
         real_pipeline, real_execute = c.pipeline, c.execute_command
 
         def counting_pipeline(*a, _real=real_pipeline, **kw):
@@ -116,19 +115,41 @@ def _count_trips(app, store):
     return trips
 
 
-def test_no_round_trip_without_fingerprints_and_exactly_one_with_them(store):
+def test_no_round_trip_on_a_decision_with_or_without_fingerprints(store):
     seed(store, dict.fromkeys(MEMBERS, M), herd_control=False)
     app = create_app(store, random.Random(3))
     client = app.test_client()
     post(client, body())  # the worker has the pool in memory from here on
-    app.extensions["llmsched.routing"].stop()  # only the requests themselves could touch Redis now
+    state = app.extensions["llmsched.routing"]
+    state.tick()  # and follows its prefix records
+    state.stop()  # only the requests themselves could touch Redis now
     trips = _count_trips(app, store)
     for _ in range(20):
         assert post(client, body(model="llama")).data.decode() in MEMBERS
-    assert trips == []
-    for i in range(20):
-        assert post(client, body(prefix=fingerprints(f"x{i}", 64))).status_code == 200
-    assert trips == ["EVAL"] * 20  # the records wait for the refresher: not one write on the decision path
+    answers = [post(client, body(prefix=fingerprints(f"x{i % 4}", 64))).data for i in range(20)]
+    assert trips == []  # lookups read the mirror; the records wait for the refresher
+    assert answers[4:8] == answers[:4]  # and the mirror answered: each prompt went back where it went first
+    state.tick()
+    assert "pipeline" in trips  # the refresher writes them
+
+
+def test_two_replicas_share_their_records_without_a_read_per_decision(store):
+    seed(store, dict.fromkeys(MEMBERS, M), herd_control=False)
+    a, b = (create_app(store, random.Random(seed_)) for seed_ in (1, 2))
+    ca, cb = a.test_client(), b.test_client()
+    try:
+        fps = fingerprints("doc")
+        post(cb, body(prefix=fingerprints("other")))  # b decides with hints too: it reads the stream every tick
+        first = post(ca, body(prefix=fps)).data.decode()
+        index = b.extensions["llmsched.routing"].prefix
+        deadline = time.monotonic() + 5.0  # a bound on the wait, not a speed requirement (benchmarks measure it)
+        while index.lookup("p1:Common", None, fps) != {first: 8} and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert index.lookup("p1:Common", None, fps) == {first: 8}
+        assert post(cb, body(prefix=fps[:5] + fingerprints("question")[:3])).data.decode() == first
+    finally:
+        for app in (a, b):
+            app.extensions["llmsched.routing"].stop()
 
 
 def test_redis_down_decides_without_hints_and_never_errors():
@@ -152,31 +173,21 @@ def _select(port: int, payload: dict) -> str:
         conn.close()
 
 
-def test_a_record_made_by_one_api_process_is_seen_by_another_within_20_ms(redis_url, store):
+def test_records_made_by_one_api_process_steer_another_processs_decisions(redis_url, store):
     seed(store, dict.fromkeys(MEMBERS, M), herd_control=False)
+    log = Keys().pool_prefix_log("p1:Common")
     with api_process(redis_url) as a, api_process(redis_url) as b:
         for port in (a, b):  # both have the pool in memory before the measured exchanges
             assert _select(port, body()) in MEMBERS
-        pairs = []
-        for doc in range(12):
-            fps = fingerprints(f"doc{doc}")
-            first = _select(a, body(prefix=fps))
-            time.sleep(0.020)
-            pairs.append((first, _select(b, body(prefix=fps[:5] + fingerprints(f"q{doc}")[:3]))))
-    assert len({first for first, _ in pairs}) > 1  # the first answers are spread (no hint yet)
-    assert [second for _, second in pairs] == [first for first, _ in pairs]
-    assert store.client.exists(Keys().pool_prefix("p1:Common", pairs[0][0]))
-
-
-def test_an_unreachable_prefix_index_leaves_the_decision_to_the_load_pick(client, store):
-    import redis
-
-    seed(store, dict.fromkeys(MEMBERS, M), herd_control=False)
-    index = client.application.extensions["llmsched.routing"].prefix
-    index.reader = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.05, socket_timeout=0.05)
-    for i in range(5):
-        r = post(client, body(prefix=fingerprints(f"d{i}")))
-        assert r.status_code == 200 and r.data.decode() in MEMBERS
+        firsts = [_select(a, body(prefix=fingerprints(f"doc{doc}"))) for doc in range(12)]
+        deadline = time.monotonic() + 5.0  # bounded waits, not speed requirements: A's refresher writes them
+        while store.client.xlen(log) < 12 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.5)  # B reads the stream every 100 ms while it has not decided with hints lately
+        seconds = [_select(b, body(prefix=fingerprints(f"doc{d}")[:5] + fingerprints(f"q{d}")[:3])) for d in range(12)]
+    assert len(set(firsts)) > 1  # the first answers are spread (no hint yet)
+    assert seconds == firsts
+    assert store.client.exists(Keys().pool_prefix("p1:Common", firsts[0]))
 
 
 def test_a_holder_is_left_once_the_decisions_sent_to_it_saturate_it(client, store):

@@ -11,6 +11,7 @@ import pytest
 
 from llmsched.api.routing_state import RoutingState
 from llmsched.api.select import answer_select
+from llmsched.shared.routing.decide import eligible
 from llmsched.shared.store import Store, connect
 
 from tests.helpers import make_store, seed
@@ -107,3 +108,22 @@ def test_with_redis_gone_decisions_go_on_from_the_last_snapshot_until_it_is_stal
         routing.stop()
     finally:
         server.close()
+
+
+def test_the_kept_eligible_list_follows_staleness_new_snapshots_and_each_candidate_list(store):
+    t0 = 1_000_000.0
+    seed(store, {"10.0.0.1:8000": M, "10.0.0.2:8000": M}, stale_after=60.0, now=t0)
+    config, snapshot = store.routing_data(["p1:Common"])["p1:Common"]
+    state = RoutingState(store)  # not started: only what the test passes in
+    both, one = ["10.0.0.1:8000", "10.0.0.2:8000"], ["10.0.0.2:8000"]
+
+    def kept(snap, candidates, now):
+        return state.eligible("p1:Common", config, snap, candidates, now)
+
+    assert kept(snapshot, both, t0 + 10).answers == both
+    assert kept(snapshot, one, t0 + 10).answers == one  # each candidate list has its own entry
+    assert kept(snapshot, both, t0 + 60).answers == both
+    stale = kept(snapshot, both, t0 + 60.5)  # the same inputs, but every member turned stale meanwhile
+    assert stale.answers == [] and stale.reason == eligible(config, snapshot, both, t0 + 60.5).reason
+    disabled = {**snapshot, "members": [{**snapshot["members"][0], "status": "disabled"}, snapshot["members"][1]]}
+    assert kept(disabled, both, t0 + 10).answers == one  # a new snapshot is filtered anew

@@ -17,13 +17,14 @@ import aiohttp
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmsched.cli.up import Child, assign_metrics_ports
+from llmsched.cli.up import Child, assign_metrics_ports, bind_metrics_host
 from llmsched.emulators.engine import bound_port as engine_port
 from llmsched.emulators.engine import serve_engine
 from llmsched.emulators.engine_state import EngineSpec
 from llmsched.emulators.f5 import bound_port, serve_f5
 from llmsched.emulators.f5_state import F5State
-from llmsched.shared.config_model import TelemetryConfig
+from llmsched.shared.config_model import Config, GlobalConfig, TelemetryConfig
+from llmsched.shared.telemetry import serve
 
 from tests.conftest import free_port
 
@@ -177,3 +178,27 @@ def test_up_gives_every_collector_and_scorer_a_distinct_metrics_port() -> None:
     assert set(off.values()) == {0}
     free = assign_metrics_ports(children, TelemetryConfig(), free=True)
     assert len(set(free.values())) == 5 and 0 not in free.values()
+
+
+def test_up_binds_the_metrics_endpoints_to_the_apis_host_unless_telemetry_host_names_one() -> None:
+    argv = [sys.executable, "-m", "llmsched.cli.main"]
+    children = [Child("scraper", argv + ["scraper"]), Child("api", argv + ["api"])]
+    assign_metrics_ports(children, TelemetryConfig(), free=True)
+    local = Config(global_=GlobalConfig(api_host="127.0.0.1"))  # telemetry.host left at its wildcard default
+    assert bind_metrics_host(children, local) == "127.0.0.1"
+    assert children[0].extra_env["LLMSCHED_METRICS_HOST"] == "127.0.0.1"
+    assert "LLMSCHED_METRICS_HOST" not in children[1].extra_env  # the API serves /metrics on its own port
+    named = Config(global_=GlobalConfig(api_host="127.0.0.1"), telemetry=TelemetryConfig(host="::1"))
+    assert bind_metrics_host(children, named) == "::1"
+
+
+def test_a_metrics_endpoint_listens_where_llmsched_metrics_host_says() -> None:
+    port = free_port()
+    env = {"LLMSCHED_METRICS_PORT": str(port), "LLMSCHED_METRICS_HOST": "127.0.0.1"}
+    server = serve("scraper", TelemetryConfig(host="0.0.0.0"), env=env)
+    assert server is not None
+    try:
+        assert server.server_address[:2] == ("127.0.0.1", port)
+    finally:
+        server.shutdown()
+        server.server_close()

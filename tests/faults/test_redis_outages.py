@@ -9,6 +9,7 @@ including a Redis that comes back empty and must be repopulated.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -23,6 +24,7 @@ REQUESTS = 500
 P99_LIMIT_MS = 20.0
 RECOVERY_LIMIT_S = 2.0
 RECOVERY_WAIT_S = 15.0  # how long a failing run keeps looking, so the report can say how late it was
+HEALTH_WAIT_S = 10.0  # /health calls Redis down after 3 s without a successful reload (api/health.py)
 
 
 class Outage:
@@ -80,6 +82,12 @@ def test_select_answers_from_the_last_snapshot_during_a_redis_outage_and_recover
         replies = [stack.select(timeout=1.0) for _ in range(REQUESTS)]
         live = http("GET", f"{stack.api}/livez")
         ready = http("GET", f"{stack.api}/health")
+        # /health answers from the worker's memory: it says unhealthy once no reload succeeded for 3 s (or the
+        # snapshot went stale first). A bound on the wait, not a speed requirement.
+        deadline = time.monotonic() + HEALTH_WAIT_S
+        while kind != "slow" and ready.status != 503 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            ready = http("GET", f"{stack.api}/health")
     outage.end(stack)  # returns once Redis answers again: the recovery clock starts here
     recovery = stack.seconds_until_steady(RECOVERY_WAIT_S)
     restarts = stack.restarts(log_from)

@@ -1,5 +1,6 @@
-"""The shared prefix index against a real Redis: leading matches, bounded LRU per member, expiry, capacity from the
-scrape documents, one round trip per lookup, and no stall when Redis is gone."""
+"""The shared prefix index against a real Redis: leading matches, bounded LRU per member (in Redis and in each
+worker's mirror), expiry, capacity from the scrape documents, lookups that never touch Redis, replicas that share
+their records through the pool's stream, and no stall when Redis is gone."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class Clock:
 
 def make_index(redis_url: str, clock: Clock | None = None, ttl_s: float = 600.0) -> PrefixIndex:
     client = redis.Redis.from_url(redis_url, socket_timeout=2.0)
-    return PrefixIndex(client, Keys(), reader=client, ttl_s=ttl_s, clock=clock or Clock())
+    return PrefixIndex(client, Keys(), ttl_s=ttl_s, clock=clock or Clock())
 
 
 def test_lookup_counts_each_members_leading_fingerprints_only(redis_url):
@@ -122,28 +123,100 @@ def test_the_index_keeps_its_own_hit_estimate_per_member(redis_url):
     assert index.stats([POOL]) == {POOL: {"m1": {"sent": 20, "matched": 10}, "m2": {"sent": 4, "matched": 1}}}
 
 
-def test_a_lookup_is_one_round_trip_whatever_the_pool_size(redis_url):
+def counting(client: redis.Redis) -> list[str]:
+    """The commands `client` sends from now on (pipelines included), by name."""
+    sent: list[str] = []
+    real_execute, real_pipeline = client.execute_command, client.pipeline
+
+    def pipeline(*a, **kw):
+        pipe = real_pipeline(*a, **kw)
+        real = pipe.execute
+        pipe.execute = lambda *x, **y: (sent.extend(str(c[0][0]) for c in pipe.command_stack), real(*x, **y))[1]
+        return pipe
+
+    client.execute_command = lambda *a, **kw: (sent.append(a[0]), real_execute(*a, **kw))[1]  # type: ignore[method-assign]
+    client.pipeline = pipeline  # type: ignore[method-assign]
+    return sent
+
+
+def test_a_lookup_reads_the_workers_mirror_and_sends_nothing_to_redis(redis_url):
     index = make_index(redis_url)
     index.record(POOL, "m3", fps("a", 64), 0)
     index.flush()
-    sent = []
-    real = index.reader.execute_command
-    index.reader.execute_command = lambda *a, **kw: (sent.append(a[0]), real(*a, **kw))[1]  # type: ignore[method-assign]
+    sent = counting(index.client)
     assert index.lookup(POOL, [f"m{i}" for i in range(50)], fps("a", 64)) == {"m3": 64}
-    assert sent == ["EVAL"]
+    assert index.lookup(POOL, None, fps("a", 64)) == {"m3": 64}
+    assert sent == []
 
 
-def test_redis_down_gives_no_hints_at_once_and_drops_the_records():
+def member_ids(_pool: str) -> list[str]:
+    return ["m1", "m2", "m3"]
+
+
+def test_another_replica_sees_the_records_through_the_stream_and_one_that_starts_loads_them(redis_url):
+    clock = Clock()
+    a, b = make_index(redis_url, clock), make_index(redis_url, clock)
+    b.sync([POOL], member_ids)  # b follows the pool's stream from here
+    a.record(POOL, "m1", fps("x", 8), 0)
+    a.record(POOL, "m2", fps("y", 3), 0)
+    a.flush()
+    assert b.lookup(POOL, None, fps("x", 8)) == {}  # not read yet: b never asks Redis on a lookup
+    assert b.sync([POOL], member_ids) == 2
+    assert b.lookup(POOL, None, fps("x", 8)) == {"m1": 8}
+    assert b.lookup(POOL, None, fps("y", 3)) == {"m2": 3}
+    a.record(POOL, "m3", fps("z", 2), 0)  # only what is new since is read the next time
+    a.flush()
+    assert b.sync([POOL], member_ids) == 1
+    assert b.lookup(POOL, None, fps("z", 2)) == {"m3": 2}
+    late = make_index(redis_url, clock)  # a worker that starts now loads the sorted sets
+    assert late.sync([POOL], member_ids) == 0
+    assert late.lookup(POOL, None, fps("x", 8)) == {"m1": 8}
+    assert late.lookup(POOL, None, fps("z", 2)) == {"m3": 2}
+    assert a.sync([POOL], member_ids) == 0  # its own records are not applied twice
+
+
+def test_the_mirror_stays_bounded_by_the_members_kv_capacity(redis_url):
+    clock = Clock()
+    a, b = make_index(redis_url, clock), make_index(redis_url, clock)
+    a.client.hset(Keys().pool_metrics(POOL), "m1", orjson.dumps({"prefix_cache": {"capacity_tokens": 64 * 128}}))
+    b.sync([POOL], member_ids)
+    for r in range(5):
+        clock.now += 1
+        a.record(POOL, "m1", fps(f"r{r}", 40), 0)
+        a.flush()
+    b.lookup(POOL, None, fps("r4", 1))  # b decides for the pool: it reads the stream at every sync
+    b.sync([POOL], member_ids)
+    assert len(b._mirror[POOL]["m1"]) == 64
+    assert b.lookup(POOL, None, fps("r4", 40)) == {"m1": 40}
+    assert b.lookup(POOL, None, fps("r3", 40)) == {"m1": 24}
+    assert b.lookup(POOL, None, fps("r2", 40)) == {}
+
+
+def test_the_mirror_forgets_expired_entries(redis_url):
+    clock = Clock()
+    index = make_index(redis_url, clock, ttl_s=600.0)
+    index.record(POOL, "m1", fps("a", 8), 0)
+    clock.now += 601
+    index.record(POOL, "m2", fps("b", 2), 0)
+    assert index.lookup(POOL, None, fps("a", 8)) == {}
+    index.sync([POOL], member_ids)  # prunes
+    assert set(index._mirror[POOL]) == {"m2"}
+
+
+def test_redis_down_keeps_the_mirror_and_drops_the_records():
     dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_timeout=0.05, socket_connect_timeout=0.05)
     index = PrefixIndex(dead, Keys())
     assert index.lookup(POOL, ["m1"], fps("a", 4)) == {}
     index.record(POOL, "m1", fps("a", 4), 0)
-    try:
-        index.flush()
-        raise AssertionError("flush against a dead Redis must raise StoreError")
-    except Exception as exc:
-        assert type(exc).__name__ == "StoreError"
+    assert index.lookup(POOL, ["m1"], fps("a", 4)) == {"m1": 4}
+    for step in (index.flush, lambda: index.sync([POOL], member_ids)):
+        try:
+            step()
+            raise AssertionError("a write or read against a dead Redis must raise StoreError")
+        except Exception as exc:
+            assert type(exc).__name__ == "StoreError"
     assert index.flush() == 0  # nothing left queued
+    assert index.lookup(POOL, ["m1"], fps("a", 4)) == {"m1": 4}
 
 
 def test_a_prefix_the_member_holds_is_rewritten_at_most_once_a_second(redis_url):

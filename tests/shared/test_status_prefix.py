@@ -39,7 +39,7 @@ def _prepare(store):
         "10.0.0.2:8000": {"scraped_at": time.time(), "status": "ok", "metrics": M, "engine": "vllm"},
     }
     store.set_metrics(POOL, docs)
-    index = PrefixIndex(store.client, Keys(), reader=store.client)
+    index = PrefixIndex(store.client, Keys())
     index.record(POOL, "10.0.0.1:8000", [f"{i:016x}" for i in range(10)], 4)
     index.flush()
 
