@@ -44,7 +44,8 @@ simulator runs behind every constant):
   members that can run about the same number; beside a much smaller member it buries that one, so a pool of
   unlike members keeps the pick (docs/routing.md 4 has the variants and their numbers).
 Members lacking waiting_queue, cache_usage or running_req score None (never picked), like every mode.
-BIG-IP's member ratio, when the member dict carries it (`ratio`), scales the capacity assumed for it.
+BIG-IP's member ratio, when the member dict carries it (`ratio`), scales the capacity assumed for it; the KV size
+its engine publishes (`kv_capacity_tokens`), with its peers' footprint, sizes it while it runs nothing.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from llmsched.scorer.capacity import estimate_capacity, metric
+from llmsched.scorer.capacity import PeerFootprint, estimate_capacity, metric, peer_footprint
 
 NAME = "saturation"
 BASE = 0.1  # share of capacity that keeps counting when slack is gone
@@ -79,9 +80,10 @@ class Headroom:
     raw: float  # the unnormalised score: (slack / (1 + waiting) + BASE x capacity) x free KV fraction
 
 
-def headroom(metrics: Mapping[str, object]) -> Headroom | None:
-    """A member's capacity, load and unnormalised score; None when not scorable."""
-    capacity = estimate_capacity(metrics, metrics.get("ratio", 1))
+def headroom(metrics: Mapping[str, object], peers: PeerFootprint | None = None) -> Headroom | None:
+    """A member's capacity, load and unnormalised score; None when not scorable. `peers`: the pool's measured
+    KV footprint per request, which sizes a member that runs nothing (llmsched.scorer.capacity)."""
+    capacity = estimate_capacity(metrics, metrics.get("ratio", 1), peers)
     waiting = metric(metrics, "waiting_queue")
     if capacity is None or waiting is None:
         return None
@@ -103,7 +105,8 @@ def pool_saturated(measured: Sequence[Headroom]) -> bool:
 def compute_scores(members: Sequence[Mapping[str, object]], weights: Mapping[str, object]) -> list[float | None]:
     """One score per member, in order; None for a member whose metrics cannot be scored. `weights` is
     accepted for the common interface and ignored: the mode has no tunable weights."""
-    measured = [headroom(m) for m in members]
+    peers = peer_footprint(members)
+    measured = [headroom(m, peers) for m in members]
     scorable = [h for h in measured if h is not None]
     top = max((h.raw for h in scorable), default=0.0)
     fail_open = pool_saturated(scorable)  # every member scores 0 (module docstring)

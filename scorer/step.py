@@ -13,7 +13,7 @@ import time
 from loguru import logger
 
 from llmsched.scorer import prefix_window
-from llmsched.scorer.capacity import estimate_slack
+from llmsched.scorer.capacity import KV_SIZE, estimate_slack, peer_footprint
 from llmsched.scorer.modes import compute_scores
 from llmsched.shared.members import member_key
 from llmsched.shared.store import Store
@@ -27,6 +27,12 @@ def usable_metrics(doc: dict | None, now: float, stale_after: float) -> dict | N
     return doc.get("metrics") or None
 
 
+def kv_tokens(metrics: dict[str, dict], member: dict) -> object:
+    """The KV pool in tokens the member's last scrape reports (`prefix_cache.capacity_tokens`), or None."""
+    prefix = (metrics.get(f"{member['address']}:{member['port']}") or {}).get("prefix_cache")
+    return prefix.get("capacity_tokens") if isinstance(prefix, dict) else None
+
+
 def build_snapshot(
     config: dict, membership: dict | None, metrics: dict[str, dict], now: float, previous: dict | None = None
 ) -> dict:
@@ -36,16 +42,23 @@ def build_snapshot(
     before = {m.get("id"): m for m in (previous or {}).get("members") or [] if isinstance(m, dict)}
     stale_after = float(config.get("stale_after") or 0.0)
     usable = [usable_metrics(metrics.get(f"{m['address']}:{m['port']}"), now, stale_after) for m in members]
-    scored = [(i, u) for i, u in enumerate(usable) if u is not None]
+    # BIG-IP's member ratio and the KV size the engine publishes ride along as capacity hints (the saturation
+    # mode and the slack read them; the original's modes ignore them).
+    scored = [
+        (i, {**u, "ratio": members[i].get("ratio", 1), KV_SIZE: kv_tokens(metrics, members[i])})
+        for i, u in enumerate(usable)
+        if u is not None
+    ]
+    peers = peer_footprint([u for _, u in scored])
+    hints = dict(scored)
     scores: list[float | None] = [None] * len(members)
     if config.get("mode") and scored:
-        # BIG-IP's member ratio rides along as a capacity hint (the saturation mode reads it; others ignore it).
-        inputs = [{**u, "ratio": members[i].get("ratio", 1)} for i, u in scored]
+        inputs = [u for _, u in scored]
         results = compute_scores(config["mode"], inputs, config.get("weights") or {})
         for (i, _), score in zip(scored, results):
             scores[i] = score
     out = []
-    for member, score, metrics_in_use in zip(members, scores, usable):
+    for i, (member, score) in enumerate(zip(members, scores)):
         mid = f"{member['address']}:{member['port']}"
         scrape = metrics.get(mid) or {}
         out.append(
@@ -58,7 +71,7 @@ def build_snapshot(
                 "ratio": member.get("ratio", 1),
                 "score": score,
                 # requests it can still take before saturating (llmsched.scorer.capacity), shown by status and the UI
-                "slack": None if metrics_in_use is None else estimate_slack(metrics_in_use, member.get("ratio", 1)),
+                "slack": None if i not in hints else estimate_slack(hints[i], member.get("ratio", 1), peers),
                 "metrics": scrape.get("metrics") or {},
                 "scraped_at": scrape.get("scraped_at"),
                 "scrape_status": scrape.get("status", "never"),

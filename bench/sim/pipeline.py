@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from llmsched.bench.sim.engine import Engine
+from llmsched.bench.sim.engine import BLOCK, Engine
 from llmsched.scorer.step import build_snapshot
 from llmsched.shared.members import Member
 
@@ -85,6 +85,15 @@ class Pipeline:
                 "detected_variant": "vllm",
                 "detection_status": "ok",
                 "duration": latency,
+                # what vLLM's cache_config_info gives the scraper (num_gpu_blocks x block_size); its prefix-cache
+                # counters are not simulated
+                "prefix_cache": {
+                    "hits_total": None,
+                    "queries_total": None,
+                    "hit_rate": None,
+                    "capacity_tokens": float(engine.p.kv_tokens),
+                    "block_size": BLOCK,
+                },
             }
         return docs
 

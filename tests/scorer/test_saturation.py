@@ -160,3 +160,28 @@ def test_when_the_pool_is_saturated_the_decision_fails_open_to_bigip_with_none()
     snap = snapshot([m(5, 0.9, 40), m(4, 0.92, 42)], now=100.0)
     decision = decide(config, snap, ["10.0.0.1:8000", "10.0.0.2:8000"], 100.0, random.Random(1))
     assert decision.answer == "none"
+
+
+def test_idle_members_beside_loaded_peers_score_above_them_as_their_kv_holds_more() -> None:
+    # a benchmark's first wave: two members carry 50 requests of load BIG-IP cannot see, in 31 % of their 70k
+    # tokens; three alike members run nothing. By hand: the peers hold 0.31 x 70,000 / 50 = 434 tokens a
+    # request, so an idle member fits 70,000 x 0.9 / 434 = 145.2 (headroom 145.2 x 1.1 = 159.7), a loaded one
+    # 50 x 0.9 / 0.31 = 145.2 with 95.2 free ((95.2 + 14.5) x 0.69 = 75.7). The probe of 8 gave the idle ones
+    # (8 + 0.8) and the loaded ones the first wave.
+    kv = {"kv_capacity_tokens": 70_000.0}
+    loaded, idle = m(0, 0.31, 50, **kv), m(0, 0.0, 0, **kv)
+    got = scores([loaded, loaded, idle, idle, idle])
+    capacity = 50 * 0.9 / 0.31
+    assert got[2:] == [1.0, 1.0, 1.0]
+    assert got[0] == pytest.approx((capacity - 50 + 0.1 * capacity) * 0.69 / (1.1 * capacity))
+
+
+def test_an_idle_small_member_beside_a_big_one_busy_with_long_prompts_gets_only_what_its_kv_holds() -> None:
+    # the big member holds 20 long prompts in 20 % of 470k tokens (4,700 each); the idle 32k-token member fits
+    # 32,000 x 0.9 / 4,700 = 6.1 of them, so it scores well below the big one's room, not above it
+    big = m(0, 0.2, 20, kv_capacity_tokens=470_000.0)
+    small = m(0, 0.0, 0, kv_capacity_tokens=32_000.0)
+    got = scores([big, small])
+    fits = 32_000 * 0.9 / 4_700
+    assert got[0] == 1.0
+    assert got[1] == pytest.approx(fits * 1.1 / ((20 * 0.9 / 0.2 - 20 + 0.1 * 90) * 0.8))

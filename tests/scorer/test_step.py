@@ -94,3 +94,27 @@ def test_bigip_ratio_reaches_the_mode_as_a_capacity_hint():
     idle = {"10.0.0.1:80": scrape(0, 0.0, 0), "10.0.0.2:80": scrape(0, 0.0, 0)}
     first, second = (m["score"] for m in build_snapshot(config, doc, idle, NOW)["members"])
     assert second > first
+
+
+def test_the_kv_size_a_scrape_reports_sizes_an_idle_member_from_its_busy_peers():
+    # the busy member holds 0.5 x 32,000 / 20 = 800 tokens a request; the idle one reports 64,000 tokens of KV
+    # (vLLM's num_gpu_blocks x block_size, the scrape document's prefix_cache): 64,000 x 0.9 / 800 = 72 fit
+    config = {**CONFIG, "mode": "saturation", "weights": {}}
+    busy, idle = scrape(0, 0.5, 20), scrape(0, 0.0, 0)
+    busy["prefix_cache"] = {"capacity_tokens": 32_000.0, "block_size": 16}
+    idle["prefix_cache"] = {"capacity_tokens": 64_000.0, "block_size": 16}
+    doc = members("10.0.0.1:80", "10.0.0.2:80")
+    snap = build_snapshot(config, doc, {"10.0.0.1:80": busy, "10.0.0.2:80": idle}, NOW)
+    assert snap["members"][1]["slack"] == pytest.approx(72.0)
+    assert snap["members"][0]["slack"] == pytest.approx(20 * 0.9 / 0.5 - 20)
+    assert snap["members"][1]["score"] == 1.0
+
+
+def test_the_original_modes_score_the_same_whatever_kv_size_the_scrape_reports():
+    plain = {"10.0.0.1:80": scrape(1, 0.5, 20), "10.0.0.2:80": scrape(0, 0.1, 3)}
+    sized = {k: {**v, "prefix_cache": {"capacity_tokens": 32_000.0}} for k, v in plain.items()}
+    doc = members("10.0.0.1:80", "10.0.0.2:80")
+    for mode in ("s1", "s2_enhanced"):
+        config = {**CONFIG, "mode": mode}
+        got = [m["score"] for m in build_snapshot(config, doc, sized, NOW)["members"]]
+        assert got == [m["score"] for m in build_snapshot(config, doc, plain, NOW)["members"]]
