@@ -74,6 +74,7 @@ class RoutingState:
         self._stop = threading.Event()
         self._wake = threading.Event()  # set by the subscriber: a change is waiting, do not wait for the tick
         self._threads: list[threading.Thread] = []
+        self._failing: set[str] = set()  # background steps failing now (each logged once per outage)
         self._deciding_at = 0.0  # last herd-control decision (monotonic)
         self._next_idle_read = 0.0
         self.loaded_at: float | None = None  # time.time() of the last full reload that succeeded
@@ -178,14 +179,16 @@ class RoutingState:
         try:
             data = self.store.routing_data(pool_keys)
         except StoreError as exc:
-            logger.debug("routing data not reloaded: {}", exc)
+            self._failed("routing data not reloaded", exc)
             return False
+        self._worked("routing data not reloaded")
         if pool_keys is None:
             try:
                 memberships = self.store.memberships(list(data))
             except StoreError as exc:
-                logger.debug("memberships not reloaded: {}", exc)
+                self._failed("memberships not reloaded", exc)
                 return False
+            self._worked("memberships not reloaded")
             self._pools = data
             self.memberships = memberships
             self._asked = {}
@@ -195,6 +198,17 @@ class RoutingState:
             self._pools = {**self._pools, **data}
         return True
 
+    def _failed(self, what: str, exc: Exception) -> None:
+        """Log a background step's failure once per outage, not every tick (200 lines a second per worker)."""
+        if what not in self._failing:
+            self._failing.add(what)
+            logger.debug("{}: {} (logged once until it works again)", what, exc)
+
+    def _worked(self, what: str) -> None:
+        if what in self._failing:
+            self._failing.discard(what)
+            logger.debug("{}: works again", what)
+
     def tick(self) -> None:
         """One refresher step: reload what changed (or everything when due), then exchange herd counts."""
         if time.monotonic() >= self._next_recheck:
@@ -203,12 +217,14 @@ class RoutingState:
         self._exchange()
         try:
             self.prefix.flush()
+            self._worked("prefix records not written")
         except StoreError as exc:
-            logger.debug("prefix records not written: {}", exc)
+            self._failed("prefix records not written", exc)
         try:
             self.prefix.sync(self._pools.keys(), self._member_ids)
+            self._worked("prefix records of other replicas not read")
         except StoreError as exc:
-            logger.debug("prefix records of other replicas not read: {}", exc)
+            self._failed("prefix records of other replicas not read", exc)
         if self.on_tick is not None:
             self.on_tick()
 
@@ -244,8 +260,9 @@ class RoutingState:
         herd = [key for key, (config, _) in self._pools.items() if config and config.get("herd_control")]
         try:
             totals = self.store.exchange_dispatch(sent, expire, herd) if (sent or herd) else {}
+            self._worked("herd counts not exchanged")
         except StoreError as exc:
-            logger.debug("herd counts not exchanged: {}", exc)
+            self._failed("herd counts not exchanged", exc)
             totals = self._totals
         with self._lock:
             self._totals, self._inflight = totals, {}
@@ -289,10 +306,14 @@ def _listen(ref: weakref.ref[RoutingState], stop: threading.Event, wake: threadi
         return
     client, channel, pause = state.store.client, state.store.keys.changes, min(state.recheck_s, RETRY_S)
     del state
+    lost = False
     while not stop.is_set():
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(channel)
+            if lost:
+                logger.debug("changes subscription restored")
+                lost = False
             if (state := ref()) is None:
                 return
             state.on_change("*")  # anything published while we were not subscribed was missed
@@ -308,7 +329,9 @@ def _listen(ref: weakref.ref[RoutingState], stop: threading.Event, wake: threadi
         except (redis.RedisError, OSError) as exc:
             if ref() is None:  # the state was dropped while Redis was away: nobody is listening any more
                 return
-            logger.debug("changes subscription lost: {}", exc)
+            if not lost:
+                logger.debug("changes subscription lost: {} (logged once until it is back)", exc)
+                lost = True
             stop.wait(pause)
         finally:
             try:

@@ -127,3 +127,21 @@ def test_the_kept_eligible_list_follows_staleness_new_snapshots_and_each_candida
     assert stale.answers == [] and stale.reason == eligible(config, snapshot, both, t0 + 60.5).reason
     disabled = {**snapshot, "members": [{**snapshot["members"][0], "status": "disabled"}, snapshot["members"][1]]}
     assert kept(disabled, both, t0 + 10).answers == one  # a new snapshot is filtered anew
+
+
+def test_a_redis_outage_is_logged_once_per_background_step_not_every_tick() -> None:
+    from loguru import logger
+
+    server = RedisProc().start()
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="DEBUG", format="{message}")
+    try:
+        routing = RoutingState(Store(connect(server.url, socket_timeout=0.05)), tick_s=3600.0, recheck_s=0.0)
+        routing.reload()
+        server.close()
+        for _ in range(5):
+            routing.tick()
+        assert sum("routing data not reloaded" in line for line in lines) == 1, lines
+    finally:
+        logger.remove(sink)
+        server.close()
