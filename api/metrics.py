@@ -157,6 +157,8 @@ class RedisStatusCollector(Collector):
                     fams[t.MEMBER_DATA_AGE.name].add_metric(labels, m["data_age"])
                 if m.get("prefix_hit_rate") is not None:
                     fams[t.MEMBER_PREFIX_HIT_RATE.name].add_metric(labels, m["prefix_hit_rate"])
+                if m.get("prefix_hit_rate_recent") is not None:
+                    fams[t.MEMBER_PREFIX_HIT_RATE_RECENT.name].add_metric(labels, m["prefix_hit_rate_recent"])
                 if m.get("prefix_estimate") is not None:
                     fams[t.MEMBER_PREFIX_ESTIMATE.name].add_metric(labels, m["prefix_estimate"])
         yield from fams.values()

@@ -60,7 +60,7 @@ COLUMNS = (
     "share%",
     "sent",
     "age",
-    "hit% engine/index",
+    "hit% recent/start/index",
     "eligible / why not",
 )
 
@@ -96,7 +96,7 @@ def format_pool(pool: dict) -> str:
                 _cell(m["share"] * 100, 1),
                 str(m["sent_since_scrape"]),
                 _age(m["data_age"]),
-                f"{_percent(m.get('prefix_hit_rate'))}/{_percent(m.get('prefix_estimate'))}",
+                "/".join(_percent(m.get(k)) for k in ("prefix_hit_rate_recent", "prefix_hit_rate", "prefix_estimate")),
                 "yes" if m["eligible"] else m["why_not"],
             )
         )

@@ -240,6 +240,12 @@ MEMBER_PREFIX_HIT_RATE = Family(
     "(its counters), else its own gauge",
     ("pool", "member"),
 )
+MEMBER_PREFIX_HIT_RATE_RECENT = Family(
+    "llmsched_member_prefix_cache_hit_ratio_recent",
+    "The same hit rate over the member's last scrape interval (its counters' increase between two scrapes): it "
+    "moves when routing changes",
+    ("pool", "member"),
+)
 MEMBER_PREFIX_ESTIMATE = Family(
     "llmsched_member_prefix_index_hit_ratio",
     "The prefix index's estimate of the member's hit rate: share of the fingerprints sent to it that the index "
@@ -269,6 +275,7 @@ API_FROM_REDIS: tuple[Family, ...] = (
     MEMBER_SHARE,
     MEMBER_DATA_AGE,
     MEMBER_PREFIX_HIT_RATE,
+    MEMBER_PREFIX_HIT_RATE_RECENT,
     MEMBER_PREFIX_ESTIMATE,
     POOL_SCORES_AGE,
     POOL_MEMBERS_AGE,

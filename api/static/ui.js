@@ -70,8 +70,9 @@ function memberRow(pool, m) {
     shareCell(m.share),
     el("td", {class: "num sent"}, m.sent_since_scrape),
     el("td", {class: "num age" + (stale ? " stale" : "")}, age(m.data_age)),
-    el("td", {class: "num prefix", title: "prefix-cache hit rate: as the engine reports it / the prefix index's estimate"},
-      pct(m.prefix_hit_rate) + " / " + pct(m.prefix_estimate)),
+    el("td", {class: "num prefix", title: "prefix-cache hit rate as the engine reports it over the last scrape interval, " +
+      "since the engine started, and the prefix index's estimate"},
+      pct(m.prefix_hit_rate_recent) + " / " + pct(m.prefix_hit_rate) + " / " + pct(m.prefix_estimate)),
     el("td", {class: "why"}, m.eligible ? badge("eligible", "ok") : m.why_not));
 }
 

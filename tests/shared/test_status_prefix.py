@@ -1,4 +1,5 @@
-"""Each member's real prefix-cache hit rate (its engine's counters) next to the prefix index's estimate, in the
+"""Each member's real prefix-cache hit rate (its engine's counters, over the last scrape interval and since it
+started) next to the prefix index's estimate, in the
 status view, `llmsched status` and the API's /metrics."""
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def test_the_status_view_shows_the_engines_hit_rate_and_the_index_estimate(store
     assert members["10.0.0.1:8000"]["kv_capacity_tokens"] == 32000.0
     assert members["10.0.0.2:8000"]["prefix_hit_rate"] is None and members["10.0.0.2:8000"]["prefix_estimate"] is None
     text = format_pool(read_status(store, time.time())["pools"][0])
-    assert "hit% engine/index" in text and " 30/40 " in text and " -/- " in text
+    assert "hit% recent/start/index" in text and " -/30/40 " in text and " -/-/- " in text
 
 
 def test_hit_rates_prefer_the_counters_then_the_gauge():
@@ -91,3 +92,9 @@ def test_the_status_view_shows_the_hit_rate_of_the_last_scrape_interval_next_to_
     assert members["10.0.0.1:8000"]["prefix_hit_rate_recent"] == 0.9
     assert members["10.0.0.1:8000"]["prefix_window_s"] == pytest.approx(5.0, abs=0.5)
     assert members["10.0.0.2:8000"]["prefix_hit_rate_recent"] is None
+    text = format_pool(read_status(store, time.time() + 5)["pools"][0])
+    assert " 90/60/40 " in text
+    app = create_app(store, random.Random(1))
+    exported = app.test_client().get("/metrics").data.decode()
+    app.extensions["llmsched.routing"].stop()
+    assert 'llmsched_member_prefix_cache_hit_ratio_recent{member="10.0.0.1:8000",pool="p1:Common"} 0.9' in exported
