@@ -21,22 +21,21 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
-from prometheus_client import parser as _pc
 from prometheus_client.parser import text_string_to_metric_families
 
-# prometheus_client's own parser of the part of a sample line after its labels (value, optional timestamp). Private
-# to prometheus_client: without it (another version), every line takes the full parse.
-_parse_value_and_timestamp = getattr(_pc, "_parse_value_and_timestamp", None)
 SERIES_CACHE_MAX = 8192  # distinct name{labels} texts remembered; engines of one fleet mostly share them
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Sample:
+    """One sample. `labels` may be shared by every sample of its series (read-only: never change it)."""
+
     name: str
-    labels: dict[str, str]
+    labels: Mapping[str, str]
     value: float
     timestamp: float | None = None
 
@@ -101,74 +100,98 @@ def _trie(words: Iterable[str]) -> str:
     return emit(root)
 
 
+# What follows the name{labels} of a sample line in its plain shape: space-separated a value (an integer, a decimal
+# or exponent number, Inf or NaN, with an optional sign) and an optional integer timestamp (ms). Other shapes (tabs,
+# several values, a `_` in a number, `inf` in lower case...) go through prometheus_client whole.
+_PLAIN_VALUE = re.compile(
+    r" +(?:([-+]?[0-9]{1,300})|([-+]?(?:[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?|\.[0-9]+(?:[eE][-+]?[0-9]+)?"
+    r"|[0-9]+[eE][-+]?[0-9]+|Inf|NaN)))(?: +([-+]?[0-9]{1,18}))?"
+)
+_LEGACY_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
 @functools.lru_cache(maxsize=64)
 def _selector(names: frozenset[str]) -> re.Pattern[str]:
     # A wanted line: a line feed (the body gets one prepended), optional white space (what str.strip() removes,
-    # line feeds aside), a wanted name, then what ends a name on a sample line (`{`, a space or tab, or only white
-    # space up to the end of the line or body: CRLF), and the rest of the line. The literal
-    # line feed in front lets the engine skip from line start to line start.
+    # line feeds aside), a wanted name (group 1), then what ends a name on a sample line (`{`, a space or tab, or
+    # only white space up to the end of the line or body: CRLF), and the rest of the line. The literal line feed
+    # in front lets the engine skip from line start to line start.
     return re.compile(r"\n[^\S\n]*(" + _trie(names) + r")(?=[{ \t]|[^\S\n]*(?:\n|\Z))[^\n]*")
 
 
 def parse_exposition(text: str, names: Collection[str] | None = None) -> Exposition:
     """Parse `text`; with `names`, only sample lines of those metric names are parsed (and can be bad)."""
     out = Exposition(text=text)
-    selected = _every_sample_line(text) if names is None else select_lines(text, names)
-    if not selected:
+    if names is None:
+        for offset, line in _every_sample_line(text):
+            _parse_line(out, text, offset, line)
         return out
-    # Line by line, in body order: a line whose name{labels} was parsed before (in this or an earlier body) needs
-    # only its value parsed; the others go through prometheus_client, and a line it rejects is a bad line.
-    for offset, line in selected:
-        _line(out, text, offset, line)
+    if not names:
+        return out
+    samples = out.samples
+    # Line by line, in body order: a plain line whose name{labels} was parsed before (in this or an earlier body)
+    # needs only its numbers read; the others go through prometheus_client, and a line it rejects is a bad line.
+    for m in _selector(frozenset(names)).finditer("\n" + text):
+        line, name = m.group().strip(), m.group(1)
+        if line[len(name) : len(name) + 1] == "{":
+            key, _, rest = line.rpartition("}")
+            key += "}"
+        else:
+            key, rest = name, line[len(name) :]
+        known = _series.get(key)
+        plain = _PLAIN_VALUE.fullmatch(rest)
+        if known is None or plain is None:
+            _parse_line(out, text, m.start(), line, key if plain is not None and _cacheable(key, name) else None)
+            continue
+        whole, number, stamp = plain.groups()
+        sample = Sample(
+            known[0],
+            known[1],
+            float(int(whole)) if whole is not None else float(number),  # as prometheus_client: int() first
+            None if stamp is None else int(stamp) / 1000,
+        )
+        if (found := samples.get(sample.name)) is None:
+            samples[sample.name] = [sample]
+        else:
+            found.append(sample)
     return out
 
 
-# name{labels} text of a line (all of it before the value) -> (sample name, labels) as prometheus_client parsed it.
-_series: dict[str, tuple[str, dict[str, str]]] = {}
+# name{labels} text of a plain line (all of it before the value) -> (sample name, labels) as prometheus_client
+# parsed it; the labels as a read-only view, shared by the samples of that series.
+_series: dict[str, tuple[str, Mapping[str, str]]] = {}
 
 
-def _series_key(line: str) -> str | None:
-    """The name{labels} part of a labelled line, or None (unlabelled, or an exemplar marker before the labels).
-
-    The last `}` closes the labels: what follows is a value and a timestamp, which never hold one."""
-    key, brace, _ = line.rpartition("}")
-    if not brace or "{" not in key or " # " in key:
-        return None
-    return key + "}"
-
-
-def _known_series(out: Exposition, line: str) -> bool:
-    """Append the line's sample if its name{labels} was parsed before; True when it was (value parsed here)."""
-    if _parse_value_and_timestamp is None or (key := _series_key(line)) is None:
+def _cacheable(key: str, name: str) -> bool:
+    """True when prometheus_client's parse of a line `key` + plain value depends on `key` alone: the name is a
+    plain metric name and, with labels, their block closes at the key's last character (prometheus_client ends
+    it at the first `}` outside quotes; what follows it is read as value and timestamp)."""
+    if not _LEGACY_NAME.fullmatch(name):
         return False
-    known = _series.get(key)
-    if known is None:
-        return False
-    try:
-        value, timestamp = _parse_value_and_timestamp(line[len(key) :])
-    except ValueError:
-        return False  # the full parse names the error
-    name, labels = known
-    out.samples.setdefault(name, []).append(
-        Sample(name, dict(labels), float(value), None if timestamp is None else float(timestamp))
-    )
-    return True
+    if key == name:
+        return True
+    in_quotes, backslashes = False, 0
+    for i in range(len(name), len(key)):
+        c = key[i]
+        if c == '"' and backslashes % 2 == 0:  # an escaped quote (odd backslashes before it) does not count
+            in_quotes = not in_quotes
+        elif c == "}" and not in_quotes:
+            return i == len(key) - 1
+        backslashes = backslashes + 1 if c == "\\" else 0
+    return False
 
 
-def _line(out: Exposition, text: str, offset: int, line: str) -> None:
-    """One selected line: from the series cache, else through prometheus_client (a failure is a bad line)."""
-    if _known_series(out, line):
-        return
+def _parse_line(out: Exposition, text: str, offset: int, line: str, key: str | None = None) -> None:
+    """One line through prometheus_client (a failure is a bad line); with `key`, its series is remembered."""
     try:
         found = _collect(out, line + "\n")
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: an integer (value, timestamp) beyond a float
         out.bad_lines.append(BadLine(text.count("\n", 0, offset) + 1, line_name(line), _reason(exc)))
         return
-    key = _series_key(line)
     if key is not None and len(found) == 1:
         if len(_series) >= SERIES_CACHE_MAX:
             _series.clear()
-        _series[key] = (found[0].name, dict(found[0].labels))
+        _series[key] = (found[0].name, MappingProxyType(dict(found[0].labels)))
 
 
 def select_lines(text: str, names: Collection[str]) -> list[tuple[int, str]]:
