@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -111,12 +111,23 @@ _LEGACY_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
 @functools.lru_cache(maxsize=64)
-def _selector(names: frozenset[str]) -> re.Pattern[str]:
-    # A wanted line: a line feed (the body gets one prepended), optional white space (what str.strip() removes,
-    # line feeds aside), a wanted name (group 1), then what ends a name on a sample line (`{`, a space or tab, or
-    # only white space up to the end of the line or body: CRLF), and the rest of the line. The literal line feed
-    # in front lets the engine skip from line start to line start.
-    return re.compile(r"\n[^\S\n]*(" + _trie(names) + r")(?=[{ \t]|[^\S\n]*(?:\n|\Z))[^\n]*")
+def _selectors(names: frozenset[str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    # A wanted line: optional white space (what str.strip() removes, line feeds aside), a wanted name (group 1),
+    # then what ends a name on a sample line (`{`, a space or tab, or only white space up to the end of the line or
+    # body: CRLF), and the rest of the line. The first pattern matches the body's first line; the second every
+    # later one, from the line feed before it: that literal lets the engine skip from line start to line start
+    # (and spares a copy of the body with a line feed put in front).
+    line = r"[^\S\n]*(" + _trie(names) + r")(?=[{ \t]|[^\S\n]*(?:\n|\Z))[^\n]*"
+    return re.compile(line), re.compile("\n" + line)
+
+
+def _wanted_lines(text: str, names: Collection[str]) -> Iterator[tuple[int, re.Match[str]]]:
+    """(offset of the line in `text`, its match) of every wanted line, in body order."""
+    first, later = _selectors(frozenset(names))
+    if (m := first.match(text)) is not None:
+        yield 0, m
+    for m in later.finditer(text):
+        yield m.start() + 1, m
 
 
 def parse_exposition(text: str, names: Collection[str] | None = None) -> Exposition:
@@ -131,7 +142,7 @@ def parse_exposition(text: str, names: Collection[str] | None = None) -> Exposit
     samples = out.samples
     # Line by line, in body order: a plain line whose name{labels} was parsed before (in this or an earlier body)
     # needs only its numbers read; the others go through prometheus_client, and a line it rejects is a bad line.
-    for m in _selector(frozenset(names)).finditer("\n" + text):
+    for offset, m in _wanted_lines(text, names):
         line, name = m.group().strip(), m.group(1)
         if line[len(name) : len(name) + 1] == "{":
             key, _, rest = line.rpartition("}")
@@ -141,7 +152,7 @@ def parse_exposition(text: str, names: Collection[str] | None = None) -> Exposit
         known = _series.get(key)
         plain = _PLAIN_VALUE.fullmatch(rest)
         if known is None or plain is None:
-            _parse_line(out, text, m.start(), line, key if plain is not None and _cacheable(key, name) else None)
+            _parse_line(out, text, offset, line, key if plain is not None and _cacheable(key, name) else None)
             continue
         whole, number, stamp = plain.groups()
         sample = Sample(
@@ -201,8 +212,7 @@ def select_lines(text: str, names: Collection[str]) -> list[tuple[int, str]]:
     pattern search instead (line numbers are counted later, and only for bad lines)."""
     if not names:
         return []
-    # In "\n" + text, match.start() is the offset of the line feed before the line: the line's offset in `text`.
-    return [(m.start(), m.group().strip()) for m in _selector(frozenset(names)).finditer("\n" + text)]
+    return [(offset, m.group().strip()) for offset, m in _wanted_lines(text, names)]
 
 
 def _every_sample_line(text: str) -> list[tuple[int, str]]:
