@@ -80,7 +80,7 @@ class EngineMap:
     candidates: Mapping[str, tuple[Candidate, ...]]  # metric type -> names in trial order
     variant_order: tuple[str, ...] = ()  # this engine's user variants, YAML order
     names: frozenset[str] = frozenset()
-    wanted: frozenset[str] = frozenset()  # the names a body is parsed for: `names` and PREFIX_CACHE_NAMES
+    wanted: frozenset[str] = frozenset()  # the names a body is parsed for: `names` and its PREFIX_CACHE_KEYS
 
     def describe(self) -> str:
         return ", ".join(c.key for t in METRIC_TYPES for c in self.candidates[t])
@@ -130,7 +130,8 @@ def build_engine_maps(variants: Sequence[EngineVariant] = ()) -> dict[str, Engin
             unique = list(dict.fromkeys(keys))
             candidates[t] = tuple(Candidate(k, owner.get(k, engine)) for k in unique)
         names = frozenset(c.key for cs in candidates.values() for c in cs)
-        maps[engine] = EngineMap(engine, candidates, tuple(v.name for v in user), names, names | PREFIX_CACHE_NAMES)
+        prefix_names = frozenset(k for keys in PREFIX_CACHE_KEYS[engine].values() for k in keys)
+        maps[engine] = EngineMap(engine, candidates, tuple(v.name for v in user), names, names | prefix_names)
     return maps
 
 
