@@ -158,12 +158,10 @@ class _Extraction:
 
 def _extract(expo: Exposition, emap: EngineMap) -> _Extraction:
     out = _Extraction(emap.engine)
-    bad = {b.name: b for b in reversed(expo.bad_lines)}  # first bad line per name
     for t in METRIC_TYPES:
         for cand in emap.candidates[t]:
-            if cand.key in bad:
+            if (b := expo.first_bad(cand.key)) is not None:
                 # A broken line of a name we would read may hide a series: a sum without it would look healthy.
-                b = bad[cand.key]
                 out.malformed = out.malformed or f"malformed line {b.number} of {cand.key}: {b.reason}"
                 break
             values = combine(finite(expo.get(cand.key)))

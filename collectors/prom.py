@@ -22,7 +22,7 @@ import functools
 import math
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -47,11 +47,31 @@ class BadLine:
     reason: str
 
 
-@dataclass
 class Exposition:
-    samples: dict[str, list[Sample]] = field(default_factory=dict)  # sample name -> samples, in body order
-    bad_lines: list[BadLine] = field(default_factory=list)
-    text: str = field(default="", repr=False)
+    """The samples of one body by sample name, in body order, and its bad lines.
+
+    With `names` given to parse_exposition, the wanted lines are found at once but each name's lines are parsed
+    when that name is first asked for (`get`, `first_bad`): a reader that stops at the first name with a value (the
+    newer of two KV-cache names, say) never pays for the others. `samples` and `bad_lines` parse what is left."""
+
+    __slots__ = ("text", "_samples", "_bad", "_first_bad", "_pending")
+
+    def __init__(self, text: str = "", pending: dict[str, list[tuple[int, str]]] | None = None) -> None:
+        self.text = text
+        self._samples: dict[str, list[Sample]] = {}  # sample name -> samples, in body order
+        self._bad: list[BadLine] = []
+        self._first_bad: dict[str, BadLine] = {}
+        self._pending = pending or {}  # line name -> (offset, stripped line) of its lines not parsed yet
+
+    @property
+    def samples(self) -> dict[str, list[Sample]]:
+        self._parse_all()
+        return self._samples
+
+    @property
+    def bad_lines(self) -> list[BadLine]:
+        self._parse_all()
+        return sorted(self._bad, key=lambda b: b.number)
 
     @property
     def lines(self) -> int:
@@ -59,7 +79,34 @@ class Exposition:
         return self.text.count("\n") + (1 if self.text and not self.text.endswith("\n") else 0)
 
     def get(self, name: str) -> list[Sample]:
-        return self.samples.get(name, [])
+        if name in self._pending:
+            self._parse(name)
+        return self._samples.get(name, [])
+
+    def first_bad(self, name: str) -> BadLine | None:
+        """The first bad line carrying `name`, if any."""
+        if name in self._pending:
+            self._parse(name)
+        return self._first_bad.get(name)
+
+    def _parse_all(self) -> None:
+        for name in list(self._pending):
+            self._parse(name)
+
+    def _parse(self, name: str) -> None:
+        for offset, line in self._pending.pop(name):
+            _read_line(self, offset, line, name)
+
+    def _add(self, sample: Sample) -> None:
+        if (found := self._samples.get(sample.name)) is None:
+            self._samples[sample.name] = [sample]
+        else:
+            found.append(sample)
+
+    def _bad_line(self, offset: int, line: str, reason: str) -> None:
+        bad = BadLine(self.text.count("\n", 0, offset) + 1, line_name(line), reason)
+        self._bad.append(bad)
+        self._first_bad.setdefault(bad.name, bad)
 
 
 def line_name(line: str) -> str:
@@ -131,41 +178,49 @@ def _wanted_lines(text: str, names: Collection[str]) -> Iterator[tuple[int, re.M
 
 
 def parse_exposition(text: str, names: Collection[str] | None = None) -> Exposition:
-    """Parse `text`; with `names`, only sample lines of those metric names are parsed (and can be bad)."""
-    out = Exposition(text=text)
+    """Parse `text`; with `names`, only sample lines of those metric names are parsed (and can be bad), each name's
+    when it is first asked for."""
     if names is None:
+        out = Exposition(text)
         for offset, line in _every_sample_line(text):
-            _parse_line(out, text, offset, line)
+            _parse_line(out, offset, line)
         return out
-    if not names:
-        return out
-    samples = out.samples
-    # Line by line, in body order: a plain line whose name{labels} was parsed before (in this or an earlier body)
-    # needs only its numbers read; the others go through prometheus_client, and a line it rejects is a bad line.
-    for offset, m in _wanted_lines(text, names):
-        line, name = m.group().strip(), m.group(1)
-        if line[len(name) : len(name) + 1] == "{":
-            key, _, rest = line.rpartition("}")
-            key += "}"
-        else:
-            key, rest = name, line[len(name) :]
-        known = _series.get(key)
-        plain = _PLAIN_VALUE.fullmatch(rest)
-        if known is None or plain is None:
-            _parse_line(out, text, offset, line, key if plain is not None and _cacheable(key, name) else None)
-            continue
-        whole, number, stamp = plain.groups()
-        sample = Sample(
+    pending: dict[str, list[tuple[int, str]]] = {}
+    if names:
+        for offset, m in _wanted_lines(text, names):
+            name = m.group(1)
+            if (lines := pending.get(name)) is None:
+                pending[name] = [(offset, m.group().strip())]
+            else:
+                lines.append((offset, m.group().strip()))
+    out = Exposition(text, pending)
+    for name in [n for n in pending if not _LEGACY_NAME.fullmatch(n)]:
+        out._parse(name)  # its samples may be named otherwise (prometheus_client reads quotes in it): parse now
+    return out
+
+
+def _read_line(out: Exposition, offset: int, line: str, name: str) -> None:
+    """One wanted line: a plain line whose name{labels} was parsed before (in this or an earlier body) needs only
+    its numbers read; the others go through prometheus_client, and a line it rejects is a bad line."""
+    if line[len(name) : len(name) + 1] == "{":
+        key, _, rest = line.rpartition("}")
+        key += "}"
+    else:
+        key, rest = name, line[len(name) :]
+    known = _series.get(key)
+    plain = _PLAIN_VALUE.fullmatch(rest)
+    if known is None or plain is None:
+        _parse_line(out, offset, line, key if plain is not None and _cacheable(key, name) else None)
+        return
+    whole, number, stamp = plain.groups()
+    out._add(
+        Sample(
             known[0],
             known[1],
             float(int(whole)) if whole is not None else float(number),  # as prometheus_client: int() first
             None if stamp is None else int(stamp) / 1000,
         )
-        if (found := samples.get(sample.name)) is None:
-            samples[sample.name] = [sample]
-        else:
-            found.append(sample)
-    return out
+    )
 
 
 # name{labels} text of a plain line (all of it before the value) -> (sample name, labels) as prometheus_client
@@ -192,12 +247,12 @@ def _cacheable(key: str, name: str) -> bool:
     return False
 
 
-def _parse_line(out: Exposition, text: str, offset: int, line: str, key: str | None = None) -> None:
+def _parse_line(out: Exposition, offset: int, line: str, key: str | None = None) -> None:
     """One line through prometheus_client (a failure is a bad line); with `key`, its series is remembered."""
     try:
         found = _collect(out, line + "\n")
     except (ValueError, OverflowError) as exc:  # OverflowError: an integer (value, timestamp) beyond a float
-        out.bad_lines.append(BadLine(text.count("\n", 0, offset) + 1, line_name(line), _reason(exc)))
+        out._bad_line(offset, line, _reason(exc))
         return
     if key is not None and len(found) == 1:
         if len(_series) >= SERIES_CACHE_MAX:
@@ -235,7 +290,7 @@ def _collect(out: Exposition, text: str) -> list[Sample]:
                 Sample(s.name, dict(s.labels), float(s.value), None if s.timestamp is None else float(s.timestamp))
             )
     for s in found:
-        out.samples.setdefault(s.name, []).append(s)
+        out._add(s)
     return found
 
 

@@ -65,7 +65,7 @@ def test_every_fixture_reads_as_prometheus_client_reads_it_line_by_line_cold_and
 def test_the_plain_read_takes_the_direct_path_for_known_series():
     prom._series.clear()
     text = 'vllm:num_requests_waiting{engine="0"} 2.0\nvllm:num_requests_running 7 1717000000000\n'
-    parse_exposition(text, WANTED)
+    assert parse_exposition(text, WANTED).samples  # every wanted line parsed (names are parsed when asked for)
     assert set(prom._series) == {'vllm:num_requests_waiting{engine="0"}', "vllm:num_requests_running"}
     expo = parse_exposition(text.replace("2.0", "3.5e-1").replace(" 7 ", " 8 "), WANTED)
     assert [s.value for s in expo.get("vllm:num_requests_waiting")] == [0.35]
@@ -139,3 +139,13 @@ def test_an_integer_beyond_a_float_is_a_bad_line_not_a_crash():
     assert [b.number for b in expo.bad_lines] == [1] and not expo.samples
     assert math.isinf(parse_exposition("vllm:num_requests_waiting 1e400\n", WANTED).get(
         "vllm:num_requests_waiting")[0].value)  # fmt: skip
+
+
+def test_a_name_is_parsed_when_first_asked_for_and_its_bad_lines_then_counted():
+    text = "vllm:num_requests_waiting 2\nvllm:num_requests_running x\nvllm:kv_cache_usage_perc 0.5\n"
+    expo = parse_exposition(text, WANTED)
+    assert expo.get("vllm:num_requests_waiting")[0].value == 2.0
+    assert expo.first_bad("vllm:kv_cache_usage_perc") is None
+    assert expo.first_bad("vllm:num_requests_running").number == 2
+    assert [b.number for b in expo.bad_lines] == [2]
+    assert set(expo.samples) == {"vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"}
