@@ -11,6 +11,7 @@ the URL carries none, and headers are never quoted.
 from __future__ import annotations
 
 import base64
+import functools
 import ssl
 import zlib
 from urllib.parse import urlsplit
@@ -199,6 +200,7 @@ def _inflate(body: bytes | memoryview, encoding: str | None) -> bytes | memoryvi
     return out
 
 
+@functools.lru_cache(maxsize=64)  # an engine sends the same Content-Type every time
 def _charset(content_type: str | None) -> str:
     """The charset parameter of a Content-Type (utf-8 when absent, as prometheus_client writes)."""
     if content_type:
