@@ -289,11 +289,11 @@ def _collect(out: Exposition, text: str) -> list[Sample]:
             found.append(
                 Sample(s.name, dict(s.labels), float(s.value), None if s.timestamp is None else float(s.timestamp))
             )
-    for s in found:
-        out._add(s)
+    for sample in found:
+        out._add(sample)
     return found
 
 
-def _reason(exc: ValueError) -> str:
+def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 120 else text[:117] + "..."
