@@ -8,7 +8,8 @@ on N ports (bench/fake_engines.py), N members in pools of 100, S `llmsched scrap
 * members per scraper CPU-second: scrapes the engines answered in the window / CPU seconds the scrapers used;
 * cycle duration (mean, from the scrapers' own histograms) and skipped ticks (their counter) in the window;
 * data age p50/p99: now - scraped_at of every member's document in Redis, sampled every 0.5 s;
-* fresh: the share of members scraped in at least duration - 2 of the window's whole seconds.
+* fresh: the share of members scraped in at least duration - 2 of the window's whole seconds (the window starts 5 %
+  of an interval before a tick, so those seconds are the ticks' intervals).
 
 `--kill` also kills -9 one of two scrapers at N = 1000 and measures until every member is fresh again. Printed
 first, measured in the same run: the parse cost of the body through the former line loop and through the selection
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import statistics
@@ -168,10 +170,11 @@ def run(
         else:
             settle(store, scrapers, members)
         time.sleep(2.0)
-        before = [scraper_metrics(p) for p in metrics_ports]
+        align_to_ticks(interval_ms / 1000.0)
+        fake.send_signal(signal.SIGUSR1)
         cpu0 = [cpu_seconds(p.pid) for p in procs]
         fake_cpu0 = cpu_seconds(fake.pid)
-        fake.send_signal(signal.SIGUSR1)
+        before = [scraper_metrics(p) for p in metrics_ports]
         samples: list[float] = []
         started = time.monotonic()
         takeover = None
@@ -205,6 +208,16 @@ def run(
         "cycle_s": round(cycle_s / cycles, 3) if cycles else None, "skipped": int(skipped),
         "age_p50": round(q[49], 2), "age_p99": round(q[98], 2), "fresh": round(fresh, 3), "takeover_s": takeover,
     }  # fmt: skip
+
+
+def align_to_ticks(period: float) -> None:
+    """Wait until 5 % of an interval before the next tick (ticks are at k x interval of the clock), so that the
+    window's seconds counted by the fake engines are the ticks' intervals: a member scraped once per tick then counts
+    in every one of them, wherever the jittered cycle put it (counted from an arbitrary instant, two scrapes of a
+    member near a second's boundary could fall into one second and leave the next empty)."""
+    now = time.time()
+    start = (math.floor(now / period) + 1) * period - 0.05 * period
+    time.sleep(max(0.0, start - now))
 
 
 def kill_and_time(store: Store, pool_keys: list[str], victim: subprocess.Popen, members: int) -> float:

@@ -80,6 +80,7 @@ class EngineMap:
     candidates: Mapping[str, tuple[Candidate, ...]]  # metric type -> names in trial order
     variant_order: tuple[str, ...] = ()  # this engine's user variants, YAML order
     names: frozenset[str] = frozenset()
+    wanted: frozenset[str] = frozenset()  # the names a body is parsed for: `names` and its PREFIX_CACHE_KEYS
 
     def describe(self) -> str:
         return ", ".join(c.key for t in METRIC_TYPES for c in self.candidates[t])
@@ -129,12 +130,15 @@ def build_engine_maps(variants: Sequence[EngineVariant] = ()) -> dict[str, Engin
             unique = list(dict.fromkeys(keys))
             candidates[t] = tuple(Candidate(k, owner.get(k, engine)) for k in unique)
         names = frozenset(c.key for cs in candidates.values() for c in cs)
-        maps[engine] = EngineMap(engine, candidates, tuple(v.name for v in user), names)
+        prefix_names = frozenset(k for keys in PREFIX_CACHE_KEYS[engine].values() for k in keys)
+        maps[engine] = EngineMap(engine, candidates, tuple(v.name for v in user), names, names | prefix_names)
     return maps
 
 
 def combine(samples: Sequence[Sample]) -> list[float]:
     """One value per source: series that differ only in replica labels are copies, counted once (their max)."""
+    if len(samples) == 1:  # one series, one source (the usual engine without data parallelism)
+        return [samples[0].value]
     by_source: dict[tuple[tuple[str, str], ...], float] = {}
     for s in samples:
         source = tuple(sorted((k, v) for k, v in s.labels.items() if k not in REPLICA_LABELS))
@@ -154,12 +158,10 @@ class _Extraction:
 
 def _extract(expo: Exposition, emap: EngineMap) -> _Extraction:
     out = _Extraction(emap.engine)
-    bad = {b.name: b for b in reversed(expo.bad_lines)}  # first bad line per name
     for t in METRIC_TYPES:
         for cand in emap.candidates[t]:
-            if cand.key in bad:
+            if (b := expo.first_bad(cand.key)) is not None:
                 # A broken line of a name we would read may hide a series: a sum without it would look healthy.
-                b = bad[cand.key]
                 out.malformed = out.malformed or f"malformed line {b.number} of {cand.key}: {b.reason}"
                 break
             values = combine(finite(expo.get(cand.key)))
@@ -192,6 +194,10 @@ def _variant(ext: _Extraction, emap: EngineMap) -> str:
     return emap.engine
 
 
+def _wanted(maps: Mapping[str, EngineMap], engines: Sequence[str]) -> frozenset[str]:
+    return frozenset().union(*(maps[e].wanted for e in engines))
+
+
 def read_engine(text: str, engine_type: str, maps: Mapping[str, EngineMap], was_ok: bool = False) -> Reading:
     """The engine fields of one member's metrics document from its `/metrics` body.
 
@@ -201,8 +207,7 @@ def read_engine(text: str, engine_type: str, maps: Mapping[str, EngineMap], was_
     unknown = [e for e in engines if e not in maps]
     if unknown:
         raise ValueError(f"engine_type {engine_type!r}: no metric map for {', '.join(unknown)}")
-    names = frozenset().union(*(maps[e].names for e in engines)) | PREFIX_CACHE_NAMES
-    expo = parse_exposition(text, names)
+    expo = parse_exposition(text, maps[engines[0]].wanted if len(engines) == 1 else _wanted(maps, engines))
     fixed = None if engine_type == "auto" else engine_type
     results = [_extract(expo, maps[e]) for e in engines]
     best = max(results, key=lambda r: (len(r.metrics), r.malformed is None, -engines.index(r.engine)))

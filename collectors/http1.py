@@ -177,7 +177,8 @@ class _Connection(asyncio.Protocol):
             self.buf += rest
             self._chunks()
         elif (length := headers.get("content-length")) is not None:
-            values = {v.strip() for v in length.split(",")}  # repeated fields must agree (RFC 9110 8.6)
+            # Repeated fields must agree (RFC 9110 8.6); the usual single value skips the set.
+            values = {v.strip() for v in length.split(",")} if "," in length else {length}
             if len(values) != 1 or not (value := values.pop()).isdigit():
                 raise BadResponse(f"invalid Content-Length {length[:40]!r}")
             self.need = int(value)

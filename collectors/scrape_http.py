@@ -11,8 +11,10 @@ the URL carries none, and headers are never quoted.
 from __future__ import annotations
 
 import base64
+import functools
 import ssl
 import zlib
+from types import ModuleType
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -32,6 +34,11 @@ _PLAIN_ERRORS: tuple[tuple[type[http1.HttpError], str], ...] = (
     (http1.BodyTooLarge, ""),
     (http1.HttpError, "bad response: "),
 )
+try:  # zlib-ng inflates the same streams in about half of zlib's CPU time (docs/benchmarks.md)
+    from zlib_ng import zlib_ng as _fast_zlib
+except ImportError:  # pragma: no cover (a platform without its wheels: the standard zlib)
+    _fast_zlib = None
+INFLATE: ModuleType = _fast_zlib or zlib  # what inflates gzip and deflate bodies
 PLANS_MAX = 65536  # plain-HTTP request plans kept (one per URL); cleared past this (members replaced over time)
 
 
@@ -187,10 +194,10 @@ def _inflate(body: bytes | memoryview, encoding: str | None) -> bytes | memoryvi
         return body
     if name not in ("gzip", "x-gzip", "deflate"):
         raise ScrapeError(short(f"unsupported Content-Encoding {encoding}"))
-    inflater = zlib.decompressobj(15 if name == "deflate" else 31)  # deflate is zlib-wrapped (RFC 9110 8.4.1.2)
+    inflater = INFLATE.decompressobj(15 if name == "deflate" else 31)  # deflate is zlib-wrapped (RFC 9110 8.4.1.2)
     try:
         out = inflater.decompress(body, MAX_BODY + 1)
-    except zlib.error as exc:
+    except INFLATE.error as exc:
         raise ScrapeError(short(f"bad {name} body: {exc}")) from None
     if len(out) > MAX_BODY:
         raise ScrapeError(f"body is larger than {MAX_BODY} bytes")
@@ -199,6 +206,7 @@ def _inflate(body: bytes | memoryview, encoding: str | None) -> bytes | memoryvi
     return out
 
 
+@functools.lru_cache(maxsize=64)  # an engine sends the same Content-Type every time
 def _charset(content_type: str | None) -> str:
     """The charset parameter of a Content-Type (utf-8 when absent, as prometheus_client writes)."""
     if content_type:

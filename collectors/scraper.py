@@ -156,7 +156,12 @@ class Scraper:
             return 0  # not a live shard member (or not the lease holder): nothing is ours
         at = self.now() if at is None else at
         self.cycle_stats = [0, 0]  # members, targets
-        await asyncio.gather(*(self.scrape_pool(pool, at) for pool in self.config.pools))
+        # Every pool's membership first, then the scrapes in pool order: each member then sits at about the same
+        # place in every cycle, so its scrapes come about one interval apart (queued in the order the reads
+        # happened to return, a member's place, and so its data's age, moved by up to a whole cycle).
+        pools = self.config.pools
+        memberships = await asyncio.gather(*(self._redis(self.store.members, pool.key) for pool in pools))
+        await asyncio.gather(*(self.scrape_pool(pool, at, m) for pool, m in zip(pools, memberships)))
         self.cycles += 1
         return self.cycle_stats[1]
 
@@ -178,11 +183,15 @@ class Scraper:
         mine = shards.mine((f"{pool_key} {t.url}" for t in targets), at)
         return [t for t in targets if f"{pool_key} {t.url}" in mine]
 
-    async def scrape_pool(self, pool: PoolConfig, at: float | None = None) -> dict[str, dict] | None:
+    async def scrape_pool(
+        self, pool: PoolConfig, at: float | None = None, membership: dict | None | bool = False
+    ) -> dict[str, dict] | None:
         """Scrape the members of one pool this scraper owns at the tick `at`, store their documents, enqueue
-        scoring; the documents, or None."""
-        membership = await self._redis(self.store.members, pool.key)
-        if membership is None:
+        scoring; the documents, or None. `membership`: the pool's membership as read for this cycle (None: none in
+        Redis), read here when not given."""
+        if membership is False:
+            membership = await self._redis(self.store.members, pool.key)
+        if not isinstance(membership, dict):
             logger.debug("pool {}: no membership in Redis yet (poller not run?)", pool.key)
             return None
         members, planned = self._plan(pool, membership.get("members") or [])

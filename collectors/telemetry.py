@@ -7,6 +7,7 @@ only their recording calls. Gauges of pools that leave the config are removed, s
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -100,6 +101,9 @@ class ScrapeTelemetry(Collector):
         self._last_ok: dict[str, dict[str, float]] = {}  # pool -> owned member id -> time of its last ok scrape
         self._stale_after = 3.0
         self._children: dict[str, tuple[Any, Any, Any]] = {}  # pool -> (scrapes, errors, duration) children
+        # pool -> (durations, [failures]) of the scrapes since the pool's last flush: recorded in bulk once per
+        # pool and cycle, not with three locked prometheus_client updates per scrape
+        self._pending: dict[str, tuple[list[float], list[int]]] = {}
         self.last_cycle: dict[str, float] = {}  # the last cycle's figures, for the stats in Redis
 
     def _pool(self, pool_key: str) -> tuple[Any, Any, Any]:
@@ -114,16 +118,31 @@ class ScrapeTelemetry(Collector):
         return children
 
     def target_scraped(self, pool_key: str, seconds: float, ok: bool) -> None:
-        scrapes, errors, duration = self._pool(pool_key)
-        scrapes.inc()
-        duration.observe(seconds)
+        """One scrape; counted in the metrics at the pool's `pool_scraped` (or `flush`)."""
+        pending = self._pending.get(pool_key)
+        if pending is None:
+            pending = self._pending[pool_key] = ([], [0])
+        pending[0].append(seconds)
         if not ok:
-            errors.inc()
+            pending[1][0] += 1
+
+    def flush(self, pool_key: str) -> None:
+        """Add the pool's scrapes since the last flush to its counters and duration histogram."""
+        pending = self._pending.pop(pool_key, None)
+        if pending is None:
+            return
+        durations, (failures,) = pending
+        scrapes, errors, duration = self._pool(pool_key)
+        scrapes.inc(len(durations))
+        if failures:
+            errors.inc(failures)
+        observe_all(duration, durations)
 
     def pool_scraped(
         self, pool_key: str, docs: Mapping[str, Mapping[str, Any]], stale_after: float, now: float
     ) -> None:
         """After a pool's scrape: `docs` is owned member id -> the metrics document just written."""
+        self.flush(pool_key)
         self._pool(pool_key)
         self._stale_after = stale_after
         previous = self._last_ok.get(pool_key, {})
@@ -173,3 +192,26 @@ class ScrapeTelemetry(Collector):
         keep = set(pool_keys)
         for pool_key in set(self._last_ok) - keep:
             del self._last_ok[pool_key]
+        for pool_key in set(self._pending) - keep:
+            del self._pending[pool_key]
+
+
+def observe_all(histogram: Any, amounts: list[float]) -> None:
+    """`histogram.observe(a)` for each amount, with one update per bucket touched rather than per amount.
+
+    Each observation goes to the first bucket whose bound is >= it, as prometheus_client's `observe` does. This
+    reaches into prometheus_client's histogram (`_upper_bounds`, `_buckets`, `_sum`); a version without them gets
+    one `observe` per amount."""
+    bounds, buckets, total = (getattr(histogram, a, None) for a in ("_upper_bounds", "_buckets", "_sum"))
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    counts: dict[int, int] = {}
+    for amount in amounts:
+        if amount == amount:  # NaN is in no bucket (every `<=` is false), as with observe()
+            i = bisect.bisect_left(bounds, amount)
+            counts[i] = counts.get(i, 0) + 1
+    for i, n in counts.items():
+        buckets[i].inc(n)
+    total.inc(sum(amounts))

@@ -18,6 +18,7 @@ import asyncio
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -86,6 +87,10 @@ class Lease(Holding):
     def _scripts(self, client: redis.Redis) -> None:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        # The keeper and the Redis watchdog's claim refresh from two threads: one step at a time, or a renewal that
+        # failed (the key was flushed) could clear the deadline the other had just set by taking the key again, and
+        # the holder would flap to standby and back (a collector woken to work twice in one interval).
+        self._refreshing = threading.Lock()
 
     def acquire(self) -> bool:
         """Take the lease if nobody holds it."""
@@ -110,9 +115,10 @@ class Lease(Holding):
         Redis errors propagate; the local deadline keeps running meanwhile, so an unreachable Redis ends the
         holding within one TTL without any call succeeding.
         """
-        if self._valid_until and self.renew():
-            return True
-        return self.acquire()
+        with self._refreshing:
+            if self._valid_until and self.renew():
+                return True
+            return self.acquire()
 
     def release(self) -> bool:
         """Give the lease up (only if we hold it), so a standby takes over at its next attempt."""

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from loguru import logger
 
-from llmsched.cli.scraper import use_uvloop
+from llmsched.cli.scraper import GC_YOUNG_THRESHOLD, tune_gc, use_uvloop
 
 
 @pytest.fixture(autouse=True)
@@ -50,3 +50,16 @@ def test_without_uvloop_the_scraper_falls_back_to_asyncio_and_says_so(monkeypatc
         logger.remove(sink)
     assert loop_module() == "asyncio"
     assert any("uvloop is not installed" in line for line in lines)
+
+
+def test_the_scraper_leaves_its_start_up_objects_out_of_garbage_collections_and_collects_less_often():
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

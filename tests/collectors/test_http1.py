@@ -293,3 +293,27 @@ async def test_the_fetcher_decodes_with_the_charset_the_content_type_names():
         finally:
             fetcher.close()
     assert 'model_name="caf\xe9"' in text
+
+
+@pytest.mark.parametrize("module", ["zlib", "zlib_ng"])
+def test_gzip_and_deflate_bodies_inflate_alike_with_zlib_and_zlib_ng(module, monkeypatch):
+    import zlib
+
+    from llmsched.collectors import scrape_http
+
+    inflate = zlib if module == "zlib" else pytest.importorskip("zlib_ng.zlib_ng")
+    monkeypatch.setattr(scrape_http, "INFLATE", inflate)
+    zipped = gzip.compress(BODY)
+    assert bytes(scrape_http._inflate(memoryview(zipped), "gzip")) == BODY
+    assert scrape_http._inflate(zlib.compress(BODY), "deflate") == BODY
+    with pytest.raises(ScrapeError, match="^incomplete body: the gzip stream ends early"):
+        scrape_http._inflate(zipped[:-20], "gzip")
+    with pytest.raises(ScrapeError, match="^bad gzip body: "):
+        scrape_http._inflate(b"not gzip at all", "gzip")
+
+
+def test_the_scraper_inflates_with_zlib_ng_when_it_is_installed():
+    from llmsched.collectors import scrape_http
+
+    zlib_ng = pytest.importorskip("zlib_ng.zlib_ng")
+    assert scrape_http.INFLATE is zlib_ng

@@ -4,6 +4,7 @@ stopping, with engine emulators over real HTTP on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 from llmsched.shared.config_model import FallbackConfig
@@ -87,3 +88,29 @@ async def test_stop_cancels_a_cycle_stuck_on_a_hanging_engine(h: Harness):
     stop.set()
     await asyncio.wait_for(task, timeout=5)
     assert scraper.cycles == 0
+
+
+async def test_a_cycle_scrapes_its_pools_in_config_order_whichever_membership_read_returns_first(h: Harness):
+    first, second = pool(name="first_pool"), pool(name="second_pool")
+    a, b = await h.engine(), await h.engine()
+    h.members(first.key, (a.host, a.port))
+    h.members(second.key, (b.host, b.port))
+    scraper = h.scraper(first, second)
+    read = h.store.members
+
+    def slow_first(pool_key: str) -> dict | None:
+        if pool_key == first.key:
+            time.sleep(0.3)  # this read returns last
+        return read(pool_key)
+
+    scraper.store.members = slow_first  # type: ignore[method-assign]
+    fetched: list[str] = []
+    fetch = scraper.fetcher.fetch
+
+    async def recording(url, metrics):  # type: ignore[no-untyped-def]
+        fetched.append(url)
+        return await fetch(url, metrics)
+
+    scraper.fetcher.fetch = recording  # type: ignore[method-assign]
+    await scraper.run_cycle()
+    assert fetched == [f"http://{a.host}:{a.port}/metrics", f"http://{b.host}:{b.port}/metrics"]

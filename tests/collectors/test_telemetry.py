@@ -15,13 +15,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmsched.collectors.f5_client import F5Client
 from llmsched.collectors.poller import Poller
 from llmsched.collectors.scraper import Scraper
-from llmsched.collectors.telemetry import ScrapeTelemetry, error_kind
+from llmsched.collectors.telemetry import ScrapeTelemetry, error_kind, observe_all
 from llmsched.emulators.engine import bound_port as engine_port
 from llmsched.emulators.engine import serve_engine
 from llmsched.emulators.engine_state import EngineSpec
@@ -299,3 +299,32 @@ def test_a_port_in_use_turns_the_endpoint_off_with_an_error_instead_of_stopping_
 
 def test_every_exported_name_has_the_llmsched_prefix() -> None:
     assert all(name.startswith(t.PREFIX) for name in t.exported_names())
+
+
+def test_durations_recorded_in_bulk_fill_the_histogram_as_one_observe_each() -> None:
+    registry = CollectorRegistry()
+    buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+    one = Histogram("one_by_one", "d", ("pool",), buckets=buckets, registry=registry).labels("p")
+    bulk = Histogram("in_bulk", "d", ("pool",), buckets=buckets, registry=registry).labels("p")
+    amounts = [0.0, 0.004, 0.005, 0.0050001, 0.01, 0.3, 1.0, 9.99, 10.0, 10.5, 1e9, 0.25, 0.25, 0.0001]
+    for amount in amounts:
+        one.observe(amount)
+    observe_all(bulk, amounts)
+
+    def read(name: str) -> dict:
+        family = next(m for m in registry.collect() if m.name == name)
+        return {(s.name[len(name) :], s.labels.get("le")): s.value for s in family.samples if "created" not in s.name}
+
+    assert len(read("one_by_one")) == len(buckets) + 3  # buckets, +Inf, count, sum
+    assert read("one_by_one") == read("in_bulk")
+
+
+def test_a_histogram_without_the_known_internals_gets_one_observe_per_duration() -> None:
+    seen: list[float] = []
+
+    class Plain:
+        def observe(self, amount: float) -> None:
+            seen.append(amount)
+
+    observe_all(Plain(), [0.1, 0.2])
+    assert seen == [0.1, 0.2]
