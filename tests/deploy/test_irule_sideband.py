@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -256,5 +257,9 @@ def test_the_readme_monitor_marks_a_replica_up_only_when_it_is_ready(api_port, r
     not_ready = monitor_probe(api_port)
     assert not_ready.split(b" ")[1] == b"503" and MONITOR_RECV.encode() not in not_ready
     seed(make_store(redis_url), {"10.1.1.1:8000": METRICS}, pool="Pool_vllm")
-    ready = monitor_probe(api_port)
+    # Each worker answers /health from its memory, which follows the pool's publication within a reload; BIG-IP
+    # probes every 5 s (the monitor's interval), so the replica is up by the next probe.
+    deadline = time.monotonic() + 5.0
+    while (ready := monitor_probe(api_port)).split(b" ")[1] != b"200" and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert ready.split(b" ")[1] == b"200" and MONITOR_RECV.encode() in ready
