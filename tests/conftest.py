@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -62,3 +63,23 @@ def redis_url(redis_server: str) -> str:
     client.flushall()
     client.publish(Keys().changes, "*")
     return redis_server
+
+
+@pytest.fixture(autouse=True)
+def _routing_states_stop_with_their_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An in-process API (create_app) starts a RoutingState whose threads tick every 5 ms until the app is garbage
+    collected: stop the ones a test started when it ends, so they neither load the machine for later tests nor
+    read the shared Redis server while another test watches it (MONITOR)."""
+    from llmsched.api.routing_state import RoutingState
+
+    started: weakref.WeakSet[RoutingState] = weakref.WeakSet()  # weak: a test may drop its state on purpose
+    start = RoutingState.start
+
+    def recorded(self: RoutingState) -> RoutingState:
+        started.add(self)
+        return start(self)
+
+    monkeypatch.setattr(RoutingState, "start", recorded)
+    yield
+    for state in list(started):
+        state.stop()
