@@ -354,6 +354,8 @@ class Scraper:
             scraped = await self._cycle_or_stop(stop, tick * period)
             if scraped is None:
                 return
+            if lease_mode and scraped:
+                self._wake.clear()  # the lease was taken while this cycle ran, and the cycle did this tick's work
             ended = self.now()
             duration = ended - started
             # The next tick's window is [(tick+1) x period, (tick+2) x period): a cycle that ends inside it starts

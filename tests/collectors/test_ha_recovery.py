@@ -224,3 +224,36 @@ async def test_an_emptied_redis_gets_the_last_scrape_back_without_scraping_again
         await tasks[0]
         await session.close()
         await engine.cleanup()
+
+
+async def _cycles_run(redis_url: str, scraped: int) -> int:
+    """Cycles a scraper's schedule runs in 0.3 s of a 60 s interval when the lease is taken during its first cycle
+    and that cycle scraped `scraped` targets."""
+    store = make_store(redis_url)
+    session = aiohttp.ClientSession()
+    s = scraper(store, session, interval_ms=60_000)
+    runs = []
+
+    async def cycle(at: float | None = None) -> int:
+        runs.append(at)
+        if len(runs) == 1:
+            s._on_lease(True)  # the keeper took the lease while this cycle ran
+            return scraped
+        return 1
+
+    s.run_cycle = cycle  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(s._schedule(stop))
+    await asyncio.sleep(0.3)
+    stop.set()
+    await task
+    await session.close()
+    return len(runs)
+
+
+async def test_a_lease_taken_during_a_cycle_that_scraped_does_not_scrape_the_tick_again(redis_url: str) -> None:
+    assert await _cycles_run(redis_url, scraped=1) == 1
+
+
+async def test_a_lease_taken_during_a_cycle_that_found_nothing_to_do_scrapes_the_tick_at_once(redis_url: str) -> None:
+    assert await _cycles_run(redis_url, scraped=0) == 2
