@@ -139,7 +139,8 @@ class PrefixIndex:
             return {}
         cutoff = self.clock() - self.ttl_s
         out: dict[str, int] = {}
-        for member_id in pool if member_ids is None else member_ids:
+        # A copy of the member list: under a threaded worker the refresher may add a member meanwhile.
+        for member_id in tuple(pool) if member_ids is None else member_ids:
             held = pool.get(member_id)
             if not held:
                 continue

@@ -4,26 +4,13 @@ dequeue (the move a scorer makes before it runs a job)."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 
-import pytest
 from rq import Queue, SimpleWorker
 
-from llmsched.scorer import jobs
 from llmsched.shared.scoring_queue import SERIALIZER, clear_pending, enqueue_scoring, scoring_queue
 from llmsched.shared.store import Store
 
-from tests.helpers import make_store
-from tests.scorer.test_jobs import POOL, put_unscored_pool
-
-
-@pytest.fixture()
-def store(redis_url: str) -> Iterator[Store]:
-    """The store every job of this test process uses (the scorer's install_store)."""
-    made = make_store(redis_url)
-    jobs.install_store(made)
-    yield made
-    jobs.install_store(None)
+from tests.scorer.test_jobs import POOL, put_unscored_pool, store  # noqa: F401 — the store every job uses
 
 
 def take_job_like_a_scorer(store: Store) -> str:
